@@ -1,0 +1,2 @@
+"""transcribed: a watch-folder transcription daemon."""
+__version__ = "0.1.0"
