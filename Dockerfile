@@ -1,0 +1,87 @@
+# syntax=docker/dockerfile:1
+# transcribed in a container: a resident WhisperX model watching /data/inbox.
+#
+#   GPU (default):  docker build -t transcribed .
+#   CPU only:       docker build -t transcribed:cpu --build-arg BASE_IMAGE=ubuntu:24.04 \
+#                     --build-arg TORCH_INDEX_URL=https://download.pytorch.org/whl/cpu .
+#   (scripts/docker-build and scripts/docker-build.ps1 do exactly this.)
+#
+# Why this base: whisperx 3.8.6 pins torch 2.8.0, whose PyPI build targets CUDA 12.8 and
+# brings cuDNN 9 and cuBLAS as pip wheels for torch's own use. CTranslate2 4.x, which runs
+# the Whisper model itself, loads libcublas.so.12 and libcudnn*.so.9 by name from the
+# linker path and never looks inside those wheels. The CUDA 12.8 + cuDNN 9 runtime image
+# puts matching libraries on that path, so both find CUDA 12 / cuDNN 9 without any
+# LD_LIBRARY_PATH tricks (a mismatch aborts the process outright: "Could not load library
+# libcudnn..."). The price is size: the CUDA libraries exist twice.
+# The host needs an NVIDIA driver for CUDA 12.8 (>= 570) and the NVIDIA Container Toolkit.
+ARG BASE_IMAGE=nvidia/cuda:12.8.1-cudnn-runtime-ubuntu24.04
+FROM ${BASE_IMAGE}
+
+# CPU builds: an extra package index for torch, e.g. https://download.pytorch.org/whl/cpu.
+# Its torch 2.8.0+cpu wheels satisfy whisperx's pin and skip the ~3 GB of CUDA wheels.
+ARG TORCH_INDEX_URL=""
+
+# python3 + venv to build the venv (Ubuntu 24.04: Python 3.12), make for `make install`,
+# ffmpeg because whisperx decodes audio by running the ffmpeg command.
+# hadolint ignore=DL3008
+RUN apt-get update \
+    && DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends \
+        ca-certificates ffmpeg make python3 python3-venv \
+    && rm -rf /var/lib/apt/lists/*
+# DL3008 (pin apt versions) is ignored on purpose: Ubuntu's archive keeps only the latest
+# build of each package, so a pinned version stops building at the next security update.
+# The base image tag already fixes the release.
+
+WORKDIR /src
+COPY Makefile pyproject.toml README.md ./
+COPY daemon/ daemon/
+
+# Install exactly as the Makefile does for everyone else: a non-editable install without
+# test extras, into its own venv. The pip cache lives in a BuildKit cache mount, so
+# rebuilds after a code change do not download torch again, and the image does not keep it.
+RUN --mount=type=cache,target=/root/.cache/pip \
+    if [ -n "$TORCH_INDEX_URL" ]; then export PIP_EXTRA_INDEX_URL="$TORCH_INDEX_URL"; fi \
+    && make install VENV=/opt/transcribed EDITABLE= EXTRAS= \
+    && /opt/transcribed/bin/transcribed --help > /dev/null
+
+# A fixed non-root uid, so that volumes and Kubernetes' runAsUser agree on who owns files.
+# /models is world-writable (with the sticky bit, like /tmp) so the model cache also works
+# under `docker run --user "$(id -u):$(id -g)"`, which scripts/docker-run uses so that files
+# in a bind-mounted ./data belong to you.
+RUN groupadd --system --gid 10001 transcribed \
+    && useradd --system --uid 10001 --gid 10001 --create-home --home-dir /home/transcribed \
+        --shell /usr/sbin/nologin transcribed \
+    && mkdir -p /data/inbox /data/outbox /data/done /data/failed /data/state /models \
+    && chown -R 10001:10001 /data /models \
+    && chmod 1777 /models
+
+COPY config/docker.yaml /etc/transcribed/transcribed.yaml
+
+# HF_HOME, TORCH_HOME and XDG_CACHE_HOME keep every download (alignment and VAD models
+# included) in the /models volume, so it happens once, not on every container start.
+# TRANSCRIBED_CONFIG lets `transcribed status` (the health check) find the same config.
+ENV PATH=/opt/transcribed/bin:$PATH \
+    PYTHONUNBUFFERED=1 \
+    PYTHONDONTWRITEBYTECODE=1 \
+    HF_HOME=/models/huggingface \
+    HF_HUB_DISABLE_TELEMETRY=1 \
+    TORCH_HOME=/models/torch \
+    XDG_CACHE_HOME=/models/cache \
+    PYANNOTE_METRICS_ENABLED=false \
+    TRANSCRIBED_CONFIG=/etc/transcribed/transcribed.yaml
+
+USER 10001:10001
+WORKDIR /data
+VOLUME ["/data", "/models"]
+# /metrics and /healthz (metrics.listen in config/docker.yaml).
+EXPOSE 9108
+
+# Healthy = model loaded and the consumer loop's heartbeat fresh. The start period covers
+# loading (and, for a model not yet in /models, downloading) before the first check counts.
+HEALTHCHECK --interval=30s --timeout=20s --start-period=10m --retries=3 \
+    CMD ["transcribed", "status", "--check"]
+
+# Exec form, no shell in between, so `docker stop`'s SIGTERM reaches the daemon itself.
+# SIGTERM is graceful (the current job finishes or goes back), so no STOPSIGNAL is needed.
+ENTRYPOINT ["transcribed"]
+CMD ["run", "--config", "/etc/transcribed/transcribed.yaml"]

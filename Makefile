@@ -1,0 +1,35 @@
+# transcribed: the two commands a newcomer needs are `make run` and `make test`.
+# Both install what they need first (a virtual environment in $(VENV)); re-running is quick.
+
+# The first Python 3.10-3.13 on PATH (torch 2.8, pinned by whisperx, has wheels for those).
+PYTHON ?= $(shell for p in python3.11 python3.12 python3.13 python3.10 python3; do \
+	command -v $$p >/dev/null 2>&1 && $$p -c 'import sys; sys.exit(not (3, 10) <= sys.version_info[:2] < (3, 14))' 2>/dev/null \
+	&& echo $$p && break; done)
+VENV     ?= .venv
+EDITABLE ?= -e
+EXTRAS   ?= [test]
+CONFIG   ?= config/transcribed.yaml
+PYTEST_ARGS ?=
+STAMP    := $(VENV)/.installed
+
+.PHONY: install run test lint clean
+
+install: $(STAMP)
+
+$(STAMP): pyproject.toml Makefile
+	@test -n "$(PYTHON)" || { echo "make: no Python 3.10-3.13 found on PATH" >&2; exit 1; }
+	@test -x $(VENV)/bin/python || $(PYTHON) -m venv $(VENV)
+	$(VENV)/bin/python -m pip install --quiet --upgrade pip
+	$(VENV)/bin/python -m pip install --quiet $(EDITABLE) ".$(EXTRAS)"
+	@touch $@
+
+run: install
+	$(VENV)/bin/transcribed run --config $(CONFIG)
+
+# pytest exits 5 when it collected no test: that is a failure here, never a pass.
+test: install
+	@$(VENV)/bin/python -m pytest $(PYTEST_ARGS); rc=$$?; \
+	if [ $$rc -eq 5 ]; then echo "make test: pytest collected no tests" >&2; fi; exit $$rc
+
+clean:
+	rm -rf $(VENV) build *.egg-info daemon/*.egg-info .pytest_cache

@@ -1,0 +1,124 @@
+"""The `transcribed` command: run, transcribe, config, doctor, status.
+
+Exit codes: 0 clean stop, 1 anything else, 2 bad configuration or usage (the message names the
+key), 3 the GPU was lost (restart for a fresh CUDA context).
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import tempfile
+from pathlib import Path, PurePosixPath
+
+from . import __version__, logs
+from .config import CONFIG_ENV, Config, load_config, render_yaml
+from .errors import ConfigError, TranscribedError
+from .service import EXIT_CONFIG, EXIT_ERROR, EXIT_OK, Service, build_engine
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Entry point of the console script."""
+    parser = _parser()
+    args = parser.parse_args(argv)
+    try:
+        return int(args.command(args))
+    except ConfigError as exc:
+        logs.get_logger().error("daemon.config_error", error=str(exc))
+        print(f"transcribed: configuration error: {exc}", file=sys.stderr)
+        return EXIT_CONFIG
+    except TranscribedError as exc:
+        logs.get_logger().error("daemon.error", error=str(exc))
+        print(f"transcribed: {exc}", file=sys.stderr)
+        return EXIT_ERROR
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="transcribed", description="A watch-folder transcription daemon (WhisperX).")
+    parser.add_argument("--version", action="version", version=f"transcribed {__version__}")
+    commands = parser.add_subparsers(required=True, metavar="COMMAND")
+    config_help = f"the YAML configuration (default: ${CONFIG_ENV}, else built-in defaults)"
+
+    run = commands.add_parser("run", help="watch the inbox and transcribe what arrives")
+    run.add_argument("--config", type=Path, help=config_help)
+    run.add_argument("--engine", choices=["whisperx", "fake"], default="whisperx",
+                     help=argparse.SUPPRESS)  # fake: for tests and soak runs ($TRANSCRIBED_FAKE)
+    run.set_defaults(command=_run)
+
+    transcribe = commands.add_parser("transcribe", help="transcribe some files now, then exit")
+    transcribe.add_argument("files", nargs="+", type=Path, metavar="FILE")
+    transcribe.add_argument("--config", type=Path, help=config_help)
+    transcribe.add_argument("--out", type=Path, default=Path("."), help="where results go (default: .)")
+    transcribe.set_defaults(command=_transcribe)
+
+    show = commands.add_parser("config", help="print the effective configuration as YAML")
+    show.add_argument("--config", type=Path, help=config_help)
+    show.set_defaults(command=_show_config)
+
+    doctor = commands.add_parser("doctor", help="check the GPU, the model and the folders")
+    doctor.add_argument("--config", type=Path, help=config_help)
+    doctor.add_argument("--json", action="store_true", help="one JSON object for machines")
+    doctor.set_defaults(command=_doctor)
+    return parser
+
+
+def _load(args: argparse.Namespace) -> Config:
+    config = load_config(args.config)
+    logs.configure(config.log.format, config.log.level)
+    return config
+
+
+def _run(args: argparse.Namespace) -> int:
+    logs.configure()  # until the config says otherwise: errors in it are logged as JSON too
+    return Service(_load(args), engine_kind=args.engine).run()
+
+
+def _show_config(args: argparse.Namespace) -> int:
+    config = load_config(args.config)
+    sys.stdout.write(render_yaml(config))
+    return EXIT_OK
+
+
+def _doctor(args: argparse.Namespace) -> int:
+    from .doctor import run_doctor
+
+    return run_doctor(load_config(args.config), as_json=args.json)
+
+
+def _transcribe(args: argparse.Namespace) -> int:
+    """The daemon's engine and outputs for a few files: each is read in place, results go to --out."""
+    from .pipeline import Pipeline
+    from .spool import Job
+    from .durable import move_no_clobber
+
+    logs.configure()
+    config = _load(args)
+    missing = [str(f) for f in args.files if not f.is_file()]
+    if missing:
+        raise ConfigError(f"FILE: no such file: {', '.join(missing)}")
+    engine = build_engine(config)
+    engine.load()
+    pipeline = Pipeline(config, engine, heartbeat=lambda: None, worker_name="transcribe")
+    args.out.mkdir(parents=True, exist_ok=True)
+    failures = 0
+    for path in args.files:
+        with tempfile.TemporaryDirectory(prefix="transcribed-") as tmp:
+            job = Job(id=path.name, relpath=PurePosixPath(path.name), dir=Path(tmp), attempts=1)
+            job.source.parent.mkdir()
+            job.source.symlink_to(path.resolve())
+            job.staging.mkdir()
+            try:
+                finished = pipeline.run(job)
+            except TranscribedError as exc:
+                logs.get_logger().error("job.failed", file=str(path), error=str(exc),
+                                        stage=pipeline.stage)
+                failures += 1
+                continue
+            for output in finished.outputs.values():
+                target = args.out / output.name
+                n = 2
+                while not move_no_clobber(output, target):
+                    target, n = args.out / f"{output.stem}.{n}{output.suffix}", n + 1
+                logs.get_logger().info("job.output", file=str(path), output=str(target))
+    return EXIT_ERROR if failures else EXIT_OK

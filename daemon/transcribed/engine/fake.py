@@ -1,0 +1,86 @@
+"""A fake engine for fast tests and demos: same Protocol, deterministic text, scriptable faults.
+
+Audio is still decoded for real before it gets here, so bad input fails for real. What it
+replaces is only the model: it answers "fake transcript of NAME, 3.2 s" at once (or after
+`delay` seconds), and can be told to run out of memory above a batch size, to lose the GPU, or
+to raise for a given file, so the real back-off and failure handling run around it.
+`transcribed run --engine fake` takes these settings as JSON from $TRANSCRIBED_FAKE.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import time
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+from .base import EngineSettings, Progress, Request
+
+SAMPLE_RATE = 16_000
+
+
+@dataclass
+class FakeEngine:
+    """Scripted stand-in for WhisperXEngine."""
+
+    settings: EngineSettings = field(default_factory=lambda: EngineSettings(
+        "fake", "", "fake", "cpu", 0, "int8", 4, 1, {"engine": "fake"}))
+    #: Seconds each transcription takes (to test shutdown and crashes mid-job).
+    delay: float = 0.0
+    #: Raise CTranslate2's CUDA out-of-memory error when asked for a larger batch than this.
+    oom_above_batch: int | None = None
+    #: File name -> message of a RuntimeError raised when that file is transcribed.
+    fail: dict[str, str] = field(default_factory=dict)
+    #: Raise a CUDA "unknown error" (a lost GPU) for files with these names.
+    lose_gpu_on: tuple[str, ...] = ()
+    calls: list[tuple[str, int]] = field(default_factory=list)
+    loaded: bool = False
+
+    @classmethod
+    def from_environment(cls) -> FakeEngine:
+        """Build one from $TRANSCRIBED_FAKE (JSON with the fields above)."""
+        options: dict[str, Any] = json.loads(os.environ.get("TRANSCRIBED_FAKE", "{}") or "{}")
+        if "lose_gpu_on" in options:
+            options["lose_gpu_on"] = tuple(options["lose_gpu_on"])
+        return cls(**options)
+
+    def load(self) -> None:
+        self.loaded = True
+
+    def transcribe(self, samples: np.ndarray, request: Request, batch_size: int,
+                   progress: Progress) -> dict[str, Any]:
+        self.calls.append((request.file, batch_size))
+        if request.file in self.lose_gpu_on:
+            raise RuntimeError("CUDA failed with error unknown error")
+        if self.oom_above_batch is not None and batch_size > self.oom_above_batch:
+            raise RuntimeError("CUDA failed with error out of memory")
+        if request.file in self.fail:
+            raise RuntimeError(self.fail[request.file])
+        self._work(progress)
+        seconds = len(samples) / SAMPLE_RATE
+        if not np.any(np.abs(samples) > 1e-3):
+            return {"segments": [], "language": request.language or "en"}
+        text = f" fake transcript of {request.file}, {seconds:.1f} s"
+        return {"segments": [{"start": 0.0, "end": round(seconds, 3), "text": text}],
+                "language": request.language or "en"}
+
+    def _work(self, progress: Progress) -> None:
+        steps = max(1, int(self.delay / 0.1))
+        for step in range(steps):
+            if self.delay:
+                time.sleep(self.delay / steps)
+            progress(100.0 * (step + 1) / steps)
+
+    def free_memory(self) -> int | None:
+        return None
+
+    def on_cpu(self) -> FakeEngine:
+        settings = EngineSettings("fake", "", "fake", "cpu", 0, "int8", 1, 1, {"device": "fallback"})
+        return FakeEngine(settings=settings, delay=self.delay, fail=self.fail, calls=self.calls,
+                          loaded=True)
+
+    def close(self) -> None:
+        self.loaded = False

@@ -1,0 +1,40 @@
+"""The error tree: the worker decides what happens to a job by the type of what was raised."""
+
+from __future__ import annotations
+
+
+class TranscribedError(Exception):
+    """Base class for all transcribed errors."""
+
+
+class ConfigError(TranscribedError):
+    """A configuration key is unknown, missing or invalid; the message names the key."""
+
+
+class BadInput(TranscribedError):
+    """The file cannot be transcribed as it is: it goes to failed/ and is never retried."""
+
+    def __init__(self, kind: str, message: str) -> None:
+        super().__init__(message)
+        #: A stable, machine-readable reason: empty, not_audio, no_audio_stream, truncated, unreadable.
+        self.kind = kind
+
+
+class OutOfMemory(TranscribedError):
+    """The job does not fit in memory even at batch size 1, and the fallback is to fail it."""
+
+
+class GpuLost(TranscribedError):
+    """The GPU is gone (CUDA error 999, device lost): only a fresh process can use it again."""
+
+
+class StageFailed(TranscribedError):
+    """A stage after transcription failed; the plain transcript was kept."""
+
+    def __init__(self, stage: str, cause: BaseException) -> None:
+        super().__init__(f"{stage} failed: {type(cause).__name__}: {cause}")
+        self.stage = stage
+
+
+class ShutdownNow(BaseException):
+    """Stop at once: the current job goes back to the inbox. A BaseException so no handler eats it."""

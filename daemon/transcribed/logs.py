@@ -1,0 +1,135 @@
+"""Logging: one JSON object per line on stdout, for the daemon and for the libraries under it.
+
+structlog renders our events; a `ProcessorFormatter` on the root logger renders what whisperx,
+pyannote, lightning, transformers and Python's warnings emit, in the same shape. While a job
+runs, every event of its thread is also appended to that job's own `log.jsonl`.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import io
+import json
+import logging
+import sys
+import warnings
+from collections.abc import Iterator
+from contextvars import ContextVar
+from typing import Any, TextIO
+
+import structlog
+
+#: The open log file of the job that runs in this thread, if any.
+_job_log: ContextVar[TextIO | None] = ContextVar("job_log", default=None)
+
+#: Third-party loggers that are chatty at INFO; they are let through at WARNING and above.
+_NOISY_LOGGERS = (
+    "whisperx", "faster_whisper", "pyannote", "lightning", "lightning.pytorch", "lightning.fabric",
+    "pytorch_lightning", "transformers", "speechbrain", "nltk", "urllib3", "huggingface_hub",
+    "matplotlib", "numba", "fsspec", "watchdog", "filelock",
+)
+
+
+def configure(fmt: str = "json", level: str = "info", stream: TextIO | None = None) -> None:
+    """Send our events and the libraries' stdlib logs to `stream` (stdout) as JSON or console text."""
+    stream = stream or sys.stdout
+    shared: list[Any] = [
+        structlog.contextvars.merge_contextvars,
+        structlog.stdlib.add_log_level,
+        structlog.processors.TimeStamper(fmt="iso", utc=True, key="ts"),
+        _append_to_job_log,
+    ]
+    renderer: Any
+    if fmt == "console":
+        renderer = structlog.dev.ConsoleRenderer(colors=stream.isatty())
+    else:
+        renderer = structlog.processors.JSONRenderer(default=str, ensure_ascii=False)
+    structlog.configure(
+        processors=[*shared, structlog.processors.dict_tracebacks, renderer],
+        wrapper_class=structlog.make_filtering_bound_logger(logging.getLevelName(level.upper())),
+        logger_factory=structlog.WriteLoggerFactory(file=stream),
+        cache_logger_on_first_use=False,
+    )
+    _route_stdlib_logging(stream, shared, renderer)
+
+
+def _route_stdlib_logging(stream: TextIO, shared: list[Any], renderer: Any) -> None:
+    handler = logging.StreamHandler(stream)
+    # Libraries set their own loggers to INFO (lightning does at import): only their warnings
+    # and errors are worth an operator's attention.
+    handler.setLevel(logging.WARNING)
+    handler.setFormatter(structlog.stdlib.ProcessorFormatter(
+        foreign_pre_chain=[structlog.stdlib.add_logger_name, *shared],
+        processors=[structlog.stdlib.ProcessorFormatter.remove_processors_meta,
+                    structlog.processors.dict_tracebacks, renderer],
+    ))
+    root = logging.getLogger()
+    root.handlers[:] = [handler]
+    root.setLevel(logging.WARNING)
+    logging.captureWarnings(True)
+    # pyannote warns at import that torchcodec cannot decode files; whisperx hands it decoded
+    # waveforms, so that warning is noise.
+    warnings.filterwarnings("ignore", message=r"\s*torchcodec is not installed correctly")
+    quiet_libraries()
+
+
+def quiet_libraries() -> None:
+    """Make the libraries' loggers propagate to our root handler at WARNING, with no handlers of their own.
+
+    whisperx adds a stdout handler the first time one of its modules asks for a logger, unless
+    its logger already has a handler: a NullHandler keeps it from doing so. lightning attaches
+    stderr handlers at import, so this runs again after the engine is imported.
+    """
+    for name in _NOISY_LOGGERS:
+        logger = logging.getLogger(name)
+        logger.handlers[:] = [logging.NullHandler()] if name == "whisperx" else []
+        logger.setLevel(logging.WARNING)
+        logger.propagate = True
+
+
+def get_logger(**context: Any) -> Any:
+    """A structlog logger, bound to `context`."""
+    return structlog.get_logger().bind(**context) if context else structlog.get_logger()
+
+
+@contextlib.contextmanager
+def job_log(file: TextIO) -> Iterator[None]:
+    """While inside, every event logged by this thread is also appended to `file`."""
+    token = _job_log.set(file)
+    try:
+        yield
+    finally:
+        _job_log.reset(token)
+
+
+def _append_to_job_log(_logger: Any, _name: str, event: dict[str, Any]) -> dict[str, Any]:
+    file = _job_log.get()
+    if file is not None:
+        record = {k: v for k, v in event.items() if not k.startswith("_")}
+        with contextlib.suppress(OSError, ValueError):
+            file.write(json.dumps(record, default=str, ensure_ascii=False) + "\n")
+            file.flush()
+    return event
+
+
+class _LoggerWriter(io.TextIOBase):
+    """A text stream whose lines become log events (for libraries that print())."""
+
+    def __init__(self, logger: Any) -> None:
+        self._logger = logger
+        self._partial = ""
+
+    def write(self, text: str) -> int:
+        self._partial += text
+        *lines, self._partial = self._partial.split("\n")
+        for line in lines:
+            if line.strip():
+                self._logger.info("library.print", text=line.strip())
+        return len(text)
+
+
+@contextlib.contextmanager
+def prints_as_logs(source: str) -> Iterator[None]:
+    """Turn plain print() calls of a library into log events, so stdout stays pure JSON."""
+    with contextlib.redirect_stdout(_LoggerWriter(get_logger(library=source))):
+        yield

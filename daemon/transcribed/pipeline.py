@@ -1,0 +1,158 @@
+"""One job's stages: decode, transcribe (backing off on out-of-memory), write the outputs.
+
+The pipeline knows nothing of folders beyond the job's own staging folder; the worker decides
+what its outcome means for the file.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from . import __version__
+from .audio import Audio, decode
+from .config import Config
+from .engine.base import Engine, Request
+from .engine.oom import BatchGovernor, is_gpu_lost, is_out_of_memory
+from .errors import GpuLost, OutOfMemory
+from .logs import get_logger
+from .outputs import plain_result, write_outputs
+from .spool import Job
+
+log = get_logger()
+
+
+@dataclass
+class Finished:
+    """A transcribed job: its staged outputs (suffix -> path) and its metadata."""
+
+    outputs: dict[str, Path]
+    metadata: dict[str, Any]
+
+
+@dataclass
+class _Run:
+    """What one run of the pipeline learned along the way."""
+
+    stage: str = "claim"
+    timings: dict[str, float] = field(default_factory=dict)
+    backoffs: list[dict[str, Any]] = field(default_factory=list)
+    batch_size: int | None = None
+    device: str | None = None
+
+
+class Pipeline:
+    """Turns a claimed job's source into staged outputs, with the resident engine."""
+
+    def __init__(self, config: Config, engine: Engine, heartbeat: Callable[[], None],
+                 worker_name: str = "") -> None:
+        self.config = config
+        self.engine = engine
+        self.heartbeat = heartbeat
+        self.worker_name = worker_name
+        self.governor = BatchGovernor(engine.settings.batch_size, config.oom.probe_after_jobs)
+        self.run_state = _Run()
+
+    @property
+    def stage(self) -> str:
+        """The stage the current (or last) job reached: where a failure happened."""
+        return self.run_state.stage
+
+    def run(self, job: Job) -> Finished:
+        self.run_state = _Run()
+        started = time.monotonic()
+        with self._stage("decode"):
+            audio = decode(job.source, accept_truncated=self.config.input.accept_truncated)
+        log.info("job.decoded", audio_s=round(audio.seconds, 3), declared_s=audio.declared_seconds,
+                 truncated=audio.truncated, seconds=self.run_state.timings["decode"])
+        request = Request(language=self.config.model.language, file=job.relpath.name)
+        with self._stage("transcribe"):
+            result = self._transcribe(audio, request)
+        if not self.run_state.backoffs:
+            self.governor.succeeded()
+        with self._stage("write"):
+            metadata = self._metadata(job, audio, result, started)
+            outputs = write_outputs(plain_result(result), metadata, self.config.outputs,
+                                    job.staging, _stem(job))
+        return Finished(outputs, metadata)
+
+    @contextlib.contextmanager
+    def _stage(self, name: str) -> Iterator[None]:
+        self.run_state.stage = name
+        self.heartbeat()
+        started = time.monotonic()
+        try:
+            yield
+        finally:
+            self.run_state.timings[name] = round(time.monotonic() - started, 3)
+
+    def _transcribe(self, audio: Audio, request: Request) -> dict[str, Any]:
+        """Transcribe, halving the batch size on out-of-memory; at 1, apply `oom.fallback`."""
+        engine, fallback = self.engine, None
+        while True:
+            batch_size = self.governor.current if fallback is None else fallback.settings.batch_size
+            error = None
+            try:
+                result = engine.transcribe(audio.samples, request, batch_size, self._progress)
+            except Exception as exc:  # noqa: BLE001 - sorted right below; anything else re-raised
+                if is_gpu_lost(exc):
+                    raise GpuLost(f"{type(exc).__name__}: {exc}") from None
+                if not is_out_of_memory(exc) or fallback is not None:
+                    raise
+                error = _oom_text(exc)
+                stage = "vad" if isinstance(exc, MemoryError) else "transcribe"
+            if error is None:
+                self.run_state.batch_size, self.run_state.device = batch_size, engine.settings.device
+                if fallback is not None:
+                    fallback.close()
+                return result
+            # Outside the except block: the traceback (and the GPU memory its frames hold) is gone.
+            fallback = self._back_off(stage, batch_size, error)
+            engine = fallback or engine
+
+    def _back_off(self, stage: str, batch_size: int, error: str) -> Engine | None:
+        free = self.engine.free_memory()
+        smaller = self.governor.lower()
+        step = {"stage": stage, "old_batch_size": batch_size, "new_batch_size": smaller,
+                "free_memory_bytes": free, "error": error}
+        self.run_state.backoffs.append(step)
+        log.warning("engine.oom_backoff", **step)
+        if smaller is not None:
+            return None
+        if self.config.oom.fallback == "fail":
+            raise OutOfMemory(f"out of memory even at batch size 1 ({error}); oom.fallback is fail")
+        log.warning("engine.cpu_fallback", reason="out of memory at batch size 1")
+        self.run_state.backoffs.append({"stage": stage, "fallback": "cpu"})
+        return self.engine.on_cpu()
+
+    def _progress(self, percent: float) -> None:
+        self.heartbeat()
+
+    def _metadata(self, job: Job, audio: Audio, result: dict[str, Any], started: float) -> dict[str, Any]:
+        settings = self.engine.settings
+        total = round(time.monotonic() - started, 3)
+        return {
+            "source": str(job.relpath), "job_id": job.id, "attempts": job.attempts,
+            "worker": self.worker_name, "version": __version__,
+            "audio_seconds": round(audio.seconds, 3), "declared_seconds": audio.declared_seconds,
+            "truncated": audio.truncated, "language": result.get("language"),
+            "model": settings.model, "model_source": settings.model_source,
+            "device": self.run_state.device, "compute_type": settings.compute_type
+            if self.run_state.device == settings.device else "int8",
+            "batch_size": self.run_state.batch_size, "oom_backoffs": self.run_state.backoffs,
+            "timings": {**self.run_state.timings, "total": total},
+            "realtime_factor": round(audio.seconds / total, 2) if total > 0 else None,
+        }
+
+
+def _stem(job: Job) -> str:
+    return job.relpath.name[: -len(job.relpath.suffix)] if job.relpath.suffix else job.relpath.name
+
+
+def _oom_text(exc: BaseException) -> str:
+    text = str(exc).strip().splitlines()
+    return f"{type(exc).__name__}: {text[0] if text else ''}"

@@ -1,0 +1,184 @@
+"""Noticing new files, and deciding when each is complete.
+
+The watchdog observer's events are only hints that wake the consumer; the truth is a scan of the
+inbox, made at start, on every wake and every `watch.rescan_seconds`. A missed event costs
+latency, never a file. `Arrivals` decides when a file is complete: a writer closed it and it has
+not changed since, or its size and mtime have not changed for `settle_seconds`. A file that is
+still growing is looked at again later, never dropped.
+"""
+
+from __future__ import annotations
+
+import os
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+from watchdog.events import FileSystemEvent, FileSystemEventHandler
+from watchdog.observers import Observer
+from watchdog.observers.api import BaseObserver
+from watchdog.observers.polling import PollingObserver
+
+from .config import Watch
+from .logs import get_logger
+
+#: Filesystems on which inotify does not see what other machines write.
+NETWORK_FILESYSTEMS = ("nfs", "nfs4", "cifs", "smb", "smb2", "smb3", "smbfs", "ncpfs", "afs",
+                       "9p", "ceph", "glusterfs", "lustre", "gpfs", "beegfs", "davfs", "sshfs",
+                       "virtiofs", "vboxsf", "vmhgfs", "prl_fs")
+
+log = get_logger()
+
+
+@dataclass
+class _Seen:
+    signature: tuple[int, int, int]  # size, mtime_ns, inode
+    first_seen: float
+    changed_at: float
+    closed: bool = False
+    #: inotify saw a write and no close yet: a writer has it open, whatever the settle time says.
+    writing: bool = False
+
+
+class Arrivals:
+    """Which inbox files are complete, in order of arrival. Thread-safe: events come from the observer."""
+
+    def __init__(self, settle_seconds: float, clock: Callable[[], float] = time.monotonic) -> None:
+        self.settle_seconds = settle_seconds
+        self.clock = clock
+        self._seen: dict[Path, _Seen] = {}
+        self._lock = threading.Lock()
+
+    def closed(self, path: Path) -> None:
+        """A writer closed `path` (inotify IN_CLOSE_WRITE) or renamed it into place."""
+        with self._lock:
+            signature = _signature(path)
+            if signature is None:
+                return
+            seen = self._update(path, signature)
+            seen.closed, seen.writing = True, False
+
+    def written(self, path: Path) -> None:
+        """inotify saw a write to `path`: it is open for writing until a close event says otherwise."""
+        with self._lock:
+            signature = _signature(path)
+            if signature is not None:
+                self._update(path, signature).writing = True
+
+    def ready(self, candidates: list[Path]) -> list[Path]:
+        """The complete files among `candidates` (a fresh scan), oldest arrival first."""
+        with self._lock:
+            ready = []
+            now = self.clock()
+            for path in candidates:
+                signature = _signature(path)
+                if signature is None:
+                    continue
+                seen = self._update(path, signature)
+                settled = not seen.writing and now - seen.changed_at >= self.settle_seconds
+                if seen.closed or settled:
+                    ready.append(path)
+            for gone in set(self._seen) - set(candidates):
+                del self._seen[gone]
+            return sorted(ready, key=lambda p: (self._seen[p].first_seen, str(p)))
+
+    def next_check_in(self) -> float | None:
+        """Seconds until a file still settling could become complete (None: nothing is settling)."""
+        with self._lock:
+            now = self.clock()
+            waits = [seen.changed_at + self.settle_seconds - now
+                     for seen in self._seen.values() if not seen.closed and not seen.writing]
+            return max(0.05, min(waits)) if waits else None
+
+    def pending(self) -> int:
+        """How many inbox files are known (complete or not)."""
+        with self._lock:
+            return len(self._seen)
+
+    def _update(self, path: Path, signature: tuple[int, int, int]) -> _Seen:
+        now = self.clock()
+        seen = self._seen.get(path)
+        if seen is None:
+            seen = self._seen[path] = _Seen(signature, now, now)
+        elif seen.signature != signature:
+            seen.signature, seen.changed_at, seen.closed = signature, now, False
+        return seen
+
+
+def _signature(path: Path) -> tuple[int, int, int] | None:
+    try:
+        st = path.stat()
+    except OSError:
+        return None
+    return st.st_size, st.st_mtime_ns, st.st_ino
+
+
+class _WakeOnChange(FileSystemEventHandler):
+    """Turns observer events into wake-ups of the consumer (and close events into 'complete')."""
+
+    def __init__(self, arrivals: Arrivals, wake: threading.Event, sees_writers: bool) -> None:
+        self.arrivals = arrivals
+        self.wake = wake
+        #: inotify reports writes and closes; a polling observer only sees changed stat data.
+        self.sees_writers = sees_writers
+
+    def on_any_event(self, event: FileSystemEvent) -> None:
+        if event.event_type in ("opened", "closed_no_write"):
+            return
+        if event.event_type == "closed" and not event.is_directory:
+            self.arrivals.closed(Path(os.fsdecode(event.src_path)))
+        elif event.event_type == "moved" and not event.is_directory:
+            self.arrivals.closed(Path(os.fsdecode(event.dest_path)))  # renamed into place: complete
+        elif event.event_type == "modified" and not event.is_directory and self.sees_writers:
+            self.arrivals.written(Path(os.fsdecode(event.src_path)))
+        self.wake.set()
+
+
+def start_observer(inbox: Path, watch: Watch, arrivals: Arrivals, wake: threading.Event) -> BaseObserver:
+    """Watch the inbox recursively, with inotify or polling (`watch.polling`), and start it."""
+    polling, reason = choose_polling(inbox, watch.polling)
+    observer: BaseObserver
+    if polling:
+        observer = PollingObserver(timeout=watch.poll_interval_seconds)
+    else:
+        observer = Observer()
+    observer.schedule(_WakeOnChange(arrivals, wake, sees_writers=not polling), str(inbox), recursive=True)
+    observer.start()
+    log.info("watcher.started", inbox=str(inbox), observer=type(observer).__name__,
+             polling=polling, reason=reason)
+    return observer
+
+
+def choose_polling(inbox: Path, setting: bool | str) -> tuple[bool, str]:
+    """Poll or use inotify? `auto` polls on network filesystems, where inotify is blind."""
+    if setting is True:
+        return True, "watch.polling is true"
+    if setting is False:
+        return False, "watch.polling is false"
+    fstype = filesystem_type(inbox)
+    if fstype is None:
+        return False, "filesystem type unknown; inotify"
+    if fstype.split(".")[0] == "fuse" or fstype.startswith("fuse") or fstype in NETWORK_FILESYSTEMS:
+        return True, f"the inbox is on {fstype}, where inotify misses other machines' writes"
+    return False, f"the inbox is on {fstype}"
+
+
+def filesystem_type(path: Path) -> str | None:
+    """The type of the filesystem holding `path`, from /proc/self/mounts (longest mount point)."""
+    try:
+        mounts = Path("/proc/self/mounts").read_text().splitlines()
+    except OSError:
+        return None
+    target = os.path.realpath(path)
+    best, best_type = "", None
+    for line in mounts:
+        parts = line.split()
+        if len(parts) < 3:
+            continue
+        mount_point = parts[1].replace("\\040", " ")
+        inside = target == mount_point or target.startswith(mount_point.rstrip("/") + "/")
+        if inside and len(mount_point) >= len(best):
+            best, best_type = mount_point, parts[2]
+    return best_type
