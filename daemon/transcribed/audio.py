@@ -78,7 +78,7 @@ def declared_seconds(path: Path) -> float | None:
     except BadInput:
         raise
     except (av.error.FFmpegError, ValueError, IndexError, RuntimeError, OSError) as exc:
-        raise BadInput("not_audio", f"not a readable audio or video file: {_last_line(exc)}") from None
+        raise BadInput("not_audio", f"not a readable audio or video file: {_last_line(exc, path)}") from None
 
 
 def _decode_samples(path: Path) -> np.ndarray:
@@ -90,13 +90,14 @@ def _decode_samples(path: Path) -> np.ndarray:
     except PermissionError as exc:
         raise BadInput("unreadable", f"cannot read the file: {exc.strerror}") from None
     except (av.error.FFmpegError, ValueError, IndexError, RuntimeError, OSError) as exc:
-        raise BadInput("not_audio", f"the audio cannot be decoded: {_last_line(exc)}") from None
+        raise BadInput("not_audio", f"the audio cannot be decoded: {_last_line(exc, path)}") from None
 
 
 def _tolerance(declared: float) -> float:
     return max(TRUNCATION_TOLERANCE_SECONDS, declared * TRUNCATION_TOLERANCE_RATIO)
 
 
-def _last_line(exc: BaseException) -> str:
-    text = str(exc).strip().splitlines()
+def _last_line(exc: BaseException, path: Path) -> str:
+    """The useful part of a decoder error, without the work folder's path in it."""
+    text = str(exc).replace(f": '{path}'", "").replace(str(path), path.name).strip().splitlines()
     return text[-1] if text else type(exc).__name__

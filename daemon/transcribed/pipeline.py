@@ -22,6 +22,7 @@ from .errors import GpuLost, OutOfMemory
 from .logs import get_logger
 from .outputs import plain_result, write_outputs
 from .spool import Job
+from .stats import Stats
 
 log = get_logger()
 
@@ -49,8 +50,9 @@ class Pipeline:
     """Turns a claimed job's source into staged outputs, with the resident engine."""
 
     def __init__(self, config: Config, engine: Engine, heartbeat: Callable[[], None],
-                 worker_name: str = "") -> None:
+                 worker_name: str = "", stats: Stats | None = None) -> None:
         self.config = config
+        self.stats = stats or Stats()
         self.engine = engine
         self.heartbeat = heartbeat
         self.worker_name = worker_name
@@ -120,6 +122,7 @@ class Pipeline:
         step = {"stage": stage, "old_batch_size": batch_size, "new_batch_size": smaller,
                 "free_memory_bytes": free, "error": error}
         self.run_state.backoffs.append(step)
+        self.stats.oom_backoff(smaller)
         log.warning("engine.oom_backoff", **step)
         if smaller is not None:
             return None

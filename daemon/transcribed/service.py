@@ -23,6 +23,7 @@ from .engine.base import Engine
 from .errors import GpuLost
 from .notify import Notifier
 from .spool import Spool
+from .stats import Stats
 from .watcher import Arrivals, start_observer
 from .worker import Worker
 
@@ -65,6 +66,7 @@ class Service:
         self.signals = 0
         self.notifier = Notifier()
         self.consumer_error: BaseException | None = None
+        self.stats = Stats()
 
     def run(self) -> int:
         """Serve until stopped; returns the exit code."""
@@ -75,7 +77,8 @@ class Service:
         engine = build_engine(self.config, self.engine_kind)
         self._load(engine)
         arrivals = Arrivals(self.config.watch.settle_seconds)
-        worker = Worker(self.config, spool, engine, arrivals, self.wake, on_beat=self._on_beat)
+        worker = Worker(self.config, spool, engine, arrivals, self.wake, on_beat=self._on_beat,
+                        stats=self.stats)
         self.worker = worker
         observer = start_observer(self.config.folders.inbox, self.config.watch, arrivals, self.wake)
         lease = threading.Thread(target=self._renew_lease, args=(spool,), name="lease", daemon=True)
@@ -106,7 +109,9 @@ class Service:
                  device=settings.device, compute_type=settings.compute_type)
         started = time.monotonic()
         engine.load()
-        log.info("model.loaded", model=settings.model, seconds=round(time.monotonic() - started, 3),
+        seconds = round(time.monotonic() - started, 3)
+        self.stats.model_loaded(settings.model, settings.device, seconds, settings.batch_size)
+        log.info("model.loaded", model=settings.model, seconds=seconds,
                  device=settings.device, compute_type=settings.compute_type,
                  batch_size=settings.batch_size, cpu_threads=settings.cpu_threads)
 

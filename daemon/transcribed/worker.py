@@ -25,6 +25,7 @@ from .engine.base import Engine
 from .errors import BadInput, GpuLost, OutOfMemory, StageFailed
 from .pipeline import Finished, Pipeline
 from .spool import Job, Spool
+from .stats import Stats
 from .watcher import Arrivals
 
 log = logs.get_logger()
@@ -34,13 +35,15 @@ class Worker:
     """Claims complete files in arrival order and runs each through the pipeline."""
 
     def __init__(self, config: Config, spool: Spool, engine: Engine, arrivals: Arrivals,
-                 wake: threading.Event, on_beat: Callable[[], None] = lambda: None) -> None:
+                 wake: threading.Event, on_beat: Callable[[], None] = lambda: None,
+                 stats: Stats | None = None) -> None:
         self.config = config
+        self.stats = stats or Stats()
         self.spool = spool
         self.arrivals = arrivals
         self.wake = wake
         self.on_beat = on_beat
-        self.pipeline = Pipeline(config, engine, self.beat, spool.worker.name)
+        self.pipeline = Pipeline(config, engine, self.beat, spool.worker.name, self.stats)
         #: Jobs already in this worker's folder (adopted, or waiting for a retry): id -> due time.
         self.backlog: dict[str, tuple[float, Job]] = {}
         self.current: Job | None = None
@@ -74,7 +77,9 @@ class Worker:
                 del self.backlog[job_id]
                 return job
         self.wake.clear()
-        for path in self.arrivals.ready(self.spool.scan()):
+        waiting = self.spool.scan()
+        self.stats.queue_length = len(waiting) + len(self.backlog)
+        for path in self.arrivals.ready(waiting):
             job = self.spool.claim(path)
             if job is not None:
                 log.info("job.claimed", job_id=job.id, file=str(job.relpath))
@@ -100,6 +105,7 @@ class Worker:
     def beat(self) -> None:
         """The consumer is alive and making progress (feeds systemd's watchdog and /healthz)."""
         self.last_beat = time.monotonic()
+        self.stats.beat()
         self.on_beat()
 
     # --- one job ---------------------------------------------------------------------------------
@@ -107,6 +113,7 @@ class Worker:
     def process(self, job: Job) -> None:
         """Run one job and move its file to where its outcome says."""
         self.current, self._abandoned = job, False
+        self.stats.job_started(str(job.relpath))
         with structlog.contextvars.bound_contextvars(job_id=job.id, file=str(job.relpath)), \
                 open(job.log_path, "a", encoding="utf-8") as job_log, logs.job_log(job_log):
             try:
@@ -152,6 +159,8 @@ class Worker:
                      language=finished.metadata["language"])
             placed = self.spool.complete(job, outputs)
             self.counts["done"] += 1
+            self.stats.job_finished("done", finished.metadata["audio_seconds"],
+                                    finished.metadata["timings"]["total"])
             log.info("job.moved", done=str(placed[str(job.source)]),
                      outputs=[str(placed[str(p)]) for p in finished.outputs.values()])
 
@@ -164,6 +173,7 @@ class Worker:
             report = self._report(job, kind, message, stage)
             placed = self.spool.fail(job, report, logs={".log.jsonl": job.log_path})
             self.counts["failed"] += 1
+            self.stats.job_finished("failed")
             log.info("job.moved", failed=str(placed[str(job.source)]))
 
     def _retry_or_fail(self, job: Job, exc: Exception) -> None:
@@ -176,6 +186,7 @@ class Worker:
         log.warning("job.retry_later", error=error, stage=self.pipeline.stage, attempts=job.attempts,
                     retry_in_s=delay, traceback=traceback.format_exc(limit=8))
         self.counts["retried"] += 1
+        self.stats.job_finished("retried")
         self.backlog[job.id] = (time.monotonic() + delay, job)
 
     def _report(self, job: Job, kind: str, message: str, stage: str) -> dict[str, Any]:
@@ -192,6 +203,7 @@ class Worker:
         with self._finish_lock:
             self._abandoned = True
             back = self.spool.requeue(job)
+        self.stats.job_finished("requeued")
         log.warning("job.requeued", back_in=str(back))
         return back
 
