@@ -1,0 +1,137 @@
+"""The configuration: defaults, the documented file, and errors that name the key."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import yaml
+
+from transcribed.config import Config, load_config, parse_config, render_yaml, to_plain
+from transcribed.errors import ConfigError
+
+REPO = Path(__file__).resolve().parents[2]
+
+
+def _error(data: dict) -> str:
+    with pytest.raises(ConfigError) as caught:
+        parse_config(data)
+    return str(caught.value)
+
+
+def test_documented_default_file_is_the_built_in_default() -> None:
+    """config/transcribed.yaml states the built-in defaults, with folders under ./data/."""
+    from_file = load_config(REPO / "config" / "transcribed.yaml")
+    built_in = Config()
+    assert from_file.folders.inbox == REPO / "data" / "inbox"
+    assert from_file.folders.state == REPO / "data" / "state"
+    assert from_file.model == built_in.model.__class__(**{**built_in.model.__dict__,
+                                                          "download_dir": REPO / "data" / "models"})
+    for section in ("vad", "watch", "input", "jobs", "outputs", "oom", "log", "metrics", "daemon"):
+        assert getattr(from_file, section) == getattr(built_in, section), section
+
+
+@pytest.mark.parametrize("path", sorted((REPO / "config").glob("*.yaml")), ids=lambda p: p.name)
+def test_every_shipped_config_loads(path: Path) -> None:
+    """Each example in config/ passes the real loader."""
+    load_config(path)
+
+
+def test_the_keys_operators_rely_on_exist() -> None:
+    """folders.{inbox,outbox,done,failed} and model.{name,device,compute_type,batch_size,language}."""
+    config = parse_config({
+        "folders": {"inbox": "data/inbox", "outbox": "data/outbox", "done": "data/done",
+                    "failed": "data/failed"},
+        "model": {"name": "tiny.en", "device": "auto", "compute_type": "auto",
+                  "batch_size": "auto", "language": None},
+    })
+    assert config.model.batch_size == "auto"
+
+
+def test_unknown_key_is_named_with_a_suggestion() -> None:
+    """A typo names the key and the likely intent."""
+    assert _error({"model": {"batchsize": 4}}) == "model.batchsize: unknown key (did you mean 'batch_size'?)"
+
+
+def test_batch_size_zero_is_refused() -> None:
+    """batch_size must be a positive integer or auto."""
+    assert "model.batch_size" in _error({"model": {"batch_size": 0}})
+
+
+def test_wrong_type_is_refused_with_the_key() -> None:
+    """A string where a number belongs names the key and the value."""
+    message = _error({"watch": {"settle_seconds": "soon"}})
+    assert message.startswith("watch.settle_seconds: expected a number") and "'soon'" in message
+
+
+def test_unknown_device_is_refused() -> None:
+    """device is auto, cpu or cuda."""
+    assert "model.device: expected one of auto, cpu, cuda" in _error({"model": {"device": "tpu"}})
+
+
+def test_inbox_equal_to_outbox_is_refused() -> None:
+    """Results written into the inbox would be picked up again."""
+    assert "folders.outbox: must differ from folders.inbox" in _error(
+        {"folders": {"inbox": "x", "outbox": "x"}})
+
+
+def test_outbox_inside_inbox_is_refused() -> None:
+    """The recursive watch would see the results as new input."""
+    assert "folders.outbox: must not be inside folders.inbox" in _error(
+        {"folders": {"inbox": "/srv/in", "outbox": "/srv/in/out"}})
+
+
+def test_unknown_output_format_is_refused() -> None:
+    """Formats are those whisperx writes."""
+    assert "outputs.formats" in _error({"outputs": {"formats": ["json", "docx"]}})
+
+
+def test_relative_folders_resolve_against_the_config_file(tmp_path: Path) -> None:
+    """A config in /x/conf/ with inbox: ../in means /x/in."""
+    (tmp_path / "conf").mkdir()
+    path = tmp_path / "conf" / "t.yaml"
+    path.write_text("folders: {inbox: ../in}\nmodel: {download_dir: models}\n")
+    config = load_config(path)
+    assert config.folders.inbox == tmp_path / "in"
+    assert config.model.download_dir == tmp_path / "conf" / "models"
+
+
+def test_config_comes_from_the_environment(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """TRANSCRIBED_CONFIG names the file when --config is not given."""
+    path = tmp_path / "t.yaml"
+    path.write_text("model: {beam_size: 1}\n")
+    monkeypatch.setenv("TRANSCRIBED_CONFIG", str(path))
+    assert load_config().model.beam_size == 1
+
+
+def test_printed_config_loads_back_to_the_same(tmp_path: Path) -> None:
+    """`transcribed config` output is itself a valid config."""
+    config = load_config(REPO / "config" / "transcribed.yaml")
+    again = tmp_path / "again.yaml"
+    again.write_text(render_yaml(config))
+    assert to_plain(load_config(again)) == to_plain(config)
+
+
+def test_bad_config_exits_2_naming_the_key(tmp_path: Path) -> None:
+    """The CLI refuses to start with exit code 2 and a message naming the key."""
+    path = tmp_path / "t.yaml"
+    path.write_text(yaml.safe_dump({"model": {"batch_size": 0}}))
+    done = subprocess.run([sys.executable, "-m", "transcribed", "run", "--config", str(path)],
+                          capture_output=True, text=True, timeout=60)
+    assert done.returncode == 2
+    assert "model.batch_size" in done.stderr
+
+
+def test_unknown_model_name_exits_2_without_a_hub_lookup(tmp_path: Path) -> None:
+    """A model name that is neither a size nor a directory is a config error, not a stack trace."""
+    path = tmp_path / "t.yaml"
+    path.write_text(yaml.safe_dump({"folders": {"inbox": "in", "outbox": "out", "done": "d",
+                                                "failed": "f", "state": "s"},
+                                    "model": {"name": "huge-v9"}}))
+    done = subprocess.run([sys.executable, "-m", "transcribed", "run", "--config", str(path)],
+                          capture_output=True, text=True, timeout=120)
+    assert done.returncode == 2, done.stderr
+    assert "model.name: 'huge-v9' is neither a known model size" in done.stderr
+    assert "Traceback" not in done.stderr
