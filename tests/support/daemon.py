@@ -91,13 +91,15 @@ class DaemonProcess:
     config: Path
     engine: str = "whisperx"
     env: dict[str, str] = field(default_factory=dict)
+    #: How Python runs the CLI: `-m transcribed`, or a `-c` script wrapping transcribed.cli.main.
+    python_args: list[str] = field(default_factory=lambda: ["-m", "transcribed"])
     lines: list[str] = field(default_factory=list)
     err_lines: list[str] = field(default_factory=list)
     process: subprocess.Popen[str] | None = None
     _queue: queue.Queue[str] = field(default_factory=queue.Queue)
 
     def start(self, ready_timeout: float = 120) -> DaemonProcess:
-        command = [sys.executable, "-m", "transcribed", "run", "--config", str(self.config)]
+        command = [sys.executable, *self.python_args, "run", "--config", str(self.config)]
         if self.engine != "whisperx":
             command += ["--engine", self.engine]
         self.process = subprocess.Popen(
