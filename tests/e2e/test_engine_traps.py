@@ -1,0 +1,75 @@
+"""Known traps of the WhisperX pipeline, each caught by a test against the real engine on the CPU."""
+
+from __future__ import annotations
+
+import dataclasses
+from typing import Any
+
+import pytest
+
+from tests.support.corpus import clip, word_error_rate
+from tests.support.models import bundled_tiny_en, multilingual_base
+from transcribed.audio import decode
+from transcribed.config import Config, Model
+from transcribed.engine.base import Request
+from transcribed.engine.hardware import Hardware, choose
+from transcribed.engine.whisperx_engine import WhisperXEngine
+
+pytestmark = [pytest.mark.e2e, pytest.mark.usefixtures("corpus")]
+
+RUSSIAN = "multilingual/ru_deepspeech_sample.wav"
+ENGLISH = "librispeech/2412-153948-0000.flac"
+
+
+def _engine(model_dir: str) -> WhisperXEngine:
+    """A real engine on the CPU for the model in `model_dir`, language left to detection."""
+    config = dataclasses.replace(Config(), model=Model(name=model_dir, language=None))
+    settings = choose(config.model, Hardware(cpu_count=2), bundled_tiny_en(), "local")
+    settings = dataclasses.replace(settings, model_path=model_dir)
+    engine = WhisperXEngine(config, settings)
+    engine.load()
+    return engine
+
+
+def _transcribe(engine: WhisperXEngine, name: str) -> dict[str, Any]:
+    samples = decode(clip(name).path).samples
+    return engine.transcribe(samples, Request(language=None, file=name), 4, lambda _p: None)
+
+
+class _FailOnce:
+    """Stands in for the CTranslate2 model: the next decoding call fails, after language detection."""
+
+    def __init__(self, real: Any) -> None:
+        self._real, self.armed = real, True
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._real, name)
+
+    def generate(self, *args: Any, **kwargs: Any) -> Any:
+        if self.armed:
+            self.armed = False
+            raise RuntimeError("injected failure after language detection")
+        return self._real.generate(*args, **kwargs)
+
+
+def test_the_bundled_model_directory_is_treated_as_english_only() -> None:
+    """Its folder name lacks ".en": without care whisperx would try language detection and fail."""
+    engine = _engine(str(bundled_tiny_en()))
+    assert not engine.multilingual
+    result = _transcribe(engine, ENGLISH)
+    assert result["language"] == "en" and result["segments"]
+
+
+def test_a_failed_job_does_not_leave_its_language_to_the_next_file() -> None:
+    """whisperx keeps a detected language after a failure; the next file must be detected anew."""
+    engine = _engine(str(multilingual_base()))
+    assert _transcribe(engine, RUSSIAN)["language"] == "ru"
+    ct2 = engine._pipe.model.model
+    engine._pipe.model.model = _FailOnce(ct2)
+    with pytest.raises(RuntimeError, match="injected failure"):
+        _transcribe(engine, RUSSIAN)  # detects ru, then fails while decoding
+    engine._pipe.model.model = ct2
+    english = _transcribe(engine, ENGLISH)
+    assert english["language"] == "en"
+    text = " ".join(s["text"] for s in english["segments"])
+    assert word_error_rate(clip(ENGLISH).reference, text, "en") < 0.3, text  # English, not Russian
