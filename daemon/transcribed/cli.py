@@ -14,7 +14,7 @@ from pathlib import Path, PurePosixPath
 from . import __version__, logs
 from .config import CONFIG_ENV, Config, load_config, render_yaml
 from .errors import ConfigError, TranscribedError
-from .service import EXIT_CONFIG, EXIT_ERROR, EXIT_OK, Service, build_engine
+from .service import EXIT_CONFIG, EXIT_ERROR, EXIT_OK, Service, build_engine, load_later_stages
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -60,6 +60,17 @@ def _parser() -> argparse.ArgumentParser:
     doctor.add_argument("--config", type=Path, help=config_help)
     doctor.add_argument("--json", action="store_true", help="one JSON object for machines")
     doctor.set_defaults(command=_doctor)
+
+    status = commands.add_parser(
+        "status", help="what each daemon sharing the state folder is doing (its status file)",
+        description="Print the status files of every daemon that shares folders.state. With "
+        "--check, exit 0 only if this machine runs a daemon and each one here is healthy (model "
+        "loaded, consumer heartbeat fresh): Docker's HEALTHCHECK.")
+    status.add_argument("--config", type=Path, help=config_help)
+    status.add_argument("--check", action="store_true",
+                        help="judge this machine's daemons: exit 0 healthy, 1 not")
+    status.add_argument("--json", action="store_true", help="one JSON object for machines")
+    status.set_defaults(command=_status)
     return parser
 
 
@@ -86,6 +97,29 @@ def _doctor(args: argparse.Namespace) -> int:
     return run_doctor(load_config(args.config), as_json=args.json)
 
 
+def _status(args: argparse.Namespace) -> int:
+    """Read the status files; print them, or judge this machine's daemons (--check)."""
+    import json
+
+    from . import status
+
+    state = load_config(args.config).folders.state
+    records = status.read_all(state)
+    healthy, lines = status.check(records)
+    if args.json:
+        workers = [{**r, "verdict": status.judge(r).as_dict(), "local": status.is_local(r)}
+                   for r in records]
+        body = {"status_dir": str(status.status_dir(state)), "workers": workers}
+        if args.check:
+            body["check"] = {"healthy": healthy, "lines": lines}
+        print(json.dumps(body, indent=2, ensure_ascii=False))
+    elif args.check:
+        print("\n".join(lines))
+    else:
+        sys.stdout.write(status.render(records, status.status_dir(state)))
+    return (EXIT_OK if healthy else EXIT_ERROR) if args.check else EXIT_OK
+
+
 def _transcribe(args: argparse.Namespace) -> int:
     """The daemon's engine and outputs for a few files: each is read in place, results go to --out."""
     from .pipeline import Pipeline
@@ -99,7 +133,9 @@ def _transcribe(args: argparse.Namespace) -> int:
         raise ConfigError(f"FILE: no such file: {', '.join(missing)}")
     engine = build_engine(config)
     engine.load()
-    pipeline = Pipeline(config, engine, heartbeat=lambda: None, worker_name="transcribe")
+    aligner, diarizer = load_later_stages(config, engine)
+    pipeline = Pipeline(config, engine, heartbeat=lambda: None, worker_name="transcribe",
+                        aligner=aligner, diarizer=diarizer)
     args.out.mkdir(parents=True, exist_ok=True)
     failures = 0
     for path in args.files:

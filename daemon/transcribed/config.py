@@ -132,6 +132,52 @@ class Oom:
 
 
 @dataclass(frozen=True)
+class Align:
+    """Word timestamps by forced alignment (a wav2vec2 model per language)."""
+
+    #: auto: where a model for the language is at hand (log line when not); true: a missing model
+    #: fails the job (the plain transcript is kept); false: never.
+    enabled: Union[bool, Auto] = "auto"
+    #: null: whisperx's default per language; a Hugging Face name or a local directory for all
+    #: languages; or a mapping language -> name or directory.
+    model: Union[str, dict[str, str], None] = None
+    #: Languages whose models are loaded (downloaded once) at start; the configured language and
+    #: English for .en models always are. At job time models are only loaded from disk.
+    preload: tuple[str, ...] = ()
+    #: How many languages' models stay resident.
+    cache_size: int = 2
+
+
+@dataclass(frozen=True)
+class Diarize:
+    """Speaker labels (a pyannote pipeline)."""
+
+    enabled: bool = False
+    #: A local pipeline directory (with config.yaml) or a Hugging Face id.
+    model: str = "pyannote/speaker-diarization-community-1"
+    #: A file holding the Hugging Face token for gated pipelines (else $HF_TOKEN). Never logged.
+    token_file: Union[Path, None] = None
+    min_speakers: Union[int, None] = None
+    max_speakers: Union[int, None] = None
+    #: true: refuse to start when the pipeline cannot be loaded (else run without speakers).
+    required: bool = False
+
+
+@dataclass(frozen=True)
+class JobOptions:
+    """Options one job may override, from an inbox subfolder's route or a sidecar file."""
+
+    language: Union[str, None] = None
+    task: Union[Literal["transcribe", "translate"], None] = None
+    initial_prompt: Union[str, None] = None
+    hotwords: Union[str, None] = None
+    diarize: Union[bool, None] = None
+    min_speakers: Union[int, None] = None
+    max_speakers: Union[int, None] = None
+    formats: Union[tuple[str, ...], None] = None
+
+
+@dataclass(frozen=True)
 class Log:
     """The log stream on stdout."""
 
@@ -169,6 +215,10 @@ class Config:
     jobs: Jobs = field(default_factory=Jobs)
     outputs: Outputs = field(default_factory=Outputs)
     oom: Oom = field(default_factory=Oom)
+    align: Align = field(default_factory=Align)
+    diarize: Diarize = field(default_factory=Diarize)
+    #: Inbox subfolder -> options for the files in it, e.g. {ru: {language: ru}}.
+    routes: dict[str, JobOptions] = field(default_factory=dict)
     log: Log = field(default_factory=Log)
     metrics: Metrics = field(default_factory=Metrics)
     daemon: Daemon = field(default_factory=Daemon)
@@ -205,6 +255,11 @@ def parse_config(data: Any) -> Config:
     return config
 
 
+def parse_options(data: Any) -> JobOptions:
+    """Per-job options (a sidecar file) from plain data, checked like the config."""
+    return _build(JobOptions, data, "")
+
+
 def resolve_paths(config: Config, base: Path) -> Config:
     """Make the folder and model paths absolute, relative paths counting from `base`."""
     folders = Folders(**{
@@ -212,9 +267,21 @@ def resolve_paths(config: Config, base: Path) -> Config:
         for f in dataclasses.fields(Folders)
     })
     model = dataclasses.replace(config.model, download_dir=_absolute(config.model.download_dir, base))
+    diarize = config.diarize
+    if diarize.token_file is not None:
+        diarize = dataclasses.replace(diarize, token_file=_absolute(diarize.token_file, base))
+    if _names_a_directory(diarize.model, base):
+        diarize = dataclasses.replace(diarize, model=str(_absolute(Path(diarize.model), base)))
+    align = config.align
+    if isinstance(align.model, str) and _names_a_directory(align.model, base):
+        align = dataclasses.replace(align, model=str(_absolute(Path(align.model), base)))
+    elif isinstance(align.model, dict):
+        align = dataclasses.replace(align, model={
+            lang: str(_absolute(Path(name), base)) if _names_a_directory(name, base) else name
+            for lang, name in align.model.items()})
     if _names_a_directory(config.model.name, base):
         model = dataclasses.replace(model, name=str(_absolute(Path(config.model.name), base)))
-    return dataclasses.replace(config, folders=folders, model=model)
+    return dataclasses.replace(config, folders=folders, model=model, diarize=diarize, align=align)
 
 
 def check_values(config: Config) -> None:
@@ -239,7 +306,13 @@ def check_values(config: Config) -> None:
         raise ConfigError("daemon.shutdown_grace_seconds: expected 0 or more")
     if not 0 < config.vad.offset <= config.vad.onset < 1:
         raise ConfigError("vad.onset, vad.offset: expected 0 < offset <= onset < 1")
-    _check_formats(config.outputs.formats)
+    _check_formats("outputs.formats", config.outputs.formats)
+    _positive("align.cache_size", config.align.cache_size)
+    _check_job_options("diarize", config.diarize.min_speakers, config.diarize.max_speakers, None)
+    for folder, options in config.routes.items():
+        if not folder or folder.startswith(("/", ".")) or "\\" in folder:
+            raise ConfigError(f"routes.{folder}: expected a subfolder of the inbox, e.g. ru or calls/sales")
+        check_job_options(options, f"routes.{folder}")
     _check_folders(config.folders)
     if config.metrics.listen is not None:
         parse_listen(config.metrics.listen)
@@ -304,6 +377,11 @@ def _coerce(hint: Any, value: Any, path: str) -> Any:
         if value in choices and type(value) is type(choices[choices.index(value)]):
             return value
         raise ConfigError(f"{path}: expected one of {', '.join(map(str, choices))}, got {_describe(value)}")
+    if origin is dict:
+        key_type, value_type = typing.get_args(hint)
+        if not isinstance(value, dict):
+            raise ConfigError(f"{path}: expected a mapping, got {_describe(value)}")
+        return {str(k): _coerce(value_type, v, f"{path}.{k}") for k, v in value.items()}
     if origin is tuple:
         if isinstance(value, str):
             value = [value]
@@ -362,11 +440,26 @@ def _positive(key: str, value: Any, allow_auto: bool = False) -> None:
         raise ConfigError(f"{key}: expected a positive integer{auto}, got {_describe(value)}")
 
 
-def _check_formats(formats: tuple[str, ...]) -> None:
+def check_job_options(options: JobOptions, where: str) -> None:
+    """Values of per-job options that cannot work (shared by routes and sidecar files)."""
+    _check_job_options(where, options.min_speakers, options.max_speakers, options.formats)
+
+
+def _check_job_options(where: str, min_speakers: int | None, max_speakers: int | None,
+                       formats: tuple[str, ...] | None) -> None:
+    for key, value in (("min_speakers", min_speakers), ("max_speakers", max_speakers)):
+        if value is not None:
+            _positive(f"{where}.{key}", value)
+    if min_speakers and max_speakers and min_speakers > max_speakers:
+        raise ConfigError(f"{where}.min_speakers: must not exceed {where}.max_speakers")
+    if formats is not None:
+        _check_formats(f"{where}.formats", formats)
+
+
+def _check_formats(key: str, formats: tuple[str, ...]) -> None:
     unknown = [f for f in formats if f not in KNOWN_FORMATS]
     if unknown or not formats:
-        raise ConfigError(
-            f"outputs.formats: expected some of {', '.join(KNOWN_FORMATS)}, got {list(formats)}")
+        raise ConfigError(f"{key}: expected some of {', '.join(KNOWN_FORMATS)}, got {list(formats)}")
 
 
 def _check_folders(folders: Folders) -> None:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 
 class TranscribedError(Exception):
     """Base class for all transcribed errors."""
@@ -29,11 +31,14 @@ class GpuLost(TranscribedError):
 
 
 class StageFailed(TranscribedError):
-    """A stage after transcription failed; the plain transcript was kept."""
+    """A stage after transcription failed; the plain transcript written before it is kept."""
 
-    def __init__(self, stage: str, cause: BaseException) -> None:
-        super().__init__(f"{stage} failed: {type(cause).__name__}: {cause}")
+    def __init__(self, stage: str, reason: str, kept: dict[str, Any]) -> None:
+        super().__init__(f"{stage} failed: {reason}; the plain transcript was kept, "
+                         f"without {'word timestamps' if stage == 'align' else 'speaker labels'}")
         self.stage = stage
+        #: The outputs already written (suffix -> staged path), for the outbox.
+        self.kept = kept
 
 
 class ShutdownNow(BaseException):

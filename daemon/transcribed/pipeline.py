@@ -18,7 +18,10 @@ from .audio import Audio, decode
 from .config import Config
 from .engine.base import Engine, Request
 from .engine.oom import BatchGovernor, is_gpu_lost, is_out_of_memory
-from .errors import GpuLost, OutOfMemory
+from .alignment import AlignModelMissing, Aligner
+from .diarization import Diarizer
+from .errors import GpuLost, OutOfMemory, StageFailed, TranscribedError
+from .options import Effective, effective_options, read_sidecar, sidecar_next_to
 from .logs import get_logger
 from .outputs import plain_result, write_outputs
 from .spool import Job
@@ -44,15 +47,20 @@ class _Run:
     backoffs: list[dict[str, Any]] = field(default_factory=list)
     batch_size: int | None = None
     device: str | None = None
+    #: What the later stages did: alignment "words"/"unavailable: ...", speakers: how many.
+    notes: dict[str, Any] = field(default_factory=dict)
 
 
 class Pipeline:
     """Turns a claimed job's source into staged outputs, with the resident engine."""
 
     def __init__(self, config: Config, engine: Engine, heartbeat: Callable[[], None],
-                 worker_name: str = "", stats: Stats | None = None) -> None:
+                 worker_name: str = "", stats: Stats | None = None,
+                 aligner: Aligner | None = None, diarizer: Diarizer | None = None) -> None:
         self.config = config
         self.stats = stats or Stats()
+        self.aligner = aligner
+        self.diarizer = diarizer
         self.engine = engine
         self.heartbeat = heartbeat
         self.worker_name = worker_name
@@ -65,22 +73,92 @@ class Pipeline:
         return self.run_state.stage
 
     def run(self, job: Job) -> Finished:
+        """Decode, transcribe, write the plain transcript, then align and diarize and rewrite."""
         self.run_state = _Run()
         started = time.monotonic()
+        with self._stage("options"):
+            options = self._options(job)
         with self._stage("decode"):
             audio = decode(job.source, accept_truncated=self.config.input.accept_truncated)
         log.info("job.decoded", audio_s=round(audio.seconds, 3), declared_s=audio.declared_seconds,
                  truncated=audio.truncated, seconds=self.run_state.timings["decode"])
-        request = Request(language=self.config.model.language, file=job.relpath.name)
+        request = Request(language=options.language, task=options.task, file=job.relpath.name,
+                          initial_prompt=options.initial_prompt, hotwords=options.hotwords)
         with self._stage("transcribe"):
-            result = self._transcribe(audio, request)
+            result = plain_result(self._transcribe(audio, request))
         if not self.run_state.backoffs:
             self.governor.succeeded()
         with self._stage("write"):
-            metadata = self._metadata(job, audio, result, started)
-            outputs = write_outputs(plain_result(result), metadata, self.config.outputs,
-                                    job.staging, _stem(job))
-        return Finished(outputs, metadata)
+            written = self._write(job, audio, result, options, started)
+        later = self._later_stages(result, audio, options, written)
+        if later is not result:
+            with self._stage("write"):
+                written = self._write(job, audio, later, options, started)
+        return Finished(written, self._metadata(job, audio, later, options, started))
+
+    def _options(self, job: Job) -> Effective:
+        sidecar = sidecar_next_to(job.source)
+        return effective_options(self.config, job.relpath, read_sidecar(sidecar) if sidecar else None)
+
+    def _write(self, job: Job, audio: Audio, result: dict[str, Any], options: Effective,
+               started: float) -> dict[str, Path]:
+        metadata = self._metadata(job, audio, result, options, started)
+        return write_outputs(plain_result(result), metadata, self.config.outputs, job.staging,
+                             _stem(job), options.formats)
+
+    def _later_stages(self, result: dict[str, Any], audio: Audio, options: Effective,
+                      kept: dict[str, Path]) -> dict[str, Any]:
+        """Alignment, then diarization; a failure keeps the plain transcript (StageFailed)."""
+        if self.aligner is not None and self.aligner.enabled and result["segments"]:
+            with self._stage("align"):
+                result = self._guarded("align", kept, lambda: self._align(result, audio))
+        if options.diarize and result["segments"]:
+            with self._stage("diarize"):
+                result = self._guarded("diarize", kept, lambda: self._diarize(result, audio, options))
+        return result
+
+    def _align(self, result: dict[str, Any], audio: Audio) -> dict[str, Any]:
+        assert self.aligner is not None
+        try:
+            aligned = self.aligner.align(result, audio.samples)
+        except AlignModelMissing as exc:
+            if self.config.align.enabled is True:
+                raise
+            self.run_state.notes["alignment"] = f"unavailable: {exc}"
+            return result
+        self.run_state.notes["alignment"] = "words"
+        return aligned
+
+    def _diarize(self, result: dict[str, Any], audio: Audio, options: Effective) -> dict[str, Any]:
+        if self.diarizer is None or self.diarizer.pipeline is None:
+            reason = self.diarizer.unavailable if self.diarizer else "diarization is not loaded"
+            raise TranscribedError(f"no diarization pipeline ({reason})")
+        labelled = self.diarizer.diarize(result, audio.samples, options.min_speakers, options.max_speakers)
+        speakers = {s.get("speaker") for s in labelled["segments"]} - {None}
+        self.run_state.notes["speakers"] = len(speakers)
+        return labelled
+
+    def _guarded(self, stage: str, kept: dict[str, Path], run: Callable[[], dict[str, Any]]) -> dict[str, Any]:
+        """Run a stage after transcription: retry once after freeing memory on OOM, and turn any
+        failure into StageFailed carrying the outputs already written."""
+        for attempt in (1, 2):
+            error = None
+            try:
+                return run()
+            except Exception as exc:  # noqa: BLE001 - classified here, re-raised as StageFailed
+                if is_gpu_lost(exc):
+                    raise GpuLost(f"{type(exc).__name__}: {exc}") from None
+                error = f"{type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}"
+                out_of_memory = is_out_of_memory(exc)
+            if not (out_of_memory and attempt == 1):
+                raise StageFailed(stage, error, kept)
+            free = self.engine.free_memory()
+            self.stats.oom_backoff(None)
+            step = {"stage": stage, "old_batch_size": None, "new_batch_size": None,
+                    "free_memory_bytes": free, "error": error}
+            self.run_state.backoffs.append(step)
+            log.warning("engine.oom_backoff", **step)
+        raise AssertionError("unreachable")
 
     @contextlib.contextmanager
     def _stage(self, name: str) -> Iterator[None]:
@@ -135,18 +213,22 @@ class Pipeline:
     def _progress(self, percent: float) -> None:
         self.heartbeat()
 
-    def _metadata(self, job: Job, audio: Audio, result: dict[str, Any], started: float) -> dict[str, Any]:
+    def _metadata(self, job: Job, audio: Audio, result: dict[str, Any], options: Effective,
+                  started: float) -> dict[str, Any]:
         settings = self.engine.settings
         total = round(time.monotonic() - started, 3)
+        on_fallback = self.run_state.device != settings.device
         return {
             "source": str(job.relpath), "job_id": job.id, "attempts": job.attempts,
             "worker": self.worker_name, "version": __version__,
             "audio_seconds": round(audio.seconds, 3), "declared_seconds": audio.declared_seconds,
             "truncated": audio.truncated, "language": result.get("language"),
+            "language_probability": result.get("language_probability"),
             "model": settings.model, "model_source": settings.model_source,
-            "device": self.run_state.device, "compute_type": settings.compute_type
-            if self.run_state.device == settings.device else "int8",
+            "device": self.run_state.device,
+            "compute_type": "int8" if on_fallback else settings.compute_type,
             "batch_size": self.run_state.batch_size, "oom_backoffs": self.run_state.backoffs,
+            "options": options.describe(), **self.run_state.notes,
             "timings": {**self.run_state.timings, "total": total},
             "realtime_factor": round(audio.seconds / total, 2) if total > 0 else None,
         }

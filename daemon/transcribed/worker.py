@@ -21,6 +21,8 @@ import structlog
 
 from . import logs
 from .config import Config
+from .alignment import Aligner
+from .diarization import Diarizer
 from .engine.base import Engine
 from .errors import BadInput, GpuLost, OutOfMemory, StageFailed
 from .pipeline import Finished, Pipeline
@@ -36,14 +38,16 @@ class Worker:
 
     def __init__(self, config: Config, spool: Spool, engine: Engine, arrivals: Arrivals,
                  wake: threading.Event, on_beat: Callable[[], None] = lambda: None,
-                 stats: Stats | None = None) -> None:
+                 stats: Stats | None = None, aligner: Aligner | None = None,
+                 diarizer: Diarizer | None = None) -> None:
         self.config = config
         self.stats = stats or Stats()
         self.spool = spool
         self.arrivals = arrivals
         self.wake = wake
         self.on_beat = on_beat
-        self.pipeline = Pipeline(config, engine, self.beat, spool.worker.name, self.stats)
+        self.pipeline = Pipeline(config, engine, self.beat, spool.worker.name, self.stats,
+                                 aligner, diarizer)
         #: Jobs already in this worker's folder (adopted, or waiting for a retry): id -> due time.
         self.backlog: dict[str, tuple[float, Job]] = {}
         self.current: Job | None = None
@@ -135,7 +139,7 @@ class Worker:
         except OutOfMemory as exc:
             self._fail(job, "out_of_memory", str(exc))
         except StageFailed as exc:
-            self._fail(job, "stage_failed", str(exc))
+            self._fail(job, "stage_failed", str(exc), outputs=exc.kept)
         except GpuLost as exc:
             log.critical("engine.gpu_lost", error=str(exc),
                          action="the file goes back to the inbox; the daemon exits for a restart")
@@ -164,17 +168,19 @@ class Worker:
             log.info("job.moved", done=str(placed[str(job.source)]),
                      outputs=[str(placed[str(p)]) for p in finished.outputs.values()])
 
-    def _fail(self, job: Job, kind: str, message: str, stage: str | None = None) -> None:
+    def _fail(self, job: Job, kind: str, message: str, stage: str | None = None,
+              outputs: dict[str, Path] | None = None) -> None:
         with self._finish_lock:
             if self._abandoned:
                 return
             stage = stage or self.pipeline.stage
             log.error("job.failed", error_kind=kind, error=message, stage=stage, attempts=job.attempts)
             report = self._report(job, kind, message, stage)
-            placed = self.spool.fail(job, report, logs={".log.jsonl": job.log_path})
+            placed = self.spool.fail(job, report, outputs=outputs, logs={".log.jsonl": job.log_path})
             self.counts["failed"] += 1
             self.stats.job_finished("failed")
-            log.info("job.moved", failed=str(placed[str(job.source)]))
+            log.info("job.moved", failed=str(placed[str(job.source)]),
+                     outputs=[str(placed[str(p)]) for p in (outputs or {}).values()])
 
     def _retry_or_fail(self, job: Job, exc: Exception) -> None:
         error = f"{type(exc).__name__}: {exc}"

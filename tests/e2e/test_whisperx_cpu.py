@@ -20,6 +20,7 @@ import pytest
 from tests.support.corpus import clip, word_error_rate
 from tests.support.daemon import DaemonProcess, Folders, wait_until
 from tests.support.media import write_random_bytes, write_silence_wav
+from tests.support.models import tiny_aligner
 
 pytestmark = [pytest.mark.e2e, pytest.mark.usefixtures("corpus")]
 
@@ -58,7 +59,8 @@ sys.exit(main())
 def served(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Folders, DaemonProcess, Path]]:
     """A real daemon (tiny.en, CPU) with the test clips transcribed, plus its network record."""
     folders = Folders(tmp_path_factory.mktemp("e2e"))
-    folders.write_config()
+    # A tiny local aligner: the real alignment code runs, and nothing is downloaded.
+    folders.write_config(align={"model": str(tiny_aligner())})
     network = folders.root / "network.jsonl"
     network.touch()
     daemon = DaemonProcess(folders.config, python_args=["-c", AUDITED_CLI, str(network)])
@@ -115,8 +117,13 @@ def test_json_carries_the_result_and_its_metadata(served) -> None:
     assert meta["model"] == "tiny.en" and meta["model_source"] == "bundled"
     assert (meta["device"], meta["compute_type"], meta["batch_size"]) == ("cpu", "int8", 4)
     assert meta["audio_seconds"] == pytest.approx(16.04, abs=0.01)
-    assert set(meta["timings"]) >= {"decode", "transcribe", "total"}
+    assert set(meta["timings"]) >= {"decode", "transcribe", "align", "total"}
     assert meta["realtime_factor"] > 1
+    assert meta["alignment"] == "words"
+    words = [w for s in result["segments"] for w in s["words"]]
+    assert words and all({"word", "start", "end", "score"} <= set(w) for w in words if "start" in w)
+    starts = [w["start"] for w in words if "start" in w]
+    assert starts == sorted(starts)
 
 
 def test_silence_is_a_success_with_an_empty_transcript(served) -> None:

@@ -20,6 +20,9 @@ class Request:
     task: str = "transcribe"
     #: The file's name, for engines that report per file (the fake one is scripted by it).
     file: str = ""
+    #: Text that steers the decoder (names, spellings), and words to favour.
+    initial_prompt: str | None = None
+    hotwords: str | None = None
 
 
 @dataclass(frozen=True)
