@@ -1,0 +1,180 @@
+"""The optional HTTP listener (`metrics.listen`): Prometheus' /metrics and a /healthz probe.
+
+Both read `Stats` at request time (a collector, not a second set of counters), so /metrics, the
+status file and STATUS= can never disagree. /healthz is 200 when the model is loaded and the
+consumer's heartbeat is fresh, 503 with a JSON reason otherwise: Kubernetes' probes and Docker's
+HEALTHCHECK need nothing else. The server runs in its own threads and never touches the GPU, so
+a hung CUDA call shows up as a stale heartbeat instead of a hung probe.
+"""
+
+from __future__ import annotations
+
+import json
+import socket
+import threading
+from collections.abc import Iterator
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any
+
+from prometheus_client import CollectorRegistry, ProcessCollector
+from prometheus_client.core import (
+    CounterMetricFamily,
+    GaugeMetricFamily,
+    HistogramMetricFamily,
+    InfoMetricFamily,
+    Metric,
+)
+from prometheus_client.exposition import choose_encoder
+from prometheus_client.registry import Collector
+
+from . import __version__, logs
+from .config import parse_listen
+from .errors import TranscribedError
+from .stats import Stats
+
+log = logs.get_logger()
+
+
+class StatsCollector(Collector):
+    """Turns a `Stats` snapshot into Prometheus metric families at each scrape."""
+
+    def __init__(self, stats: Stats, stale_after: float, worker: str) -> None:
+        self.stats = stats
+        self.stale_after = stale_after
+        self.worker = worker
+
+    def collect(self) -> Iterator[Metric]:
+        s = self.stats.snapshot(self.stale_after)
+        yield InfoMetricFamily("transcribed", "The daemon: version, worker name, model and device.",
+                               value={"version": __version__, "worker": self.worker,
+                                      "model": s["model"], "device": s["device"]})
+        yield _gauge("healthy", "1 when the model is loaded and the consumer's heartbeat is fresh "
+                     "(what /healthz answers 200 for).", int(s["healthy"]))
+        yield _gauge("heartbeat_age_seconds", "Seconds since the consumer loop's last heartbeat.",
+                     s["heartbeat_age_s"])
+        yield _gauge("start_time_seconds", "When the daemon started (Unix time).", s["started_at"])
+        if s["model_load_s"] is not None:
+            yield _gauge("model_load_seconds", "How long loading the model took at start-up.",
+                         s["model_load_s"])
+        jobs = CounterMetricFamily("transcribed_jobs", "Finished jobs by outcome: done, failed "
+                                   "(to failed/), retried (to be tried again), requeued (back to "
+                                   "the inbox on shutdown or GPU loss).", labels=["outcome"])
+        for outcome, count in sorted(s["jobs"].items()):
+            jobs.add_metric([outcome], count)
+        yield jobs
+        yield CounterMetricFamily("transcribed_audio_seconds", "Seconds of audio transcribed "
+                                  "(done jobs).", value=s["audio_s"])
+        yield CounterMetricFamily("transcribed_processing_seconds", "Wall-clock seconds spent on "
+                                  "done jobs, decoding and writing included.", value=s["processing_s"])
+        yield HistogramMetricFamily(
+            "transcribed_job_processing_seconds", "Wall-clock seconds per done job.",
+            buckets=list(s["processing_buckets"].items()), sum_value=s["processing_s"])
+        if s["last_realtime_factor"] is not None:
+            yield _gauge("realtime_factor", "Audio seconds per processing second of the last done "
+                         "job; over time: rate(audio_seconds_total) / rate(processing_seconds_total).",
+                         s["last_realtime_factor"])
+        yield _gauge("queue_length", "Complete files waiting in the inbox at the last scan, plus "
+                     "this daemon's retries (the inbox is shared: take max(), not sum(), across "
+                     "daemons).", s["queue_length"])
+        yield _gauge("busy", "1 while a job runs.", int(s["current_file"] is not None))
+        if s["batch_size"] is not None:
+            yield _gauge("batch_size", "The batch size the next job runs with (halved on "
+                         "out-of-memory, raised again after successes).", s["batch_size"])
+        yield CounterMetricFamily("transcribed_oom_backoffs", "Out-of-memory errors answered by "
+                                  "halving the batch size (or falling back to the CPU).",
+                                  value=s["oom_backoffs"])
+        if s["gpu_memory_used_bytes"] is not None:
+            yield _gauge("gpu_memory_used_bytes", "Memory in use on this daemon's GPU, by every "
+                         "process on it (sampled from the heartbeat).", s["gpu_memory_used_bytes"])
+        if s["gpu_memory_total_bytes"] is not None:
+            yield _gauge("gpu_memory_total_bytes", "Memory of this daemon's GPU.",
+                         s["gpu_memory_total_bytes"])
+
+
+def _gauge(name: str, documentation: str, value: float) -> GaugeMetricFamily:
+    return GaugeMetricFamily(f"transcribed_{name}", documentation, value=value)
+
+
+class MetricsServer:
+    """/metrics and /healthz on `metrics.listen`, served by daemon threads until `close()`."""
+
+    def __init__(self, listen: str, stats: Stats, stale_after: float, worker: str) -> None:
+        self.listen = listen
+        self.stats = stats
+        self.stale_after = stale_after
+        self.registry = CollectorRegistry()
+        self.registry.register(StatsCollector(stats, stale_after, worker))
+        # process_resident_memory_bytes and friends: RAM creep in a long-running daemon shows here.
+        ProcessCollector(registry=self.registry)
+        self._server: ThreadingHTTPServer | None = None
+        self._thread: threading.Thread | None = None
+
+    def start(self) -> MetricsServer:
+        host, port = parse_listen(self.listen)
+        server_class = _IPv6Server if ":" in host else ThreadingHTTPServer
+        try:
+            server = server_class((host, port), _Handler)
+        except OSError as exc:
+            raise TranscribedError(f"metrics.listen: cannot listen on {self.listen}: "
+                                   f"{exc.strerror or exc}") from None
+        server.daemon_threads = True
+        server.app = self  # type: ignore[attr-defined]
+        self._server = server
+        self._thread = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.5},
+                                        name="metrics", daemon=True)
+        self._thread.start()
+        log.info("metrics.listening", address=self.address, paths=["/metrics", "/healthz"])
+        return self
+
+    @property
+    def address(self) -> str:
+        """host:port actually bound (port 0 in the config picks a free one)."""
+        assert self._server is not None
+        host, port = self._server.server_address[:2]
+        return f"[{host}]:{port}" if ":" in str(host) else f"{host}:{port}"
+
+    def close(self) -> None:
+        if self._server is not None:
+            self._server.shutdown()
+            self._server.server_close()
+            self._server = None
+        if self._thread is not None:
+            self._thread.join(timeout=5)
+            self._thread = None
+
+
+class _IPv6Server(ThreadingHTTPServer):
+    address_family = socket.AF_INET6
+
+
+class _Handler(BaseHTTPRequestHandler):
+    server_version = f"transcribed/{__version__}"
+
+    def do_GET(self) -> None:  # noqa: N802 - http.server's naming
+        app: MetricsServer = self.server.app  # type: ignore[attr-defined]
+        path = self.path.split("?", 1)[0]
+        if path == "/metrics":
+            encoder, content_type = choose_encoder(self.headers.get("Accept", ""))
+            self._reply(200, content_type, encoder(app.registry))
+        elif path == "/healthz":
+            health = app.stats.health(app.stale_after)
+            body = {**health.as_dict(), "state": app.stats.state}
+            self._reply(200 if health.ok else 503, "application/json", _json(body))
+        else:
+            self._reply(404, "application/json", _json({"error": "not found",
+                                                        "paths": ["/metrics", "/healthz"]}))
+
+    def _reply(self, code: int, content_type: str, body: bytes) -> None:
+        self.send_response(code)
+        self.send_header("Content-Type", content_type)
+        self.send_header("Content-Length", str(len(body)))
+        self.send_header("Cache-Control", "no-store")
+        self.end_headers()
+        self.wfile.write(body)
+
+    def log_message(self, format: str, *args: Any) -> None:  # noqa: A002 - the base's signature
+        """Probes every few seconds would flood the log: requests are not logged."""
+
+
+def _json(data: dict[str, Any]) -> bytes:
+    return (json.dumps(data) + "\n").encode()
