@@ -1,0 +1,210 @@
+"""systemd's notify protocol, spoken to a real AF_UNIX datagram socket as systemd would hear it.
+
+The daemon is a child process (`python -m transcribed run --engine fake`) with NOTIFY_SOCKET
+(and WATCHDOG_USEC) in its environment, exactly what a `Type=notify` unit gives it. Its stdout
+goes to a file, so "READY=1 came after model.loaded" can be checked at the instant READY arrives:
+the log line was written before the datagram was sent.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import pytest
+
+from tests.support.daemon import Folders
+from tests.support.media import write_tone_wav
+
+from transcribed.notify import Notifier
+
+
+@dataclass
+class NotifySocket:
+    """The listening end of $NOTIFY_SOCKET: every datagram with the time it arrived."""
+
+    sock: socket.socket
+    path: str
+    received: list[tuple[float, dict[str, str]]] = field(default_factory=list)
+
+    def next(self, deadline: float) -> dict[str, str] | None:
+        """The next message (KEY=value lines as a dict), or None at the deadline."""
+        remaining = deadline - time.monotonic()
+        if remaining <= 0:
+            return None
+        self.sock.settimeout(remaining)
+        try:
+            data = self.sock.recv(4096)
+        except TimeoutError:
+            return None
+        message = dict(line.split("=", 1) for line in data.decode().splitlines() if "=" in line)
+        self.received.append((time.monotonic(), message))
+        return message
+
+    def wait_for(self, key: str, timeout: float, value: str = "1") -> dict[str, str]:
+        """Read messages until one has `key=value`; fail after `timeout` seconds naming it."""
+        deadline = time.monotonic() + timeout
+        while (message := self.next(deadline)) is not None:
+            if message.get(key) == value:
+                return message
+        raise AssertionError(f"no {key}={value} within {timeout} s; got {self.messages()}")
+
+    def messages(self) -> list[dict[str, str]]:
+        return [message for _, message in self.received]
+
+
+@pytest.fixture
+def notify_socket() -> Iterator[NotifySocket]:
+    """A bound datagram socket in a short temp dir (unix socket paths are limited to 108 bytes)."""
+    with tempfile.TemporaryDirectory(prefix="sdnotify-") as tmp:
+        path = os.path.join(tmp, "notify")
+        with socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM) as sock:
+            sock.bind(path)
+            yield NotifySocket(sock, path)
+
+
+@dataclass
+class Child:
+    """The daemon under test: its process and the file its stdout goes to."""
+
+    process: subprocess.Popen[bytes]
+    log: Path
+
+    def events(self) -> list[str]:
+        return [json.loads(line)["event"] for line in self.log.read_text().splitlines() if line.strip()]
+
+    def terminate(self, timeout: float = 30) -> int:
+        self.process.send_signal(signal.SIGTERM)
+        return self.process.wait(timeout=timeout)
+
+
+@pytest.fixture
+def start_daemon(folders: Folders, notify_socket: NotifySocket) -> Iterator:
+    """Start `transcribed run --engine fake` under a pretend systemd; always killed at the end."""
+    children: list[Child] = []
+
+    def start(watchdog_usec: int | None = None, fake: dict | None = None) -> Child:
+        env = {**os.environ, "NOTIFY_SOCKET": notify_socket.path, "PYTHONUNBUFFERED": "1",
+               "TRANSCRIBED_FAKE": json.dumps(fake or {})}
+        env.pop("WATCHDOG_USEC", None)
+        env.pop("WATCHDOG_PID", None)
+        if watchdog_usec is not None:
+            env["WATCHDOG_USEC"] = str(watchdog_usec)
+        log = folders.root / f"stdout-{len(children)}.jsonl"
+        with open(log, "wb") as out:
+            process = subprocess.Popen(
+                [sys.executable, "-m", "transcribed", "run", "--engine", "fake",
+                 "--config", str(folders.config)],
+                stdout=out, stderr=subprocess.STDOUT, env=env, cwd=folders.root)
+        children.append(Child(process, log))
+        return children[-1]
+
+    yield start
+    for child in children:
+        if child.process.poll() is None:
+            child.process.kill()
+            child.process.wait(timeout=30)
+
+
+def test_ready_comes_after_the_model_loads_and_stopping_on_sigterm(start_daemon, notify_socket):
+    """READY=1 (with MAINPID and a STATUS) only once the model is loaded and the watcher runs;
+    SIGTERM brings STOPPING=1, then exit 0."""
+    child = start_daemon()
+    ready = notify_socket.wait_for("READY", timeout=60)
+    # Written to the log file before the datagram was sent, so it must be there now.
+    events_at_ready = child.events()
+    assert "model.loaded" in events_at_ready and "watcher.started" in events_at_ready
+    assert not any("READY" in m for m in notify_socket.messages()[:-1]), "READY sent twice"
+    assert ready["MAINPID"] == str(child.process.pid)
+    assert ready["STATUS"].startswith("idle; 0 waiting; 0 done, 0 failed"), ready["STATUS"]
+
+    assert child.terminate() == 0
+    stopping = notify_socket.wait_for("STOPPING", timeout=5)
+    assert stopping["STATUS"].startswith("stopping")
+    assert "WATCHDOG" not in notify_socket.messages()[-1]
+
+
+def test_watchdog_pings_at_half_the_interval_while_idle_and_busy(start_daemon, notify_socket, folders):
+    """With WATCHDOG_USEC=2 s, WATCHDOG=1 comes about every second, idle and during a job."""
+    child = start_daemon(watchdog_usec=2_000_000, fake={"delay": 2.5})
+    notify_socket.wait_for("READY", timeout=60)
+    idle = _ping_times(notify_socket, seconds=3.5)
+    write_tone_wav(folders.root / "a.wav", 1.0)
+    shutil.copy(folders.root / "a.wav", folders.inbox / "a.wav")
+    _status_with(notify_socket, "transcribing a.wav", timeout=30)
+    busy = _ping_times(notify_socket, seconds=2.2)
+    assert child.terminate() == 0
+
+    for name, pings in (("idle", idle), ("busy", busy)):
+        assert len(pings) >= 2, f"{name}: pings at {pings}"
+        gaps = [b - a for a, b in zip(pings, pings[1:])]
+        # At least WATCHDOG_USEC/2 apart (paced), and always well inside WATCHDOG_USEC.
+        assert all(0.9 <= gap <= 1.8 for gap in gaps), f"{name}: gaps {gaps}"
+
+
+def test_status_lines_tell_what_the_daemon_does(start_daemon, notify_socket, folders):
+    """STATUS= names the file being transcribed, then counts it as done."""
+    child = start_daemon(fake={"delay": 1.0})
+    notify_socket.wait_for("READY", timeout=60)
+    write_tone_wav(folders.root / "talk.wav", 1.0)
+    shutil.copy(folders.root / "talk.wav", folders.inbox / "talk.wav")
+    busy = _status_with(notify_socket, "transcribing talk.wav", timeout=30)
+    assert "; 0 done, 0 failed" in busy
+    done = _status_with(notify_socket, "1 done", timeout=30)
+    assert done.startswith("idle; 0 waiting; 1 done, 0 failed"), done
+    assert child.terminate() == 0
+
+
+def test_notifier_speaks_to_an_abstract_socket_and_paces_its_pings(monkeypatch):
+    """NOTIFY_SOCKET=@name (abstract namespace) works, and WATCHDOG=1 is rate-limited."""
+    name = f"transcribed-test-{os.getpid()}-{time.monotonic_ns()}"
+    with socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM) as sock:
+        sock.bind("\0" + name)
+        sock.settimeout(2)
+        monkeypatch.setenv("NOTIFY_SOCKET", "@" + name)
+        monkeypatch.setenv("WATCHDOG_USEC", "400000")
+        monkeypatch.setenv("WATCHDOG_PID", str(os.getpid()))
+        notifier = Notifier()
+        assert notifier.watchdog_interval == pytest.approx(0.2)
+        for _ in range(3):
+            notifier.watchdog()  # only the first is due
+        time.sleep(0.25)
+        notifier.watchdog()
+        notifier.status("hello")
+        received = [sock.recv(100).decode() for _ in range(3)]
+    assert received == ["WATCHDOG=1", "WATCHDOG=1", "STATUS=hello"]
+
+
+def test_watchdog_is_off_when_meant_for_another_process(monkeypatch):
+    """WATCHDOG_PID naming another process (a parent's watchdog) means: do not ping."""
+    monkeypatch.setenv("WATCHDOG_USEC", "1000000")
+    monkeypatch.setenv("WATCHDOG_PID", str(os.getppid()))
+    assert Notifier().watchdog_interval is None
+
+
+def _ping_times(notify_socket: NotifySocket, seconds: float) -> list[float]:
+    deadline = time.monotonic() + seconds
+    times = []
+    while (message := notify_socket.next(deadline)) is not None:
+        if message.get("WATCHDOG") == "1":
+            times.append(notify_socket.received[-1][0])
+    return times
+
+
+def _status_with(notify_socket: NotifySocket, text: str, timeout: float) -> str:
+    """The next STATUS= line containing `text`, waiting up to `timeout` seconds."""
+    deadline = time.monotonic() + timeout
+    while (message := notify_socket.next(deadline)) is not None:
+        if text in message.get("STATUS", ""):
+            return message["STATUS"]
+    raise AssertionError(f"no STATUS with {text!r} within {timeout} s; got {notify_socket.messages()}")
