@@ -281,3 +281,39 @@ def test_deployment_config_parses_as_yaml(name):
     """Each deployment config is a YAML mapping with the folders and model sections."""
     data = yaml.safe_load((ROOT / "config" / name).read_text())
     assert isinstance(data, dict) and {"folders", "model"} <= set(data)
+
+
+# --- health and metrics wiring -------------------------------------------------------------------
+
+def test_healthcheck_command_is_a_real_subcommand():
+    """The HEALTHCHECK's `transcribed status --check` exists in the installed CLI."""
+    result = run(venv_tool("transcribed"), "status", "--help")
+    assert result.returncode == 0, result.stderr
+    assert "--check" in result.stdout and "--json" in result.stdout
+
+
+def test_metrics_port_agrees_across_config_probes_and_scrape_annotations():
+    """The port the daemon listens on is the one the probes, Prometheus and EXPOSE point at."""
+    configmap = yaml.safe_load((KUBERNETES / "configmap.yaml").read_text())
+    kube_listen = yaml.safe_load(configmap["data"]["transcribed.yaml"])["metrics"]["listen"]
+    kube_port = int(kube_listen.rpartition(":")[2])
+    pod = next(doc for _, doc in kubernetes_documents() if doc["kind"] == "Deployment")["spec"]["template"]
+    container = pod["spec"]["containers"][0]
+    ports = {port["name"]: port["containerPort"] for port in container["ports"]}
+    for probe in ("livenessProbe", "readinessProbe", "startupProbe"):
+        named = container[probe]["httpGet"]["port"]
+        assert ports.get(named, named) == kube_port, probe
+    annotations = pod["metadata"]["annotations"]
+    assert annotations["prometheus.io/scrape"] == "true"
+    assert int(annotations["prometheus.io/port"]) == kube_port
+    assert annotations["prometheus.io/path"] == "/metrics"
+
+    docker_listen = yaml.safe_load((ROOT / "config" / "docker.yaml").read_text())["metrics"]["listen"]
+    exposed = re.search(r"^EXPOSE (\d+)$", DOCKERFILE.read_text(), re.MULTILINE)
+    assert exposed and int(exposed.group(1)) == int(docker_listen.rpartition(":")[2])
+
+
+def test_systemd_config_keeps_the_metrics_listener_off():
+    """config/systemd.yaml is shared by transcribed@ instances: one port cannot serve them all."""
+    data = yaml.safe_load((ROOT / "config" / "systemd.yaml").read_text())
+    assert data["metrics"]["listen"] is None
