@@ -151,7 +151,10 @@ def forget_dead(state: Path, now: float | None = None) -> list[str]:
             except OSError:
                 continue
         if dead:
-            path.unlink(missing_ok=True)
+            try:
+                path.unlink(missing_ok=True)
+            except OSError:
+                continue  # someone else's file we may not remove: it stays listed, harmlessly
             removed.append(record.get("worker", path.stem))
     return removed
 
