@@ -9,11 +9,29 @@ from __future__ import annotations
 import errno
 import json
 import os
+import signal
 from pathlib import Path
 from typing import Any
 
 #: Errors of filesystems that have no hard links (some SMB/FUSE mounts): fall back to rename.
 _NO_LINKS = {errno.EPERM, errno.ENOTSUP, errno.EOPNOTSUPP, errno.EMLINK, errno.ENOSYS}
+
+#: Crash points for tests, from $TRANSCRIBED_FAILPOINTS: "name" or "name:N", comma-separated.
+#: The Nth time (default 1st) the process passes point `name`, it kills itself with SIGKILL,
+#: exactly as a power cut or the OOM killer would stop it there. Unset in production.
+FAILPOINTS_ENV = "TRANSCRIBED_FAILPOINTS"
+_failpoints: dict[str, int] = {}
+for _item in filter(None, os.environ.get(FAILPOINTS_ENV, "").split(",")):
+    _name, _, _count = _item.strip().partition(":")
+    _failpoints[_name] = int(_count or 1)
+
+
+def failpoint(name: str) -> None:
+    """Die here with SIGKILL if $TRANSCRIBED_FAILPOINTS says so (tests of crash recovery)."""
+    if name in _failpoints:
+        _failpoints[name] -= 1
+        if _failpoints[name] == 0:
+            os.kill(os.getpid(), signal.SIGKILL)
 
 
 def fsync_dir(path: Path) -> None:
@@ -33,17 +51,30 @@ def fsync_dir(path: Path) -> None:
 def write_file_atomic(path: Path, text: str) -> None:
     """Replace `path` with `text`: readers see the old or the new content, never a mix."""
     tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    with open(tmp, "w", encoding="utf-8") as file:
-        file.write(text)
-        file.flush()
-        os.fsync(file.fileno())
-    os.replace(tmp, path)
+    try:
+        with open(tmp, "w", encoding="utf-8") as file:
+            file.write(text)
+            file.flush()
+            os.fsync(file.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        tmp.unlink(missing_ok=True)  # a disk that filled up mid-write leaves no litter
+        raise
     fsync_dir(path.parent)
 
 
 def write_json_atomic(path: Path, data: Any) -> None:
-    """Replace `path` with `data` as JSON, atomically and durably."""
-    write_file_atomic(path, json.dumps(data, indent=2, ensure_ascii=False, default=str) + "\n")
+    """Replace `path` with `data` as JSON, atomically and durably.
+
+    Text stays readable (UTF-8), except that a file name which is not valid UTF-8 (a share
+    written by another system) is escaped, so it survives the round trip exactly.
+    """
+    text = json.dumps(data, indent=2, ensure_ascii=False, default=str) + "\n"
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        text = json.dumps(data, indent=2, ensure_ascii=True, default=str) + "\n"
+    write_file_atomic(path, text)
 
 
 def read_json(path: Path) -> Any:
@@ -52,10 +83,15 @@ def read_json(path: Path) -> Any:
 
 
 def fsync_file(path: Path) -> None:
-    """Flush a file's content to disk."""
-    fd = os.open(path, os.O_RDONLY)
+    """Flush a file's content to disk (a file we may not read, e.g. mode 000, is left as it is)."""
+    try:
+        fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW)
+    except OSError:
+        return
     try:
         os.fsync(fd)
+    except OSError:
+        pass
     finally:
         os.close(fd)
 
@@ -67,19 +103,28 @@ def move_no_clobber(src: Path, dst: Path) -> bool:
     both names on one inode, which a second call recognises and finishes. Filesystems without
     hard links fall back to check-then-rename, which has a tiny race window (said in README).
     """
-    if not src.exists():
-        return dst.exists()  # finished by an earlier call
+    if not os.path.lexists(src):
+        return os.path.lexists(dst)  # finished by an earlier call
     try:
         os.link(src, dst, follow_symlinks=False)
     except FileExistsError:
-        if not os.path.samefile(src, dst):
+        if not _same_file(src, dst):
             return False
     except OSError as exc:
         if exc.errno not in _NO_LINKS:
             raise
-        if dst.exists():
+        if os.path.lexists(dst):
             return False
         os.rename(src, dst)
+        failpoint("move")
         return True
+    failpoint("link")
     os.unlink(src)
+    failpoint("move")
     return True
+
+
+def _same_file(a: Path, b: Path) -> bool:
+    """Are `a` and `b` two names of one inode (a link whose unlink a crash prevented)?"""
+    sa, sb = os.lstat(a), os.lstat(b)
+    return (sa.st_dev, sa.st_ino) == (sb.st_dev, sb.st_ino)

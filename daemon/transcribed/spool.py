@@ -9,19 +9,29 @@ failed/<rel> + <rel>.error.json      failed       bad input, or a poison file
 ```
 
 A claim is `os.rename` out of the inbox into this worker's own folder, so among any number of
-daemons on one inbox exactly one wins. Finishing a job is a recorded plan of moves (`plan.json`)
-carried out with `move_no_clobber`; a crash anywhere is finished or redone by whoever adopts the
-job next. Workers are named `<host>.<pid>.<start>` and keep a lease file fresh; a worker adopts
-another's jobs only when that worker is gone (same host: its process is dead; another host: its
-lease has not changed for `lease_seconds` of our own clock, so clocks need not agree).
+daemons on one inbox exactly one wins. Finishing a job is a recorded plan of moves (`plan.json`,
+paths relative to the job and to the folder roots, so it still holds after the job folder is
+adopted by another worker, or on a host that mounts the share elsewhere) carried out with
+`move_no_clobber`; a crash anywhere is finished or redone by whoever adopts the job next. The
+results move first and are fsynced (file and folder) before the source leaves the work folder.
+
+Workers are named `<host>.<pid>.<start>` and keep a lease file fresh; a worker adopts another's
+jobs only when that worker is gone (same machine: its process is dead; another machine, or one
+whose pids we cannot check: its lease has not changed for `lease_seconds` of our own clock, so
+clocks need not agree). A folder that refuses a move (full, read-only) never costs a file: the
+finished job waits in the work folder, the move is retried with a doubling delay, and no new
+file is claimed while a folder refuses.
 """
 
 from __future__ import annotations
 
+import errno
+import hashlib
 import os
 import secrets
 import shutil
 import socket
+import threading
 import time
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
@@ -36,6 +46,15 @@ from .logs import get_logger
 #: Names a copying program gives a file it has not finished (ignored until renamed).
 TEMPORARY_SUFFIXES = (".part", ".partial", ".tmp", ".temp", ".crdownload", ".download", ".filepart",
                       ".swp", "~")
+#: Longest file name (bytes) of Linux filesystems and SMB; longer result names are shortened.
+NAME_MAX = 255
+#: A move that failed is retried after this many seconds, doubling up to the maximum.
+RETRY_FIRST_SECONDS = 1.0
+RETRY_MAX_SECONDS = 60.0
+#: Errors that say a folder (not the file) is the problem: new claims wait until it is fixed.
+FOLDER_ERRORS = frozenset({errno.ENOSPC, errno.EDQUOT, errno.EROFS, errno.EACCES, errno.EPERM,
+                           errno.EIO, errno.ESTALE, errno.ENOTCONN, errno.ETIMEDOUT})
+PLAN_VERSION = 2
 
 log = get_logger()
 
@@ -94,6 +113,20 @@ class Job:
                 "claimed_at": self.claimed_at, "history": self.history}
 
 
+@dataclass
+class _Held:
+    """A finished job whose moves a folder refused: retried later, its files stay in the job."""
+
+    job_dir: Path
+    #: The plan, while it is not yet on disk (writing it was refused too); else None.
+    plan: dict[str, Any] | None
+    report: dict[str, Any] | None
+    error: str
+    blocking: bool
+    delay: float = RETRY_FIRST_SECONDS
+    due: float = 0.0
+
+
 class Spool:
     """The folders, and every move of a file between them."""
 
@@ -105,8 +138,14 @@ class Spool:
         self.worker = worker or WorkerId.of_this_process()
         self.work = self.folders.state / "work"
         self.mine = self.work / self.worker.name
-        #: Other hosts' leases as we last saw them: name -> (lease mtime, when we saw it change).
-        self._leases_seen: dict[str, tuple[int, float]] = {}
+        self.machine = machine_identity()
+        #: Other workers' leases as we last saw them: name -> (lease content, when it changed).
+        self._leases_seen: dict[str, tuple[Any, float]] = {}
+        #: Finished jobs waiting for a folder to take their files: job folder name -> state.
+        self._held: dict[str, _Held] = {}
+        self._lease_lock = threading.Lock()
+        self._beats = 0
+        self._retired = False
 
     # --- set-up ----------------------------------------------------------------------------------
 
@@ -133,20 +172,27 @@ class Spool:
 
     def renew_lease(self) -> None:
         """Tell other daemons this worker is alive (called by a heartbeat thread)."""
-        lease = self.mine / "worker.json"
-        durable.write_json_atomic(lease, {
+        with self._lease_lock:
+            if not self._retired:
+                self._write_lease()
+
+    def _write_lease(self) -> None:
+        self._beats += 1
+        durable.write_json_atomic(self.mine / "worker.json", {
             "host": self.worker.host, "pid": self.worker.pid, "started": self.worker.started,
-            "renewed_at": _now(),
+            **self.machine, "beat": self._beats, "renewed_at": _now(),
         })
 
     def retire(self) -> None:
         """On a clean stop, remove this worker's lease and folder, unless jobs wait in it: those
         stay (with their attempt counts) for the next daemon to adopt."""
-        (self.mine / "worker.json").unlink(missing_ok=True)
-        try:
-            self.mine.rmdir()
-        except OSError:
-            self.renew_lease()  # jobs left: keep the lease so the folder is recognised as ours
+        with self._lease_lock:
+            self._retired = True  # a late heartbeat must not bring the lease back
+            (self.mine / "worker.json").unlink(missing_ok=True)
+            try:
+                self.mine.rmdir()
+            except OSError:
+                self._write_lease()  # jobs left: keep the lease so the folder is recognised
 
     # --- the inbox -------------------------------------------------------------------------------
 
@@ -169,20 +215,32 @@ class Spool:
         return PurePosixPath(path.relative_to(self.folders.inbox).as_posix())
 
     def claim(self, path: Path) -> Job | None:
-        """Take `path` out of the inbox for this worker; None if another worker (or a user) was faster."""
+        """Take `path` out of the inbox for this worker; None if another worker (or a user) was
+        faster, or while a folder refuses to take finished work."""
+        self.retry_held()
+        if self.paused:
+            return None
         job_id = _new_job_id()
         job = Job(id=job_id, relpath=self.relative(path), dir=self.mine / job_id, claimed_at=_now())
-        job.source.parent.mkdir(parents=True)
-        self.save(job)
         try:
-            os.rename(path, job.source)  # rename, not copy: the claim must be atomic
-        except FileNotFoundError:
-            shutil.rmtree(job.dir, ignore_errors=True)
-            return None
+            job.source.parent.mkdir(parents=True)
+            durable.write_json_atomic(job.dir / "job.json", job.record())  # before the rename
         except OSError as exc:
             shutil.rmtree(job.dir, ignore_errors=True)
-            log.error("job.claim_failed", file=str(job.relpath), error=str(exc))
+            log.error("job.claim_failed", file=str(job.relpath), error=str(exc),
+                      reason="cannot write the job's state; the file stays in the inbox")
             return None
+        try:
+            os.rename(path, job.source)  # rename, not copy: the claim must be atomic
+        except OSError as exc:
+            # NFS: a rename whose reply was lost is sent again and answers ENOENT, though the
+            # first one moved the file. So look before deciding the claim was lost.
+            if not os.path.lexists(job.source):
+                shutil.rmtree(job.dir, ignore_errors=True)
+                if not isinstance(exc, FileNotFoundError):
+                    log.error("job.claim_failed", file=str(job.relpath), error=str(exc))
+                return None
+        durable.failpoint("claim")
         durable.fsync_dir(path.parent)
         durable.fsync_dir(job.source.parent)
         return job
@@ -190,14 +248,23 @@ class Spool:
     # --- running jobs ----------------------------------------------------------------------------
 
     def save(self, job: Job) -> None:
-        durable.write_json_atomic(job.dir / "job.json", job.record())
+        """Write the job's record; a full or read-only disk is logged, and the job goes on (its
+        files are safe where they are; only its attempt count is not updated on disk)."""
+        try:
+            durable.write_json_atomic(job.dir / "job.json", job.record())
+        except OSError as exc:
+            log.error("spool.state_write_failed", job_id=job.id, file=str(job.relpath),
+                      error=str(exc))
 
     def start_attempt(self, job: Job) -> None:
         """Count a run of this job before it starts, so a crash during it is counted too."""
         job.attempts += 1
         job.history.append({"attempt": job.attempts, "worker": self.worker.name, "started_at": _now()})
-        shutil.rmtree(job.staging, ignore_errors=True)
-        job.staging.mkdir()
+        try:
+            shutil.rmtree(job.staging, ignore_errors=True)
+            job.staging.mkdir()
+        except OSError as exc:
+            log.error("spool.state_write_failed", job_id=job.id, error=str(exc))
         self.save(job)
 
     def note_error(self, job: Job, error: str) -> None:
@@ -214,23 +281,27 @@ class Spool:
         """Jobs in this worker's folder (retries, adoptions), oldest first."""
         jobs = []
         for job_dir in sorted(p for p in self.mine.iterdir() if p.is_dir()):
-            job = self.load(job_dir)
-            if job is not None:
+            if job_dir.name not in self._held and (job := self.load(job_dir)) is not None:
                 jobs.append(job)
         return jobs
 
     def load(self, job_dir: Path) -> Job | None:
-        """Read a job back from its folder; a half-made or half-finished one is tidied up."""
+        """Read a job back from its folder; a half-made claim is removed and a half-finished one
+        is finished (None for both)."""
+        if (job_dir / "plan.json").exists():
+            self._resume(job_dir)
+            return None
+        sources = _files_in(job_dir / "src")
+        if not sources:
+            shutil.rmtree(job_dir, ignore_errors=True)  # claimed nothing: a crash mid-claim
+            return None
         try:
             record = durable.read_json(job_dir / "job.json")
         except (OSError, ValueError):
-            record = None
-        if (job_dir / "plan.json").exists():
-            self._carry_out(job_dir)
-            return None
-        if record is None or not (job_dir / "src").is_dir() or not any((job_dir / "src").iterdir()):
-            shutil.rmtree(job_dir, ignore_errors=True)  # claimed nothing: a crash mid-claim
-            return None
+            # The record is written before the claim, so this is damage from outside; the
+            # file is what matters: keep it, under its own name.
+            record = {"id": job_dir.name, "relpath": sources[0].name}
+            log.warning("job.record_missing", job_id=job_dir.name, file=sources[0].name)
         return Job(id=record["id"], relpath=PurePosixPath(record["relpath"]), dir=job_dir,
                    attempts=record.get("attempts", 0), claimed_at=record.get("claimed_at", ""),
                    history=record.get("history", []))
@@ -240,10 +311,9 @@ class Spool:
     def complete(self, job: Job, outputs: dict[str, Path]) -> dict[str, Path]:
         """Move the results (suffix -> staged file) into the outbox, then the source to done/."""
         suffix = job.relpath.suffix
-        stem = self._free_stem(job, [(self.folders.outbox, s) for s in outputs]
-                               + [(self.folders.done, suffix)])
-        moves = {str(path): self._target(self.folders.outbox, job, stem, s) for s, path in outputs.items()}
-        moves[str(job.source)] = self._target(self.folders.done, job, stem, suffix)
+        stem = self._free_stem(job, [("outbox", s) for s in outputs] + [("done", suffix)])
+        moves = [(path, "outbox", self._relative_target(job, stem, s)) for s, path in outputs.items()]
+        moves.append((job.source, "done", self._relative_target(job, stem, suffix)))
         return self._finish(job, moves)
 
     def fail(self, job: Job, report: dict[str, Any], outputs: dict[str, Path] | None = None,
@@ -253,103 +323,227 @@ class Spool:
         outputs, logs = outputs or {}, logs or {}
         suffix = job.relpath.suffix
         beside_source = [".error.json", *logs]
-        stem = self._free_stem(job, [(self.folders.outbox, s) for s in outputs]
-                               + [(self.folders.failed, suffix + s) for s in ["", *beside_source]])
-        report_path = job.dir / "error.json"
-        durable.write_json_atomic(report_path, report)
-        moves = {str(path): self._target(self.folders.outbox, job, stem, s) for s, path in outputs.items()}
-        for s, path in [(".error.json", report_path), *logs.items()]:
-            moves[str(path)] = self._target(self.folders.failed, job, stem, suffix + s)
-        moves[str(job.source)] = self._target(self.folders.failed, job, stem, suffix)
-        return self._finish(job, moves)
+        stem = self._free_stem(job, [("outbox", s) for s in outputs]
+                               + [("failed", suffix + s) for s in ["", *beside_source]])
+        moves = [(path, "outbox", self._relative_target(job, stem, s)) for s, path in outputs.items()]
+        for s, path in [(".error.json", job.dir / "error.json"), *logs.items()]:
+            moves.append((path, "failed", self._relative_target(job, stem, suffix + s)))
+        moves.append((job.source, "failed", self._relative_target(job, stem, suffix)))
+        return self._finish(job, moves, report)
 
     def requeue(self, job: Job) -> Path:
         """Put the source back in the inbox untouched (shutdown, lost GPU) and forget the job."""
-        target = self.folders.inbox / job.relpath
-        target.parent.mkdir(parents=True, exist_ok=True)
-        stem = self._free_stem(job, [(self.folders.inbox, job.relpath.suffix)])
-        moves = {str(job.source): self._target(self.folders.inbox, job, stem, job.relpath.suffix)}
+        suffix = job.relpath.suffix
+        stem = self._free_stem(job, [("inbox", suffix)])
+        moves = [(job.source, "inbox", self._relative_target(job, stem, suffix))]
         return self._finish(job, moves)[str(job.source)]
 
-    def _finish(self, job: Job, moves: dict[str, Path]) -> dict[str, Path]:
-        durable.write_json_atomic(job.dir / "plan.json", {k: str(v) for k, v in moves.items()})
-        self._carry_out(job.dir)
-        return moves
+    def _finish(self, job: Job, moves: list[tuple[Path, str, PurePosixPath]],
+                report: dict[str, Any] | None = None) -> dict[str, Path]:
+        """Write the plan, then carry it out; a folder that refuses holds the job for a retry."""
+        plan = {"version": PLAN_VERSION, "moves": [
+            {"from": _inside(job.dir, path), "to": [root, str(rel)]} for path, root, rel in moves]}
+        self._write_plan(job.dir, plan, report)
+        return {str(path): self._root(root) / rel for path, root, rel in moves}
+
+    def _write_plan(self, job_dir: Path, plan: dict[str, Any], report: dict[str, Any] | None) -> bool:
+        """Write the plan (and the error report it moves), then carry it out; False: held."""
+        try:
+            if report is not None:
+                durable.write_json_atomic(job_dir / "error.json", report)
+            durable.write_json_atomic(job_dir / "plan.json", plan)
+        except OSError as exc:
+            self._hold(job_dir, exc, plan, report)
+            return False
+        durable.failpoint("planned")
+        return self._resume(job_dir)
+
+    def _resume(self, job_dir: Path) -> bool:
+        """Carry out the plan on disk; True when done, False when a folder refused (held)."""
+        try:
+            self._carry_out(job_dir)
+        except OSError as exc:
+            self._hold(job_dir, exc, None, None)
+            return False
+        return True
 
     def _carry_out(self, job_dir: Path) -> None:
-        """Do the moves a plan lists (again, after a crash: each move is idempotent), then tidy up."""
-        plan = durable.read_json(job_dir / "plan.json")
-        touched = set()
-        for src, dst in plan.items():
-            src_path, dst_path = Path(src), Path(dst)
-            dst_path.parent.mkdir(parents=True, exist_ok=True)
-            if src_path.exists():
-                durable.fsync_file(src_path)
-            if not durable.move_no_clobber(src_path, dst_path) and src_path.exists():
-                # Someone put a file of that name there since we planned: keep both.
-                durable.move_no_clobber(src_path, _beside(dst_path))
-            touched.add(dst_path.parent)
-        for directory in touched:
-            durable.fsync_dir(directory)
+        """Do the moves a plan lists (again, after a crash: each move is idempotent), then tidy up.
+
+        The results go first, and their folders are fsynced before the source moves: a power cut
+        can never leave the source in done/ without its results in the outbox.
+        """
+        moves = self._read_plan(job_dir)
+        sources = job_dir / "src"
+        self._move_all([(s, d) for s, d in moves if s.parent != sources])
+        self._move_all([(s, d) for s, d in moves if s.parent == sources])
+        left = [s.name for s, _ in moves if os.path.lexists(s)]
+        if left:  # never remove a job folder that still holds a file
+            raise OSError(errno.EEXIST, f"could not move {', '.join(left)} out of {job_dir}")
         shutil.rmtree(job_dir, ignore_errors=True)
         durable.fsync_dir(job_dir.parent)
+        self._held.pop(job_dir.name, None)
 
-    def _target(self, root: Path, job: Job, stem: str, suffix: str) -> Path:
-        return root / job.relpath.parent / f"{stem}{suffix}"
+    def _read_plan(self, job_dir: Path) -> list[tuple[Path, Path]]:
+        """The plan's moves as (source, destination) paths, for this job folder where it is now."""
+        plan = durable.read_json(job_dir / "plan.json")
+        if "moves" in plan:
+            return [(job_dir / m["from"], self._root(m["to"][0]) / m["to"][1]) for m in plan["moves"]]
+        # Version 1 kept absolute paths, which break once the job folder is adopted: re-anchor them.
+        moves = []
+        for src, dst in plan.items():
+            parts = Path(src).parts
+            inside = parts[parts.index(job_dir.name) + 1:] if job_dir.name in parts else parts[-2:]
+            moves.append((job_dir.joinpath(*inside), Path(dst)))
+        return moves
 
-    def _free_stem(self, job: Job, places: list[tuple[Path, str]]) -> str:
+    def _move_all(self, moves: list[tuple[Path, Path]]) -> None:
+        touched: set[Path] = set()
+        for src, dst in moves:
+            dst.parent.mkdir(parents=True, exist_ok=True)
+            if os.path.lexists(src):
+                durable.fsync_file(src)
+            if not durable.move_no_clobber(src, dst) and os.path.lexists(src):
+                # Someone put a file of that name there since we planned: keep both.
+                durable.move_no_clobber(src, _beside(dst))
+            touched.update((src.parent, dst.parent))
+        for directory in touched:
+            durable.fsync_dir(directory)
+
+    def _root(self, name: str) -> Path:
+        return {"outbox": self.folders.outbox, "done": self.folders.done,
+                "failed": self.folders.failed, "inbox": self.folders.inbox}[name]
+
+    def _relative_target(self, job: Job, stem: str, suffix: str) -> PurePosixPath:
+        return job.relpath.parent / _fit_name(stem, suffix)
+
+    def _free_stem(self, job: Job, places: list[tuple[str, str]]) -> str:
         """The file's stem, or stem.2, stem.3...: the first under which no destination exists."""
         base = _stem_of(job)
         for n in range(1, 100_000):
             stem = base if n == 1 else f"{base}.{n}"
-            if not any((root / job.relpath.parent / f"{stem}{suffix}").exists() for root, suffix in places):
+            if not any(os.path.lexists(self._root(root) / self._relative_target(job, stem, suffix))
+                       for root, suffix in places):
                 return stem
         raise RuntimeError(f"no free name for {job.relpath}")
+
+    # --- jobs a folder refused -------------------------------------------------------------------
+
+    def _hold(self, job_dir: Path, exc: OSError, plan: dict[str, Any] | None,
+              report: dict[str, Any] | None) -> None:
+        held = self._held.get(job_dir.name)
+        if held is None:
+            held = self._held[job_dir.name] = _Held(job_dir, plan, report, str(exc),
+                                                    exc.errno in FOLDER_ERRORS)
+        else:
+            held.delay = min(held.delay * 2, RETRY_MAX_SECONDS)
+            held.plan, held.report = plan if plan is not None else held.plan, report or held.report
+            held.error, held.blocking = str(exc), exc.errno in FOLDER_ERRORS
+        held.due = time.monotonic() + held.delay
+        log.error("job.move_refused", job_id=job_dir.name, error=str(exc), retry_in_s=held.delay,
+                  claims_paused=held.blocking,
+                  action="the files stay in the work folder; the moves are retried")
+
+    def retry_held(self) -> None:
+        """Try again the moves of finished jobs that a folder refused, those that are due."""
+        now = time.monotonic()
+        for name, held in list(self._held.items()):
+            if not held.job_dir.is_dir():
+                del self._held[name]  # finished by someone else (adopted after our restart)
+                continue
+            if held.due > now:
+                continue
+            if held.plan is not None:
+                done = self._write_plan(held.job_dir, held.plan, held.report)
+            else:
+                done = self._resume(held.job_dir)
+            if done:
+                self._held.pop(name, None)
+                log.info("job.move_resumed", job_id=name)
+
+    @property
+    def paused(self) -> bool:
+        """Is a folder refusing finished work (so no new file should be claimed)?"""
+        return any(held.blocking for held in self._held.values())
 
     # --- taking back jobs of workers that are gone -----------------------------------------------
 
     def adopt_orphans(self) -> list[Job]:
         """Move the jobs of dead workers into this worker's folder; returns those still to run."""
-        adopted = []
+        self.retry_held()
+        adopted: list[Job] = []
         if not self.work.is_dir():
             return adopted
         for worker_dir in sorted(self.work.iterdir()):
-            if worker_dir == self.mine or not worker_dir.is_dir() or not self._is_gone(worker_dir):
+            if worker_dir == self.mine or not worker_dir.is_dir():
                 continue
-            log.warning("spool.worker_gone", worker=worker_dir.name)
+            reason = self._gone_because(worker_dir)
+            if reason is None:
+                continue
+            log.warning("spool.worker_gone", worker=worker_dir.name, reason=reason)
             for job_dir in sorted(p for p in worker_dir.iterdir() if p.is_dir()):
                 try:
                     os.rename(job_dir, self.mine / job_dir.name)  # exactly one adopter wins
                 except OSError:
                     continue
+                durable.fsync_dir(worker_dir)
+                durable.fsync_dir(self.mine)
                 job = self.load(self.mine / job_dir.name)
                 if job is not None:
                     log.warning("job.adopted", job_id=job.id, file=str(job.relpath),
                                 attempts=job.attempts, previous_worker=worker_dir.name)
                     adopted.append(job)
-            shutil.rmtree(worker_dir, ignore_errors=True)
+            _forget_worker(worker_dir)
         return adopted
 
-    def _is_gone(self, worker_dir: Path) -> bool:
+    def _gone_because(self, worker_dir: Path) -> str | None:
+        """Why the worker of `worker_dir` is gone, or None while it may be alive."""
         owner = WorkerId.parse(worker_dir.name)
         if owner is None:
-            return False  # not a worker folder of ours: leave it alone
-        if owner.host == self.worker.host:
-            return process_start_time(owner.pid) != owner.started
-        return self._lease_expired(worker_dir)
+            return None  # not a worker folder of ours: leave it alone
+        lease = _read_lease(worker_dir)
+        same_machine = owner.host == self.worker.host and all(
+            lease is None or lease.get(key) in (None, value) for key, value in self.machine.items())
+        if same_machine:
+            alive = _process_alive(owner)
+            if alive is False:
+                return f"process {owner.pid} (started at tick {owner.started}) has ended"
+            if alive is True:
+                return None
+        if self._lease_expired(worker_dir, lease):
+            return f"its lease has not been renewed for {self.lease_seconds:g} s"
+        return None
 
-    def _lease_expired(self, worker_dir: Path) -> bool:
-        lease = worker_dir / "worker.json"
-        try:
-            mtime = (lease if lease.exists() else worker_dir).stat().st_mtime_ns
-        except FileNotFoundError:
-            return False
+    def _lease_expired(self, worker_dir: Path, lease: dict[str, Any] | None) -> bool:
+        """Has the lease stayed the same for `lease_seconds` of our clock? (Its content is read,
+        not its mtime: opening a file revalidates it on NFS, a stat may answer from a cache.)"""
+        if lease is not None:
+            seen_as: Any = (lease.get("beat"), lease.get("renewed_at"))
+        else:
+            try:
+                seen_as = worker_dir.stat().st_mtime_ns
+            except FileNotFoundError:
+                return False
         now = time.monotonic()
         seen = self._leases_seen.get(worker_dir.name)
-        if seen is None or seen[0] != mtime:
-            self._leases_seen[worker_dir.name] = (mtime, now)
+        if seen is None or seen[0] != seen_as:
+            self._leases_seen[worker_dir.name] = (seen_as, now)
             return False
         return now - seen[1] >= self.lease_seconds
+
+
+def machine_identity() -> dict[str, str]:
+    """What makes two processes' pids comparable: the same boot and the same pid namespace."""
+    identity = {}
+    try:
+        identity["boot_id"] = Path("/proc/sys/kernel/random/boot_id").read_text().strip()
+    except OSError:
+        pass
+    try:
+        identity["pid_namespace"] = os.readlink("/proc/self/ns/pid")
+    except OSError:
+        pass
+    return identity
 
 
 def process_start_time(pid: int) -> int | None:
@@ -373,15 +567,80 @@ def _start_time_without_proc(pid: int) -> int | None:
     return 0
 
 
+def _process_alive(owner: WorkerId) -> bool | None:
+    """Is the worker's process still running on this machine? None: we cannot tell."""
+    started = process_start_time(owner.pid)
+    if started is None:
+        try:
+            os.kill(owner.pid, 0)
+        except ProcessLookupError:
+            return False
+        except PermissionError:
+            return None  # /proc hides it (hidepid) but it exists: ask its lease
+        return None
+    if started == 0 or owner.started == 0:
+        return None
+    return started == owner.started
+
+
+def _read_lease(worker_dir: Path) -> dict[str, Any] | None:
+    try:
+        lease = durable.read_json(worker_dir / "worker.json")
+    except (OSError, ValueError):
+        return None
+    return lease if isinstance(lease, dict) else None
+
+
+def _forget_worker(worker_dir: Path) -> None:
+    """Remove a gone worker's lease and folder, if nothing else is in it. Never rmtree: a worker
+    wrongly taken for gone (a lease lost on a hung share) may have just claimed a file there."""
+    for name in os.listdir(worker_dir) if worker_dir.is_dir() else []:
+        if name == "worker.json" or (name.startswith(".worker.json.") and name.endswith(".tmp")):
+            (worker_dir / name).unlink(missing_ok=True)
+    try:
+        worker_dir.rmdir()
+    except OSError:
+        pass
+
+
+def _files_in(folder: Path) -> list[Path]:
+    try:
+        return sorted(p for p in folder.iterdir() if os.path.lexists(p))
+    except OSError:
+        return []
+
+
+def _inside(job_dir: Path, path: Path) -> str:
+    """`path` relative to the job folder (the plan must survive the folder being adopted)."""
+    try:
+        return path.relative_to(job_dir).as_posix()
+    except ValueError:
+        return str(path)
+
+
 def _stem_of(job: Job) -> str:
     name = job.relpath.name
     return name[: -len(job.relpath.suffix)] if job.relpath.suffix else name
 
 
+def _fit_name(stem: str, suffix: str) -> str:
+    """`stem + suffix`, the stem shortened (with a hash, so names stay distinct) to fit NAME_MAX."""
+    name = stem + suffix
+    if len(os.fsencode(name)) <= NAME_MAX:
+        return name
+    tag = "~" + hashlib.sha1(os.fsencode(stem)).hexdigest()[:8]
+    while stem and len(os.fsencode(stem + tag + suffix)) > NAME_MAX:
+        stem = stem[:-1]
+    return stem + tag + suffix
+
+
 def _beside(path: Path) -> Path:
+    """A free name next to `path`: `x.2.json` for `x.json` (the extension kept, so it opens)."""
+    stem, dot, last = path.name.rpartition(".")
     for n in range(2, 100_000):
-        candidate = path.with_name(f"{path.name}.{n}")
-        if not candidate.exists():
+        name = f"{stem}.{n}.{last}" if dot and stem else f"{path.name}.{n}"
+        candidate = path.with_name(name)
+        if not os.path.lexists(candidate):
             return candidate
     raise RuntimeError(f"no free name beside {path}")
 

@@ -2,8 +2,10 @@
 
 Audio is still decoded for real before it gets here, so bad input fails for real. What it
 replaces is only the model: it answers "fake transcript of NAME, 3.2 s" at once (or after
-`delay` seconds), and can be told to run out of memory above a batch size, to lose the GPU, or
-to raise for a given file, so the real back-off and failure handling run around it.
+`delay` seconds, or `delays[NAME]`), and can be told to run out of memory above a batch size, to
+lose the GPU, to raise for a given file, or to kill its own process with SIGKILL on a given file
+(a file that crashes the daemon), so the real back-off, failure and recovery handling run
+around it.
 `transcribed run --engine fake` takes these settings as JSON from $TRANSCRIBED_FAKE.
 """
 
@@ -11,6 +13,7 @@ from __future__ import annotations
 
 import json
 import os
+import signal
 import time
 from dataclasses import dataclass, field
 from typing import Any
@@ -36,6 +39,10 @@ class FakeEngine:
     fail: dict[str, str] = field(default_factory=dict)
     #: Raise a CUDA "unknown error" (a lost GPU) for files with these names.
     lose_gpu_on: tuple[str, ...] = ()
+    #: File name -> seconds that file takes (instead of `delay`).
+    delays: dict[str, float] = field(default_factory=dict)
+    #: Kill the whole process with SIGKILL while transcribing files with these names.
+    crash_on: tuple[str, ...] = ()
     calls: list[tuple[str, int]] = field(default_factory=list)
     loaded: bool = False
 
@@ -43,8 +50,9 @@ class FakeEngine:
     def from_environment(cls) -> FakeEngine:
         """Build one from $TRANSCRIBED_FAKE (JSON with the fields above)."""
         options: dict[str, Any] = json.loads(os.environ.get("TRANSCRIBED_FAKE", "{}") or "{}")
-        if "lose_gpu_on" in options:
-            options["lose_gpu_on"] = tuple(options["lose_gpu_on"])
+        for key in ("lose_gpu_on", "crash_on"):
+            if key in options:
+                options[key] = tuple(options[key])
         return cls(**options)
 
     def load(self) -> None:
@@ -59,7 +67,9 @@ class FakeEngine:
             raise RuntimeError("CUDA failed with error out of memory")
         if request.file in self.fail:
             raise RuntimeError(self.fail[request.file])
-        self._work(progress)
+        if request.file in self.crash_on:
+            os.kill(os.getpid(), signal.SIGKILL)
+        self._work(self.delays.get(request.file, self.delay), progress)
         seconds = len(samples) / SAMPLE_RATE
         if not np.any(np.abs(samples) > 1e-3):
             return {"segments": [], "language": request.language or "en"}
@@ -67,11 +77,11 @@ class FakeEngine:
         return {"segments": [{"start": 0.0, "end": round(seconds, 3), "text": text}],
                 "language": request.language or "en"}
 
-    def _work(self, progress: Progress) -> None:
-        steps = max(1, int(self.delay / 0.1))
+    def _work(self, delay: float, progress: Progress) -> None:
+        steps = max(1, int(delay / 0.1))
         for step in range(steps):
-            if self.delay:
-                time.sleep(self.delay / steps)
+            if delay:
+                time.sleep(delay / steps)
             progress(100.0 * (step + 1) / steps)
 
     def free_memory(self) -> int | None:
@@ -80,7 +90,7 @@ class FakeEngine:
     def on_cpu(self) -> FakeEngine:
         settings = EngineSettings("fake", "", "fake", "cpu", 0, "int8", 1, 1, {"device": "fallback"})
         return FakeEngine(settings=settings, delay=self.delay, fail=self.fail, calls=self.calls,
-                          loaded=True)
+                          delays=self.delays, crash_on=self.crash_on, loaded=True)
 
     def close(self) -> None:
         self.loaded = False
