@@ -138,18 +138,27 @@ def read_all(state: Path) -> list[dict[str, Any]]:
 
 
 def forget_dead(state: Path, now: float | None = None) -> list[str]:
-    """Remove the files of this machine's dead daemons, and very old ones of other machines."""
+    """Remove the files of dead daemons (run at start-up).
+
+    This machine's: when the process is gone. Same host name in another pid namespace (this
+    container before a restart, as a restarted pod or `docker restart` has it): when the file is
+    older than its heartbeat limit; a live daemon there rewrites its file every few seconds, and
+    one that is loading writes it again once loaded. Other machines': after a day untouched.
+    """
     now = time.time() if now is None else now
     removed = []
     for record in read_all(state):
         path = Path(record["file"])
+        try:
+            age = now - path.stat().st_mtime
+        except OSError:
+            continue
         if is_local(record):
             dead = not _process_alive(record)
+        elif record.get("host") == socket.gethostname():
+            dead = age > float(record.get("stale_after_s") or FORGET_AFTER_SECONDS)
         else:
-            try:
-                dead = now - path.stat().st_mtime > FORGET_AFTER_SECONDS
-            except OSError:
-                continue
+            dead = age > FORGET_AFTER_SECONDS
         if dead:
             try:
                 path.unlink(missing_ok=True)

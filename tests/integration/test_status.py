@@ -135,3 +135,17 @@ def test_an_unreadable_status_file_is_reported_not_fatal(folders: Folders) -> No
     (folders.state / "status" / "junk.json").write_text("{not json")
     printed = status(folders)
     assert printed.returncode == 0 and "unreadable status file" in printed.stdout
+
+
+def test_this_containers_file_from_before_a_restart_is_forgotten_once_stale(tmp_path: Path) -> None:
+    """Same host name, another pid namespace (a restarted container): removed once its file is
+    older than its heartbeat limit, kept while it could still be a live neighbour's."""
+    StatusFile(tmp_path, WorkerId(socket.gethostname(), 1, 123)).write(Stats().snapshot(stale_after=120))
+    [record] = read_all(tmp_path)
+    record["pid_namespace"] = "pid:[1]"  # as if written in another pid namespace
+    Path(record["file"]).write_text(json.dumps(record))
+    assert judge(read_all(tmp_path)[0]).alive is None
+    assert forget_dead(tmp_path) == []
+    old = time.time() - 121
+    os.utime(record["file"], (old, old))
+    assert forget_dead(tmp_path) == [record["worker"]]
