@@ -21,12 +21,15 @@ FROM ${BASE_IMAGE}
 # Its torch 2.8.0+cpu wheels satisfy whisperx's pin and skip the ~3 GB of CUDA wheels.
 ARG TORCH_INDEX_URL=""
 
-# python3 + venv to build the venv (Ubuntu 24.04: Python 3.12), make for `make install`,
-# ffmpeg because whisperx decodes audio by running the ffmpeg command.
+# python3 + venv to build the venv (Ubuntu 24.04: Python 3.12), make for `make install`.
+# No ffmpeg: the daemon decodes every file with PyAV, whose wheel carries its own FFmpeg
+# libraries, and hands whisperx, pyannote and the aligner decoded samples, so neither
+# whisperx.load_audio (which runs the ffmpeg command) nor torchcodec is ever used. That keeps
+# about 250 MB of codecs and X11 libraries out of the image.
 # hadolint ignore=DL3008
 RUN apt-get update \
     && DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends \
-        ca-certificates ffmpeg make python3 python3-venv \
+        ca-certificates make python3 python3-venv \
     && rm -rf /var/lib/apt/lists/*
 # DL3008 (pin apt versions) is ignored on purpose: Ubuntu's archive keeps only the latest
 # build of each package, so a pinned version stops building at the next security update.
