@@ -191,6 +191,9 @@ class Metrics:
 
     #: host:port, e.g. 127.0.0.1:9108; null = off.
     listen: Union[str, None] = None
+    #: /healthz and `status --check` say unhealthy when the consumer's heartbeat is older than
+    #: this (it beats at least every 5 s, and during long jobs from the engine's progress).
+    stale_after_seconds: float = 120.0
 
 
 @dataclass(frozen=True)
@@ -314,6 +317,9 @@ def check_values(config: Config) -> None:
             raise ConfigError(f"routes.{folder}: expected a subfolder of the inbox, e.g. ru or calls/sales")
         check_job_options(options, f"routes.{folder}")
     _check_folders(config.folders)
+    if config.metrics.stale_after_seconds <= 10:
+        raise ConfigError("metrics.stale_after_seconds: expected more than 10 (the consumer's idle "
+                          f"heartbeat is every 5 s), got {config.metrics.stale_after_seconds}")
     if config.metrics.listen is not None:
         parse_listen(config.metrics.listen)
     if not config.watch.extensions:

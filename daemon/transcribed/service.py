@@ -32,7 +32,7 @@ from .errors import GpuLost
 from .metrics import MetricsServer
 from .notify import Notifier
 from .spool import Spool
-from .stats import DEFAULT_STALE_AFTER_SECONDS, Stats, describe
+from .stats import Stats, describe
 from .status import StatusFile, forget_dead
 from .watcher import Arrivals, start_observer
 from .worker import Worker
@@ -41,6 +41,9 @@ EXIT_OK = 0
 EXIT_ERROR = 1
 EXIT_CONFIG = 2
 EXIT_GPU_LOST = 3
+
+#: An idle consumer still beats this often (it wakes up to do it).
+IDLE_BEAT_SECONDS = 5.0
 
 #: The STATUS= line and the status file are rewritten at most this often (and when a job starts or ends).
 REFRESH_SECONDS = 2.0
@@ -95,7 +98,7 @@ class Service:
         self.notifier = Notifier()
         self.consumer_error: BaseException | None = None
         self.stats = Stats()
-        self.stale_after = stale_after_seconds(config)
+        self.stale_after = config.metrics.stale_after_seconds
         self.status_file: StatusFile | None = None
         self.metrics: MetricsServer | None = None
         self._next_refresh = 0.0
@@ -123,7 +126,8 @@ class Service:
                              else (None, None))
         arrivals = Arrivals(self.config.watch.settle_seconds)
         worker = Worker(self.config, spool, engine, arrivals, self.wake, on_beat=self._on_beat,
-                        stats=self.stats, aligner=aligner, diarizer=diarizer)
+                        stats=self.stats, aligner=aligner, diarizer=diarizer,
+                        beat_interval=self._idle_beat_interval())
         self.worker = worker
         observer = start_observer(self.config.folders.inbox, self.config.watch, arrivals, self.wake)
         lease = threading.Thread(target=self._renew_lease, args=(spool,), name="lease", daemon=True)
@@ -150,6 +154,11 @@ class Service:
             sys.stdout.flush()
             os._exit(code)
         return code
+
+    def _idle_beat_interval(self) -> float:
+        """How often an idle consumer beats: every 5 s, or often enough for systemd's watchdog."""
+        interval = self.notifier.watchdog_interval
+        return min(IDLE_BEAT_SECONDS, interval / 2) if interval else IDLE_BEAT_SECONDS
 
     def _load(self, engine: Engine) -> None:
         settings = engine.settings
@@ -179,7 +188,6 @@ class Service:
         deadline = None
         while consumer.is_alive():
             consumer.join(timeout=0.2)
-            self._nudge_consumer()
             if self.stop.is_set() and deadline is None:
                 deadline = time.monotonic() + self.config.daemon.shutdown_grace_seconds
                 self._begin_stopping(worker)
@@ -284,24 +292,3 @@ class Service:
             return False
         self.stats.gpu_memory(int(total - free), int(total))
         return True
-
-    def _nudge_consumer(self) -> None:
-        """Wake an idle consumer when a watchdog ping is due sooner than its own idle beat.
-
-        The ping itself still comes from the consumer's loop: a consumer stuck in a job does not
-        wake, does not beat, and systemd's watchdog fires as it should.
-        """
-        interval = self.notifier.watchdog_interval
-        if interval is not None and not self.stop.is_set() \
-                and time.monotonic() - self.stats.last_beat >= interval / 2:
-            self.wake.set()
-
-
-def stale_after_seconds(config: Config) -> float:
-    """How old the consumer's heartbeat may get before /healthz and `status --check` say unhealthy.
-
-    `metrics.stale_after_seconds` where config.py has it, else DEFAULT_STALE_AFTER_SECONDS (120,
-    like WatchdogSec=120 in the units). It must exceed the consumer's idle beat (5 s).
-    """
-    value = getattr(config.metrics, "stale_after_seconds", None)
-    return float(value) if value else DEFAULT_STALE_AFTER_SECONDS

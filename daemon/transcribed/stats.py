@@ -15,9 +15,6 @@ from typing import Any
 
 #: Upper bounds (seconds) of the processing-time histogram: a short clip up to a long recording.
 PROCESSING_BUCKETS = (1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 120.0, 300.0, 600.0, 1200.0, 1800.0, 3600.0)
-#: The consumer's heartbeat is stale after this long without one (overridden by
-#: `metrics.stale_after_seconds` where config.py has it). It matches WatchdogSec=120 in the units.
-DEFAULT_STALE_AFTER_SECONDS = 120.0
 
 
 @dataclass(frozen=True)

@@ -39,8 +39,9 @@ class Worker:
     def __init__(self, config: Config, spool: Spool, engine: Engine, arrivals: Arrivals,
                  wake: threading.Event, on_beat: Callable[[], None] = lambda: None,
                  stats: Stats | None = None, aligner: Aligner | None = None,
-                 diarizer: Diarizer | None = None) -> None:
+                 diarizer: Diarizer | None = None, beat_interval: float = 5.0) -> None:
         self.config = config
+        self.beat_interval = beat_interval
         self.stats = stats or Stats()
         self.spool = spool
         self.arrivals = arrivals
@@ -91,16 +92,13 @@ class Worker:
         return None
 
     def _wait_for_work(self, stop: threading.Event) -> None:
-        waits = [max(0.0, self._next_rescan - time.monotonic()), self._beat_interval()]
+        waits = [max(0.0, self._next_rescan - time.monotonic()), self.beat_interval]
         if (settling := self.arrivals.next_check_in()) is not None:
             waits.append(settling)
         if self.backlog:
             waits.append(max(0.0, min(due for due, _ in self.backlog.values()) - time.monotonic()))
         if not stop.is_set():
             self.wake.wait(timeout=max(0.01, min(waits)))
-
-    def _beat_interval(self) -> float:
-        return 5.0
 
     def _take_back_orphans(self) -> None:
         for job in self.spool.adopt_orphans():
