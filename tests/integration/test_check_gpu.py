@@ -21,7 +21,7 @@ from transcribed.engine.base import EngineSettings
 ROOT = Path(__file__).resolve().parents[2]
 GPU = EngineSettings("tiny.en", "/m", "bundled", "cuda", 0, "float16", 16, 8, {"device": "CUDA device 0"})
 CPU = EngineSettings("tiny.en", "/m", "bundled", "cpu", 0, "int8", 4, 2,
-                     {"device": "no usable GPU: CTranslate2 sees 0 CUDA device(s) and torch 0"})
+                     {"device": "no usable GPU: CTranslate2 and torch see no CUDA device"})
 
 
 def report(settings: EngineSettings | None, failed: bool = False) -> doctor.Report:

@@ -3,17 +3,27 @@
 from __future__ import annotations
 
 import json
+import logging
 import shutil
 import subprocess
 import sys
 from pathlib import Path
 
 import pytest
+import structlog
 
 from transcribed import doctor
 from transcribed.config import load_config
 
 FOLDERS = ("inbox", "outbox", "done", "failed", "state")
+
+
+@pytest.fixture(autouse=True)
+def restore_logging():
+    """run_doctor points the logs at this test's captured stderr; later tests must not write there."""
+    yield
+    structlog.reset_defaults()
+    logging.getLogger().handlers[:] = []
 
 
 def write_config(root: Path, model: str = "", folders: dict[str, str] | None = None) -> Path:
@@ -50,7 +60,7 @@ class TestOnThisCpuOnlyMachine:
     def test_json_says_cpu_and_why(self, json_run):
         _, report, _ = json_run
         assert report["device"] == "cpu"
-        assert "CTranslate2 sees 0 CUDA device(s)" in report["why"]
+        assert "CTranslate2 and torch see no CUDA device" in report["why"]
         if shutil.which("nvidia-smi") is None:
             assert report["why"].startswith("there is no NVIDIA driver (nvidia-smi not found)")
         assert report["settings"]["compute_type"] == "int8" and report["settings"]["batch_size"] == 4

@@ -88,7 +88,7 @@ class TestOnTheCpu:
         settings = settings_for(NO_GPU)
         assert (settings.device, settings.compute_type, settings.batch_size) == ("cpu", "int8", 4)
         assert settings.reasons["device"].startswith("no usable GPU")
-        assert "CTranslate2 sees 0 CUDA device(s)" in settings.reasons["device"]
+        assert "CTranslate2 and torch see no CUDA device" in settings.reasons["device"]
         assert settings.cpu_threads == 2 and "2 CPUs" in settings.reasons["cpu_threads"]
 
     def test_ctranslate2_alone_is_not_enough(self):
@@ -97,6 +97,7 @@ class TestOnTheCpu:
                             problems=("torch is a CPU-only build",))
         settings = settings_for(hardware)
         assert settings.device == "cpu"
+        assert "CTranslate2 sees 1 CUDA device(s), torch 0" in settings.reasons["device"]
         assert "torch is a CPU-only build" in settings.reasons["device"]
 
     def test_cuda_visible_devices_that_hides_every_gpu_is_the_reason(self):

@@ -148,8 +148,11 @@ def _why_no_cuda(hardware: Hardware, visible: str) -> list[str]:
     why = []
     if hardware.visible_devices is not None and hardware.visible_devices.strip() in ("", "-1"):
         why.append(f"CUDA_VISIBLE_DEVICES={hardware.visible_devices!r} hides every GPU")
-    why.append(f"CTranslate2 sees {hardware.ct2_cuda_devices} CUDA device(s) and torch "
-               f"{hardware.torch_cuda_devices}{visible}")
+    if hardware.ct2_cuda_devices == hardware.torch_cuda_devices == 0:
+        why.append(f"CTranslate2 and torch see no CUDA device{visible}")
+    else:
+        why.append(f"CTranslate2 sees {hardware.ct2_cuda_devices} CUDA device(s), torch "
+                   f"{hardware.torch_cuda_devices}{visible}")
     return why + list(hardware.problems)
 
 
