@@ -156,3 +156,13 @@ def test_claims_pause_while_a_folder_refuses_finished_work_and_resume_after(tmp_
     spool.retry_held()
     assert (spool.folders.outbox / "a.txt").read_text() == "words"
     assert (spool.folders.done / "a.wav").exists() and not job.dir.exists()
+
+
+def test_claiming_a_file_deleted_since_the_scan_makes_no_job_and_no_error(tmp_path: Path) -> None:
+    """The window between scan and claim: the rename finds nothing, and nothing is left behind."""
+    spool = _spool(tmp_path)
+    (spool.folders.inbox / "gone.wav").write_bytes(b"audio")
+    (path,) = spool.scan()
+    path.unlink()
+    assert spool.claim(path) is None
+    assert list(spool.mine.iterdir()) == [spool.mine / "worker.json"]
