@@ -4,12 +4,16 @@ The watchdog observer's events are only hints that wake the consumer; the truth 
 inbox, made at start, on every wake and every `watch.rescan_seconds`. A missed event costs
 latency, never a file. `Arrivals` decides when a file is complete: a writer closed it and it has
 not changed since, or its size and mtime have not changed for `settle_seconds`. A file that is
-still growing is looked at again later, never dropped.
+still growing is looked at again later, never dropped. A file inotify saw being written waits
+for its close event, but not forever: a close event can be lost (the kernel's event queue
+overflows), so once the file has not changed for `max(STALE_WRITER_SECONDS, 10 x settle)` it is
+taken as complete anyway.
 """
 
 from __future__ import annotations
 
 import os
+import re
 import threading
 import time
 from collections.abc import Callable
@@ -29,6 +33,12 @@ NETWORK_FILESYSTEMS = ("nfs", "nfs4", "cifs", "smb", "smb2", "smb3", "smbfs", "n
                        "9p", "ceph", "glusterfs", "lustre", "gpfs", "beegfs", "davfs", "sshfs",
                        "virtiofs", "vboxsf", "vmhgfs", "prl_fs")
 
+#: A file seen being written, unchanged this long with no close event seen, counts as closed.
+STALE_WRITER_SECONDS = 60.0
+
+#: Where the kernel lists this process's mounts (and their filesystem types).
+MOUNTS = Path("/proc/self/mounts")
+
 log = get_logger()
 
 
@@ -47,6 +57,7 @@ class Arrivals:
 
     def __init__(self, settle_seconds: float, clock: Callable[[], float] = time.monotonic) -> None:
         self.settle_seconds = settle_seconds
+        self.stale_writer_seconds = max(STALE_WRITER_SECONDS, 10 * settle_seconds)
         self.clock = clock
         self._seen: dict[Path, _Seen] = {}
         self._lock = threading.Lock()
@@ -77,7 +88,8 @@ class Arrivals:
                 if signature is None:
                     continue
                 seen = self._update(path, signature)
-                settled = not seen.writing and now - seen.changed_at >= self.settle_seconds
+                quiet = now - seen.changed_at
+                settled = quiet >= (self.stale_writer_seconds if seen.writing else self.settle_seconds)
                 if seen.closed or settled:
                     ready.append(path)
             for gone in set(self._seen) - set(candidates):
@@ -88,8 +100,8 @@ class Arrivals:
         """Seconds until a file still settling could become complete (None: nothing is settling)."""
         with self._lock:
             now = self.clock()
-            waits = [seen.changed_at + self.settle_seconds - now
-                     for seen in self._seen.values() if not seen.closed and not seen.writing]
+            waits = [seen.changed_at - now + (self.stale_writer_seconds if seen.writing else self.settle_seconds)
+                     for seen in self._seen.values() if not seen.closed]
             return max(0.05, min(waits)) if waits else None
 
     def pending(self) -> int:
@@ -151,34 +163,40 @@ def start_observer(inbox: Path, watch: Watch, arrivals: Arrivals, wake: threadin
     return observer
 
 
-def choose_polling(inbox: Path, setting: bool | str) -> tuple[bool, str]:
+def choose_polling(inbox: Path, setting: bool | str,
+                   mounts: Path = MOUNTS) -> tuple[bool, str]:
     """Poll or use inotify? `auto` polls on network filesystems, where inotify is blind."""
     if setting is True:
         return True, "watch.polling is true"
     if setting is False:
         return False, "watch.polling is false"
-    fstype = filesystem_type(inbox)
+    fstype = filesystem_type(inbox, mounts)
     if fstype is None:
         return False, "filesystem type unknown; inotify"
-    if fstype.split(".")[0] == "fuse" or fstype.startswith("fuse") or fstype in NETWORK_FILESYSTEMS:
+    if fstype.startswith("fuse") or fstype in NETWORK_FILESYSTEMS:
         return True, f"the inbox is on {fstype}, where inotify misses other machines' writes"
     return False, f"the inbox is on {fstype}"
 
 
-def filesystem_type(path: Path) -> str | None:
+def filesystem_type(path: Path, mounts: Path = MOUNTS) -> str | None:
     """The type of the filesystem holding `path`, from /proc/self/mounts (longest mount point)."""
     try:
-        mounts = Path("/proc/self/mounts").read_text().splitlines()
+        lines = mounts.read_text().splitlines()
     except OSError:
         return None
     target = os.path.realpath(path)
     best, best_type = "", None
-    for line in mounts:
+    for line in lines:
         parts = line.split()
         if len(parts) < 3:
             continue
-        mount_point = parts[1].replace("\\040", " ")
+        mount_point = _unescape(parts[1])
         inside = target == mount_point or target.startswith(mount_point.rstrip("/") + "/")
         if inside and len(mount_point) >= len(best):
             best, best_type = mount_point, parts[2]
     return best_type
+
+
+def _unescape(field: str) -> str:
+    """The kernel writes space, tab, newline and backslash in mount points as octal escapes."""
+    return re.sub(r"\\([0-7]{3})", lambda m: chr(int(m.group(1), 8)), field)
