@@ -82,7 +82,9 @@ class Aligner:
         with logs.prints_as_logs("whisperx"):
             aligned = whisperx.align(result["segments"], model, metadata, samples, self.device,
                                      return_char_alignments=False)
-        aligned["language"] = language  # the writers need it, and align() drops it
+        # align() drops these; the writers need the language.
+        aligned["language"] = language
+        aligned["language_probability"] = result.get("language_probability")
         return aligned
 
     def _load(self, language: str, download: bool) -> tuple[Any, dict[str, Any]]:

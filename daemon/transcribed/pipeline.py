@@ -86,6 +86,9 @@ class Pipeline:
                           initial_prompt=options.initial_prompt, hotwords=options.hotwords)
         with self._stage("transcribe"):
             result = plain_result(self._transcribe(audio, request))
+        if result.get("language_probability") is not None:
+            log.info("job.language_detected", language=result["language"],
+                     probability=result["language_probability"])
         if not self.run_state.backoffs:
             self.governor.succeeded()
         with self._stage("write"):

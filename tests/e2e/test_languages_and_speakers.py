@@ -60,6 +60,8 @@ def test_the_language_is_detected_per_file(served: Folders) -> None:
     russian, english = _result(served, "detected"), _result(served, "english")
     assert russian["language"] == "ru" and russian["transcribed"]["options"]["language"] is None
     assert english["language"] == "en"
+    for result in (russian, english):  # detected: with Whisper's probability, in the JSON
+        assert 0.5 < result["language_probability"] == result["transcribed"]["language_probability"] <= 1
     text = " ".join(s["text"] for s in english["segments"])
     assert word_error_rate(clip(ENGLISH).reference, text, "en") < 0.3, text
 
@@ -68,6 +70,7 @@ def test_a_routed_folder_sets_the_language(served: Folders) -> None:
     """inbox/ru/ carries language ru from the config's routes; the path is kept in the outbox."""
     routed = _result(served, "ru/routed")
     assert routed["language"] == "ru" and routed["transcribed"]["options"]["language"] == "ru"
+    assert routed["transcribed"]["language_probability"] is None  # given, not detected
     assert (served.done / "ru" / "routed.wav").exists()
 
 

@@ -4,7 +4,8 @@ All torch and whisperx imports happen here, lazily, so the CLI's other commands 
 tests stay fast. Verified traps handled here (see ../shared/WHISPERX.md):
 - a local model directory does not end in ".en", so an English-only model gets language "en"
   explicitly (else whisperx tries language detection on it and fails);
-- after a failed job the pipeline keeps the language it detected: it is reset after each call;
+- after a failed job the pipeline keeps the language it detected: each call sets and restores
+  the tokenizer itself (`_job_options`);
 - pyannote 4 sends telemetry on every VAD call unless PYANNOTE_METRICS_ENABLED=false, which is
   set before pyannote is first imported.
 
@@ -17,8 +18,11 @@ after a run of successes, like the Whisper one.
 
 from __future__ import annotations
 
+import contextlib
+import dataclasses
 import gc
 import os
+from collections.abc import Iterator
 from typing import Any
 
 import numpy as np
@@ -31,6 +35,9 @@ from .hardware import CPU_BATCH_SIZE
 from .oom import BatchGovernor
 
 log = logs.get_logger()
+
+#: whisperx works on 16 kHz mono.
+SAMPLE_RATE = 16_000
 
 
 def keep_libraries_offline_and_private() -> None:
@@ -92,21 +99,99 @@ class WhisperXEngine:
 
     def transcribe(self, samples: np.ndarray, request: Request, batch_size: int,
                    progress: Progress) -> dict[str, Any]:
-        language = request.language if self.multilingual else "en"
+        """Voice activity detection, language (given or detected), then batched decoding."""
+        speech = self.find_speech(samples)
+        language, probability = self.language_of(samples, speech, request)
+        request = dataclasses.replace(request, language=language)
+        result = self.transcribe_speech([(samples, speech)], request, batch_size, progress)[0]
+        result["language_probability"] = probability
+        return result
+
+    def find_speech(self, samples: np.ndarray) -> list[dict[str, Any]]:
+        """Speech chunks (start, end in seconds), each at most `vad.chunk_seconds` long."""
         self._apply_vad_batch()
+        vad = self._pipe.vad_model
         try:
             with logs.prints_as_logs("whisperx"):
-                result: dict[str, Any] = self._pipe.transcribe(
-                    samples, batch_size=batch_size, language=language, task=request.task,
-                    chunk_size=int(self.config.vad.chunk_seconds), progress_callback=progress)
+                scores = vad({"waveform": vad.preprocess_audio(samples), "sample_rate": SAMPLE_RATE})
+                chunks = vad.merge_chunks(scores, self.config.vad.chunk_seconds,
+                                          onset=self.config.vad.onset, offset=self.config.vad.offset)
         except MemoryError:
             self._lower_vad_batch()
             raise
-        finally:
-            self._forget_detected_language()
         if self.vad_batch is not None:
             self.vad_batch.succeeded()
-        return result
+        return [{"start": c["start"], "end": c["end"]} for c in chunks]
+
+    def language_of(self, samples: np.ndarray, speech: list[dict[str, Any]],
+                    request: Request) -> tuple[str, float | None]:
+        """The job's language and, when detected, its probability.
+
+        An English-only model is always English; a given language is used as it is; otherwise
+        Whisper detects it from the first 30 s of speech (not of the file, which may open with
+        silence or music).
+        """
+        if not self.multilingual:
+            return "en", None
+        if request.language:
+            return request.language, None
+        from whisperx.audio import N_SAMPLES, log_mel_spectrogram
+
+        first = int(speech[0]["start"] * SAMPLE_RATE) if speech else 0
+        audio = samples[first: first + N_SAMPLES]
+        mels = self._pipe.model.feat_kwargs.get("feature_size") or 80
+        features = log_mel_spectrogram(audio, n_mels=mels, padding=max(0, N_SAMPLES - audio.shape[0]))
+        token, probability = self._pipe.model.model.detect_language(self._pipe.model.encode(features))[0][0]
+        return token[2:-2], round(float(probability), 3)
+
+    def transcribe_speech(self, items: list[tuple[np.ndarray, list[dict[str, Any]]]], request: Request,
+                          batch_size: int, progress: Progress) -> list[dict[str, Any]]:
+        """Decode the speech chunks of one or more files in shared batches; one result per file.
+
+        All files share `request` (its language must be decided). Chunks of several short
+        files fill a batch that one short file alone would leave nearly empty.
+        """
+        chunks = [(index, samples, chunk) for index, (samples, speech) in enumerate(items)
+                  for chunk in speech]
+        results: list[dict[str, Any]] = [{"segments": [], "language": request.language} for _ in items]
+        if not chunks:
+            return results
+        inputs = ({"inputs": samples[int(c["start"] * SAMPLE_RATE): int(c["end"] * SAMPLE_RATE)]}
+                  for _index, samples, c in chunks)
+        with self._job_options(request), logs.prints_as_logs("whisperx"):
+            outputs = self._pipe(inputs, batch_size=batch_size, num_workers=0)
+            for done, ((index, _samples, chunk), out) in enumerate(zip(chunks, outputs), start=1):
+                text, logprob = out["text"], out["avg_logprob"]
+                if batch_size in (0, 1, None):
+                    text, logprob = text[0], logprob[0]
+                results[index]["segments"].append({
+                    "text": text, "start": round(chunk["start"], 3), "end": round(chunk["end"], 3),
+                    "avg_logprob": logprob})
+                progress(100.0 * done / len(chunks))
+        return results
+
+    @contextlib.contextmanager
+    def _job_options(self, request: Request) -> Iterator[None]:
+        """This job's language, task, prompt and hotwords, for the duration of one call.
+
+        whisperx keeps the tokenizer (and so a detected language) on the pipeline, and resets it
+        only after a successful call: a failed job would leave its language to the next file.
+        Setting and restoring both here, whatever happens, closes that trap.
+        """
+        from faster_whisper.tokenizer import Tokenizer
+
+        pipe = self._pipe
+        saved_options, saved_tokenizer = pipe.options, pipe.tokenizer
+        pipe.tokenizer = Tokenizer(pipe.model.hf_tokenizer, self.multilingual, task=request.task,
+                                   language=request.language)
+        pipe.options = dataclasses.replace(
+            saved_options,
+            initial_prompt=request.initial_prompt or saved_options.initial_prompt,
+            hotwords=request.hotwords or saved_options.hotwords)
+        try:
+            yield
+        finally:
+            pipe.options, pipe.tokenizer = saved_options, saved_tokenizer
 
     def _apply_vad_batch(self) -> None:
         segmentation = self._segmentation()
@@ -120,12 +205,6 @@ class WhisperXEngine:
         old = self.vad_batch.current
         new = self.vad_batch.lower()
         log.warning("engine.vad_batch_lowered", old_batch_size=old, new_batch_size=new or old)
-
-    def _forget_detected_language(self) -> None:
-        """whisperx resets the tokenizer only after a successful call; a failed one leaves the
-        detected language behind for the next file. Reset it whatever happened."""
-        if self._pipe.preset_language is None:
-            self._pipe.tokenizer = None
 
     def free_memory(self) -> int | None:
         """gc, torch's cache, and CTranslate2's own cache (which empty_cache does not touch)."""
