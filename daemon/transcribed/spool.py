@@ -178,6 +178,7 @@ class Spool:
 
     def _write_lease(self) -> None:
         self._beats += 1
+        self.mine.mkdir(parents=True, exist_ok=True)  # removed by a daemon that took us for gone
         durable.write_json_atomic(self.mine / "worker.json", {
             "host": self.worker.host, "pid": self.worker.pid, "started": self.worker.started,
             **self.machine, "beat": self._beats, "renewed_at": _now(),
