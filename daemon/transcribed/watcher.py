@@ -141,7 +141,7 @@ class _WakeOnChange(FileSystemEventHandler):
             return
         if event.event_type == "closed" and not event.is_directory:
             self.arrivals.closed(Path(os.fsdecode(event.src_path)))
-        elif event.event_type == "moved" and not event.is_directory:
+        elif event.event_type == "moved" and not event.is_directory and event.dest_path:
             self.arrivals.closed(Path(os.fsdecode(event.dest_path)))  # renamed into place: complete
         elif event.event_type == "modified" and not event.is_directory and self.sees_writers:
             self.arrivals.written(Path(os.fsdecode(event.src_path)))
