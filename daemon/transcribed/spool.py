@@ -462,6 +462,10 @@ class Spool:
                 self._held.pop(name, None)
                 log.info("job.move_resumed", job_id=name)
 
+    def is_held(self, job: Job) -> bool:
+        """Did a folder refuse this job's moves (its files wait in the work folder for a retry)?"""
+        return job.dir.name in self._held
+
     @property
     def paused(self) -> bool:
         """Is a folder refusing finished work (so no new file should be claimed)?"""

@@ -166,3 +166,13 @@ def test_claiming_a_file_deleted_since_the_scan_makes_no_job_and_no_error(tmp_pa
     path.unlink()
     assert spool.claim(path) is None
     assert list(spool.mine.iterdir()) == [spool.mine / "worker.json"]
+
+
+def test_a_job_whose_moves_were_refused_is_reported_as_held(tmp_path: Path) -> None:
+    """The worker can tell 'moved' from 'waiting for a folder' after complete()."""
+    spool = _spool(tmp_path)
+    job = _job(spool, "a.wav")
+    spool.folders.done.rmdir()
+    spool.folders.done.write_text("not a folder")
+    spool.complete(job, {})
+    assert spool.is_held(job) and job.source.exists()
