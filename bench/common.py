@@ -211,7 +211,7 @@ class PlainLoop:
         self.load_seconds = ready["load_s"]
 
     def transcribe(self, path: Path) -> dict[str, Any]:
-        """{"audio_s", "wall_s", "text", "language"} for one file."""
+        """{"audio_s", "wall_s", "decode_s", "text", "language"} for one file."""
         assert self.process.stdin is not None
         self.process.stdin.write(str(path) + "\n")
         self.process.stdin.flush()
@@ -261,12 +261,14 @@ def _serve_loop(args: list[str]) -> int:
         started = time.perf_counter()
         try:
             samples = decode(path)
+            decoded = time.perf_counter()
             result = transcribe(pipe, samples, settings)
         except Exception as exc:  # noqa: BLE001 - reported to the parent, which decides
             answers.write(json.dumps({"error": f"{path}: {type(exc).__name__}: {exc}"}) + "\n")
             continue
         answers.write(json.dumps({
             "audio_s": len(samples) / SAMPLE_RATE, "wall_s": time.perf_counter() - started,
+            "decode_s": decoded - started,
             "text": text_of(result), "language": result.get("language")}) + "\n")
     return 0
 

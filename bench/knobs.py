@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import json
 import sys
 import time
 from pathlib import Path
@@ -96,6 +97,8 @@ def main(argv: list[str] | None = None) -> int:
         if (index + 1) % 10 == 0 or index + 1 == len(items):
             print(f"  {index + 1}/{len(items)} clips, {time.perf_counter() - started:.0f} s", flush=True)
     _report(items, combos, baseline, runs)
+    if args.save:
+        _save(args.save, combos, runs)
     return 0
 
 
@@ -138,13 +141,25 @@ def _report(items: list[Item], combos: list[Knobs], baseline: Knobs, runs: dict[
                  "WER diff", "LibriSpeech WER %", "text differs"], rows)
     print("(speed-ups and text differences against the baseline, the first row; WER corpus-level over all "
           "clips, both sides normalised with Whisper's English normaliser)")
-    changed = [(k, i) for k in combos for i in items
-               if normalise(runs[k][i.path].text, "en") != normalise(base[i.path].text, "en")]
-    if changed:
-        print("\nclips whose text changed (first 12):")
-        for knobs, item in changed[:12]:
-            print(f"  [{knobs.label()}] {item.path.name}:\n    base: {normalise(base[item.path].text, 'en')}\n"
-                  f"    this: {normalise(runs[knobs][item.path].text, 'en')}")
+    print("\nclips whose text differs from the baseline's (per-clip WER %, baseline -> this):")
+    for knobs in combos[1:]:
+        changed = [i for i in items
+                   if normalise(runs[knobs][i.path].text, "en") != normalise(base[i.path].text, "en")]
+        worse = sum(_wer(i, runs[knobs]) > _wer(i, base) for i in changed)
+        better = sum(_wer(i, runs[knobs]) < _wer(i, base) for i in changed)
+        print(f"  {knobs.label()}: {len(changed)} clips, {worse} worse, {better} better: " + ", ".join(
+            f"{i.path.name} {_wer(i, base):.0f}->{_wer(i, runs[knobs]):.0f}" for i in changed))
+
+
+def _wer(item: Item, runs: dict[Path, Run]) -> float:
+    return 100 * corpus_wer([(item, runs[item.path].text)])
+
+
+def _save(path: Path, combos: list[Knobs], runs: dict[Knobs, dict[Path, Run]]) -> None:
+    """Every call's wall and VAD seconds and text, for a later look."""
+    data = [{**dataclasses.asdict(k), "clips": {str(p): dataclasses.asdict(r) for p, r in runs[k].items()}}
+            for k in combos]
+    path.write_text(json.dumps(data, indent=1), encoding="utf-8")
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -160,6 +175,7 @@ def _parser() -> argparse.ArgumentParser:
     parser.add_argument("--max-seconds", type=float, help="only clips up to this long")
     parser.add_argument("--limit", type=int, help="only the first N clips")
     parser.add_argument("--model", type=Path, help="a CTranslate2 model dir (default: bundled tiny.en)")
+    parser.add_argument("--save", type=Path, help="write every call's timings and text to this JSON file")
     return parser
 
 

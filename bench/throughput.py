@@ -4,10 +4,15 @@ The same recordings, model and settings, three ways, in one run:
   (a) the daemon: files copied into its inbox, timed until the last result has landed;
   (b) a plain loop calling whisperx on each file with a loaded model (a serial daemon's limit);
   (c) the `whisperx` command line run once per file, as a cron script would.
-The files are cut into chunks, and each chunk goes through (a), (b) and (c) in turn, the order
-rotating from chunk to chunk, so the host's noise falls on all three alike. The daemon and the
-loop are started, and warmed up with one file, before the clock runs; the CLI pays its start-up
-on every file, which is the point of the comparison.
+The files are cut into chunks. Each chunk goes through a, b, c, b, a (b, a, c, a, b on the
+next chunk): (a) and (b) are cheap, so each runs twice around (c), which cancels drift in the
+host's load between them. The daemon and the loop are started, and warmed up with one file,
+before the clock runs; the CLI pays its start-up on every file, which is the point.
+
+Where the daemon's time goes is read from its own events and outputs (job.claimed, job.moved,
+the `timings` in each outbox .json), beside the loop's decode and transcribe times: a ratio a/b
+below 1 is either the daemon's own work (claim, write, move, fsync) or the host's noise, and
+the breakdown tells which.
 
     .venv/bin/python bench/throughput.py                 # 20 short corpus clips
     .venv/bin/python bench/throughput.py --folder DIR    # your own recordings
@@ -16,14 +21,16 @@ on every file, which is the point of the comparison.
 from __future__ import annotations
 
 import argparse
+import json
 import shutil
 import subprocess
 import sys
 import time
+from dataclasses import dataclass, field
 from pathlib import Path
 
-from common import (Item, PlainLoop, cli_environment, corpus_items, daemon_settings, describe,
-                    event_time, folder_items, machine, median, print_table, proc_status_mib,
+from common import (Events, Item, PlainLoop, Settings, cli_environment, corpus_items, daemon_settings,
+                    describe, event_time, folder_items, machine, median, print_table, proc_status_mib,
                     require_corpus, run_cli, running_daemon, scratch_dir, spread)
 
 #: Targets from issue 6 (2-core CPU, tiny.en int8, 20 short files).
@@ -32,6 +39,17 @@ TARGET_A_OVER_C = 5.0
 WAYS = ("a", "b", "c")
 NAMES = {"a": "(a) daemon, inbox to outbox", "b": "(b) plain whisperx loop, model loaded",
          "c": "(c) whisperx CLI, once per file"}
+
+
+@dataclass
+class Tally:
+    """Wall seconds per pass (chunk index, seconds), and where (a)'s and (b)'s time went."""
+
+    passes: dict[str, list[tuple[int, float]]] = field(default_factory=lambda: {w: [] for w in WAYS})
+    parts: dict[str, dict[str, float]] = field(default_factory=lambda: {
+        "a": {"claim": 0.0, "decode": 0.0, "transcribe": 0.0, "pipeline": 0.0, "complete": 0.0},
+        "b": {"decode": 0.0, "transcribe": 0.0}})
+    jobs: int = 0
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -44,45 +62,88 @@ def main(argv: list[str] | None = None) -> int:
     chunks = [timed[i::args.chunks] for i in range(args.chunks) if timed[i::args.chunks]]
     print(f"machine: {machine()}")
     print(f"settings: {describe(settings)}")
-    print(f"files: {len(timed)} timed, {sum(i.seconds for i in timed):.1f} s of audio, "
-          f"in {len(chunks)} interleaved chunks; warm-up file {warmup.path.name}")
-    walls: dict[str, list[float]] = {way: [] for way in WAYS}
+    print(f"files: {len(timed)} timed, {sum(i.seconds for i in timed):.1f} s of audio, in "
+          f"{len(chunks)} chunks, each run a b c b a or b a c a b; warm-up file {warmup.path.name}")
+    tally = Tally()
     peaks: dict[str, float] = {}
     with scratch_dir(args.keep) as scratch_name:
         scratch = Path(scratch_name)
         cli_env, ffmpeg = cli_environment(scratch)
-        print(f"(c) decodes with: {ffmpeg}")
+        print(f"(c) decodes with: {ffmpeg}", flush=True)
         loop = PlainLoop(settings, scratch)
         cli_peaks: list[float] = []
-        with running_daemon(scratch / "daemon", settings=settings,
-                            transcribe_only=True) as (folders, daemon, events):
-            _through_daemon([warmup], "warmup", folders.inbox, events)
+        with running_daemon(scratch / "daemon", settings=settings, transcribe_only=True,
+                            kept=("job.claimed", "job.started", "job.done", "job.moved"),
+                            ) as (folders, daemon, events):
+            _through_daemon([warmup], "warmup", folders, events, Tally())
             loop.transcribe(warmup.path)
             for index, chunk in enumerate(chunks):
-                order = WAYS[index % 3:] + WAYS[: index % 3]
-                for way in order:
+                order = "abcba" if index % 2 == 0 else "bacab"
+                for number, way in enumerate(order):
+                    started = time.perf_counter()
                     if way == "a":
-                        walls["a"].append(_through_daemon(chunk, f"c{index}", folders.inbox, events))
+                        _through_daemon(chunk, f"c{index}p{number}", folders, events, tally)
                     elif way == "b":
-                        started = time.perf_counter()
                         for item in chunk:
-                            loop.transcribe(item.path)
-                        walls["b"].append(time.perf_counter() - started)
+                            answer = loop.transcribe(item.path)
+                            tally.parts["b"]["decode"] += answer["decode_s"]
+                            tally.parts["b"]["transcribe"] += answer["wall_s"] - answer["decode_s"]
                     else:
-                        started = time.perf_counter()
                         for item in chunk:
-                            _, peak = run_cli(item.path, settings, scratch / "cli-out", cli_env,
-                                              scratch / "cli.log")
-                            cli_peaks.append(peak)
-                        walls["c"].append(time.perf_counter() - started)
-                print(f"  chunk {index + 1}/{len(chunks)} ({len(chunk)} files, order {''.join(order)}): "
-                      + ", ".join(f"{w} {walls[w][-1]:.1f} s" for w in WAYS), flush=True)
+                            cli_peaks.append(_cli(item, settings, scratch, cli_env))
+                    tally.passes[way].append((index, time.perf_counter() - started))
+                print(f"  chunk {index + 1}/{len(chunks)} ({len(chunk)} files, {order}): " + ", ".join(
+                    f"{w} {' '.join(f'{s:.1f}' for i, s in tally.passes[w] if i == index)} s" for w in WAYS),
+                    flush=True)
             peaks["a"] = proc_status_mib(daemon.process.pid, "VmHWM")
         peaks["b"] = loop.peak_rss_mib()
         peaks["c"] = max(cli_peaks)
         loop.close()
         standin = _standin_seconds(timed, cli_env) if "stand-in" in ffmpeg else 0.0
-    return _report(chunks, walls, peaks, standin, args.strict)
+    return _report(chunks, tally, peaks, standin, args.strict)
+
+
+def _items(args: argparse.Namespace) -> list[Item]:
+    # One more than asked: the first warms up the resident pipelines and is not timed.
+    if args.folder:
+        return folder_items(args.folder, args.max_seconds)[: args.files + 1]
+    require_corpus()
+    return spread(corpus_items("en", args.max_seconds), args.files + 1)
+
+
+def _through_daemon(chunk: list[Item], tag: str, folders, events: Events, tally: Tally) -> None:
+    """Copy the chunk into the inbox and wait until every file's results have landed; add up
+    the daemon's own account of each job (its events' times, its decode and transcribe timings)."""
+    names = {f"{tag}-{item.path.name}": item for item in chunk}
+    for name, item in names.items():
+        shutil.copy(item.path, folders.inbox / name)
+    seen: dict[str, dict[str, float]] = {name: {} for name in names}
+    moved = 0
+    while moved < len(names):
+        event = events.wait(lambda e: e.get("file") in names, timeout=600)
+        name = event["file"]
+        seen[name][event["event"]] = event_time(event)
+        if event["event"] != "job.moved":
+            continue
+        if "failed" in event:
+            raise RuntimeError(f"the daemon failed {name}: see its log")
+        moved += 1
+        metadata = json.loads((folders.outbox / f"{Path(name).stem}.json").read_text())
+        timings = metadata.get("transcribed", {}).get("timings", {})
+        at = seen[name]
+        parts = tally.parts["a"]
+        parts["claim"] += at["job.started"] - at["job.claimed"]
+        parts["decode"] += timings.get("decode", 0.0)
+        parts["transcribe"] += timings.get("transcribe", 0.0)
+        parts["pipeline"] += (at["job.done"] - at["job.started"] - timings.get("decode", 0.0)
+                              - timings.get("transcribe", 0.0))
+        parts["complete"] += at["job.moved"] - at["job.done"]
+        tally.jobs += 1
+
+
+def _cli(item: Item, settings: Settings, scratch: Path, env: dict[str, str]) -> float:
+    _, peak = run_cli(item.path, settings, scratch / "cli-out", env, scratch / "cli.log")
+    return peak
 
 
 def _standin_seconds(items: list[Item], env: dict[str, str]) -> float:
@@ -97,61 +158,66 @@ def _standin_seconds(items: list[Item], env: dict[str, str]) -> float:
     return total
 
 
-def _items(args: argparse.Namespace) -> list[Item]:
-    if args.folder:
-        return folder_items(args.folder, args.max_seconds)[: args.files + 1]
-    require_corpus()
-    pool = corpus_items("en", args.max_seconds)
-    # One more than asked: the first warms up the resident pipelines and is not timed.
-    return spread(pool, args.files + 1)
-
-
-def _through_daemon(chunk: list[Item], tag: str, inbox: Path, events) -> float:
-    """Copy the chunk into the inbox; seconds until the last file's results have landed."""
-    expected = {f"{tag}-{item.path.name}" for item in chunk}
-    started = time.time()
-    for item in chunk:
-        shutil.copy(item.path, inbox / f"{tag}-{item.path.name}")
-    last = started
-    while expected:
-        event = events.wait(lambda e: e.get("event") == "job.moved" and e.get("file") in expected,
-                            timeout=600)
-        if "failed" in event:
-            raise RuntimeError(f"the daemon failed {event['file']}: see its log")
-        expected.discard(event["file"])
-        last = event_time(event)
-    return last - started
-
-
-def _report(chunks: list[list[Item]], walls: dict[str, list[float]], peaks: dict[str, float],
-            standin: float, strict: bool) -> int:
+def _report(chunks: list[list[Item]], tally: Tally, peaks: dict[str, float], standin: float,
+            strict: bool) -> int:
     audio = [sum(i.seconds for i in chunk) for chunk in chunks]
-    total_audio = sum(audio)
-    speed = {w: total_audio / sum(walls[w]) for w in WAYS}
+    wall = {w: sum(s for _, s in tally.passes[w]) for w in WAYS}
+    speed = {w: sum(audio[i] for i, _ in tally.passes[w]) / wall[w] for w in WAYS}
     print()
-    print_table(["way", "files", "audio s", "wall s", "audio s / wall s", "median per chunk",
+    print_table(["way", "passes", "audio s", "wall s", "audio s / wall s", "median of passes",
                  "peak RSS MiB"],
-                [[NAMES[w], sum(map(len, chunks)), round(total_audio, 1), round(sum(walls[w]), 1),
-                  round(speed[w], 2), round(median([a / t for a, t in zip(audio, walls[w])]), 2),
-                  round(peaks[w])] for w in WAYS])
-    a_b = speed["a"] / speed["b"]
-    a_c = speed["a"] / speed["c"]
-    per_chunk_ab = [b / a for a, b in zip(walls["a"], walls["b"])]
-    per_chunk_ac = [c / a for a, c in zip(walls["a"], walls["c"])]
+                [[NAMES[w], len(tally.passes[w]), round(sum(audio[i] for i, _ in tally.passes[w]), 1),
+                  round(wall[w], 1), round(speed[w], 2),
+                  round(median([audio[i] / s for i, s in tally.passes[w]]), 2), round(peaks[w])]
+                 for w in WAYS])
+    a_b, a_c = speed["a"] / speed["b"], speed["a"] / speed["c"]
+    per_chunk = {w: [_chunk_speed(tally, w, i, audio[i]) for i in range(len(chunks))] for w in WAYS}
+    ab = [a / b for a, b in zip(per_chunk["a"], per_chunk["b"])]
+    ac = [a / c for a, c in zip(per_chunk["a"], per_chunk["c"])]
     print()
     print_table(["ratio", "whole run", "median of chunks", "chunks", "target", "met"], [
-        ["a/b", round(a_b, 3), round(median(per_chunk_ab), 3),
-         " ".join(f"{r:.3f}" for r in per_chunk_ab), f">= {TARGET_A_OVER_B}", _yes(a_b >= TARGET_A_OVER_B)],
-        ["a/c", round(a_c, 2), round(median(per_chunk_ac), 2),
-         " ".join(f"{r:.2f}" for r in per_chunk_ac), f">= {TARGET_A_OVER_C}", _yes(a_c >= TARGET_A_OVER_C)],
-    ])
+        ["a/b", round(a_b, 3), round(median(ab), 3), " ".join(f"{r:.3f}" for r in ab),
+         f">= {TARGET_A_OVER_B}", _yes(a_b >= TARGET_A_OVER_B)],
+        ["a/c", round(a_c, 2), round(median(ac), 2), " ".join(f"{r:.2f}" for r in ac),
+         f">= {TARGET_A_OVER_C}", _yes(a_c >= TARGET_A_OVER_C)]])
     print("(peak RSS: the daemon's and the loop's whole process; the CLI's largest single run)")
+    _breakdown(tally, wall)
     if standin:
-        free = total_audio / (sum(walls["c"]) - standin)
+        free = sum(audio) / (wall["c"] - standin)
         print(f"(c) spent about {standin:.1f} s in the PyAV ffmpeg stand-in; with a decoder that cost "
               f"nothing, c would be {free:.2f} audio s / wall s and a/c {speed['a'] / free:.2f}")
     met = a_b >= TARGET_A_OVER_B and a_c >= TARGET_A_OVER_C
     return 1 if strict and not met else 0
+
+
+def _chunk_speed(tally: Tally, way: str, chunk: int, audio: float) -> float:
+    seconds = [s for i, s in tally.passes[way] if i == chunk]
+    return audio * len(seconds) / sum(seconds)
+
+
+def _breakdown(tally: Tally, wall: dict[str, float]) -> None:
+    """Where (a)'s and (b)'s wall time went, per job."""
+    a, b = tally.parts["a"], tally.parts["b"]
+    n = max(1, tally.jobs)
+    waiting = wall["a"] - sum(a.values())
+
+    def ms(seconds: float) -> int:
+        return round(1000 * seconds / n)
+
+    rows = [["decode", ms(a["decode"]), ms(b["decode"])],
+            ["transcribe (the engine)", ms(a["transcribe"]), ms(b["transcribe"])],
+            ["claimed -> started (job folder, attempt record)", ms(a["claim"]), 0],
+            ["rest of the pipeline (options, outputs written)", ms(a["pipeline"]), 0],
+            ["done -> moved (outputs and source moved, fsync)", ms(a["complete"]), 0],
+            ["between jobs (copy, notice, scan, claim; pipes for b)", ms(waiting),
+             ms(wall["b"] - b["decode"] - b["transcribe"])],
+            ["total", ms(wall["a"]), ms(wall["b"])]]
+    print()
+    print_table([f"ms per job ({n} jobs)", "(a) daemon", "(b) loop"], rows)
+    own = wall["a"] - a["decode"] - a["transcribe"]
+    print(f"the daemon's own work is {100 * own / wall['a']:.1f} % of (a)'s wall time (b: "
+          f"{100 * (wall['b'] - b['decode'] - b['transcribe']) / wall['b']:.1f} %); the rest of any a/b "
+          "gap is decode and the engine running slower or faster under the host's load")
 
 
 def _yes(flag: bool) -> str:
