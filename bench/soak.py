@@ -70,6 +70,9 @@ class Soak:
     kills: int = 0
     delivered: int = 0
     stop: threading.Event = field(default_factory=threading.Event)
+    #: Killer and keeper both replace daemons: one at a time, or a slot gets two (one orphaned).
+    lock: threading.Lock = field(default_factory=threading.Lock)
+    crashes: int = 0
 
     # --- set-up ----------------------------------------------------------------------------------
 
@@ -140,18 +143,24 @@ class Soak:
             if self.args.max_kills is not None and self.kills >= self.args.max_kills:
                 return
             slot = self.rng.choice(self.slots)
-            if slot.process is not None and slot.process.poll() is None:
-                slot.process.send_signal(signal.SIGKILL)
-                slot.process.wait()
-                self.kills += 1
-            self.start_daemon(slot, config)
+            with self.lock:
+                if self.stop.is_set():
+                    return
+                if slot.process is not None and slot.process.poll() is None:
+                    slot.process.send_signal(signal.SIGKILL)
+                    slot.process.wait()
+                    self.kills += 1
+                self.start_daemon(slot, config)
 
     def keeper(self, config: Path) -> None:
         """A daemon that exits by itself (a crash) is restarted too, and counted."""
         while not self.stop.wait(0.5):
-            for slot in self.slots:
-                if slot.process is not None and slot.process.poll() is not None:
-                    self.start_daemon(slot, config)
+            with self.lock:
+                for slot in self.slots:
+                    if not self.stop.is_set() and slot.process is not None \
+                            and slot.process.poll() is not None:
+                        self.crashes += 1
+                        self.start_daemon(slot, config)
 
     def accounted(self) -> int:
         folders = self.folders()
@@ -189,12 +198,13 @@ class Soak:
         exits = self.stop_daemons()
         wall = time.monotonic() - started
         report = self.check()
-        report.update(wall_s=round(wall, 1), kills=self.kills,
+        report.update(wall_s=round(wall, 1), kills=self.kills, crashes=self.crashes,
                       daemon_starts=sum(s.generation for s in self.slots), clean_exits=exits,
                       events=self.count_events())
         return report
 
     def stop_daemons(self) -> list[int | None]:
+        """SIGTERM every daemon and wait for it (none may outlive the run)."""
         for slot in self.slots:
             if slot.process is not None and slot.process.poll() is None:
                 slot.process.send_signal(signal.SIGTERM)
@@ -262,6 +272,18 @@ class Soak:
         return dict(counts)
 
 
+def _stragglers(config: Path) -> list[int]:
+    """Daemons of this run still alive after it (there must be none): their pids."""
+    pids = []
+    for proc in Path("/proc").iterdir():
+        try:
+            if proc.name.isdigit() and str(config).encode() in (proc / "cmdline").read_bytes():
+                pids.append(int(proc.name))
+        except OSError:
+            continue
+    return pids
+
+
 def _files(folder: Path) -> list[Path]:
     return sorted(p for p in folder.rglob("*") if p.is_file()) if folder.exists() else []
 
@@ -299,12 +321,14 @@ def _sha256(path: Path) -> str:
 def print_table(report: dict[str, object], args: argparse.Namespace, seed: int) -> None:
     rows = [("engine", args.engine), ("daemons", args.daemons), ("seed", seed),
             ("wall s", report["wall_s"]), ("SIGKILLs", report["kills"]),
-            ("daemon starts", report["daemon_starts"]), ("inputs", report["inputs"]),
+            ("daemon starts", report["daemon_starts"]),
+            ("exits not caused by the killer", report["crashes"]), ("inputs", report["inputs"]),
             ("done", report["done"]), ("failed", report["failed"]),
             ("failed by kind", report["failed_kinds"] or "-"), ("duplicates", report["duplicates"]),
             ("missing", report["missing"]), ("left in inbox/work", report["leftovers"]),
             ("bytes changed", report["changed_bytes"]), ("incomplete results", report["incomplete_results"]),
-            ("jobs adopted", report["events"].get("job.adopted", 0))]
+            ("jobs adopted", report["events"].get("job.adopted", 0)),
+            ("daemons left running", report["stragglers"])]
     width = max(len(name) for name, _ in rows)
     for name, value in rows:
         print(f"{name:<{width}}  {value}")
@@ -338,10 +362,13 @@ def main(argv: list[str] | None = None) -> int:
         for slot in soak.slots:
             if slot.process is not None and slot.process.poll() is None:
                 slot.process.kill()
-    report["seed"] = seed
+    stragglers = _stragglers(root / "transcribed.yaml")
+    for pid in stragglers:
+        os.kill(pid, signal.SIGKILL)
+    report["seed"], report["stragglers"] = seed, len(stragglers)
     print_table(report, args, seed)
     bad = report["missing"] or report["duplicates"] or report["leftovers"] or report["changed_bytes"] \
-        or report["incomplete_results"] or report["unexpected"]
+        or report["incomplete_results"] or report["unexpected"] or report["stragglers"]
     if bad:
         print("FAIL: " + json.dumps(report["examples"]), file=sys.stderr)
     if args.json:
