@@ -132,6 +132,18 @@ class Oom:
 
 
 @dataclass(frozen=True)
+class Batching:
+    """Short files decoded together: one model call fills a batch that one file alone cannot."""
+
+    #: auto: on a GPU; off on the CPU, where it was measured slower. true/false: always/never.
+    enabled: Union[bool, Auto] = "auto"
+    #: How many waiting files may share a call.
+    max_files: int = 8
+    #: Only files up to this long share; longer ones fill batches on their own.
+    max_audio_seconds: float = 60.0
+
+
+@dataclass(frozen=True)
 class Align:
     """Word timestamps by forced alignment (a wav2vec2 model per language)."""
 
@@ -218,6 +230,7 @@ class Config:
     jobs: Jobs = field(default_factory=Jobs)
     outputs: Outputs = field(default_factory=Outputs)
     oom: Oom = field(default_factory=Oom)
+    batching: Batching = field(default_factory=Batching)
     align: Align = field(default_factory=Align)
     diarize: Diarize = field(default_factory=Diarize)
     #: Inbox subfolder -> options for the files in it, e.g. {ru: {language: ru}}.
@@ -311,6 +324,9 @@ def check_values(config: Config) -> None:
         raise ConfigError("vad.onset, vad.offset: expected 0 < offset <= onset < 1")
     _check_formats("outputs.formats", config.outputs.formats)
     _positive("align.cache_size", config.align.cache_size)
+    _positive("batching.max_files", config.batching.max_files)
+    if config.batching.max_audio_seconds <= 0:
+        raise ConfigError("batching.max_audio_seconds: expected a number above 0")
     _check_job_options("diarize", config.diarize.min_speakers, config.diarize.max_speakers, None)
     for folder, options in config.routes.items():
         if not folder or folder.startswith(("/", ".")) or "\\" in folder:

@@ -7,6 +7,7 @@ what its outcome means for the file.
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
@@ -51,6 +52,20 @@ class _Run:
     notes: dict[str, Any] = field(default_factory=dict)
 
 
+@dataclass
+class Prepared:
+    """A job decoded and ready for the model (with its speech found, when it may share a call)."""
+
+    job: Job
+    options: Effective
+    audio: Audio
+    request: Request
+    started: float
+    state: _Run
+    speech: list[dict[str, Any]] | None = None
+    probability: float | None = None
+
+
 class Pipeline:
     """Turns a claimed job's source into staged outputs, with the resident engine."""
 
@@ -74,6 +89,11 @@ class Pipeline:
 
     def run(self, job: Job) -> Finished:
         """Decode, transcribe, write the plain transcript, then align and diarize and rewrite."""
+        return self.finish(self.prepare(job))
+
+    def prepare(self, job: Job, find_speech: bool = False) -> Prepared:
+        """Read the job's options and decode its audio; with `find_speech`, also run the voice
+        activity detection and decide the language, so the job can share a model call."""
         self.run_state = _Run()
         started = time.monotonic()
         with self._stage("options"):
@@ -84,13 +104,48 @@ class Pipeline:
                  truncated=audio.truncated, seconds=self.run_state.timings["decode"])
         request = Request(language=options.language, task=options.task, file=job.relpath.name,
                           initial_prompt=options.initial_prompt, hotwords=options.hotwords)
-        with self._stage("transcribe"):
-            result = plain_result(self._transcribe(audio, request))
+        prepared = Prepared(job, options, audio, request, started, self.run_state)
+        if find_speech:
+            with self._stage("vad"):
+                prepared.speech = self.engine.find_speech(audio.samples)
+                language, prepared.probability = self.engine.language_of(audio.samples, prepared.speech, request)
+                prepared.request = dataclasses.replace(request, language=language)
+        return prepared
+
+    def transcribe_together(self, group: list[Prepared]) -> list[dict[str, Any]]:
+        """One model call for the speech of several prepared jobs that share a request."""
+        batch_size = self.governor.current
+        started = time.monotonic()
+        self.heartbeat()
+        try:
+            results = self.engine.transcribe_speech(
+                [(p.audio.samples, p.speech or []) for p in group], group[0].request, batch_size,
+                self._progress)
+        except Exception as exc:  # noqa: BLE001 - a lost GPU ends the daemon; the rest is retried alone
+            if is_gpu_lost(exc):
+                raise GpuLost(f"{type(exc).__name__}: {exc}") from None
+            raise
+        seconds = round(time.monotonic() - started, 3)
+        for prepared, result in zip(group, results):
+            result["language_probability"] = prepared.probability
+            prepared.state.batch_size, prepared.state.device = batch_size, self.engine.settings.device
+            prepared.state.timings["transcribe"] = seconds
+            prepared.state.notes["shared_batch_files"] = len(group)
+        return results
+
+    def finish(self, prepared: Prepared, result: dict[str, Any] | None = None) -> Finished:
+        """Transcribe (unless `result` came from a shared call), write, align, diarize, rewrite."""
+        self.run_state = prepared.state
+        job, audio, options, started = prepared.job, prepared.audio, prepared.options, prepared.started
+        if result is None:
+            with self._stage("transcribe"):
+                result = self._transcribe(audio, prepared.request)
+            if not self.run_state.backoffs:
+                self.governor.succeeded()
+        result = plain_result(result)
         if result.get("language_probability") is not None:
             log.info("job.language_detected", language=result["language"],
                      probability=result["language_probability"])
-        if not self.run_state.backoffs:
-            self.governor.succeeded()
         with self._stage("write"):
             written = self._write(job, audio, result, options, started)
         later = self._later_stages(result, audio, options, written)
@@ -199,7 +254,10 @@ class Pipeline:
 
     def _back_off(self, stage: str, batch_size: int, error: str) -> Engine | None:
         free = self.engine.free_memory()
-        smaller = self.governor.lower()
+        if stage == "vad" and _vad_batch_can_shrink(self.engine):
+            smaller: int | None = batch_size  # the engine halved pyannote's own batch: retry with it
+        else:
+            smaller = self.governor.lower()
         step = {"stage": stage, "old_batch_size": batch_size, "new_batch_size": smaller,
                 "free_memory_bytes": free, "error": error}
         self.run_state.backoffs.append(step)
@@ -235,6 +293,13 @@ class Pipeline:
             "timings": {**self.run_state.timings, "total": total},
             "realtime_factor": round(audio.seconds / total, 2) if total > 0 else None,
         }
+
+
+def _vad_batch_can_shrink(engine: Engine) -> bool:
+    """After a VAD out-of-memory the engine has halved pyannote's batch; while that is above 1,
+    the Whisper batch need not shrink too."""
+    vad_batch = getattr(engine, "vad_batch", None)
+    return vad_batch is not None and vad_batch.current > 1
 
 
 def _stem(job: Job) -> str:

@@ -1,6 +1,7 @@
-"""The single consumer: carries jobs one at a time from the inbox to done/ or failed/.
+"""The single consumer: carries jobs from the inbox to done/ or failed/, in order of arrival.
 
-Every outcome of a job is decided in one place, `process`:
+One job at a time; on a GPU, several short files may share one model call (`process_together`),
+each still finished on its own. Every outcome of a job is decided in one place, `_attempt`:
 - BadInput, or out of memory with `oom.fallback: fail`  -> failed/ with an error report;
 - a lost GPU                                           -> back to the inbox, then the daemon exits;
 - anything else (a bug, a full or read-only outbox)    -> retried later, up to `jobs.max_attempts`,
@@ -9,10 +10,11 @@ Every outcome of a job is decided in one place, `process`:
 
 from __future__ import annotations
 
+import contextlib
 import threading
 import time
 import traceback
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
@@ -25,7 +27,7 @@ from .alignment import Aligner
 from .diarization import Diarizer
 from .engine.base import Engine
 from .errors import BadInput, GpuLost, OutOfMemory, StageFailed
-from .pipeline import Finished, Pipeline
+from .pipeline import Finished, Pipeline, Prepared
 from .spool import Job, Spool
 from .stats import Stats
 from .watcher import Arrivals
@@ -51,11 +53,13 @@ class Worker:
                                  aligner, diarizer)
         #: Jobs already in this worker's folder (adopted, or waiting for a retry): id -> due time.
         self.backlog: dict[str, tuple[float, Job]] = {}
-        self.current: Job | None = None
+        #: Jobs claimed and not yet finished (several when short files share a model call).
+        self.in_flight: dict[str, Job] = {}
         self.counts = {"done": 0, "failed": 0, "retried": 0}
         self.last_beat = time.monotonic()
+        self.batching = _batching_wanted(config, engine)
         self._finish_lock = threading.Lock()
-        self._abandoned = False
+        self._abandoned: set[str] = set()
         self._next_rescan = 0.0
 
     # --- the loop --------------------------------------------------------------------------------
@@ -69,7 +73,16 @@ class Worker:
             if job is None:
                 self._wait_for_work(stop)
                 continue
-            self.process(job)
+            more = self._claim_ready(self.config.batching.max_files - 1) if self.batching else []
+            if more:
+                self.process_together([job, *more])
+            else:
+                self.process(job)
+
+    @property
+    def current(self) -> Job | None:
+        """A job in flight (the one running, when there is only one)."""
+        return next(iter(self.in_flight.values()), None)
 
     def next_job(self) -> Job | None:
         """A due retry or adopted job first, then the oldest complete file in the inbox."""
@@ -82,14 +95,22 @@ class Worker:
                 del self.backlog[job_id]
                 return job
         self.wake.clear()
+        claimed = self._claim_ready(1)
+        return claimed[0] if claimed else None
+
+    def _claim_ready(self, up_to: int) -> list[Job]:
+        """Claim up to `up_to` complete files from the inbox, oldest arrival first."""
         waiting = self.spool.scan()
         self.stats.queue_length = len(waiting) + len(self.backlog)
+        claimed: list[Job] = []
         for path in self.arrivals.ready(waiting):
+            if len(claimed) >= up_to:
+                break
             job = self.spool.claim(path)
             if job is not None:
                 log.info("job.claimed", job_id=job.id, file=str(job.relpath))
-                return job
-        return None
+                claimed.append(job)
+        return claimed
 
     def _wait_for_work(self, stop: threading.Event) -> None:
         waits = [max(0.0, self._next_rescan - time.monotonic()), self.beat_interval]
@@ -114,43 +135,93 @@ class Worker:
 
     def process(self, job: Job) -> None:
         """Run one job and move its file to where its outcome says."""
-        self.current, self._abandoned = job, False
-        self.stats.job_started(str(job.relpath))
-        with structlog.contextvars.bound_contextvars(job_id=job.id, file=str(job.relpath)), \
-                open(job.log_path, "a", encoding="utf-8") as job_log, logs.job_log(job_log):
-            try:
-                self._run(job)
-            finally:
-                self.current = None
+        if self._start(job):
+            self._attempt(job, lambda: self.pipeline.run(job), finishing=True)
 
-    def _run(self, job: Job) -> None:
-        if self.spool.exhausted(job):
-            self._fail(job, "poison", f"the file was tried {job.attempts} times and each attempt "
-                       "killed or failed the daemon; it is not tried again", stage="recovery")
-            return
-        self.spool.start_attempt(job)
-        log.info("job.started", attempt=job.attempts)
+    def process_together(self, jobs: list[Job]) -> None:
+        """Several short files: decode and find speech for each, decode their speech in shared
+        batches (one model call per group of files with the same language and options), then
+        finish each on its own. A shared call that fails is retried file by file."""
+        prepared = []
+        for job in jobs:
+            if self._start(job):
+                ready = self._attempt(job, lambda j=job: self.pipeline.prepare(j, find_speech=True))
+                if ready is not None:
+                    prepared.append(ready)
+        limit = self.config.batching.max_audio_seconds
+        for group in _share_groups([p for p in prepared if p.audio.seconds <= limit]):
+            results = self._transcribe_together(group)
+            for item, result in zip(group, results):
+                self._attempt(item.job, lambda i=item, r=result: self.pipeline.finish(i, r),
+                              finishing=True)
+        for item in (p for p in prepared if p.audio.seconds > limit):
+            self._attempt(item.job, lambda i=item: self.pipeline.finish(i), finishing=True)
+
+    def _transcribe_together(self, group: list[Prepared]) -> list[dict[str, Any] | None]:
+        if len(group) == 1:
+            return [None]
         try:
-            finished = self.pipeline.run(job)
-        except BadInput as exc:
-            self._fail(job, exc.kind, str(exc))
-        except OutOfMemory as exc:
-            self._fail(job, "out_of_memory", str(exc))
-        except StageFailed as exc:
-            self._fail(job, "stage_failed", str(exc), outputs=exc.kept)
+            return list(self.pipeline.transcribe_together(group))
         except GpuLost as exc:
             log.critical("engine.gpu_lost", error=str(exc),
-                         action="the file goes back to the inbox; the daemon exits for a restart")
-            self._requeue(job)
+                         action="the files go back to the inbox; the daemon exits for a restart")
+            for item in group:
+                self._requeue(item.job)
             raise
-        except Exception as exc:  # noqa: BLE001 - any other failure: retried, then poison
-            self._retry_or_fail(job, exc)
-        else:
-            self._complete(job, finished)
+        except Exception as exc:  # noqa: BLE001 - each file is then transcribed on its own
+            log.warning("batch.shared_call_failed", files=len(group),
+                        error=f"{type(exc).__name__}: {exc}", action="each file alone")
+            return [None] * len(group)
+
+    def _start(self, job: Job) -> bool:
+        """Count the attempt (False: the job is a poison file and went to failed/)."""
+        self.in_flight[job.id] = job
+        self.stats.job_started(str(job.relpath))
+        with self._context(job):
+            if self.spool.exhausted(job):
+                self._fail(job, "poison", f"the file was tried {job.attempts} times and each "
+                           "attempt killed or failed the daemon; it is not tried again",
+                           stage="recovery")
+                return False
+            self.spool.start_attempt(job)
+            log.info("job.started", attempt=job.attempts)
+            return True
+
+    @contextlib.contextmanager
+    def _context(self, job: Job) -> Iterator[None]:
+        """The job's id and file on every log event, and a copy of each in the job's own log."""
+        with structlog.contextvars.bound_contextvars(job_id=job.id, file=str(job.relpath)), \
+                open(job.log_path, "a", encoding="utf-8") as job_log, logs.job_log(job_log):
+            yield
+
+    def _attempt(self, job: Job, work: Callable[[], Any], finishing: bool = False) -> Any:
+        """Run one step of a job and decide its outcome if it fails (then None); with
+        `finishing`, a success completes the job. The only place outcomes are decided."""
+        with self._context(job):
+            try:
+                value = work()
+            except BadInput as exc:
+                self._fail(job, exc.kind, str(exc))
+            except OutOfMemory as exc:
+                self._fail(job, "out_of_memory", str(exc))
+            except StageFailed as exc:
+                self._fail(job, "stage_failed", str(exc), outputs=exc.kept)
+            except GpuLost as exc:
+                log.critical("engine.gpu_lost", error=str(exc),
+                             action="the file goes back to the inbox; the daemon exits for a restart")
+                self._requeue(job)
+                raise
+            except Exception as exc:  # noqa: BLE001 - any other failure: retried, then poison
+                self._retry_or_fail(job, exc)
+            else:
+                if finishing:
+                    self._complete(job, value)
+                return value
+            return None
 
     def _complete(self, job: Job, finished: Finished) -> None:
         with self._finish_lock:
-            if self._abandoned:
+            if self._landed(job):
                 return
             outputs = {**finished.outputs, ".log.jsonl": job.log_path}
             log.info("job.done", audio_s=finished.metadata["audio_seconds"],
@@ -169,7 +240,7 @@ class Worker:
     def _fail(self, job: Job, kind: str, message: str, stage: str | None = None,
               outputs: dict[str, Path] | None = None) -> None:
         with self._finish_lock:
-            if self._abandoned:
+            if self._landed(job):
                 return
             stage = stage or self.pipeline.stage
             log.error("job.failed", error_kind=kind, error=message, stage=stage, attempts=job.attempts)
@@ -191,6 +262,7 @@ class Worker:
                     retry_in_s=delay, traceback=traceback.format_exc(limit=8))
         self.counts["retried"] += 1
         self.stats.job_finished("retried")
+        self.in_flight.pop(job.id, None)
         self.backlog[job.id] = (time.monotonic() + delay, job)
 
     def _report(self, job: Job, kind: str, message: str, stage: str) -> dict[str, Any]:
@@ -203,22 +275,52 @@ class Worker:
 
     # --- stopping --------------------------------------------------------------------------------
 
-    def _requeue(self, job: Job) -> Path:
+    def _landed(self, job: Job) -> bool:
+        """Mark `job` finished; True if shutdown already gave its file back (nothing to do)."""
+        self.in_flight.pop(job.id, None)
+        return job.id in self._abandoned
+
+    def _requeue(self, job: Job) -> Path | None:
         with self._finish_lock:
-            self._abandoned = True
+            if self._landed(job):
+                return None
+            self._abandoned.add(job.id)
             back = self.spool.requeue(job)
         self.stats.job_finished("requeued")
-        log.warning("job.requeued", back_in=str(back))
+        log.warning("job.requeued", job_id=job.id, file=str(job.relpath), back_in=str(back))
         return back
 
-    def abandon_current(self) -> Path | None:
-        """Give the running job's file back to the inbox (shutdown grace ran out); None if none."""
+    def abandon_current(self) -> list[Path]:
+        """Give the files of the jobs in flight back to the inbox (shutdown grace ran out)."""
+        returned = []
         with self._finish_lock:
-            job = self.current
-            if job is None or self._abandoned or not job.source.exists():
-                return None
-            self._abandoned = True
-            back = self.spool.requeue(job)
-        log.warning("job.requeued", job_id=job.id, file=str(job.relpath), back_in=str(back),
-                    reason="shutdown grace period ran out")
-        return back
+            for job in list(self.in_flight.values()):
+                self.in_flight.pop(job.id, None)
+                if job.id in self._abandoned or not job.source.exists():
+                    continue
+                self._abandoned.add(job.id)
+                back = self.spool.requeue(job)
+                returned.append(back)
+                log.warning("job.requeued", job_id=job.id, file=str(job.relpath), back_in=str(back),
+                            reason="shutdown grace period ran out")
+        return returned
+
+
+def _batching_wanted(config: Config, engine: Engine) -> bool:
+    """Shared model calls for short files: on a GPU (fuller batches are faster there); off on
+    the CPU, where every chunk is padded to Whisper's 30 s window and a bigger batch buys nothing
+    (measured: see README, Performance); on with `batching.enabled: true` wherever the engine can."""
+    setting = config.batching.enabled
+    able = hasattr(engine, "transcribe_speech") and hasattr(engine, "find_speech")
+    if setting == "auto":
+        return able and engine.settings.device == "cuda"
+    return bool(setting) and able
+
+
+def _share_groups(prepared: list[Prepared]) -> list[list[Prepared]]:
+    """Jobs that may share a model call: the same language, task, prompt and hotwords."""
+    groups: dict[tuple[Any, ...], list[Prepared]] = {}
+    for item in prepared:
+        r = item.request
+        groups.setdefault((r.language, r.task, r.initial_prompt, r.hotwords), []).append(item)
+    return list(groups.values())
