@@ -214,7 +214,9 @@ class Daemon:
 
     #: On SIGTERM the current job may finish within this time, or goes back to the inbox.
     shutdown_grace_seconds: float = 30.0
-    #: Another host's claims are taken back when its lease has not been renewed for this long.
+    #: Another host's claims are taken back when its lease has not been renewed for this long
+    #: (also another container or a rebooted host sharing the state folder). On NFS, keep the
+    #: attribute cache (actimeo) well below it.
     lease_seconds: float = 60.0
 
 

@@ -63,18 +63,21 @@ def write_file_atomic(path: Path, text: str) -> None:
     fsync_dir(path.parent)
 
 
-def write_json_atomic(path: Path, data: Any) -> None:
-    """Replace `path` with `data` as JSON, atomically and durably.
-
-    Text stays readable (UTF-8), except that a file name which is not valid UTF-8 (a share
-    written by another system) is escaped, so it survives the round trip exactly.
-    """
-    text = json.dumps(data, indent=2, ensure_ascii=False, default=str) + "\n"
+def to_json(data: Any, indent: int | None = None, **_renderer_options: Any) -> str:
+    """JSON text that is valid UTF-8: readable as it is, escaped only where a file name from
+    another system carries bytes that are not UTF-8 (Python keeps those as lone surrogates), so
+    such a name survives the round trip exactly. Also structlog's JSON serializer."""
+    text = json.dumps(data, indent=indent, ensure_ascii=False, default=str)
     try:
         text.encode("utf-8")
     except UnicodeEncodeError:
-        text = json.dumps(data, indent=2, ensure_ascii=True, default=str) + "\n"
-    write_file_atomic(path, text)
+        text = json.dumps(data, indent=indent, ensure_ascii=True, default=str)
+    return text
+
+
+def write_json_atomic(path: Path, data: Any) -> None:
+    """Replace `path` with `data` as JSON, atomically and durably."""
+    write_file_atomic(path, to_json(data, indent=2) + "\n")
 
 
 def read_json(path: Path) -> Any:

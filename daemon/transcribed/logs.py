@@ -19,6 +19,8 @@ from typing import Any, TextIO
 
 import structlog
 
+from .durable import to_json
+
 #: The open log file of the job that runs in this thread, if any.
 _job_log: ContextVar[TextIO | None] = ContextVar("job_log", default=None)
 
@@ -43,7 +45,7 @@ def configure(fmt: str = "json", level: str = "info", stream: TextIO | None = No
     if fmt == "console":
         renderer = structlog.dev.ConsoleRenderer(colors=stream.isatty())
     else:
-        renderer = structlog.processors.JSONRenderer(default=str, ensure_ascii=False)
+        renderer = structlog.processors.JSONRenderer(serializer=to_json)
     structlog.configure(
         processors=[*shared, structlog.processors.dict_tracebacks, renderer],
         wrapper_class=structlog.make_filtering_bound_logger(logging.getLevelName(level.upper())),
@@ -107,7 +109,7 @@ def _append_to_job_log(_logger: Any, _name: str, event: dict[str, Any]) -> dict[
     if file is not None:
         record = {k: v for k, v in event.items() if not k.startswith("_")}
         with contextlib.suppress(OSError, ValueError):
-            file.write(json.dumps(record, default=str, ensure_ascii=False) + "\n")
+            file.write(to_json(record) + "\n")
             file.flush()
     return event
 

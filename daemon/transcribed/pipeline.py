@@ -280,7 +280,7 @@ class Pipeline:
         total = round(time.monotonic() - started, 3)
         on_fallback = self.run_state.device != settings.device
         return {
-            "source": str(job.relpath), "job_id": job.id, "attempts": job.attempts,
+            "source": _printable(str(job.relpath)), "job_id": job.id, "attempts": job.attempts,
             "worker": self.worker_name, "version": __version__,
             "audio_seconds": round(audio.seconds, 3), "declared_seconds": audio.declared_seconds,
             "truncated": audio.truncated, "language": result.get("language"),
@@ -300,6 +300,12 @@ def _vad_batch_can_shrink(engine: Engine) -> bool:
     the Whisper batch need not shrink too."""
     vad_batch = getattr(engine, "vad_batch", None)
     return vad_batch is not None and vad_batch.current > 1
+
+
+def _printable(name: str) -> str:
+    """A file name as UTF-8 text: bytes that are not UTF-8 (kept by Python as lone surrogates)
+    shown as \\xNN, so whisperx's JSON writer can write it."""
+    return name.encode("utf-8", "surrogateescape").decode("utf-8", "backslashreplace")
 
 
 def _stem(job: Job) -> str:

@@ -274,7 +274,7 @@ class Service:
             return
         try:
             self.status_file.write(snapshot)
-        except OSError as exc:
+        except (OSError, ValueError) as exc:
             if not self._status_write_failed:
                 log.warning("status.write_failed", path=str(self.status_file.path), error=str(exc))
             self._status_write_failed = True

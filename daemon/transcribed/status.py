@@ -63,7 +63,7 @@ class StatusFile:
         No fsync: the file describes the present, and a power cut makes it moot anyway.
         """
         record = {**self.identity, **snapshot, "updated_at": round(time.time(), 3)}
-        text = json.dumps(record, indent=2, ensure_ascii=False) + "\n"
+        text = json.dumps(record, indent=2, ensure_ascii=True) + "\n"  # file names may not be UTF-8
         with self._lock:
             if self._removed:
                 return

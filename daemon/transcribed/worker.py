@@ -11,6 +11,7 @@ each still finished on its own. Every outcome of a job is decided in one place, 
 from __future__ import annotations
 
 import contextlib
+import os
 import threading
 import time
 import traceback
@@ -191,7 +192,7 @@ class Worker:
     def _context(self, job: Job) -> Iterator[None]:
         """The job's id and file on every log event, and a copy of each in the job's own log."""
         with structlog.contextvars.bound_contextvars(job_id=job.id, file=str(job.relpath)), \
-                open(job.log_path, "a", encoding="utf-8") as job_log, logs.job_log(job_log):
+                _open_job_log(job) as job_log, logs.job_log(job_log):
             yield
 
     def _attempt(self, job: Job, work: Callable[[], Any], finishing: bool = False) -> Any:
@@ -234,8 +235,7 @@ class Worker:
             self.counts["done"] += 1
             self.stats.job_finished("done", finished.metadata["audio_seconds"],
                                     finished.metadata["timings"]["total"])
-            log.info("job.moved", done=str(placed[str(job.source)]),
-                     outputs=[str(placed[str(p)]) for p in finished.outputs.values()])
+            self._log_moves(job, placed, done=job.source, outputs=finished.outputs.values())
 
     def _fail(self, job: Job, kind: str, message: str, stage: str | None = None,
               outputs: dict[str, Path] | None = None) -> None:
@@ -248,8 +248,17 @@ class Worker:
             placed = self.spool.fail(job, report, outputs=outputs, logs={".log.jsonl": job.log_path})
             self.counts["failed"] += 1
             self.stats.job_finished("failed")
-            log.info("job.moved", failed=str(placed[str(job.source)]),
-                     outputs=[str(placed[str(p)]) for p in (outputs or {}).values()])
+            self._log_moves(job, placed, failed=job.source, outputs=(outputs or {}).values())
+
+    def _log_moves(self, job: Job, placed: dict[str, Path], outputs: Any, **source: Path) -> None:
+        """Where the files went, or that a folder refused them and they wait in the work folder."""
+        if self.spool.is_held(job):
+            log.warning("job.finish_waiting", reason="a folder refused the moves; retried later",
+                        work_folder=str(job.dir))
+            return
+        (where, path), = source.items()
+        log.info("job.moved", **{where: str(placed[str(path)])},
+                 outputs=[str(placed[str(p)]) for p in outputs])
 
     def _retry_or_fail(self, job: Job, exc: Exception) -> None:
         error = f"{type(exc).__name__}: {exc}"
@@ -304,6 +313,23 @@ class Worker:
                 log.warning("job.requeued", job_id=job.id, file=str(job.relpath), back_in=str(back),
                             reason="shutdown grace period ran out")
         return returned
+
+
+@contextlib.contextmanager
+def _open_job_log(job: Job) -> Iterator[Any]:
+    """The job's own log file, or a sink that keeps nothing when it cannot be opened (a full
+    disk, a folder gone). Closing flushes, which a full disk refuses too. Losing the job's copy
+    of its log must not stop the consumer: the same events are on stdout."""
+    try:
+        file = open(job.log_path, "a", encoding="utf-8", errors="backslashreplace")
+    except OSError as exc:
+        log.warning("job.log_unavailable", path=str(job.log_path), error=str(exc))
+        file = open(os.devnull, "w", encoding="utf-8")
+    try:
+        yield file
+    finally:
+        with contextlib.suppress(OSError):
+            file.close()
 
 
 def _batching_wanted(config: Config, engine: Engine) -> bool:

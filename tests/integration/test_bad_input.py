@@ -230,12 +230,6 @@ def test_a_truncated_file_is_transcribed_and_marked_when_accept_truncated_is_set
     assert meta["audio_seconds"] == pytest.approx(4.1, abs=0.3)
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "a file name that is not UTF-8 reaches text written as strict UTF-8 outside the spool: "
-    "status.py StatusFile.write raises UnicodeEncodeError in the heartbeat (the job is retried, "
-    "then failed as poison), logs.py JSONRenderer(ensure_ascii=False) puts the raw byte on "
-    "stdout (not UTF-8, so not JSON a reader can parse), and the job's metadata 'source' goes "
-    "into outputs.py's JSON writer unescaped; see the change requests in the report"))
 def test_a_name_that_is_not_valid_utf8_is_transcribed(folders: Folders) -> None:
     """Latin-1 bytes from an old share (caf\\xe9.wav): the file is kept and transcribed."""
     name = os.fsdecode(b"caf\xe9.wav")
