@@ -27,6 +27,7 @@ from __future__ import annotations
 
 import errno
 import hashlib
+import contextlib
 import os
 import secrets
 import shutil
@@ -42,6 +43,7 @@ from . import durable
 from .config import Config
 from .errors import ConfigError
 from .logs import get_logger
+from .options import SIDECAR_SUFFIXES
 
 #: Names a copying program gives a file it has not finished (ignored until renamed).
 TEMPORARY_SUFFIXES = (".part", ".partial", ".tmp", ".temp", ".crdownload", ".download", ".filepart",
@@ -98,6 +100,15 @@ class Job:
     @property
     def source(self) -> Path:
         return self.dir / "src" / self.relpath.name
+
+    def sidecars(self) -> dict[str, Path]:
+        """The per-file options delivered with the source: sidecar suffix -> file."""
+        found = {}
+        for suffix in SIDECAR_SUFFIXES:
+            path = self.source.with_name(self.source.name + suffix)
+            if path.is_file():
+                found[suffix] = path
+        return found
 
     @property
     def staging(self) -> Path:
@@ -242,9 +253,17 @@ class Spool:
                     log.error("job.claim_failed", file=str(job.relpath), error=str(exc))
                 return None
         durable.failpoint("claim")
+        self._claim_sidecars(path, job)
         durable.fsync_dir(path.parent)
         durable.fsync_dir(job.source.parent)
         return job
+
+    def _claim_sidecars(self, path: Path, job: Job) -> None:
+        """Per-file options (`<name>.yaml`, `.yml`, `.json`) travel with their audio."""
+        for suffix in SIDECAR_SUFFIXES:
+            sidecar = path.with_name(path.name + suffix)
+            with contextlib.suppress(FileNotFoundError):
+                os.rename(sidecar, job.source.parent / sidecar.name)
 
     # --- running jobs ----------------------------------------------------------------------------
 
@@ -312,8 +331,11 @@ class Spool:
     def complete(self, job: Job, outputs: dict[str, Path]) -> dict[str, Path]:
         """Move the results (suffix -> staged file) into the outbox, then the source to done/."""
         suffix = job.relpath.suffix
-        stem = self._free_stem(job, [("outbox", s) for s in outputs] + [("done", suffix)])
+        sidecars = job.sidecars()
+        stem = self._free_stem(job, [("outbox", s) for s in outputs] + [("done", suffix)]
+                               + [("done", suffix + s) for s in sidecars])
         moves = [(path, "outbox", self._relative_target(job, stem, s)) for s, path in outputs.items()]
+        moves += [(path, "done", self._relative_target(job, stem, suffix + s)) for s, path in sidecars.items()]
         moves.append((job.source, "done", self._relative_target(job, stem, suffix)))
         return self._finish(job, moves)
 
@@ -321,7 +343,7 @@ class Spool:
              logs: dict[str, Path] | None = None) -> dict[str, Path]:
         """Move the source to failed/ beside `<name>.error.json` (and its log); results kept so
         far (a plain transcript when a later stage failed) go to the outbox."""
-        outputs, logs = outputs or {}, logs or {}
+        outputs, logs = outputs or {}, {**job.sidecars(), **(logs or {})}
         suffix = job.relpath.suffix
         beside_source = [".error.json", *logs]
         stem = self._free_stem(job, [("outbox", s) for s in outputs]
@@ -335,8 +357,11 @@ class Spool:
     def requeue(self, job: Job) -> Path:
         """Put the source back in the inbox untouched (shutdown, lost GPU) and forget the job."""
         suffix = job.relpath.suffix
-        stem = self._free_stem(job, [("inbox", suffix)])
-        moves = [(job.source, "inbox", self._relative_target(job, stem, suffix))]
+        sidecars = job.sidecars()
+        stem = self._free_stem(job, [("inbox", suffix)] + [("inbox", suffix + s) for s in sidecars])
+        # The sidecars first: the audio's arrival in the inbox is what makes it a job again.
+        moves = [(path, "inbox", self._relative_target(job, stem, suffix + s)) for s, path in sidecars.items()]
+        moves.append((job.source, "inbox", self._relative_target(job, stem, suffix)))
         return self._finish(job, moves)[str(job.source)]
 
     def _finish(self, job: Job, moves: list[tuple[Path, str, PurePosixPath]],
