@@ -10,7 +10,7 @@ import pytest
 from tests.support.corpus import clip, word_error_rate
 from tests.support.models import bundled_tiny_en, multilingual_base
 from transcribed.audio import decode
-from transcribed.config import Config, Model
+from transcribed.config import Config, Model, Vad
 from transcribed.engine.base import Request
 from transcribed.engine.hardware import Hardware, choose
 from transcribed.engine.whisperx_engine import WhisperXEngine
@@ -73,3 +73,13 @@ def test_a_failed_job_does_not_leave_its_language_to_the_next_file() -> None:
     assert english["language"] == "en"
     text = " ".join(s["text"] for s in english["segments"])
     assert word_error_rate(clip(ENGLISH).reference, text, "en") < 0.3, text  # English, not Russian
+
+
+def test_the_vad_step_comes_from_the_config() -> None:
+    """vad.step_seconds reaches pyannote's segmentation window (a private attribute, checked here)."""
+    config = dataclasses.replace(Config(), vad=Vad(step_seconds=2.5))
+    settings = choose(config.model, Hardware(cpu_count=2), bundled_tiny_en(), "bundled")
+    engine = WhisperXEngine(config, settings)
+    engine.load()
+    assert engine._segmentation().step == 2.5
+    assert _transcribe(engine, ENGLISH)["segments"]

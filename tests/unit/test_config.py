@@ -84,6 +84,11 @@ def test_outbox_inside_inbox_is_refused() -> None:
         {"folders": {"inbox": "/srv/in", "outbox": "/srv/in/out"}})
 
 
+def test_a_vad_step_beyond_the_window_is_refused() -> None:
+    """pyannote's window is 5 s: a longer step would skip audio."""
+    assert "vad.step_seconds: expected a number above 0 and at most 5" in _error({"vad": {"step_seconds": 6}})
+
+
 def test_unknown_output_format_is_refused() -> None:
     """Formats are those whisperx writes."""
     assert "outputs.formats" in _error({"outputs": {"formats": ["json", "docx"]}})

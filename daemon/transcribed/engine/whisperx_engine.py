@@ -28,7 +28,7 @@ from typing import Any
 import numpy as np
 
 from .. import logs
-from ..config import Config
+from ..config import Config, Vad
 from ..errors import GpuLost
 from .base import EngineSettings, Progress, Request
 from .hardware import CPU_BATCH_SIZE
@@ -84,7 +84,11 @@ class WhisperXEngine:
             self._pipe.preset_language = "en"  # an English-only model never needs detection
         segmentation = self._segmentation()
         if segmentation is not None:
+            # pyannote checks step <= window only when it builds the Inference; keep that rule.
+            segmentation.step = min(float(self.config.vad.step_seconds), float(segmentation.duration))
             self.vad_batch = BatchGovernor(int(segmentation.batch_size), self.config.oom.probe_after_jobs)
+        elif self.config.vad.step_seconds != Vad.step_seconds:
+            log.warning("engine.vad_step_ignored", reason="this whisperx has no pyannote segmentation")
         logs.quiet_libraries()
 
     def _segmentation(self) -> Any:
