@@ -114,6 +114,7 @@ class Arrivals:
         seen = self._seen.get(path)
         if seen is None:
             seen = self._seen[path] = _Seen(signature, now, now)
+            log.info("file.detected", path=str(path), size=signature[0])
         elif seen.signature != signature:
             seen.signature, seen.changed_at, seen.closed = signature, now, False
         return seen

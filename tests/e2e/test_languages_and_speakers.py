@@ -121,3 +121,20 @@ def test_a_required_pipeline_that_cannot_load_refuses_the_start(tmp_path: Path) 
     config = Config(diarize=Diarize(enabled=True, required=True, model=str(tmp_path / "missing")))
     with pytest.raises(ConfigError, match="diarize.model: cannot load"):
         Diarizer(config, "cpu").load()
+
+
+def test_a_failing_later_stage_keeps_the_plain_transcript(folders: Folders) -> None:
+    """align.enabled true without a model: the transcript is in the outbox, the report says what is missing."""
+    folders.write_config(align={"enabled": True, "model": str(folders.root / "no-aligner-here")})
+    with DaemonProcess(folders.config) as daemon:
+        shutil.copy(clip(ENGLISH).path, folders.inbox / "talk.flac")
+        wait_until(lambda: (folders.failed / "talk.flac.error.json").exists(), 120, "the report")
+        assert daemon.stop() == 0
+    report = json.loads((folders.failed / "talk.flac.error.json").read_text())
+    assert report["error_kind"] == "stage_failed" and report["stage"] == "align"
+    assert "without word timestamps" in report["error"]
+    result = json.loads((folders.outbox / "talk.json").read_text())
+    assert result["segments"] and "words" not in result["segments"][0]
+    text = (folders.outbox / "talk.txt").read_text()
+    assert word_error_rate(clip(ENGLISH).reference, text, "en") < 0.3
+    assert (folders.failed / "talk.flac").exists()

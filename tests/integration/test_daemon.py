@@ -50,7 +50,7 @@ def test_a_dropped_file_ends_in_done_with_results_in_the_outbox(folders: Folders
     assert result["transcribed"]["audio_seconds"] == pytest.approx(16.04, abs=0.01)
     events = [e["event"] for e in daemon.events()]  # every line parses as JSON
     for expected in ("daemon.starting", "model.loading", "model.loaded", "daemon.started",
-                     "job.claimed", "job.started", "job.done", "daemon.stopping", "daemon.stopped"):
+                     "file.detected", "job.claimed", "job.started", "job.done", "daemon.stopping", "daemon.stopped"):
         assert expected in events
     job_log = [json.loads(line) for line in (folders.outbox / "talk.log.jsonl").read_text().splitlines()]
     assert {"job.started", "job.decoded", "job.done", "job.moved"} <= {e["event"] for e in job_log}
