@@ -63,7 +63,8 @@ class Run:
 def main(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     require_corpus()
-    items = corpus_items("en", args.max_seconds)[: args.limit or None]
+    items = [i for i in corpus_items("en", args.max_seconds) if i.seconds >= args.min_seconds]
+    items = items[: args.limit or None]
     settings = daemon_settings(args.model)
     threads = args.threads or [settings.threads]
     combos = [Knobs(s, b, t) for t in threads for s in args.steps for b in args.beams]
@@ -173,6 +174,8 @@ def _parser() -> argparse.ArgumentParser:
     parser.add_argument("--threads", type=int, nargs="+",
                         help="CPU threads (one pipeline each; default: the usable CPUs)")
     parser.add_argument("--max-seconds", type=float, help="only clips up to this long")
+    parser.add_argument("--min-seconds", type=float, default=0.0,
+                        help="only clips at least this long (the step changes nothing below 5 s)")
     parser.add_argument("--limit", type=int, help="only the first N clips")
     parser.add_argument("--model", type=Path, help="a CTranslate2 model dir (default: bundled tiny.en)")
     parser.add_argument("--save", type=Path, help="write every call's timings and text to this JSON file")

@@ -50,6 +50,8 @@ class Tally:
         "a": {"claim": 0.0, "decode": 0.0, "transcribe": 0.0, "pipeline": 0.0, "complete": 0.0},
         "b": {"decode": 0.0, "transcribe": 0.0}})
     jobs: int = 0
+    #: (a)'s stages, job by job (seconds), for medians beside the means.
+    per_job: dict[str, list[float]] = field(default_factory=dict)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -61,7 +63,7 @@ def main(argv: list[str] | None = None) -> int:
     warmup, timed = items[0], items[1:]
     chunks = [timed[i::args.chunks] for i in range(args.chunks) if timed[i::args.chunks]]
     print(f"machine: {machine()}")
-    print(f"settings: {describe(settings)}")
+    print(f"settings: {describe(settings)}" + ("; (a) with gc.freeze() after load" if args.gc_freeze else ""))
     print(f"files: {len(timed)} timed, {sum(i.seconds for i in timed):.1f} s of audio, in "
           f"{len(chunks)} chunks, each run a b c b a or b a c a b; warm-up file {warmup.path.name}")
     tally = Tally()
@@ -73,6 +75,7 @@ def main(argv: list[str] | None = None) -> int:
         loop = PlainLoop(settings, scratch)
         cli_peaks: list[float] = []
         with running_daemon(scratch / "daemon", settings=settings, transcribe_only=True,
+                            gc_freeze=args.gc_freeze,
                             kept=("job.claimed", "job.started", "job.done", "job.moved"),
                             ) as (folders, daemon, events):
             _through_daemon([warmup], "warmup", folders, events, Tally())
@@ -131,13 +134,12 @@ def _through_daemon(chunk: list[Item], tag: str, folders, events: Events, tally:
         metadata = json.loads((folders.outbox / f"{Path(name).stem}.json").read_text())
         timings = metadata.get("transcribed", {}).get("timings", {})
         at = seen[name]
-        parts = tally.parts["a"]
-        parts["claim"] += at["job.started"] - at["job.claimed"]
-        parts["decode"] += timings.get("decode", 0.0)
-        parts["transcribe"] += timings.get("transcribe", 0.0)
-        parts["pipeline"] += (at["job.done"] - at["job.started"] - timings.get("decode", 0.0)
-                              - timings.get("transcribe", 0.0))
-        parts["complete"] += at["job.moved"] - at["job.done"]
+        job = {"claim": at["job.started"] - at["job.claimed"], "decode": timings.get("decode", 0.0),
+               "transcribe": timings.get("transcribe", 0.0), "complete": at["job.moved"] - at["job.done"]}
+        job["pipeline"] = at["job.done"] - at["job.started"] - job["decode"] - job["transcribe"]
+        for key, seconds in job.items():
+            tally.parts["a"][key] += seconds
+            tally.per_job.setdefault(key, []).append(seconds)
         tally.jobs += 1
 
 
@@ -204,16 +206,19 @@ def _breakdown(tally: Tally, wall: dict[str, float]) -> None:
     def ms(seconds: float) -> int:
         return round(1000 * seconds / n)
 
-    rows = [["decode", ms(a["decode"]), ms(b["decode"])],
-            ["transcribe (the engine)", ms(a["transcribe"]), ms(b["transcribe"])],
-            ["claimed -> started (job folder, attempt record)", ms(a["claim"]), 0],
-            ["rest of the pipeline (options, outputs written)", ms(a["pipeline"]), 0],
-            ["done -> moved (outputs and source moved, fsync)", ms(a["complete"]), 0],
-            ["between jobs (copy, notice, scan, claim; pipes for b)", ms(waiting),
+    def med(key: str) -> int:
+        return round(1000 * median(tally.per_job.get(key, [0.0])))
+
+    rows = [["decode", ms(a["decode"]), med("decode"), ms(b["decode"])],
+            ["transcribe (the engine)", ms(a["transcribe"]), med("transcribe"), ms(b["transcribe"])],
+            ["claimed -> started (job folder, attempt record)", ms(a["claim"]), med("claim"), 0],
+            ["rest of the pipeline (options, outputs written)", ms(a["pipeline"]), med("pipeline"), 0],
+            ["done -> moved (outputs and source moved, fsync)", ms(a["complete"]), med("complete"), 0],
+            ["between jobs (copy, notice, scan, claim; pipes for b)", ms(waiting), "-",
              ms(wall["b"] - b["decode"] - b["transcribe"])],
-            ["total", ms(wall["a"]), ms(wall["b"])]]
+            ["total", ms(wall["a"]), "-", ms(wall["b"])]]
     print()
-    print_table([f"ms per job ({n} jobs)", "(a) daemon", "(b) loop"], rows)
+    print_table([f"ms per job ({n} jobs)", "(a) daemon, mean", "(a) median", "(b) loop, mean"], rows)
     own = wall["a"] - a["decode"] - a["transcribe"]
     print(f"the daemon's own work is {100 * own / wall['a']:.1f} % of (a)'s wall time (b: "
           f"{100 * (wall['b'] - b['decode'] - b['transcribe']) / wall['b']:.1f} %); the rest of any a/b "
@@ -235,6 +240,8 @@ def _parser() -> argparse.ArgumentParser:
     parser.add_argument("--chunks", type=int, default=4, help="interleaved chunks (default 4)")
     parser.add_argument("--model", type=Path, help="a CTranslate2 model dir (default: bundled tiny.en)")
     parser.add_argument("--beam-size", type=int, help="default: the config's model.beam_size")
+    parser.add_argument("--gc-freeze", action="store_true",
+                        help="run (a) with gc.freeze() after the model load (a proposed change)")
     parser.add_argument("--keep", type=Path, help="work in this folder and leave it (default: a temp dir)")
     parser.add_argument("--strict", action="store_true", help="exit 1 when a target is missed")
     return parser
