@@ -146,7 +146,7 @@ class Service:
         if not consumer.is_alive():
             spool.retire()
             engine.close()
-        log.info("daemon.stopped", exit_code=code, jobs=worker.counts)
+        log.info("daemon.stopped", exit_code=code, jobs=dict(self.stats.jobs))
         if consumer.is_alive():
             # The abandoned job is still inside the engine (C++ code cannot be interrupted);
             # its file is back in the inbox, so end the process without waiting for it.

@@ -56,7 +56,6 @@ class Worker:
         self.backlog: dict[str, tuple[float, Job]] = {}
         #: Jobs claimed and not yet finished (several when short files share a model call).
         self.in_flight: dict[str, Job] = {}
-        self.counts = {"done": 0, "failed": 0, "retried": 0}
         self.last_beat = time.monotonic()
         self.batching = _batching_wanted(config, engine)
         self._finish_lock = threading.Lock()
@@ -232,7 +231,6 @@ class Worker:
                      oom_backoffs=len(finished.metadata["oom_backoffs"]),
                      language=finished.metadata["language"])
             placed = self.spool.complete(job, outputs)
-            self.counts["done"] += 1
             self.stats.job_finished("done", finished.metadata["audio_seconds"],
                                     finished.metadata["timings"]["total"])
             self._log_moves(job, placed, done=job.source, outputs=finished.outputs.values())
@@ -246,7 +244,6 @@ class Worker:
             log.error("job.failed", error_kind=kind, error=message, stage=stage, attempts=job.attempts)
             report = self._report(job, kind, message, stage)
             placed = self.spool.fail(job, report, outputs=outputs, logs={".log.jsonl": job.log_path})
-            self.counts["failed"] += 1
             self.stats.job_finished("failed")
             self._log_moves(job, placed, failed=job.source, outputs=(outputs or {}).values())
 
@@ -269,7 +266,6 @@ class Worker:
         delay = self.config.jobs.retry_delay_seconds * 2 ** (job.attempts - 1)
         log.warning("job.retry_later", error=error, stage=self.pipeline.stage, attempts=job.attempts,
                     retry_in_s=delay, traceback=traceback.format_exc(limit=8))
-        self.counts["retried"] += 1
         self.stats.job_finished("retried")
         self.in_flight.pop(job.id, None)
         self.backlog[job.id] = (time.monotonic() + delay, job)
