@@ -24,7 +24,7 @@ $(STAMP): pyproject.toml Makefile
 	@touch $@
 
 run: install
-	$(VENV)/bin/transcribed run --config $(CONFIG)
+	@$(VENV)/bin/transcribed run --config $(CONFIG)  # @: stdout is the JSON log alone
 
 # pytest exits 5 when it collected no test: that is a failure here, never a pass.
 test: install
