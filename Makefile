@@ -17,10 +17,12 @@ STAMP    := $(VENV)/.installed
 install: $(STAMP)
 
 $(STAMP): pyproject.toml Makefile
+	@# Everything install says goes to stderr: `make run | jq` sees the daemon's JSON alone.
 	@test -n "$(PYTHON)" || { echo "make: no Python 3.10-3.13 found on PATH" >&2; exit 1; }
-	@test -x $(VENV)/bin/python || $(PYTHON) -m venv $(VENV)
-	$(VENV)/bin/python -m pip install --quiet --upgrade pip
-	$(VENV)/bin/python -m pip install --quiet $(EDITABLE) ".$(EXTRAS)"
+	@echo "make: installing transcribed into $(VENV) (the first time takes minutes)" >&2
+	@test -x $(VENV)/bin/python || $(PYTHON) -m venv $(VENV) >&2
+	@$(VENV)/bin/python -m pip install --quiet --upgrade pip >&2
+	@$(VENV)/bin/python -m pip install --quiet $(EDITABLE) ".$(EXTRAS)" >&2
 	@touch $@
 
 run: install
