@@ -56,7 +56,6 @@ class Worker:
         self.backlog: dict[str, tuple[float, Job]] = {}
         #: Jobs claimed and not yet finished (several when short files share a model call).
         self.in_flight: dict[str, Job] = {}
-        self.last_beat = time.monotonic()
         self.batching = _batching_wanted(config, engine)
         self._finish_lock = threading.Lock()
         self._abandoned: set[str] = set()
@@ -127,7 +126,6 @@ class Worker:
 
     def beat(self) -> None:
         """The consumer is alive and making progress (feeds systemd's watchdog and /healthz)."""
-        self.last_beat = time.monotonic()
         self.stats.beat()
         self.on_beat()
 
