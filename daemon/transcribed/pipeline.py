@@ -122,8 +122,7 @@ class Pipeline:
                 [(p.audio.samples, p.speech or []) for p in group], group[0].request, batch_size,
                 self._progress)
         except Exception as exc:  # noqa: BLE001 - a lost GPU ends the daemon; the rest is retried alone
-            if is_gpu_lost(exc):
-                raise GpuLost(f"{type(exc).__name__}: {exc}") from None
+            _raise_if_gpu_lost(exc)
             raise
         seconds = round(time.monotonic() - started, 3)
         for prepared, result in zip(group, results):
@@ -162,7 +161,7 @@ class Pipeline:
                started: float) -> dict[str, Path]:
         metadata = self._metadata(job, audio, result, options, started)
         return write_outputs(plain_result(result), metadata, self.config.outputs, job.staging,
-                             _stem(job), options.formats)
+                             job.stem, options.formats)
 
     def _later_stages(self, result: dict[str, Any], audio: Audio, options: Effective,
                       kept: dict[str, Path]) -> dict[str, Any]:
@@ -204,9 +203,8 @@ class Pipeline:
             try:
                 return run()
             except Exception as exc:  # noqa: BLE001 - classified here, re-raised as StageFailed
-                if is_gpu_lost(exc):
-                    raise GpuLost(f"{type(exc).__name__}: {exc}") from None
-                error = f"{type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}"
+                _raise_if_gpu_lost(exc)
+                error = _first_line(exc)
                 out_of_memory = is_out_of_memory(exc)
             if not (out_of_memory and attempt == 1):
                 raise StageFailed(stage, error, kept)
@@ -237,11 +235,10 @@ class Pipeline:
             try:
                 result = engine.transcribe(audio.samples, request, batch_size, self._progress)
             except Exception as exc:  # noqa: BLE001 - sorted right below; anything else re-raised
-                if is_gpu_lost(exc):
-                    raise GpuLost(f"{type(exc).__name__}: {exc}") from None
+                _raise_if_gpu_lost(exc)
                 if not is_out_of_memory(exc) or fallback is not None:
                     raise
-                error = _oom_text(exc)
+                error = _first_line(exc)
                 stage = "vad" if isinstance(exc, MemoryError) else "transcribe"
             if error is None:
                 self.run_state.batch_size, self.run_state.device = batch_size, engine.settings.device
@@ -295,6 +292,12 @@ class Pipeline:
         }
 
 
+def _raise_if_gpu_lost(exc: BaseException) -> None:
+    """A lost GPU is no job's fault and no retry helps: it ends the daemon (see oom.py)."""
+    if is_gpu_lost(exc):
+        raise GpuLost(f"{type(exc).__name__}: {exc}") from None
+
+
 def _vad_batch_can_shrink(engine: Engine) -> bool:
     """After a VAD out-of-memory the engine has halved pyannote's batch; while that is above 1,
     the Whisper batch need not shrink too."""
@@ -308,10 +311,7 @@ def _printable(name: str) -> str:
     return name.encode("utf-8", "surrogateescape").decode("utf-8", "backslashreplace")
 
 
-def _stem(job: Job) -> str:
-    return job.relpath.name[: -len(job.relpath.suffix)] if job.relpath.suffix else job.relpath.name
-
-
-def _oom_text(exc: BaseException) -> str:
+def _first_line(exc: BaseException) -> str:
+    """An error as one readable line: its type and the first line of its message."""
     text = str(exc).strip().splitlines()
     return f"{type(exc).__name__}: {text[0] if text else ''}"

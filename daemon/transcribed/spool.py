@@ -101,6 +101,12 @@ class Job:
     def source(self) -> Path:
         return self.dir / "src" / self.relpath.name
 
+    @property
+    def stem(self) -> str:
+        """The source's name without its suffix: the name its results take."""
+        name = self.relpath.name
+        return name[: -len(self.relpath.suffix)] if self.relpath.suffix else name
+
     def sidecars(self) -> dict[str, Path]:
         """The per-file options delivered with the source: sidecar suffix -> file."""
         found = {}
@@ -445,7 +451,7 @@ class Spool:
 
     def _free_stem(self, job: Job, places: list[tuple[str, str]]) -> str:
         """The file's stem, or stem.2, stem.3...: the first under which no destination exists."""
-        base = _stem_of(job)
+        base = job.stem
         for n in range(1, 100_000):
             stem = base if n == 1 else f"{base}.{n}"
             if not any(os.path.lexists(self._root(root) / self._relative_target(job, stem, suffix))
@@ -646,11 +652,6 @@ def _inside(job_dir: Path, path: Path) -> str:
         return path.relative_to(job_dir).as_posix()
     except ValueError:
         return str(path)
-
-
-def _stem_of(job: Job) -> str:
-    name = job.relpath.name
-    return name[: -len(job.relpath.suffix)] if job.relpath.suffix else name
 
 
 def _fit_name(stem: str, suffix: str) -> str:
