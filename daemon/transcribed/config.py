@@ -148,6 +148,19 @@ class Batching:
 
 
 @dataclass(frozen=True)
+class Overlap:
+    """The next files decoded, and their speech found, while the consumer transcribes."""
+
+    #: auto: on a GPU; off on the CPU, where it was measured slower. true/false: always/never.
+    enabled: Union[bool, Auto] = "auto"
+    #: How many claimed files may wait decoded ahead (each holds 64 kB per second of audio).
+    files_ahead: int = 1
+    #: Files whose header declares more than this (or nothing) are decoded by the consumer when
+    #: their turn comes, not ahead: a long recording is not held in memory twice.
+    max_audio_seconds: float = 3600.0
+
+
+@dataclass(frozen=True)
 class Align:
     """Word timestamps by forced alignment (a wav2vec2 model per language)."""
 
@@ -237,6 +250,7 @@ class Config:
     outputs: Outputs = field(default_factory=Outputs)
     oom: Oom = field(default_factory=Oom)
     batching: Batching = field(default_factory=Batching)
+    overlap: Overlap = field(default_factory=Overlap)
     align: Align = field(default_factory=Align)
     diarize: Diarize = field(default_factory=Diarize)
     #: Inbox subfolder -> options for the files in it, e.g. {ru: {language: ru}}.
@@ -336,6 +350,9 @@ def check_values(config: Config) -> None:
     _positive("batching.max_files", config.batching.max_files)
     if config.batching.max_audio_seconds <= 0:
         raise ConfigError("batching.max_audio_seconds: expected a number above 0")
+    _positive("overlap.files_ahead", config.overlap.files_ahead)
+    if config.overlap.max_audio_seconds <= 0:
+        raise ConfigError("overlap.max_audio_seconds: expected a number above 0")
     _check_job_options("diarize", config.diarize.min_speakers, config.diarize.max_speakers, None)
     for folder, options in config.routes.items():
         if not folder or folder.startswith(("/", ".")) or "\\" in folder:

@@ -12,6 +12,7 @@ import io
 import json
 import logging
 import sys
+import threading
 import warnings
 from collections.abc import Iterator
 from contextvars import ContextVar
@@ -130,8 +131,48 @@ class _LoggerWriter(io.TextIOBase):
         return len(text)
 
 
+#: The print() catcher of this thread while it is inside `prints_as_logs`.
+_prints_to: ContextVar[_LoggerWriter | None] = ContextVar("prints_to", default=None)
+_router_lock = threading.Lock()
+_router_users = 0
+_real_stdout: TextIO | None = None
+
+
+class _PrintRouter(io.TextIOBase):
+    """sys.stdout while any thread is inside `prints_as_logs`: each thread's prints go where that
+    thread asked (its catcher, or the real stdout). `contextlib.redirect_stdout` swaps one global
+    for everyone, and two threads leaving in the other order would leave it swapped for good."""
+
+    def __init__(self, real: TextIO) -> None:
+        self.real = real
+
+    def write(self, text: str) -> int:
+        catcher = _prints_to.get()
+        return catcher.write(text) if catcher is not None else self.real.write(text)
+
+    def flush(self) -> None:
+        self.real.flush()
+
+
 @contextlib.contextmanager
 def prints_as_logs(source: str) -> Iterator[None]:
-    """Turn plain print() calls of a library into log events, so stdout stays pure JSON."""
-    with contextlib.redirect_stdout(_LoggerWriter(get_logger(library=source))):
+    """Turn plain print() calls of a library into log events, so stdout stays pure JSON.
+    Safe when several threads use it at once (the consumer and the prefetch)."""
+    token = _prints_to.set(_LoggerWriter(get_logger(library=source)))
+    _route_prints(+1)
+    try:
         yield
+    finally:
+        _route_prints(-1)
+        _prints_to.reset(token)
+
+
+def _route_prints(change: int) -> None:
+    """The first thread in installs the router; the last one out puts the real stdout back."""
+    global _router_users, _real_stdout
+    with _router_lock:
+        if change > 0 and _router_users == 0:
+            _real_stdout, sys.stdout = sys.stdout, _PrintRouter(sys.stdout)
+        _router_users += change
+        if _router_users == 0 and isinstance(sys.stdout, _PrintRouter):
+            sys.stdout, _real_stdout = _real_stdout or sys.stdout.real, None

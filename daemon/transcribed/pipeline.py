@@ -54,7 +54,8 @@ class _Run:
 
 @dataclass
 class Prepared:
-    """A job decoded and ready for the model (with its speech found, when it may share a call)."""
+    """A job decoded and ready for the model; its speech found ahead (prefetch) or so that it can
+    share a model call (batching)."""
 
     job: Job
     options: Effective
@@ -91,9 +92,9 @@ class Pipeline:
         """Decode, transcribe, write the plain transcript, then align and diarize and rewrite."""
         return self.finish(self.prepare(job))
 
-    def prepare(self, job: Job, find_speech: bool = False) -> Prepared:
-        """Read the job's options and decode its audio; with `find_speech`, also run the voice
-        activity detection and decide the language, so the job can share a model call."""
+    def prepare(self, job: Job) -> Prepared:
+        """Read the job's options and decode its audio. No model call: this may run on the
+        prefetch thread beside a transcription (prefetch.py)."""
         self.run_state = _Run()
         started = time.monotonic()
         with self._stage("options"):
@@ -104,12 +105,23 @@ class Pipeline:
                  truncated=audio.truncated, seconds=self.run_state.timings["decode"])
         request = Request(language=options.language, task=options.task, file=job.relpath.name,
                           initial_prompt=options.initial_prompt, hotwords=options.hotwords)
-        prepared = Prepared(job, options, audio, request, started, self.run_state)
-        if find_speech:
+        return Prepared(job, options, audio, request, started, self.run_state)
+
+    def find_speech(self, prepared: Prepared) -> Prepared:
+        """Voice activity detection (where the engine does it apart). No Whisper call: this may run
+        on the prefetch thread too."""
+        if hasattr(self.engine, "find_speech"):
             with self._stage("vad"):
-                prepared.speech = self.engine.find_speech(audio.samples)
-                language, prepared.probability = self.engine.language_of(audio.samples, prepared.speech, request)
-                prepared.request = dataclasses.replace(request, language=language)
+                prepared.speech = self.engine.find_speech(prepared.audio.samples)
+        return prepared
+
+    def decide_language(self, prepared: Prepared) -> Prepared:
+        """The given language, or the one Whisper detects in the first speech (a model call: on
+        the consumer thread only), so that the job can share a model call with others."""
+        with self._stage("language"):
+            language, prepared.probability = self.engine.language_of(
+                prepared.audio.samples, prepared.speech or [], prepared.request)
+        prepared.request = dataclasses.replace(prepared.request, language=language)
         return prepared
 
     def transcribe_together(self, group: list[Prepared]) -> list[dict[str, Any]]:
@@ -138,7 +150,7 @@ class Pipeline:
         job, audio, options, started = prepared.job, prepared.audio, prepared.options, prepared.started
         if result is None:
             with self._stage("transcribe"):
-                result = self._transcribe(audio, prepared.request)
+                result = self._transcribe(audio, prepared.request, prepared.speech)
             if not self.run_state.backoffs:
                 self.governor.succeeded()
         result = plain_result(result)
@@ -226,14 +238,16 @@ class Pipeline:
         finally:
             self.run_state.timings[name] = round(time.monotonic() - started, 3)
 
-    def _transcribe(self, audio: Audio, request: Request) -> dict[str, Any]:
-        """Transcribe, halving the batch size on out-of-memory; at 1, apply `oom.fallback`."""
+    def _transcribe(self, audio: Audio, request: Request,
+                    speech: list[dict[str, Any]] | None) -> dict[str, Any]:
+        """Transcribe (finding the speech first unless it is known), halving the batch size on
+        out-of-memory; at 1, apply `oom.fallback`."""
         engine, fallback = self.engine, None
         while True:
             batch_size = self.governor.current if fallback is None else fallback.settings.batch_size
             error = None
             try:
-                result = engine.transcribe(audio.samples, request, batch_size, self._progress)
+                result = engine.transcribe(audio.samples, request, batch_size, self._progress, speech)
             except Exception as exc:  # noqa: BLE001 - sorted right below; anything else re-raised
                 _raise_if_gpu_lost(exc)
                 if not is_out_of_memory(exc) or fallback is not None:

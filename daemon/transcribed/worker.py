@@ -1,7 +1,8 @@
 """The single consumer: carries jobs from the inbox to done/ or failed/, in order of arrival.
 
-One job at a time; on a GPU, several short files may share one model call (`process_together`),
-each still finished on its own. Every outcome of a job is decided in one place, `_attempt`:
+One job at a time; on a GPU, the next file is decoded meanwhile (prefetch.py), and several short
+files may share one model call (`process_together`), each still finished on its own. Every
+outcome of a job is decided in one place, `_attempt`:
 - BadInput, or out of memory with `oom.fallback: fail`  -> failed/ with an error report;
 - a lost GPU                                           -> back to the inbox, then the daemon exits;
 - anything else (a bug, a full or read-only outbox)    -> retried later, up to `jobs.max_attempts`,
@@ -29,6 +30,7 @@ from .diarization import Diarizer
 from .engine.base import Engine
 from .errors import BadInput, GpuLost, OutOfMemory, StageFailed
 from .pipeline import Finished, Pipeline, Prepared
+from .prefetch import Prefetch
 from .spool import Job, Spool
 from .stats import Stats
 from .watcher import Arrivals
@@ -57,6 +59,7 @@ class Worker:
         #: Jobs claimed and not yet finished (several when short files share a model call).
         self.in_flight: dict[str, Job] = {}
         self.batching = _batching_wanted(config, engine)
+        self.prefetch = self._make_prefetch(engine) if _overlap_wanted(config, engine) else None
         self._finish_lock = threading.Lock()
         self._abandoned: set[str] = set()
         self._next_rescan = 0.0
@@ -64,19 +67,23 @@ class Worker:
     # --- the loop --------------------------------------------------------------------------------
 
     def run(self, stop: threading.Event) -> None:
-        """Process jobs until `stop` is set (the current job is finished first)."""
+        """Process jobs until `stop` is set (the current job is finished first; files decoded
+        ahead go back to the inbox)."""
         self._take_back_orphans()
-        while not stop.is_set():
-            self.beat()
-            job = self.next_job()
-            if job is None:
-                self._wait_for_work(stop)
-                continue
-            more = self._claim_ready(self.config.batching.max_files - 1) if self.batching else []
-            if more:
-                self.process_together([job, *more])
-            else:
-                self.process(job)
+        try:
+            while not stop.is_set():
+                self.beat()
+                job = self.next_job()
+                if job is None:
+                    self._wait_for_work(stop)
+                    continue
+                more = self._claim_ready(self.config.batching.max_files - 1) if self.batching else []
+                if more:
+                    self.process_together([job, *more])
+                else:
+                    self.process(job)
+        finally:
+            self._give_back_prefetched()
 
     @property
     def current(self) -> Job | None:
@@ -84,7 +91,13 @@ class Worker:
         return next(iter(self.in_flight.values()), None)
 
     def next_job(self) -> Job | None:
-        """A due retry or adopted job first, then the oldest complete file in the inbox."""
+        """A job decoded ahead first, then a due retry or adopted job, then the oldest complete
+        file in the inbox."""
+        if self.prefetch is not None and (ahead := self.prefetch.first()) is not None:
+            return ahead
+        return self._next_waiting_job()
+
+    def _next_waiting_job(self) -> Job | None:
         now = time.monotonic()
         if now >= self._next_rescan:
             self._take_back_orphans()
@@ -132,8 +145,14 @@ class Worker:
     # --- one job ---------------------------------------------------------------------------------
 
     def process(self, job: Job) -> None:
-        """Run one job and move its file to where its outcome says."""
-        if self._start(job):
+        """Run one job and move its file to where its outcome says; meanwhile, decode the next."""
+        began, ahead = self._begin(job)
+        if not began:
+            return
+        self._prefetch_next()
+        if ahead is not None:
+            self._attempt(job, lambda: self.pipeline.finish(ahead), finishing=True)
+        else:
             self._attempt(job, lambda: self.pipeline.run(job), finishing=True)
 
     def process_together(self, jobs: list[Job]) -> None:
@@ -142,8 +161,9 @@ class Worker:
         finish each on its own. A shared call that fails is retried file by file."""
         prepared = []
         for job in jobs:
-            if self._start(job):
-                ready = self._attempt(job, lambda j=job: self.pipeline.prepare(j, find_speech=True))
+            began, ahead = self._begin(job)
+            if began:
+                ready = self._attempt(job, lambda j=job, a=ahead: self._ready_to_share(j, a))
                 if ready is not None:
                     prepared.append(ready)
         limit = self.config.batching.max_audio_seconds
@@ -154,6 +174,12 @@ class Worker:
                               finishing=True)
         for item in (p for p in prepared if p.audio.seconds > limit):
             self._attempt(item.job, lambda i=item: self.pipeline.finish(i), finishing=True)
+
+    def _ready_to_share(self, job: Job, ahead: Prepared | None) -> Prepared:
+        prepared = ahead or self.pipeline.prepare(job)
+        if prepared.speech is None:
+            self.pipeline.find_speech(prepared)
+        return self.pipeline.decide_language(prepared)
 
     def _transcribe_together(self, group: list[Prepared]) -> list[dict[str, Any] | None]:
         if len(group) == 1:
@@ -171,10 +197,20 @@ class Worker:
                         error=f"{type(exc).__name__}: {exc}", action="each file alone")
             return [None] * len(group)
 
+    def _begin(self, job: Job) -> tuple[bool, Prepared | None]:
+        """Start the job (unless it was started when it was decoded ahead) and take what was
+        prepared ahead of it. False: it was a poison file and went to failed/."""
+        ahead = None
+        if self.prefetch is not None and self.prefetch.holds(job):
+            ahead = self.prefetch.take(job)
+        elif not self._start(job):
+            return False, None
+        self.stats.job_started(str(job.relpath))
+        return True, ahead
+
     def _start(self, job: Job) -> bool:
         """Count the attempt (False: the job is a poison file and went to failed/)."""
         self.in_flight[job.id] = job
-        self.stats.job_started(str(job.relpath))
         with self._context(job):
             if self.spool.exhausted(job):
                 self._fail(job, "poison", f"the file was tried {job.attempts} times and each "
@@ -276,6 +312,29 @@ class Worker:
             "time": datetime.now(timezone.utc).isoformat(timespec="seconds"),
         }
 
+    # --- decoding ahead --------------------------------------------------------------------------
+
+    def _make_prefetch(self, engine: Engine) -> Prefetch:
+        own = Pipeline(self.config, engine, lambda: None, self.spool.worker.name, Stats())
+        return Prefetch(own, self.config.overlap, self._context)
+
+    def _prefetch_next(self) -> None:
+        """Claim the next files and start decoding them while this one is transcribed. Their
+        attempt counts from now: a file that crashes the decoder is found out like any other."""
+        while self.prefetch is not None and self.prefetch.room > 0:
+            job = self._next_waiting_job()
+            if job is None:
+                return
+            if self._start(job):
+                self.prefetch.start(job)
+
+    def _give_back_prefetched(self) -> None:
+        """Stopping: files decoded ahead go back to the inbox, for this or another daemon."""
+        if self.prefetch is None:
+            return
+        for job in self.prefetch.close():
+            self._requeue(job)
+
     # --- stopping --------------------------------------------------------------------------------
 
     def _landed(self, job: Job) -> bool:
@@ -335,6 +394,15 @@ def _batching_wanted(config: Config, engine: Engine) -> bool:
     if setting == "auto":
         return able and engine.settings.device == "cuda"
     return bool(setting) and able
+
+
+def _overlap_wanted(config: Config, engine: Engine) -> bool:
+    """Decoding ahead: on a GPU (the CPU decodes while the GPU transcribes); off on the CPU,
+    where both compete for the same cores (measured: see README, Performance)."""
+    setting = config.overlap.enabled
+    if setting == "auto":
+        return engine.settings.device == "cuda"
+    return bool(setting)
 
 
 def _share_groups(prepared: list[Prepared]) -> list[list[Prepared]]:

@@ -51,12 +51,12 @@ class TightGpuEngine(FakeEngine):
     oom: object = OOM_FORMS["ctranslate2"]
     freed: int = 0
 
-    def transcribe(self, samples, request: Request, batch_size: int, progress: Progress):
+    def transcribe(self, samples, request: Request, batch_size: int, progress: Progress, speech=None):
         limit = self.fits.get(request.file)
         if limit is not None and batch_size > limit:
             self.calls.append((request.file, batch_size))
             raise self.oom()
-        return super().transcribe(samples, request, batch_size, progress)
+        return super().transcribe(samples, request, batch_size, progress, speech)
 
     def free_memory(self) -> int | None:
         self.freed += 1

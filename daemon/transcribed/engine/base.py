@@ -47,7 +47,8 @@ class EngineSettings:
 
 
 class Engine(Protocol):
-    """A resident speech-to-text engine, used by one consumer thread, one job at a time."""
+    """A resident speech-to-text engine, used by one consumer thread, one job at a time (the
+    prefetch thread may call `find_speech`, which uses no Whisper model, beside it)."""
 
     settings: EngineSettings
 
@@ -55,8 +56,9 @@ class Engine(Protocol):
         """Load the model (once, at start, before the first job)."""
 
     def transcribe(self, samples: np.ndarray, request: Request, batch_size: int,
-                   progress: Progress) -> dict[str, Any]:
-        """Transcribe 16 kHz mono float32 samples: {"language": ..., "segments": [...]}."""
+                   progress: Progress, speech: list[dict[str, Any]] | None = None) -> dict[str, Any]:
+        """Transcribe 16 kHz mono float32 samples: {"language": ..., "segments": [...]}.
+        `speech`: the speech chunks found ahead (WhisperXEngine.find_speech), else found here."""
 
     def free_memory(self) -> int | None:
         """Release cached accelerator memory after an out-of-memory error; free bytes if known."""

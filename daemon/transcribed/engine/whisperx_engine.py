@@ -22,6 +22,7 @@ import contextlib
 import dataclasses
 import gc
 import os
+import threading
 from collections.abc import Iterator
 from typing import Any
 
@@ -57,6 +58,7 @@ class WhisperXEngine:
         self.multilingual = True
         #: pyannote's segmentation batch size; set from the loaded VAD model.
         self.vad_batch: BatchGovernor | None = None
+        self._vad_lock = threading.Lock()
 
     def load(self) -> None:
         keep_libraries_offline_and_private()
@@ -107,9 +109,11 @@ class WhisperXEngine:
         return self.config.model.language
 
     def transcribe(self, samples: np.ndarray, request: Request, batch_size: int,
-                   progress: Progress) -> dict[str, Any]:
-        """Voice activity detection, language (given or detected), then batched decoding."""
-        speech = self.find_speech(samples)
+                   progress: Progress, speech: list[dict[str, Any]] | None = None) -> dict[str, Any]:
+        """Voice activity detection (unless `speech` was found ahead), language (given or
+        detected), then batched decoding."""
+        if speech is None:
+            speech = self.find_speech(samples)
         language, probability = self.language_of(samples, speech, request)
         request = dataclasses.replace(request, language=language)
         result = self.transcribe_speech([(samples, speech)], request, batch_size, progress)[0]
@@ -117,7 +121,13 @@ class WhisperXEngine:
         return result
 
     def find_speech(self, samples: np.ndarray) -> list[dict[str, Any]]:
-        """Speech chunks (start, end in seconds), each at most `vad.chunk_seconds` long."""
+        """Speech chunks (start, end in seconds), each at most `vad.chunk_seconds` long.
+        Called from the prefetch thread and the consumer: one call at a time (pyannote's
+        Inference and its batch size are shared state)."""
+        with self._vad_lock:
+            return self._find_speech(samples)
+
+    def _find_speech(self, samples: np.ndarray) -> list[dict[str, Any]]:
         self._apply_vad_batch()
         vad = self._pipe.vad_model
         try:

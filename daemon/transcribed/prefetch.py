@@ -1,0 +1,101 @@
+"""Overlap: the next files decoded, and their speech found, while the consumer transcribes.
+
+A helper thread runs the first steps of claimed jobs that use no Whisper model
+(`Pipeline.prepare`, `Pipeline.find_speech`), a bounded number of files ahead, so that on a GPU
+the model never waits for the CPU's decoding. It is only a head start: when anything goes wrong
+there, or a file is too long to hold decoded ahead, the consumer does the same steps itself when
+the job's turn comes, where every outcome is decided (worker.py).
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Callable
+from concurrent.futures import Future, ThreadPoolExecutor
+from typing import ContextManager
+
+from . import logs
+from .audio import declared_seconds
+from .config import Overlap
+from .pipeline import Pipeline, Prepared
+from .spool import Job
+
+log = logs.get_logger()
+
+
+class Prefetch:
+    """Claimed jobs being prepared ahead, in the order the consumer will take them."""
+
+    def __init__(self, pipeline: Pipeline, settings: Overlap,
+                 context: Callable[[Job], ContextManager[None]]) -> None:
+        #: A pipeline of its own (its own stage and timings), sharing the resident engine.
+        self.pipeline = pipeline
+        self.settings = settings
+        self._context = context
+        self._ahead: dict[str, tuple[Job, Future[Prepared | None]]] = {}
+        self._closing = threading.Event()
+        self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="prefetch")
+
+    @property
+    def room(self) -> int:
+        """How many more files may be prepared ahead."""
+        return 0 if self._closing.is_set() else self.settings.files_ahead - len(self._ahead)
+
+    def first(self) -> Job | None:
+        """The job the consumer should take next, if one is ahead."""
+        return next((job for job, _ in self._ahead.values()), None)
+
+    def holds(self, job: Job) -> bool:
+        return job.id in self._ahead
+
+    def start(self, job: Job) -> None:
+        """Begin preparing `job` (claimed and started by the worker) on the helper thread."""
+        self._ahead[job.id] = (job, self._executor.submit(self._prepare, job))
+
+    def take(self, job: Job) -> Prepared | None:
+        """Wait for `job`'s head start and hand it over (None: the consumer prepares it itself)."""
+        _, future = self._ahead.pop(job.id)
+        try:
+            prepared = future.result()
+        except Exception as exc:  # noqa: BLE001 - the consumer redoes the step and decides
+            log.info("prefetch.left_to_consumer", job_id=job.id, file=str(job.relpath),
+                     reason=f"{type(exc).__name__}: {exc}")
+            return None
+        if prepared is not None:
+            # The job's own clock starts when the consumer takes it: decoding ahead overlapped
+            # the job before it and is not counted twice.
+            prepared.started = time.monotonic()
+            prepared.state.notes["prepared_ahead"] = True
+        return prepared
+
+    def close(self) -> list[Job]:
+        """Stop preparing; return the jobs that were ahead (the worker gives them back). A step
+        already running ends on its own: Python waits for it at exit (one file's decode and VAD)."""
+        self._closing.set()
+        jobs = [job for job, _ in self._ahead.values()]
+        self._ahead.clear()
+        self._executor.shutdown(wait=False, cancel_futures=True)
+        return jobs
+
+    def _prepare(self, job: Job) -> Prepared | None:
+        with self._context(job):
+            if self._closing.is_set() or not self._fits(job):
+                return None
+            prepared = self.pipeline.prepare(job)
+            if self._closing.is_set():
+                return None
+            return self.pipeline.find_speech(prepared)
+
+    def _fits(self, job: Job) -> bool:
+        """Decoded ahead only when the header promises a length within the memory bound."""
+        try:
+            declared = declared_seconds(job.source)
+        except Exception:  # noqa: BLE001 - unreadable or not audio: the consumer finds out and says so
+            return False
+        if declared is not None and declared <= self.settings.max_audio_seconds:
+            return True
+        log.info("prefetch.skipped", declared_s=declared,
+                 reason=f"not decoded ahead: longer than overlap.max_audio_seconds "
+                        f"({self.settings.max_audio_seconds:g} s) or of unknown length")
+        return False
