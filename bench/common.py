@@ -374,14 +374,16 @@ class Events:
 def running_daemon(root: Path, engine: str = "whisperx", settings: Settings | None = None,
                    watch: dict[str, Any] | None = None, transcribe_only: bool = False,
                    kept: tuple[str, ...] = ("job.moved",), gc_freeze: bool = False,
-                   env: dict[str, str] | None = None) -> Iterator[tuple[Folders, DaemonProcess, Events]]:
+                   env: dict[str, str] | None = None, config: dict[str, dict[str, Any]] | None = None,
+                   ) -> Iterator[tuple[Folders, DaemonProcess, Events]]:
     """`python -m transcribed run` on folders under `root`, with the config's default watch
     timings (not the tests' fast ones), started and ready; stopped afterwards. `kept`: the
     events the caller waits for.
 
     `transcribe_only`: no alignment (where the config has it), so that the daemon does the same
     work as a plain whisperx loop and `whisperx --no_align`. `gc_freeze`: the daemon runs with
-    gc.freeze() after its model load (GC_FREEZE_CLI), to measure that change before it lands."""
+    gc.freeze() after its model load (GC_FREEZE_CLI), to measure that change before it lands.
+    `config`: more config sections (e.g. {"overlap": {"enabled": True}})."""
     defaults = Config().watch
     folders = Folders(root)
     sections: dict[str, dict[str, Any]] = {
@@ -393,7 +395,7 @@ def running_daemon(root: Path, engine: str = "whisperx", settings: Settings | No
             sections["model"]["name"] = str(settings.model_dir)
     if transcribe_only and hasattr(Config(), "align"):
         sections["align"] = {"enabled": False}
-    folders.write_config(**sections)
+    folders.write_config(**{**sections, **(config or {})})
     daemon = DaemonProcess(folders.config, engine=engine, env={**LIBRARY_ENV, **(env or {})})
     if gc_freeze:
         daemon.python_args = ["-c", GC_FREEZE_CLI]

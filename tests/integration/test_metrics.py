@@ -2,8 +2,8 @@
 
 The counter tests run the daemon (fake engine) as a child process with `metrics.listen` on a
 free loopback port, drop real audio files into its inbox and scrape with urllib; the text is
-parsed with prometheus_client's own parser. The stale-heartbeat test serves a `Stats` whose
-consumer stopped beating, because the fake engine cannot hang a consumer on purpose.
+parsed with prometheus_client's own parser. A stuck consumer is a real daemon whose fake engine
+hangs on one file (`hang_on`); the exact 503 body is also checked on a `Stats` served alone.
 """
 
 from __future__ import annotations
@@ -54,9 +54,9 @@ def scrape(base: str) -> dict[str, float]:
     return samples
 
 
-def serve(folders: Folders, fake: dict | None = None) -> tuple[DaemonProcess, str]:
+def serve(folders: Folders, fake: dict | None = None, **metrics: object) -> tuple[DaemonProcess, str]:
     port = free_port()
-    folders.write_config(metrics={"listen": f"127.0.0.1:{port}"})
+    folders.write_config(metrics={"listen": f"127.0.0.1:{port}", **metrics})
     daemon = DaemonProcess(folders.config, engine="fake", env={"TRANSCRIBED_FAKE": json.dumps(fake or {})})
     return daemon, f"http://127.0.0.1:{port}"
 
@@ -140,6 +140,25 @@ def test_healthz_is_503_with_a_reason_when_the_heartbeat_is_stale() -> None:
     assert "heartbeat" in reason and "stuck" in reason, reason
     assert metrics["transcribed_healthy"] == 0 and metrics["transcribed_heartbeat_age_seconds"] >= 0.3
     assert again[0] == 200
+
+
+def test_a_stuck_consumer_turns_healthz_503_and_its_file_survives_the_stop(folders: Folders) -> None:
+    """The engine never returns on stuck.wav: /healthz goes 503 once the heartbeat is older than
+    metrics.stale_after_seconds; SIGTERM then gives the file back to the inbox, untouched, after
+    the grace period, and the process exits although the consumer thread is still stuck."""
+    daemon, base = serve(folders, fake={"hang_on": ["stuck.wav"]}, stale_after_seconds=11)
+    with daemon:
+        assert get(f"{base}/healthz")[0] == 200
+        write_tone_wav(folders.root / "stuck.wav", 1.0)
+        original = (folders.root / "stuck.wav").read_bytes()
+        shutil.copy(folders.root / "stuck.wav", folders.inbox / "stuck.wav")
+        daemon.wait_for("job.decoded", file="stuck.wav", timeout=30)
+        status, _, body = wait_until(lambda: (r := get(f"{base}/healthz"))[0] == 503 and r, 30,
+                                     "/healthz 503")
+        assert daemon.stop(timeout=60) == 0
+    assert "stuck" in json.loads(body)["reason"], body
+    assert (folders.inbox / "stuck.wav").read_bytes() == original
+    assert daemon.count("job.requeued") == 1 and daemon.count("job.done") == 0
 
 
 def test_a_port_in_use_stops_start_up_with_exit_1_naming_the_key(folders: Folders) -> None:

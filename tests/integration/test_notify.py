@@ -152,6 +152,20 @@ def test_watchdog_pings_at_half_the_interval_while_idle_and_busy(start_daemon, n
         assert all(0.9 <= gap <= 1.8 for gap in gaps), f"{name}: gaps {gaps}"
 
 
+def test_watchdog_pings_stop_while_the_consumer_is_stuck(start_daemon, notify_socket, folders):
+    """The pings come from the consumer's heartbeat, not from a timer: an engine call that never
+    returns silences them, so systemd's WatchdogSec= restarts a stuck daemon."""
+    child = start_daemon(watchdog_usec=2_000_000, fake={"hang_on": ["stuck.wav"]})
+    notify_socket.wait_for("READY", timeout=60)
+    assert len(_ping_times(notify_socket, seconds=2.5)) >= 2
+    write_tone_wav(folders.root / "stuck.wav", 1.0)
+    shutil.copy(folders.root / "stuck.wav", folders.inbox / "stuck.wav")
+    _status_with(notify_socket, "transcribing stuck.wav", timeout=30)
+    notify_socket.next(time.monotonic() + 1.5)  # a ping already on its way may still arrive
+    assert _ping_times(notify_socket, seconds=4.0) == []
+    child.process.kill()
+
+
 def test_status_lines_tell_what_the_daemon_does(start_daemon, notify_socket, folders):
     """STATUS= names the file being transcribed, then counts it as done."""
     child = start_daemon(fake={"delay": 1.0})
