@@ -373,7 +373,7 @@ class Events:
 @contextlib.contextmanager
 def running_daemon(root: Path, engine: str = "whisperx", settings: Settings | None = None,
                    watch: dict[str, Any] | None = None, transcribe_only: bool = False,
-                   kept: tuple[str, ...] = ("job.moved",), gc_freeze: bool = False,
+                   kept: tuple[str, ...] = ("job.moved",),
                    env: dict[str, str] | None = None, config: dict[str, dict[str, Any]] | None = None,
                    ) -> Iterator[tuple[Folders, DaemonProcess, Events]]:
     """`python -m transcribed run` on folders under `root`, with the config's default watch
@@ -381,8 +381,7 @@ def running_daemon(root: Path, engine: str = "whisperx", settings: Settings | No
     events the caller waits for.
 
     `transcribe_only`: no alignment (where the config has it), so that the daemon does the same
-    work as a plain whisperx loop and `whisperx --no_align`. `gc_freeze`: the daemon runs with
-    gc.freeze() after its model load (GC_FREEZE_CLI), to measure that change before it lands.
+    work as a plain whisperx loop and `whisperx --no_align`.
     `config`: more config sections (e.g. {"overlap": {"enabled": True}})."""
     defaults = Config().watch
     folders = Folders(root)
@@ -397,8 +396,6 @@ def running_daemon(root: Path, engine: str = "whisperx", settings: Settings | No
         sections["align"] = {"enabled": False}
     folders.write_config(**{**sections, **(config or {})})
     daemon = DaemonProcess(folders.config, engine=engine, env={**LIBRARY_ENV, **(env or {})})
-    if gc_freeze:
-        daemon.python_args = ["-c", GC_FREEZE_CLI]
     daemon.start(ready_timeout=300)
     events = Events(daemon, kept)
     try:
@@ -406,23 +403,6 @@ def running_daemon(root: Path, engine: str = "whisperx", settings: Settings | No
         daemon.stop(timeout=120)
     finally:
         daemon.kill()
-
-
-#: The daemon's CLI with gc.freeze() after the model load. Every decode ends in a full
-#: gc.collect() (PyAV's resampler, faster-whisper #390), which walks the ~500,000 objects torch
-#: and whisperx leave behind: ~270 ms per file here. Frozen, they are skipped.
-GC_FREEZE_CLI = """
-import gc, sys
-from transcribed.engine import whisperx_engine
-load = whisperx_engine.WhisperXEngine.load
-def load_then_freeze(self):
-    load(self)
-    gc.collect()
-    gc.freeze()
-whisperx_engine.WhisperXEngine.load = load_then_freeze
-from transcribed.cli import main
-sys.exit(main())
-"""
 
 
 def event_time(event: dict[str, Any]) -> float:

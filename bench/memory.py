@@ -35,14 +35,15 @@ def main(argv: list[str] | None = None) -> int:
     pool = [item for item in corpus_items("en", max_seconds=3.0) if item.seconds >= 1.0]
     warmup = args.warmup if args.warmup is not None else max(1, args.jobs // 10)
     print(f"machine: {machine()}")
-    print(f"engine {args.engine}{' with gc.freeze() after load' if args.gc_freeze else ''}; {args.jobs} jobs over {len(pool)} clips of 1-3 s; warm-up {warmup} jobs")
+    print(f"engine {args.engine}, overlap {'on' if args.overlap else 'off'}; {args.jobs} jobs over "
+          f"{len(pool)} clips of 1-3 s; warm-up {warmup} jobs")
     rss: list[float] = []
     gpu: list[float] = []
     failed = 0
     started = time.monotonic()
     with scratch_dir(args.keep) as scratch:
         with running_daemon(Path(scratch) / "daemon", engine=args.engine,
-                            gc_freeze=args.gc_freeze) as (folders, daemon, events):
+                            config={"overlap": {"enabled": args.overlap}}) as (folders, daemon, events):
             pid = daemon.process.pid
             loaded = proc_status_mib(pid)
             sent = 0
@@ -130,8 +131,8 @@ def _parser() -> argparse.ArgumentParser:
     parser.add_argument("--engine", choices=["whisperx", "fake"], default="whisperx",
                         help="the daemon's engine (default whisperx: the real pipeline's memory)")
     parser.add_argument("--warmup", type=int, help="jobs before the baseline (default: 10 %% of --jobs)")
-    parser.add_argument("--gc-freeze", action="store_true",
-                        help="run the daemon with gc.freeze() after the model load (a proposed change)")
+    parser.add_argument("--overlap", action="store_true",
+                        help="with overlap.enabled: true (the next file decoded on a second thread)")
     parser.add_argument("--keep", type=Path, help="work in this folder and leave it (default: a temp dir)")
     parser.add_argument("--strict", action="store_true", help="exit 1 when growth is 5 %% or more")
     return parser

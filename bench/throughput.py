@@ -63,7 +63,7 @@ def main(argv: list[str] | None = None) -> int:
     warmup, timed = items[0], items[1:]
     chunks = [timed[i::args.chunks] for i in range(args.chunks) if timed[i::args.chunks]]
     print(f"machine: {machine()}")
-    print(f"settings: {describe(settings)}" + ("; (a) with gc.freeze() after load" if args.gc_freeze else ""))
+    print(f"settings: {describe(settings)}")
     print(f"files: {len(timed)} timed, {sum(i.seconds for i in timed):.1f} s of audio, in "
           f"{len(chunks)} chunks, each run a b c b a or b a c a b; warm-up file {warmup.path.name}")
     tally = Tally()
@@ -75,7 +75,6 @@ def main(argv: list[str] | None = None) -> int:
         loop = PlainLoop(settings, scratch)
         cli_peaks: list[float] = []
         with running_daemon(scratch / "daemon", settings=settings, transcribe_only=True,
-                            gc_freeze=args.gc_freeze,
                             kept=("job.claimed", "job.started", "job.done", "job.moved"),
                             ) as (folders, daemon, events):
             _through_daemon([warmup], "warmup", folders, events, Tally())
@@ -240,8 +239,6 @@ def _parser() -> argparse.ArgumentParser:
     parser.add_argument("--chunks", type=int, default=4, help="interleaved chunks (default 4)")
     parser.add_argument("--model", type=Path, help="a CTranslate2 model dir (default: bundled tiny.en)")
     parser.add_argument("--beam-size", type=int, help="default: the config's model.beam_size")
-    parser.add_argument("--gc-freeze", action="store_true",
-                        help="run (a) with gc.freeze() after the model load (a proposed change)")
     parser.add_argument("--keep", type=Path, help="work in this folder and leave it (default: a temp dir)")
     parser.add_argument("--strict", action="store_true", help="exit 1 when a target is missed")
     return parser

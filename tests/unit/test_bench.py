@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 REPO = Path(__file__).resolve().parents[2]
-SCRIPTS = ["throughput", "accuracy", "latency", "memory", "knobs"]
+SCRIPTS = ["throughput", "accuracy", "latency", "memory", "knobs", "overlap", "batching", "soak", "gpu"]
 
 
 def _bench(script: str, *args: str, timeout: float = 60) -> subprocess.CompletedProcess[str]:
@@ -44,6 +44,6 @@ class TestTinyRunsWithTheFakeEngine:
         assert "inotify" in table and "polling" in table
 
     def test_memory_samples_every_job(self) -> None:
-        result = _bench("memory", "--engine", "fake", "--jobs", "4")
+        result = _bench("memory", "--engine", "fake", "--jobs", "4", "--overlap")
         assert result.returncode == 0, result.stdout + result.stderr
         assert "4 jobs (0 failed)" in result.stdout and "growth %" in result.stdout
