@@ -158,6 +158,9 @@ class Overlap:
     #: Files whose header declares more than this (or nothing) are decoded by the consumer when
     #: their turn comes, not ahead: a long recording is not held in memory twice.
     max_audio_seconds: float = 3600.0
+    #: A file claimed ahead that waits longer than this behind a long job goes back to the inbox,
+    #: for another daemon on the same inbox (or this one, later, without the head start).
+    max_wait_seconds: float = 60.0
 
 
 @dataclass(frozen=True)
@@ -351,8 +354,9 @@ def check_values(config: Config) -> None:
     if config.batching.max_audio_seconds <= 0:
         raise ConfigError("batching.max_audio_seconds: expected a number above 0")
     _positive("overlap.files_ahead", config.overlap.files_ahead)
-    if config.overlap.max_audio_seconds <= 0:
-        raise ConfigError("overlap.max_audio_seconds: expected a number above 0")
+    for key in ("max_audio_seconds", "max_wait_seconds"):
+        if getattr(config.overlap, key) <= 0:
+            raise ConfigError(f"overlap.{key}: expected a number above 0")
     _check_job_options("diarize", config.diarize.min_speakers, config.diarize.max_speakers, None)
     for folder, options in config.routes.items():
         if not folder or folder.startswith(("/", ".")) or "\\" in folder:

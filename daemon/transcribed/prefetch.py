@@ -4,7 +4,9 @@ A helper thread runs the first steps of claimed jobs that use no Whisper model
 (`Pipeline.prepare`, `Pipeline.find_speech`), a bounded number of files ahead, so that on a GPU
 the model never waits for the CPU's decoding. It is only a head start: when anything goes wrong
 there, or a file is too long to hold decoded ahead, the consumer does the same steps itself when
-the job's turn comes, where every outcome is decided (worker.py).
+the job's turn comes, where every outcome is decided (worker.py). A file claimed ahead that
+waits behind a long job for more than `overlap.max_wait_seconds` goes back to the inbox, where
+another daemon on the same inbox can take it.
 """
 
 from __future__ import annotations
@@ -33,7 +35,8 @@ class Prefetch:
         self.pipeline = pipeline
         self.settings = settings
         self._context = context
-        self._ahead: dict[str, tuple[Job, Future[Prepared | None]]] = {}
+        #: job id -> the job, its head start, and when it was claimed (monotonic seconds).
+        self._ahead: dict[str, tuple[Job, Future[Prepared | None], float]] = {}
         self._closing = threading.Event()
         self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="prefetch")
 
@@ -44,18 +47,18 @@ class Prefetch:
 
     def first(self) -> Job | None:
         """The job the consumer should take next, if one is ahead."""
-        return next((job for job, _ in self._ahead.values()), None)
+        return next((job for job, _, _ in self._ahead.values()), None)
 
     def holds(self, job: Job) -> bool:
         return job.id in self._ahead
 
     def start(self, job: Job) -> None:
         """Begin preparing `job` (claimed and started by the worker) on the helper thread."""
-        self._ahead[job.id] = (job, self._executor.submit(self._prepare, job))
+        self._ahead[job.id] = (job, self._executor.submit(self._prepare, job), time.monotonic())
 
     def take(self, job: Job) -> Prepared | None:
         """Wait for `job`'s head start and hand it over (None: the consumer prepares it itself)."""
-        _, future = self._ahead.pop(job.id)
+        _, future, _ = self._ahead.pop(job.id)
         try:
             prepared = future.result()
         except Exception as exc:  # noqa: BLE001 - the consumer redoes the step and decides
@@ -69,11 +72,20 @@ class Prefetch:
             prepared.state.notes["prepared_ahead"] = True
         return prepared
 
+    def overdue(self) -> list[Job]:
+        """Stop holding the files that have waited longer than `overlap.max_wait_seconds`
+        (the worker gives them back to the inbox)."""
+        limit = time.monotonic() - self.settings.max_wait_seconds
+        late = [job for job, _, since in self._ahead.values() if since < limit]
+        for job in late:
+            self._ahead.pop(job.id)[1].cancel()
+        return late
+
     def close(self) -> list[Job]:
         """Stop preparing; return the jobs that were ahead (the worker gives them back). A step
         already running ends on its own: Python waits for it at exit (one file's decode and VAD)."""
         self._closing.set()
-        jobs = [job for job, _ in self._ahead.values()]
+        jobs = [job for job, _, _ in self._ahead.values()]
         self._ahead.clear()
         self._executor.shutdown(wait=False, cancel_futures=True)
         return jobs

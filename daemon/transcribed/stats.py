@@ -87,8 +87,9 @@ class Stats:
             self.queue_length = max(0, self.queue_length - 1)
 
     def job_finished(self, outcome: str, audio_seconds: float | None = None,
-                     processing_seconds: float | None = None) -> None:
-        """Count a job by outcome: done, failed, retried, requeued."""
+                     processing_seconds: float | None = None, current: bool = True) -> None:
+        """Count a job by outcome: done, failed, retried, requeued. `current`: False for a job
+        that was not the one being transcribed (a file claimed ahead, given back)."""
         with self._lock:
             self.jobs[outcome] += 1
             if outcome == "done" and audio_seconds is not None and processing_seconds is not None:
@@ -99,7 +100,8 @@ class Stats:
                 self.processing_buckets[bucket] += 1
                 if processing_seconds > 0:
                     self.last_realtime_factor = round(audio_seconds / processing_seconds, 3)
-            self.current_file = self.current_since = None
+            if current:
+                self.current_file = self.current_since = None
 
     def oom_backoff(self, new_batch_size: int | None) -> None:
         with self._lock:

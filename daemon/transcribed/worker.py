@@ -138,9 +138,14 @@ class Worker:
             self.backlog[job.id] = (0.0, job)
 
     def beat(self) -> None:
-        """The consumer is alive and making progress (feeds systemd's watchdog and /healthz)."""
+        """The consumer is alive and making progress (feeds systemd's watchdog and /healthz).
+        Also where files claimed ahead that waited too long behind a long job are given back."""
         self.stats.beat()
         self.on_beat()
+        if self.prefetch is not None:
+            for job in self.prefetch.overdue():
+                self._requeue(job, reason="waited behind a long job; any daemon on the inbox may take it",
+                              ahead=True)
 
     # --- one job ---------------------------------------------------------------------------------
 
@@ -333,7 +338,7 @@ class Worker:
         if self.prefetch is None:
             return
         for job in self.prefetch.close():
-            self._requeue(job)
+            self._requeue(job, reason="the daemon stops; it was claimed ahead", ahead=True)
 
     # --- stopping --------------------------------------------------------------------------------
 
@@ -342,14 +347,15 @@ class Worker:
         self.in_flight.pop(job.id, None)
         return job.id in self._abandoned
 
-    def _requeue(self, job: Job) -> Path | None:
+    def _requeue(self, job: Job, reason: str | None = None, ahead: bool = False) -> Path | None:
+        """Give the file back to the inbox. `ahead`: it was claimed ahead, not the one running."""
         with self._finish_lock:
             if self._landed(job):
                 return None
             self._abandoned.add(job.id)
             back = self.spool.requeue(job)
-        self.stats.job_finished("requeued")
-        log.warning("job.requeued", job_id=job.id, file=str(job.relpath), back_in=str(back))
+        self.stats.job_finished("requeued", current=not ahead)
+        log.warning("job.requeued", job_id=job.id, file=str(job.relpath), back_in=str(back), reason=reason)
         return back
 
     def abandon_current(self) -> list[Path]:

@@ -85,6 +85,36 @@ def test_files_decoded_ahead_go_back_to_the_inbox_when_the_daemon_stops(tmp_path
     assert worker.stats.jobs["requeued"] == 2
 
 
+def test_a_file_waiting_behind_a_long_job_goes_back_to_the_inbox(tmp_path: Path) -> None:
+    """With several daemons on one inbox, a file claimed ahead must not wait out another's long
+    recording: after overlap.max_wait_seconds it is given back, and taken again in its turn."""
+    config = overlapping(tmp_path, max_wait_seconds=0.5)
+    worker = make_worker(config, FakeEngine(delays={"long.wav": 2.0}))
+    drop(config, "long.wav")
+    original = drop(config, "next.wav").read_bytes()
+    returned: dict[str, object] = {}
+
+    def watch_inbox() -> None:  # what an operator sees while long.wav is still being transcribed
+        wait_until(lambda: not (config.folders.inbox / "next.wav").exists(), 10, "next.wav claimed")
+        wait_until(lambda: (config.folders.inbox / "next.wav").is_file(), 10, "next.wav given back")
+        returned.update(bytes=(config.folders.inbox / "next.wav").read_bytes(),
+                        current=worker.stats.current_file)
+    watcher = threading.Thread(target=watch_inbox)
+    with capture_logs(processors=[structlog.contextvars.merge_contextvars]) as events:
+        job = wait_until(worker.next_job, 10, "long.wav ready")
+        watcher.start()
+        worker.process(job)
+        watcher.join(10)
+        process_next(worker)
+
+    back = [e for e in events if e["event"] == "job.requeued"]
+    assert [e["file"] for e in back] == ["next.wav"] and "long job" in back[0]["reason"]
+    assert returned == {"bytes": original, "current": "long.wav"}  # still shown as the job running
+    assert sorted(p.name for p in config.folders.done.iterdir()) == ["long.wav", "next.wav"]
+    assert "prepared_ahead" not in metadata(config, "next")["transcribed"]
+    assert worker.stats.jobs["requeued"] == 1 and worker.stats.jobs["done"] == 2
+
+
 def test_a_bad_file_ahead_is_failed_by_the_consumer_with_its_report(tmp_path: Path) -> None:
     config = overlapping(tmp_path)
     worker = make_worker(config, FakeEngine(delays={"a.wav": 0.3}))
