@@ -52,7 +52,7 @@ class Worker:
         self.arrivals = arrivals
         self.wake = wake
         self.on_beat = on_beat
-        self.pipeline = Pipeline(config, engine, self.beat, spool.worker.name, self.stats,
+        self.pipeline = Pipeline(config, engine, self._beat_in_job, spool.worker.name, self.stats,
                                  aligner, diarizer)
         #: Jobs already in this worker's folder (adopted, or waiting for a retry): id -> due time.
         self.backlog: dict[str, tuple[float, Job]] = {}
@@ -138,10 +138,14 @@ class Worker:
             self.backlog[job.id] = (0.0, job)
 
     def beat(self) -> None:
-        """The consumer is alive and making progress (feeds systemd's watchdog and /healthz).
-        Also where files claimed ahead that waited too long behind a long job are given back."""
+        """The consumer is alive and making progress (feeds systemd's watchdog and /healthz)."""
         self.stats.beat()
         self.on_beat()
+
+    def _beat_in_job(self) -> None:
+        """A beat from inside a job (each stage, each decoded chunk); files claimed ahead that
+        have waited too long behind it are given back to the inbox here."""
+        self.beat()
         if self.prefetch is not None:
             for job in self.prefetch.overdue():
                 self._requeue(job, reason="waited behind a long job; any daemon on the inbox may take it",
