@@ -20,7 +20,7 @@ import sys
 import time
 from pathlib import Path
 
-from common import (Events, Item, corpus_items, daemon_settings, describe, folder_items, machine,
+from common import (Item, corpus_items, daemon_settings, describe, folder_items, machine,
                     median, print_table, proc_status_mib, require_corpus, running_daemon,
                     scratch_dir, spread, text_of)
 

@@ -95,6 +95,9 @@ class Watch:
     #: A full scan of the inbox, whatever the observer reported.
     rescan_seconds: float = 60.0
     extensions: tuple[str, ...] = DEFAULT_EXTENSIONS
+    #: A sidecar whose audio has not arrived after this long goes to failed/ with a report (it
+    #: came too late, after its audio was taken, or its audio never came).
+    sidecar_wait_seconds: float = 3600.0
 
 
 @dataclass(frozen=True)

@@ -222,6 +222,24 @@ class Spool:
             found.extend(Path(root, name) for name in sorted(files) if self.wants(name))
         return found
 
+    def stray_sidecars(self, older_than: float) -> list[Path]:
+        """Sidecars in the inbox, untouched for `older_than` seconds, whose audio is not there,
+        not even under a temporary name (`talk.mp3.part`) while it is being copied."""
+        stray, now = [], time.time()
+        for root, dirs, files in os.walk(self.folders.inbox):
+            dirs[:] = sorted(d for d in dirs if not d.startswith("."))
+            for name in sorted(files):
+                audio = next((name[: -len(s)] for s in SIDECAR_SUFFIXES if name.endswith(s)), None)
+                if audio is None or not self.wants(audio):
+                    continue
+                if any(other == audio or other.startswith(audio + ".") and not other.endswith(SIDECAR_SUFFIXES)
+                       for other in files):
+                    continue
+                with contextlib.suppress(OSError):
+                    if now - Path(root, name).stat().st_mtime >= older_than:
+                        stray.append(Path(root, name))
+        return stray
+
     def wants(self, name: str) -> bool:
         """Is this a file name the daemon takes (once it is complete)?"""
         if name.startswith(".") or name.lower().endswith(TEMPORARY_SUFFIXES):

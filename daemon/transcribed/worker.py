@@ -101,6 +101,7 @@ class Worker:
         now = time.monotonic()
         if now >= self._next_rescan:
             self._take_back_orphans()
+            self._set_aside_stray_sidecars()
             self._next_rescan = now + self.config.watch.rescan_seconds
         for job_id, (due, job) in sorted(self.backlog.items(), key=lambda item: item[1][0]):
             if due <= now:
@@ -136,6 +137,22 @@ class Worker:
     def _take_back_orphans(self) -> None:
         for job in self.spool.adopt_orphans():
             self.backlog[job.id] = (0.0, job)
+
+    def _set_aside_stray_sidecars(self) -> None:
+        """A sidecar left in the inbox without its audio goes to failed/ with a report, so that
+        nothing lies in the inbox for ever unexplained."""
+        wait = self.config.watch.sidecar_wait_seconds
+        for path in self.spool.stray_sidecars(older_than=wait):
+            job = self.spool.claim(path)
+            if job is None:
+                continue
+            self.in_flight[job.id] = job
+            audio = job.relpath.name[: -len(job.relpath.suffix)]
+            with self._context(job):
+                self._fail(job, "stray_sidecar", f"no audio file named {audio!r} came into the inbox "
+                           f"within {wait:g} s of this sidecar (watch.sidecar_wait_seconds). A sidecar "
+                           "that arrives after its audio was taken is not applied: deliver it before "
+                           "or with its audio", stage="arrival")
 
     def beat(self) -> None:
         """The consumer is alive and making progress (feeds systemd's watchdog and /healthz)."""

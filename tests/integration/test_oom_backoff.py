@@ -11,23 +11,18 @@ import os
 import signal
 import subprocess
 import sys
-import threading
-import time
 from dataclasses import dataclass, field, replace
-from pathlib import Path
 
 import pytest
 import torch
 from structlog.testing import capture_logs
 
 from tests.support.media import write_tone_wav
-from transcribed.config import Config, parse_config, resolve_paths
+from tests.support.worker import drop, make_config, make_worker, process_next
+from transcribed.config import Config
 from transcribed.engine.base import EngineSettings, Progress, Request
 from transcribed.engine.fake import FakeEngine
 from transcribed.errors import GpuLost
-from transcribed.spool import Spool
-from transcribed.watcher import Arrivals
-from transcribed.worker import Worker
 
 PYANNOTE_OOM = "batch_size ( 32) is probably too large. Try with a smaller value until memory error disappears."
 #: Each form an out-of-memory error takes, as the libraries raise it.
@@ -61,35 +56,6 @@ class TightGpuEngine(FakeEngine):
     def free_memory(self) -> int | None:
         self.freed += 1
         return 3 * 1024**3
-
-
-def make_config(root: Path, **sections: dict) -> Config:
-    """A config with every folder under `root`, files complete at once, and `sections` on top."""
-    data = {"folders": {name: name for name in ("inbox", "outbox", "done", "failed", "state")},
-            "watch": {"settle_seconds": 0.01}, "jobs": {"retry_delay_seconds": 0.01}}
-    for key, value in sections.items():
-        data[key] = {**data.get(key, {}), **value}
-    return resolve_paths(parse_config(data), root)
-
-
-def make_worker(config: Config, engine: FakeEngine) -> Worker:
-    spool = Spool(config)
-    spool.prepare()
-    return Worker(config, spool, engine, Arrivals(config.watch.settle_seconds), threading.Event())
-
-
-def drop(config: Config, name: str, seconds: float = 1.0) -> Path:
-    """A user copies a (tone) recording into the inbox."""
-    return write_tone_wav(config.folders.inbox / name, seconds)
-
-
-def process_next(worker: Worker) -> None:
-    """Let the worker take the next complete file and run it, as its loop does."""
-    deadline = time.monotonic() + 10
-    while (job := worker.next_job()) is None:
-        assert time.monotonic() < deadline, "the worker found no complete file in the inbox"
-        time.sleep(0.02)
-    worker.process(job)
 
 
 def metadata(config: Config, stem: str) -> dict:

@@ -14,9 +14,10 @@ from pathlib import Path
 import structlog
 from structlog.testing import capture_logs
 
-from tests.integration.test_oom_backoff import GPU_SETTINGS, drop, make_config, make_worker, process_next
+from tests.integration.test_oom_backoff import GPU_SETTINGS
 from tests.support.daemon import wait_until
 from tests.support.media import write_text_as, write_tone_wav
+from tests.support.worker import drop, make_config, make_worker, process_next
 from transcribed.config import Config
 from transcribed.engine.fake import FakeEngine
 

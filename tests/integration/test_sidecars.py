@@ -4,11 +4,15 @@ from __future__ import annotations
 
 import json
 import shutil
+import time
+from pathlib import Path
 
 import pytest
 
 from tests.support.corpus import corpus_dir
 from tests.support.daemon import DaemonProcess, Folders, wait_until
+from tests.support.worker import drop, make_config, make_worker, process_next
+from transcribed.engine.fake import FakeEngine
 
 pytestmark = pytest.mark.usefixtures("corpus")
 
@@ -57,3 +61,37 @@ def test_a_requeued_job_takes_its_sidecar_back_to_the_inbox(folders: Folders) ->
         daemon.wait_for("job.started")
         assert daemon.stop() == 0
     assert folders.files(folders.inbox) == ["long.wav", "long.wav.yaml"]
+
+
+class TestStraySidecars:
+    """A sidecar whose audio does not come (or came first and was taken without it) does not lie
+    in the inbox for ever: after watch.sidecar_wait_seconds it goes to failed/ with a report."""
+
+    def test_a_sidecar_that_came_after_its_audio_goes_to_failed_with_the_reason(self, tmp_path: Path) -> None:
+        config = make_config(tmp_path, watch={"sidecar_wait_seconds": 0.3, "rescan_seconds": 0.05})
+        worker = make_worker(config, FakeEngine())
+        drop(config, "talk.wav")
+        process_next(worker)  # transcribed with the defaults: its sidecar was not there yet
+        (config.folders.inbox / "talk.wav.yaml").write_text("language: de\n")
+        time.sleep(0.4)
+        assert worker.next_job() is None
+
+        assert list(config.folders.inbox.iterdir()) == []
+        assert (config.folders.failed / "talk.wav.yaml").read_text() == "language: de\n"
+        report = json.loads((config.folders.failed / "talk.wav.yaml.error.json").read_text())
+        assert (report["error_kind"], report["stage"]) == ("stray_sidecar", "arrival")
+        assert "'talk.wav'" in report["error"] and "before or with its audio" in report["error"]
+        assert (config.folders.done / "talk.wav").is_file()
+
+    def test_a_sidecar_waiting_for_its_audio_is_left_alone(self, tmp_path: Path) -> None:
+        """Its audio still being copied under a temporary name, or the sidecar still young."""
+        config = make_config(tmp_path, watch={"sidecar_wait_seconds": 0.3, "rescan_seconds": 0.05})
+        worker = make_worker(config, FakeEngine())
+        (config.folders.inbox / "big.mp4.yaml").write_text("language: en\n")
+        (config.folders.inbox / "big.mp4.part").write_bytes(b"\0" * 1000)
+        time.sleep(0.4)
+        (config.folders.inbox / "young.wav.json").write_text("{}")
+        assert worker.next_job() is None
+        assert sorted(p.name for p in config.folders.inbox.iterdir()) == [
+            "big.mp4.part", "big.mp4.yaml", "young.wav.json"]
+        assert not config.folders.failed.exists() or list(config.folders.failed.iterdir()) == []
