@@ -15,6 +15,7 @@ import threading
 import time
 from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor
+from dataclasses import dataclass, field
 from typing import ContextManager
 
 from . import logs
@@ -26,6 +27,15 @@ from .spool import Job
 log = logs.get_logger()
 
 
+@dataclass
+class _Ahead:
+    """A job claimed ahead: its head start (running or done) and when it was claimed."""
+
+    job: Job
+    head_start: Future[Prepared | None]
+    since: float = field(default_factory=time.monotonic)
+
+
 class Prefetch:
     """Claimed jobs being prepared ahead, in the order the consumer will take them."""
 
@@ -35,8 +45,7 @@ class Prefetch:
         self.pipeline = pipeline
         self.settings = settings
         self._context = context
-        #: job id -> the job, its head start, and when it was claimed (monotonic seconds).
-        self._ahead: dict[str, tuple[Job, Future[Prepared | None], float]] = {}
+        self._ahead: dict[str, _Ahead] = {}
         self._closing = threading.Event()
         self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="prefetch")
 
@@ -47,20 +56,20 @@ class Prefetch:
 
     def first(self) -> Job | None:
         """The job the consumer should take next, if one is ahead."""
-        return next((job for job, _, _ in self._ahead.values()), None)
+        return next((ahead.job for ahead in self._ahead.values()), None)
 
     def holds(self, job: Job) -> bool:
         return job.id in self._ahead
 
     def start(self, job: Job) -> None:
         """Begin preparing `job` (claimed and started by the worker) on the helper thread."""
-        self._ahead[job.id] = (job, self._executor.submit(self._prepare, job), time.monotonic())
+        self._ahead[job.id] = _Ahead(job, self._executor.submit(self._prepare, job))
 
     def take(self, job: Job) -> Prepared | None:
         """Wait for `job`'s head start and hand it over (None: the consumer prepares it itself)."""
-        _, future, _ = self._ahead.pop(job.id)
+        head_start = self._ahead.pop(job.id).head_start
         try:
-            prepared = future.result()
+            prepared = head_start.result()
         except Exception as exc:  # noqa: BLE001 - the consumer redoes the step and decides
             log.info("prefetch.left_to_consumer", job_id=job.id, file=str(job.relpath),
                      reason=f"{type(exc).__name__}: {exc}")
@@ -76,16 +85,17 @@ class Prefetch:
         """Stop holding the files that have waited longer than `overlap.max_wait_seconds`
         (the worker gives them back to the inbox)."""
         limit = time.monotonic() - self.settings.max_wait_seconds
-        late = [job for job, _, since in self._ahead.values() if since < limit]
-        for job in late:
-            self._ahead.pop(job.id)[1].cancel()
-        return late
+        late = [ahead for ahead in self._ahead.values() if ahead.since < limit]
+        for ahead in late:
+            del self._ahead[ahead.job.id]
+            ahead.head_start.cancel()
+        return [ahead.job for ahead in late]
 
     def close(self) -> list[Job]:
         """Stop preparing; return the jobs that were ahead (the worker gives them back). A step
         already running ends on its own: Python waits for it at exit (one file's decode and VAD)."""
         self._closing.set()
-        jobs = [job for job, _, _ in self._ahead.values()]
+        jobs = [ahead.job for ahead in self._ahead.values()]
         self._ahead.clear()
         self._executor.shutdown(wait=False, cancel_futures=True)
         return jobs
