@@ -10,7 +10,8 @@ from pathlib import Path
 import pytest
 
 REPO = Path(__file__).resolve().parents[2]
-SCRIPTS = ["throughput", "accuracy", "latency", "memory", "knobs", "overlap", "batching", "soak", "gpu"]
+SCRIPTS = ["throughput", "accuracy", "latency", "memory", "knobs", "overlap", "batching", "soak", "gpu",
+           "long_recording"]
 
 
 def _bench(script: str, *args: str, timeout: float = 60) -> subprocess.CompletedProcess[str]:
