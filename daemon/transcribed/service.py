@@ -138,7 +138,8 @@ class Service:
         consumer.start()
         self.notifier.ready(describe(self.stats.snapshot(self.stale_after)))
         self._refresh(force=True)
-        log.info("daemon.started", worker=spool.worker.name, inbox=str(self.config.folders.inbox))
+        log.info("daemon.started", worker=spool.worker.name, inbox=str(self.config.folders.inbox),
+                 overlap=worker.prefetch is not None, batching=worker.batching)
         self._wait_for(consumer, worker)
         observer.stop()
         observer.join(timeout=5)
