@@ -51,6 +51,8 @@ class Stats:
     oom_backoffs: int = 0
     queue_length: int = 0
     current_file: str | None = None
+    #: The job id of `current_file` (a job claimed ahead finishing does not clear it).
+    current_job: str | None = None
     current_since: float | None = None
     #: Bytes in use on this daemon's GPU (all processes on it), sampled from the heartbeat.
     gpu_memory_used: int | None = None
@@ -80,16 +82,16 @@ class Stats:
     def beat(self) -> None:
         self.last_beat = time.monotonic()
 
-    def job_started(self, file: str) -> None:
+    def job_started(self, file: str, job_id: str | None = None) -> None:
         with self._lock:
-            self.current_file, self.current_since = file, time.time()
+            self.current_file, self.current_job, self.current_since = file, job_id, time.time()
             # The worker counted this job among the waiting ones at its last scan; it no longer waits.
             self.queue_length = max(0, self.queue_length - 1)
 
     def job_finished(self, outcome: str, audio_seconds: float | None = None,
-                     processing_seconds: float | None = None, current: bool = True) -> None:
-        """Count a job by outcome: done, failed, retried, requeued. `current`: False for a job
-        that was not the one being transcribed (a file claimed ahead, given back)."""
+                     processing_seconds: float | None = None, job_id: str | None = None) -> None:
+        """Count a job by outcome: done, failed, retried, requeued. The current file is cleared
+        unless `job_id` names another job (one claimed ahead finished while that one runs)."""
         with self._lock:
             self.jobs[outcome] += 1
             if outcome == "done" and audio_seconds is not None and processing_seconds is not None:
@@ -100,8 +102,8 @@ class Stats:
                 self.processing_buckets[bucket] += 1
                 if processing_seconds > 0:
                     self.last_realtime_factor = round(audio_seconds / processing_seconds, 3)
-            if current:
-                self.current_file = self.current_since = None
+            if job_id is None or job_id == self.current_job:
+                self.current_file = self.current_job = self.current_since = None
 
     def oom_backoff(self, new_batch_size: int | None) -> None:
         with self._lock:

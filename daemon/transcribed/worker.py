@@ -165,8 +165,7 @@ class Worker:
         self.beat()
         if self.prefetch is not None:
             for job in self.prefetch.overdue():
-                self._requeue(job, reason="waited behind a long job; any daemon on the inbox may take it",
-                              ahead=True)
+                self._requeue(job, reason="waited behind a long job; any daemon on the inbox may take it")
 
     # --- one job ---------------------------------------------------------------------------------
 
@@ -231,7 +230,7 @@ class Worker:
             ahead = self.prefetch.take(job)
         elif not self._start(job):
             return False, None
-        self.stats.job_started(str(job.relpath))
+        self.stats.job_started(str(job.relpath), job.id)
         return True, ahead
 
     def _start(self, job: Job) -> bool:
@@ -292,7 +291,7 @@ class Worker:
                      language=finished.metadata["language"])
             placed = self.spool.complete(job, outputs)
             self.stats.job_finished("done", finished.metadata["audio_seconds"],
-                                    finished.metadata["timings"]["total"])
+                                    finished.metadata["timings"]["total"], job_id=job.id)
             self._log_moves(job, placed, done=job.source, outputs=finished.outputs.values())
 
     def _fail(self, job: Job, kind: str, message: str, stage: str | None = None,
@@ -304,7 +303,7 @@ class Worker:
             log.error("job.failed", error_kind=kind, error=message, stage=stage, attempts=job.attempts)
             report = self._report(job, kind, message, stage)
             placed = self.spool.fail(job, report, outputs=outputs, logs={".log.jsonl": job.log_path})
-            self.stats.job_finished("failed")
+            self.stats.job_finished("failed", job_id=job.id)
             self._log_moves(job, placed, failed=job.source, outputs=(outputs or {}).values())
 
     def _log_moves(self, job: Job, placed: dict[str, Path], outputs: Any, **source: Path) -> None:
@@ -326,7 +325,7 @@ class Worker:
         delay = self.config.jobs.retry_delay_seconds * 2 ** (job.attempts - 1)
         log.warning("job.retry_later", error=error, stage=self.pipeline.stage, attempts=job.attempts,
                     retry_in_s=delay, traceback=traceback.format_exc(limit=8))
-        self.stats.job_finished("retried")
+        self.stats.job_finished("retried", job_id=job.id)
         self.in_flight.pop(job.id, None)
         self.backlog[job.id] = (time.monotonic() + delay, job)
 
@@ -359,7 +358,7 @@ class Worker:
         if self.prefetch is None:
             return
         for job in self.prefetch.close():
-            self._requeue(job, reason="the daemon stops; it was claimed ahead", ahead=True)
+            self._requeue(job, reason="the daemon stops; it was claimed ahead")
 
     # --- stopping --------------------------------------------------------------------------------
 
@@ -368,14 +367,13 @@ class Worker:
         self.in_flight.pop(job.id, None)
         return job.id in self._abandoned
 
-    def _requeue(self, job: Job, reason: str | None = None, ahead: bool = False) -> Path | None:
-        """Give the file back to the inbox. `ahead`: it was claimed ahead, not the one running."""
+    def _requeue(self, job: Job, reason: str | None = None) -> Path | None:
         with self._finish_lock:
             if self._landed(job):
                 return None
             self._abandoned.add(job.id)
             back = self.spool.requeue(job)
-        self.stats.job_finished("requeued", current=not ahead)
+        self.stats.job_finished("requeued", job_id=job.id)
         log.warning("job.requeued", job_id=job.id, file=str(job.relpath), back_in=str(back), reason=reason)
         return back
 
