@@ -223,12 +223,12 @@ class Worker:
             return [None] * len(group)
 
     def _begin(self, job: Job) -> tuple[bool, Prepared | None]:
-        """Start the job (unless it was started when it was decoded ahead) and take what was
-        prepared ahead of it. False: it was a poison file and went to failed/."""
+        """Take what was prepared ahead of the job, if anything, and start it (count the
+        attempt). False: it was a poison file and went to failed/."""
         ahead = None
         if self.prefetch is not None and self.prefetch.holds(job):
             ahead = self.prefetch.take(job)
-        elif not self._start(job):
+        if not self._start(job):
             return False, None
         self.stats.job_started(str(job.relpath), job.id)
         return True, ahead
@@ -344,14 +344,17 @@ class Worker:
         return Prefetch(own, self.config.overlap, self._context)
 
     def _prefetch_next(self) -> None:
-        """Claim the next files and start decoding them while this one is transcribed. Their
-        attempt counts from now: a file that crashes the decoder is found out like any other."""
+        """Claim the next files from the inbox and start decoding them while this one is
+        transcribed. Their attempt counts when the consumer takes them, so a crash during this
+        job is not held against them. One that crashes the daemon while it is decoded ahead is
+        adopted after the restart like any other job, and adopted jobs (like retries) are never
+        decoded ahead: the next crash counts."""
         while self.prefetch is not None and self.prefetch.room > 0:
-            job = self._next_waiting_job()
-            if job is None:
+            claimed = self._claim_ready(1)
+            if not claimed:
                 return
-            if self._start(job):
-                self.prefetch.start(job)
+            self.in_flight[claimed[0].id] = claimed[0]
+            self.prefetch.start(claimed[0])
 
     def _give_back_prefetched(self) -> None:
         """Stopping: files decoded ahead go back to the inbox, for this or another daemon."""

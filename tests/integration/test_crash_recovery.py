@@ -159,6 +159,29 @@ def test_a_file_that_kills_the_daemon_three_times_goes_to_failed_as_poison(folde
     assert _jobs_in_work(folders) == []
 
 
+def test_a_file_claimed_ahead_is_not_blamed_for_the_crashes_of_the_file_before_it(folders: Folders) -> None:
+    """With overlap, the next file is claimed while the killer runs. Its attempt counts only when
+    the consumer takes it, so three crashes on the killer make the killer poison, not it."""
+    folders.write_config(overlap={"enabled": True})
+    _deliver(folders, "a-killer.wav")
+    _deliver(folders, "b-innocent.wav")
+    claimed_ahead = 0
+    for _ in range(3):
+        daemon = _daemon(folders, crash_on=["a-killer.wav"]).start()
+        try:
+            _killed(daemon)
+        finally:
+            daemon.kill()
+        claimed_ahead += any(e.get("event") == "job.claimed" and e.get("file") == "b-innocent.wav"
+                             for e in daemon.events())
+    assert claimed_ahead >= 1  # the case under test happened: b was claimed while a ran
+    with _daemon(folders, crash_on=["a-killer.wav"]) as daemon:
+        wait_until(lambda: (folders.done / "b-innocent.wav").exists(), 30, "the innocent file in done/")
+        assert daemon.stop() == 0
+    assert json.loads((folders.failed / "a-killer.wav.error.json").read_text())["error_kind"] == "poison"
+    assert json.loads((folders.outbox / "b-innocent.json").read_text())["transcribed"]["attempts"] == 1
+
+
 def test_a_file_that_fails_every_attempt_goes_to_failed_as_poison_and_the_daemon_keeps_serving(
         folders: Folders) -> None:
     """An engine error is retried with a delay; at max_attempts the file fails with the last error."""
