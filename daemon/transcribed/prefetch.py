@@ -62,7 +62,7 @@ class Prefetch:
         return job.id in self._ahead
 
     def start(self, job: Job) -> None:
-        """Begin preparing `job` (claimed and started by the worker) on the helper thread."""
+        """Begin preparing `job` (claimed by the worker) on the helper thread."""
         self._ahead[job.id] = _Ahead(job, self._executor.submit(self._prepare, job))
 
     def take(self, job: Job) -> Prepared | None:
