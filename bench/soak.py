@@ -88,6 +88,7 @@ class Soak:
             "jobs": {"retry_delay_seconds": 0.2, "max_attempts": self.args.max_attempts},
             "daemon": {"shutdown_grace_seconds": 30},
             "outputs": {"formats": ["json", "txt", "srt", "vtt"]},
+            "overlap": {"enabled": self.args.overlap},
         }
         path = self.root / "transcribed.yaml"
         path.write_text(json.dumps(config, indent=2))
@@ -342,6 +343,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--kill-every", type=float, default=1.5, help="mean seconds between SIGKILLs")
     parser.add_argument("--max-kills", type=int, default=None)
     parser.add_argument("--max-attempts", type=int, default=3, help="jobs.max_attempts of the daemons")
+    parser.add_argument("--overlap", action="store_true",
+                        help="overlap.enabled: true (files claimed and decoded ahead, given back on stop)")
     parser.add_argument("--fake-delay", type=float, default=0.05, help="seconds per file, fake engine")
     parser.add_argument("--max-clip-seconds", type=float, default=4.0)
     parser.add_argument("--burst", type=int, default=10, help="files delivered at a time")
