@@ -83,6 +83,21 @@ def spread(items: list[Item], count: int) -> list[Item]:
     return [items[round(i * (len(items) - 1) / max(1, count - 1))] for i in range(count)]
 
 
+def warmup_and_chunks(folder: Path | None, files: int, max_seconds: float | None,
+                      chunks: int) -> tuple[Item, list[list[Item]]]:
+    """One recording to warm up the resident pipelines (not timed), then `files` more, dealt into
+    `chunks` interleaved chunks: from `folder`, or spread over the English corpus clips."""
+    if folder:
+        items = folder_items(folder, max_seconds)[: files + 1]
+    else:
+        require_corpus()
+        items = spread(corpus_items("en", max_seconds), files + 1)
+    if len(items) < 2:
+        raise SystemExit("need at least 2 files (one warms up the resident pipelines)")
+    timed = items[1:]
+    return items[0], [timed[i::chunks] for i in range(chunks) if timed[i::chunks]]
+
+
 def _reference(name: str, text: str) -> str:
     # The sonnets long-form reference numbers its sonnets "1", "II", "III" (corpus README):
     # read out as one, two, three, which is what a transcript says.

@@ -20,19 +20,17 @@ import sys
 import time
 from pathlib import Path
 
-from common import (Item, corpus_items, daemon_settings, describe, folder_items, machine,
-                    median, print_table, proc_status_mib, require_corpus, running_daemon,
-                    scratch_dir, spread, text_of)
+from common import (Item, daemon_settings, describe, machine, median, print_table, proc_status_mib,
+                    running_daemon, scratch_dir, text_of, warmup_and_chunks)
 
 WAYS = {"off": False, "on": True}
 
 
 def main(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(argv)
-    items = _items(args)
+    warmup, chunks = warmup_and_chunks(args.folder, args.files, args.max_seconds, args.chunks)
+    timed = [item for chunk in chunks for item in chunk]
     settings = daemon_settings(args.model)
-    warmup, timed = items[0], items[1:]
-    chunks = [timed[i::args.chunks] for i in range(args.chunks) if timed[i::args.chunks]]
     print(f"machine: {machine()}")
     print(f"settings: {describe(settings)}; batching off in both")
     print(f"files: {len(timed)} timed, {sum(i.seconds for i in timed):.1f} s of audio, in "
@@ -98,13 +96,6 @@ def _report(chunks: list[list[Item]], walls: dict[str, list[tuple[int, float]]],
           f"chunks {' '.join(f'{r:.3f}' for r in ratios)})")
     print(f"same text both ways: {same}/{len(texts['off'])}")
     return 0
-
-
-def _items(args: argparse.Namespace) -> list[Item]:
-    if args.folder:
-        return folder_items(args.folder, args.max_seconds)[: args.files + 1]
-    require_corpus()
-    return spread(corpus_items("en", args.max_seconds), args.files + 1)
 
 
 def _parser() -> argparse.ArgumentParser:

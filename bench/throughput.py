@@ -29,9 +29,9 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from common import (Events, Item, PlainLoop, Settings, cli_environment, corpus_items, daemon_settings,
-                    describe, event_time, folder_items, machine, median, print_table, proc_status_mib,
-                    require_corpus, run_cli, running_daemon, scratch_dir, spread)
+from common import (Events, Item, PlainLoop, Settings, cli_environment, daemon_settings, describe,
+                    event_time, machine, median, print_table, proc_status_mib, run_cli,
+                    running_daemon, scratch_dir, warmup_and_chunks)
 
 #: Targets from issue 6 (2-core CPU, tiny.en int8, 20 short files).
 TARGET_A_OVER_B = 0.97
@@ -56,12 +56,9 @@ class Tally:
 
 def main(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(argv)
-    items = _items(args)
-    if len(items) < 2:
-        raise SystemExit("need at least 2 files (one warms up the resident pipelines)")
+    warmup, chunks = warmup_and_chunks(args.folder, args.files, args.max_seconds, args.chunks)
+    timed = [item for chunk in chunks for item in chunk]
     settings = daemon_settings(args.model, args.beam_size)
-    warmup, timed = items[0], items[1:]
-    chunks = [timed[i::args.chunks] for i in range(args.chunks) if timed[i::args.chunks]]
     print(f"machine: {machine()}")
     print(f"settings: {describe(settings)}")
     print(f"files: {len(timed)} timed, {sum(i.seconds for i in timed):.1f} s of audio, in "
@@ -103,14 +100,6 @@ def main(argv: list[str] | None = None) -> int:
         loop.close()
         standin = _standin_seconds(timed, cli_env) if "stand-in" in ffmpeg else 0.0
     return _report(chunks, tally, peaks, standin, args.strict)
-
-
-def _items(args: argparse.Namespace) -> list[Item]:
-    # One more than asked: the first warms up the resident pipelines and is not timed.
-    if args.folder:
-        return folder_items(args.folder, args.max_seconds)[: args.files + 1]
-    require_corpus()
-    return spread(corpus_items("en", args.max_seconds), args.files + 1)
 
 
 def _through_daemon(chunk: list[Item], tag: str, folders, events: Events, tally: Tally) -> None:
