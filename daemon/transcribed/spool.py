@@ -34,6 +34,7 @@ import shutil
 import socket
 import threading
 import time
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path, PurePosixPath
@@ -216,29 +217,28 @@ class Spool:
 
     def scan(self) -> list[Path]:
         """Every file in the inbox that looks like audio or video and is not a temporary name."""
-        found = []
-        for root, dirs, files in os.walk(self.folders.inbox):
-            dirs[:] = sorted(d for d in dirs if not d.startswith("."))
-            found.extend(Path(root, name) for name in sorted(files) if self.wants(name))
-        return found
+        return [folder / name for folder, names in self._inbox_folders() for name in names
+                if self.wants(name)]
 
     def stray_sidecars(self, older_than: float) -> list[Path]:
         """Sidecars in the inbox, untouched for `older_than` seconds, whose audio is not there,
         not even under a temporary name (`talk.mp3.part`) while it is being copied."""
         stray, now = [], time.time()
-        for root, dirs, files in os.walk(self.folders.inbox):
-            dirs[:] = sorted(d for d in dirs if not d.startswith("."))
-            for name in sorted(files):
-                audio = next((name[: -len(s)] for s in SIDECAR_SUFFIXES if name.endswith(s)), None)
-                if audio is None or not self.wants(audio):
-                    continue
-                if any(other == audio or other.startswith(audio + ".") and not other.endswith(SIDECAR_SUFFIXES)
-                       for other in files):
+        for folder, names in self._inbox_folders():
+            for name in names:
+                audio = _audio_named_by(name)
+                if audio is None or not self.wants(audio) or _audio_on_its_way(audio, names):
                     continue
                 with contextlib.suppress(OSError):
-                    if now - Path(root, name).stat().st_mtime >= older_than:
-                        stray.append(Path(root, name))
+                    if now - (folder / name).stat().st_mtime >= older_than:
+                        stray.append(folder / name)
         return stray
+
+    def _inbox_folders(self) -> Iterator[tuple[Path, list[str]]]:
+        """Each folder of the inbox (hidden ones skipped) with its file names, sorted."""
+        for root, dirs, files in os.walk(self.folders.inbox):
+            dirs[:] = sorted(d for d in dirs if not d.startswith("."))
+            yield Path(root), sorted(files)
 
     def wants(self, name: str) -> bool:
         """Is this a file name the daemon takes (once it is complete)?"""
@@ -692,6 +692,17 @@ def _beside(path: Path) -> Path:
         if not os.path.lexists(candidate):
             return candidate
     raise RuntimeError(f"no free name beside {path}")
+
+
+def _audio_named_by(sidecar: str) -> str | None:
+    """`talk.mp3` for the sidecar name `talk.mp3.yaml`; None for a name that is no sidecar."""
+    return next((sidecar[: -len(s)] for s in SIDECAR_SUFFIXES if sidecar.endswith(s)), None)
+
+
+def _audio_on_its_way(audio: str, names: list[str]) -> bool:
+    """The audio is among `names`, or being copied under a temporary name (`talk.mp3.part`)."""
+    return any(name == audio or name.startswith(audio + ".") and not name.endswith(SIDECAR_SUFFIXES)
+               for name in names)
 
 
 def _new_job_id() -> str:
