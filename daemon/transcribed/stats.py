@@ -82,16 +82,16 @@ class Stats:
     def beat(self) -> None:
         self.last_beat = time.monotonic()
 
-    def job_started(self, file: str, job_id: str | None = None) -> None:
+    def job_started(self, file: str, job_id: str) -> None:
         with self._lock:
             self.current_file, self.current_job, self.current_since = file, job_id, time.time()
             # The worker counted this job among the waiting ones at its last scan; it no longer waits.
             self.queue_length = max(0, self.queue_length - 1)
 
-    def job_finished(self, outcome: str, audio_seconds: float | None = None,
-                     processing_seconds: float | None = None, job_id: str | None = None) -> None:
+    def job_finished(self, outcome: str, job_id: str, audio_seconds: float | None = None,
+                     processing_seconds: float | None = None) -> None:
         """Count a job by outcome: done, failed, retried, requeued. The current file is cleared
-        unless `job_id` names another job (one claimed ahead finished while that one runs)."""
+        only when it is this job's (one claimed ahead may finish while another runs)."""
         with self._lock:
             self.jobs[outcome] += 1
             if outcome == "done" and audio_seconds is not None and processing_seconds is not None:
@@ -102,7 +102,7 @@ class Stats:
                 self.processing_buckets[bucket] += 1
                 if processing_seconds > 0:
                     self.last_realtime_factor = round(audio_seconds / processing_seconds, 3)
-            if job_id is None or job_id == self.current_job:
+            if job_id == self.current_job:
                 self.current_file = self.current_job = self.current_since = None
 
     def oom_backoff(self, new_batch_size: int | None) -> None:

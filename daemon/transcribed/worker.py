@@ -290,8 +290,8 @@ class Worker:
                      oom_backoffs=len(finished.metadata["oom_backoffs"]),
                      language=finished.metadata["language"])
             placed = self.spool.complete(job, outputs)
-            self.stats.job_finished("done", finished.metadata["audio_seconds"],
-                                    finished.metadata["timings"]["total"], job_id=job.id)
+            self.stats.job_finished("done", job.id, finished.metadata["audio_seconds"],
+                                    finished.metadata["timings"]["total"])
             self._log_moves(job, placed, done=job.source, outputs=finished.outputs.values())
 
     def _fail(self, job: Job, kind: str, message: str, stage: str | None = None,
@@ -303,7 +303,7 @@ class Worker:
             log.error("job.failed", error_kind=kind, error=message, stage=stage, attempts=job.attempts)
             report = self._report(job, kind, message, stage)
             placed = self.spool.fail(job, report, outputs=outputs, logs={".log.jsonl": job.log_path})
-            self.stats.job_finished("failed", job_id=job.id)
+            self.stats.job_finished("failed", job.id)
             self._log_moves(job, placed, failed=job.source, outputs=(outputs or {}).values())
 
     def _log_moves(self, job: Job, placed: dict[str, Path], outputs: Any, **source: Path) -> None:
@@ -325,7 +325,7 @@ class Worker:
         delay = self.config.jobs.retry_delay_seconds * 2 ** (job.attempts - 1)
         log.warning("job.retry_later", error=error, stage=self.pipeline.stage, attempts=job.attempts,
                     retry_in_s=delay, traceback=traceback.format_exc(limit=8))
-        self.stats.job_finished("retried", job_id=job.id)
+        self.stats.job_finished("retried", job.id)
         self.in_flight.pop(job.id, None)
         self.backlog[job.id] = (time.monotonic() + delay, job)
 
@@ -376,7 +376,7 @@ class Worker:
                 return None
             self._abandoned.add(job.id)
             back = self.spool.requeue(job)
-        self.stats.job_finished("requeued", job_id=job.id)
+        self.stats.job_finished("requeued", job.id)
         log.warning("job.requeued", job_id=job.id, file=str(job.relpath), back_in=str(back), reason=reason)
         return back
 
