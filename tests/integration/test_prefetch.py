@@ -7,6 +7,7 @@ of events). The same with the real WhisperX pipeline is in tests/e2e/test_overla
 
 from __future__ import annotations
 
+import contextlib
 import json
 import threading
 from pathlib import Path
@@ -20,10 +21,24 @@ from tests.support.media import write_text_as, write_tone_wav
 from tests.support.worker import drop, make_config, make_worker, process_next
 from transcribed.config import Config
 from transcribed.engine.fake import FakeEngine
+from transcribed.worker import Worker
 
 
 def overlapping(tmp_path: Path, **overlap: object) -> Config:
     return make_config(tmp_path, overlap={"enabled": True, **overlap})
+
+
+def logged() -> contextlib.AbstractContextManager[list[dict]]:
+    """Every event logged meanwhile, from any thread, with its job_id and file."""
+    return capture_logs(processors=[structlog.contextvars.merge_contextvars])
+
+
+def two_jobs_logged(worker: Worker) -> list[dict]:
+    """The worker takes and runs the next two files; the events logged meanwhile."""
+    with logged() as events:
+        process_next(worker)
+        process_next(worker)
+    return events
 
 
 def metadata(config: Config, stem: str) -> dict:
@@ -40,9 +55,7 @@ def test_the_next_file_is_decoded_while_this_one_is_transcribed(tmp_path: Path) 
     worker = make_worker(config, engine)
     drop(config, "a.wav")
     drop(config, "b.wav", seconds=2.0)
-    with capture_logs(processors=[structlog.contextvars.merge_contextvars]) as events:
-        process_next(worker)
-        process_next(worker)
+    events = two_jobs_logged(worker)
 
     order = [(e["event"], e.get("file")) for e in events]
     assert order.index(("job.decoded", "b.wav")) < order.index(("job.done", "a.wav"))
@@ -101,7 +114,7 @@ def test_a_file_waiting_behind_a_long_job_goes_back_to_the_inbox(tmp_path: Path)
         returned.update(bytes=(config.folders.inbox / "next.wav").read_bytes(),
                         current=worker.stats.current_file)
     watcher = threading.Thread(target=watch_inbox)
-    with capture_logs(processors=[structlog.contextvars.merge_contextvars]) as events:
+    with logged() as events:
         job = wait_until(worker.next_job, 10, "long.wav ready")
         watcher.start()
         worker.process(job)
@@ -135,9 +148,7 @@ def test_a_file_longer_than_the_bound_is_decoded_in_its_turn(tmp_path: Path) -> 
     worker = make_worker(config, engine)
     drop(config, "a.wav")
     drop(config, "long.wav", seconds=3.0)
-    with capture_logs(processors=[structlog.contextvars.merge_contextvars]) as events:
-        process_next(worker)
-        process_next(worker)
+    events = two_jobs_logged(worker)
     skipped = [e for e in events if e["event"] == "prefetch.skipped"]
     assert [(e["job_id"] is not None, e["declared_s"]) for e in skipped] == [(True, 3.0)]
     assert engine.given_speech == []
@@ -152,9 +163,7 @@ def test_a_step_that_fails_ahead_is_redone_and_decided_by_the_consumer(tmp_path:
     drop(config, "a.wav")
     (config.folders.inbox / "b.wav.yaml").write_text("langauge: de\n")
     drop(config, "b.wav")
-    with capture_logs(processors=[structlog.contextvars.merge_contextvars]) as events:
-        process_next(worker)
-        process_next(worker)
+    events = two_jobs_logged(worker)
     left = [e for e in events if e["event"] == "prefetch.left_to_consumer"]
     assert [e["file"] for e in left] == ["b.wav"] and "langauge" in left[0]["reason"]
     report = json.loads((config.folders.failed / "b.wav.error.json").read_text())
