@@ -33,5 +33,10 @@ test: install
 	@$(VENV)/bin/python -m pytest $(PYTEST_ARGS); rc=$$?; \
 	if [ $$rc -eq 5 ]; then echo "make test: pytest collected no tests" >&2; fi; exit $$rc
 
+# ruff (style and likely bugs) and mypy (strict types) on the package, as configured in pyproject.toml.
+lint: install
+	$(VENV)/bin/ruff check daemon
+	$(VENV)/bin/mypy
+
 clean:
 	rm -rf $(VENV) build *.egg-info daemon/*.egg-info .pytest_cache
