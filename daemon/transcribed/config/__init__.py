@@ -1,0 +1,39 @@
+"""The configuration: what the keys are and their defaults (`schema`), reading a YAML file into
+them and printing it back (`load`), and the rules between values (`checks`).
+
+Callers import from here, e.g. `from transcribed.config import Config, load_config`: which of the
+three modules holds a name is this package's business.
+"""
+
+from .checks import check_job_options, check_values, parse_listen
+from .load import load_config, parse_config, parse_options, render_yaml, resolve_paths, to_plain
+from .schema import (
+    CONFIG_ENV,
+    DEFAULT_EXTENSIONS,
+    KNOWN_FORMATS,
+    Align,
+    Auto,
+    Batching,
+    Config,
+    Daemon,
+    Diarize,
+    Folders,
+    Input,
+    JobOptions,
+    Jobs,
+    Log,
+    Metrics,
+    Model,
+    Oom,
+    Outputs,
+    Overlap,
+    Vad,
+    Watch,
+)
+
+__all__ = [
+    "CONFIG_ENV", "DEFAULT_EXTENSIONS", "KNOWN_FORMATS", "Align", "Auto", "Batching", "Config",
+    "Daemon", "Diarize", "Folders", "Input", "JobOptions", "Jobs", "Log", "Metrics", "Model", "Oom",
+    "Outputs", "Overlap", "Vad", "Watch", "check_job_options", "check_values", "load_config",
+    "parse_config", "parse_listen", "parse_options", "render_yaml", "resolve_paths", "to_plain",
+]

@@ -1,0 +1,156 @@
+"""The rules between configuration values: each value has the right type (`.load` saw to that),
+but some cannot work, alone or together (a zero lease, offset above onset, outbox inside inbox).
+
+Every error names the key, as `.load`'s do.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+from typing import Any
+
+from ..errors import ConfigError
+from .schema import KNOWN_FORMATS, Config, Folders, JobOptions, Metrics, Vad
+
+#: Longest step of pyannote's VAD window: the window itself is 5 s.
+VAD_WINDOW_SECONDS = 5
+#: The consumer's idle heartbeat is every 5 s: a shorter staleness limit would flap.
+MIN_STALE_AFTER_SECONDS = 10
+
+
+def check_values(config: Config) -> None:
+    """Reject values of the right type that cannot work together."""
+    _check_counts(config)
+    _check_durations(config)
+    _check_vad(config.vad)
+    _check_formats("outputs.formats", config.outputs.formats)
+    _positive("align.cache_size", config.align.cache_size)
+    _check_batching_and_overlap(config)
+    _check_speakers("diarize", config.diarize.min_speakers, config.diarize.max_speakers)
+    _check_routes(config.routes)
+    _check_folders(config.folders)
+    _check_metrics(config.metrics)
+    if not config.watch.extensions:
+        raise ConfigError("watch.extensions: expected at least one extension")
+
+
+def check_job_options(options: JobOptions, where: str) -> None:
+    """Values of per-job options that cannot work (shared by routes and sidecar files)."""
+    _check_speakers(where, options.min_speakers, options.max_speakers)
+    if options.formats is not None:
+        _check_formats(f"{where}.formats", options.formats)
+
+
+def parse_listen(listen: str) -> tuple[str, int]:
+    """Split "host:port" (the metrics listener) into its parts."""
+    host, _, port = listen.rpartition(":")
+    if not host or not port.isdigit() or not 0 < int(port) < 65536:
+        raise ConfigError(f'metrics.listen: expected "host:port", e.g. "127.0.0.1:9108", got {listen!r}')
+    return host.strip("[]"), int(port)
+
+
+def describe(value: Any) -> str:
+    """A value as an error message shows it: null, a list, a dict, or its repr."""
+    if value is None:
+        return "null"
+    if isinstance(value, (dict, list)):
+        return f"a {type(value).__name__}"
+    return repr(value)
+
+
+def _check_counts(config: Config) -> None:
+    for key, value, allow_auto in (
+        ("model.batch_size", config.model.batch_size, True),
+        ("model.cpu_threads", config.model.cpu_threads, True),
+        ("model.beam_size", config.model.beam_size, False),
+        ("jobs.max_attempts", config.jobs.max_attempts, False),
+        ("oom.probe_after_jobs", config.oom.probe_after_jobs, False),
+    ):
+        _positive(key, value, allow_auto)
+    if config.model.device_index < 0:
+        raise ConfigError(f"model.device_index: expected 0 or more, got {config.model.device_index}")
+
+
+def _check_durations(config: Config) -> None:
+    for key, value in (
+        ("watch.settle_seconds", config.watch.settle_seconds),
+        ("watch.poll_interval_seconds", config.watch.poll_interval_seconds),
+        ("watch.rescan_seconds", config.watch.rescan_seconds),
+        ("daemon.lease_seconds", config.daemon.lease_seconds),
+        ("vad.chunk_seconds", config.vad.chunk_seconds),
+    ):
+        if value <= 0:
+            raise ConfigError(f"{key}: expected a number above 0, got {value}")
+    if config.daemon.shutdown_grace_seconds < 0:
+        raise ConfigError("daemon.shutdown_grace_seconds: expected 0 or more")
+
+
+def _check_vad(vad: Vad) -> None:
+    if not 0 < vad.step_seconds <= VAD_WINDOW_SECONDS:
+        raise ConfigError(f"vad.step_seconds: expected a number above 0 and at most {VAD_WINDOW_SECONDS} "
+                          f"(the VAD window's length), got {vad.step_seconds}")
+    if not 0 < vad.offset <= vad.onset < 1:
+        raise ConfigError("vad.onset, vad.offset: expected 0 < offset <= onset < 1")
+
+
+def _check_batching_and_overlap(config: Config) -> None:
+    _positive("batching.max_files", config.batching.max_files)
+    if config.batching.max_audio_seconds <= 0:
+        raise ConfigError("batching.max_audio_seconds: expected a number above 0")
+    _positive("overlap.files_ahead", config.overlap.files_ahead)
+    for key in ("max_audio_seconds", "max_wait_seconds"):
+        if getattr(config.overlap, key) <= 0:
+            raise ConfigError(f"overlap.{key}: expected a number above 0")
+
+
+def _check_routes(routes: dict[str, JobOptions]) -> None:
+    for folder, options in routes.items():
+        if not folder or folder.startswith(("/", ".")) or "\\" in folder:
+            raise ConfigError(f"routes.{folder}: expected a subfolder of the inbox, e.g. ru or calls/sales")
+        check_job_options(options, f"routes.{folder}")
+
+
+def _check_metrics(metrics: Metrics) -> None:
+    if metrics.stale_after_seconds <= MIN_STALE_AFTER_SECONDS:
+        raise ConfigError(f"metrics.stale_after_seconds: expected more than {MIN_STALE_AFTER_SECONDS} "
+                          "(the consumer's idle heartbeat is every 5 s), got "
+                          f"{metrics.stale_after_seconds}")
+    if metrics.listen is not None:
+        parse_listen(metrics.listen)
+
+
+def _positive(key: str, value: Any, allow_auto: bool = False) -> None:
+    if allow_auto and value == "auto":
+        return
+    if not isinstance(value, int) or value < 1:
+        auto = ' or "auto"' if allow_auto else ""
+        raise ConfigError(f"{key}: expected a positive integer{auto}, got {describe(value)}")
+
+
+def _check_speakers(where: str, min_speakers: int | None, max_speakers: int | None) -> None:
+    for key, value in (("min_speakers", min_speakers), ("max_speakers", max_speakers)):
+        if value is not None:
+            _positive(f"{where}.{key}", value)
+    if min_speakers and max_speakers and min_speakers > max_speakers:
+        raise ConfigError(f"{where}.min_speakers: must not exceed {where}.max_speakers")
+
+
+def _check_formats(key: str, formats: tuple[str, ...]) -> None:
+    unknown = [f for f in formats if f not in KNOWN_FORMATS]
+    if unknown or not formats:
+        raise ConfigError(f"{key}: expected some of {', '.join(KNOWN_FORMATS)}, got {list(formats)}")
+
+
+def _check_folders(folders: Folders) -> None:
+    paths = {f.name: getattr(folders, f.name) for f in dataclasses.fields(Folders)}
+    seen: dict[str, str] = {}
+    for name, path in paths.items():
+        key = os.path.normpath(str(path))
+        if key in seen:
+            raise ConfigError(f"folders.{name}: must differ from folders.{seen[key]} (both {path})")
+        seen[key] = name
+    inbox = os.path.normpath(str(folders.inbox))
+    for name, path in paths.items():
+        if name != "inbox" and os.path.normpath(str(path)).startswith(inbox + os.sep):
+            raise ConfigError(f"folders.{name}: must not be inside folders.inbox")

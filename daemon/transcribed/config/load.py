@@ -1,0 +1,195 @@
+"""Reading the configuration: YAML into the frozen dataclasses of `.schema`, and back to YAML.
+
+The dataclasses' type hints drive the reading: an unknown key is refused with a "did you mean"
+hint, every value is checked against its key's type, and every error names the key, e.g.
+`model.batch_size: expected a positive integer or "auto", got 0`. Relative paths count from the
+config file's folder. The rules between values are `.checks`.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import difflib
+import os
+import types
+import typing
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Literal, TypeVar, Union
+
+import yaml
+
+from ..errors import ConfigError
+from .checks import check_values, describe
+from .schema import CONFIG_ENV, Config, Folders, JobOptions
+
+if TYPE_CHECKING:
+    from _typeshed import DataclassInstance
+
+Section = TypeVar("Section", bound="DataclassInstance")
+
+
+def load_config(path: str | Path | None = None) -> Config:
+    """Read, check and resolve the configuration (from `path`, $TRANSCRIBED_CONFIG, or defaults)."""
+    path = path or os.environ.get(CONFIG_ENV) or None
+    if path is None:
+        return resolve_paths(Config(), Path.cwd())
+    path = Path(path)
+    try:
+        text = path.read_text(encoding="utf-8")
+    except OSError as exc:
+        raise ConfigError(f"{path}: cannot read the configuration: {exc.strerror or exc}") from None
+    try:
+        data = yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        raise ConfigError(f"{path}: not valid YAML: {exc}") from None
+    try:
+        config = parse_config(data or {})
+    except ConfigError as exc:
+        raise ConfigError(f"{path}: {exc}") from None
+    config = dataclasses.replace(config, source=path.resolve())
+    return resolve_paths(config, path.resolve().parent)
+
+
+def parse_config(data: Any) -> Config:
+    """Build a Config from plain data (parsed YAML), checking every key; paths stay as written."""
+    config = _build(Config, data, "")
+    check_values(config)
+    return config
+
+
+def parse_options(data: Any) -> JobOptions:
+    """Per-job options (a sidecar file) from plain data, checked like the config."""
+    return _build(JobOptions, data, "")
+
+
+def resolve_paths(config: Config, base: Path) -> Config:
+    """Make the folder and model paths absolute, relative paths counting from `base`."""
+    folders = Folders(**{
+        f.name: _absolute(getattr(config.folders, f.name), base)
+        for f in dataclasses.fields(Folders)
+    })
+    model = dataclasses.replace(config.model, download_dir=_absolute(config.model.download_dir, base))
+    diarize = config.diarize
+    if diarize.token_file is not None:
+        diarize = dataclasses.replace(diarize, token_file=_absolute(diarize.token_file, base))
+    if _names_a_directory(diarize.model, base):
+        diarize = dataclasses.replace(diarize, model=str(_absolute(Path(diarize.model), base)))
+    align = config.align
+    if isinstance(align.model, str) and _names_a_directory(align.model, base):
+        align = dataclasses.replace(align, model=str(_absolute(Path(align.model), base)))
+    elif isinstance(align.model, dict):
+        align = dataclasses.replace(align, model={
+            lang: str(_absolute(Path(name), base)) if _names_a_directory(name, base) else name
+            for lang, name in align.model.items()})
+    if _names_a_directory(config.model.name, base):
+        model = dataclasses.replace(model, name=str(_absolute(Path(config.model.name), base)))
+    return dataclasses.replace(config, folders=folders, model=model, diarize=diarize, align=align)
+
+
+def to_plain(config: Config) -> dict[str, Any]:
+    """The configuration as plain YAML-ready data (what `transcribed config` prints)."""
+    return {key: _plain(value) for key, value in dataclasses.asdict(config).items() if key != "source"}
+
+
+def render_yaml(config: Config) -> str:
+    """The effective configuration as YAML."""
+    return yaml.safe_dump(to_plain(config), sort_keys=False, allow_unicode=True)
+
+
+def _plain(value: Any) -> Any:
+    if isinstance(value, Path):
+        return str(value)
+    if isinstance(value, tuple):
+        return [_plain(v) for v in value]
+    if isinstance(value, dict):
+        return {k: _plain(v) for k, v in value.items()}
+    return value
+
+
+# --- building dataclasses from plain data -------------------------------------------------------
+
+def _build(cls: type[Section], data: Any, path: str) -> Section:
+    if not isinstance(data, dict):
+        raise ConfigError(f"{path or 'the top level'}: expected a mapping, got {describe(data)}")
+    names = [f.name for f in dataclasses.fields(cls) if f.name != "source"]
+    hints = typing.get_type_hints(cls)
+    values = {}
+    for key, value in data.items():
+        key_path = f"{path}.{key}" if path else str(key)
+        if key not in names:
+            close = difflib.get_close_matches(str(key), names, n=1)
+            hint = f" (did you mean {close[0]!r}?)" if close else f" (known: {', '.join(names)})"
+            raise ConfigError(f"{key_path}: unknown key{hint}")
+        values[key] = _coerce(hints[key], value, key_path)
+    return cls(**values)
+
+
+def _coerce(hint: Any, value: Any, path: str) -> Any:
+    origin = typing.get_origin(hint)
+    if isinstance(hint, type) and dataclasses.is_dataclass(hint):
+        return _build(hint, value if value is not None else {}, path)
+    if origin in (Union, types.UnionType):
+        return _coerce_union(typing.get_args(hint), value, path)
+    if origin is Literal:
+        choices = typing.get_args(hint)
+        if value in choices and type(value) is type(choices[choices.index(value)]):
+            return value
+        raise ConfigError(f"{path}: expected one of {', '.join(map(str, choices))}, got {describe(value)}")
+    if origin is dict:
+        _, value_type = typing.get_args(hint)
+        if not isinstance(value, dict):
+            raise ConfigError(f"{path}: expected a mapping, got {describe(value)}")
+        return {str(k): _coerce(value_type, v, f"{path}.{k}") for k, v in value.items()}
+    if origin is tuple:
+        if isinstance(value, str):
+            value = [value]
+        if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
+            raise ConfigError(f"{path}: expected a list of strings, got {describe(value)}")
+        return tuple(v.lower().lstrip(".") if path.endswith("extensions") else v for v in value)
+    return _coerce_scalar(hint, value, path)
+
+
+def _coerce_union(options: tuple[Any, ...], value: Any, path: str) -> Any:
+    if value is None and type(None) in options:
+        return None
+    errors = []
+    for option in options:
+        if option is type(None):
+            continue
+        try:
+            return _coerce(option, value, path)
+        except ConfigError as exc:
+            errors.append(str(exc).split(": expected ", 1)[-1].split(", got ")[0])
+    nullable = " or null" if type(None) in options else ""
+    raise ConfigError(f"{path}: expected {' or '.join(errors)}{nullable}, got {describe(value)}")
+
+
+def _coerce_scalar(hint: Any, value: Any, path: str) -> Any:
+    if hint is bool and isinstance(value, bool):
+        return value
+    if hint is int and isinstance(value, int) and not isinstance(value, bool):
+        return value
+    if hint is float and isinstance(value, (int, float)) and not isinstance(value, bool):
+        return float(value)
+    if hint is str and isinstance(value, str) and value:
+        return value
+    if hint is Path and isinstance(value, str) and value:
+        return Path(value).expanduser()
+    names = {bool: "true or false", int: "an integer", float: "a number", str: "a string",
+             Path: "a path"}
+    raise ConfigError(f"{path}: expected {names.get(hint, hint)}, got {describe(value)}")
+
+
+# --- paths ---------------------------------------------------------------------------------------
+
+def _absolute(path: Path, base: Path) -> Path:
+    path = path.expanduser()
+    return Path(os.path.normpath(path if path.is_absolute() else base / path))
+
+
+def _names_a_directory(name: str, base: Path) -> bool:
+    """A model name is a path when it is written as one, or names a folder next to the config.
+
+    "Systran/faster-whisper-large-v3" is a hub id unless such a folder exists.
+    """
+    return name.startswith((".", "/", "~")) or (base / name).expanduser().is_dir()

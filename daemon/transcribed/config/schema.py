@@ -1,0 +1,258 @@
+"""The configuration's keys and their defaults: one frozen dataclass per section of the YAML.
+
+The defaults here are the documented defaults. Reading a file into these (and its checks) is
+`transcribed.config.parse`; the values that must agree with each other are `.checks`.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Literal
+
+#: Extensions taken from the inbox by default (audio and the usual video containers).
+DEFAULT_EXTENSIONS = (
+    "wav", "mp3", "m4a", "flac", "ogg", "oga", "opus", "webm", "mp4", "mkv", "mov", "aac", "wma",
+    "aiff", "aif", "amr", "3gp", "m4v", "avi", "mpeg", "mpg", "ts", "caf",
+)
+#: Formats whisperx's own writers produce.
+KNOWN_FORMATS = ("json", "txt", "srt", "vtt", "tsv")
+#: Where the configuration comes from when --config is not given.
+CONFIG_ENV = "TRANSCRIBED_CONFIG"
+
+Auto = Literal["auto"]
+
+
+@dataclass(frozen=True)
+class Folders:
+    """Where files arrive, where results go, and where jobs in flight live."""
+
+    inbox: Path = Path("data/inbox")
+    outbox: Path = Path("data/outbox")
+    done: Path = Path("data/done")
+    failed: Path = Path("data/failed")
+    #: Claimed jobs, worker leases, the status file. Must share a filesystem with the others.
+    state: Path = Path("data/state")
+
+
+@dataclass(frozen=True)
+class Model:
+    """Which Whisper model runs, where, and how."""
+
+    #: A size name (tiny, tiny.en, base, ... large-v3, large-v3-turbo) or a local model directory.
+    name: str = "tiny.en"
+    device: Literal["auto", "cpu", "cuda"] = "auto"
+    device_index: int = 0
+    #: auto: float16 on a GPU (int8_float16 when memory is short), int8 on the CPU.
+    compute_type: Literal[
+        "auto", "float16", "int8_float16", "int8", "int8_float32", "float32", "bfloat16",
+        "int8_bfloat16",
+    ] = "auto"
+    #: auto: 16 on a large enough GPU, 4 on the CPU. Halved on CUDA out-of-memory.
+    batch_size: int | Auto = "auto"
+    #: null: detect per file (multilingual models); English-only models always use "en".
+    language: str | None = None
+    #: auto: the CPUs this process may use.
+    cpu_threads: int | Auto = "auto"
+    beam_size: int = 5
+    #: Named models are downloaded here once, then used offline.
+    download_dir: Path = Path("data/models")
+
+
+@dataclass(frozen=True)
+class Vad:
+    """Voice activity detection (whisperx's bundled pyannote model)."""
+
+    onset: float = 0.5
+    offset: float = 0.363
+    #: Longest merged speech chunk handed to Whisper, in seconds.
+    chunk_seconds: float = 30.0
+    #: How far pyannote's 5 s analysis window moves per step (its default: 0.5). 2.5 makes the
+    #: VAD ~2.5x cheaper and CPU jobs 1.15-1.5x faster, for +0.3-0.4 WER points on the corpus
+    #: (bench/knobs.py): a speed switch, not the default.
+    step_seconds: float = 0.5
+
+
+@dataclass(frozen=True)
+class Watch:
+    """How new files are noticed and when they count as complete."""
+
+    #: auto: polling when the inbox is on a network filesystem (nfs, cifs/smb, fuse...).
+    polling: bool | Auto = "auto"
+    poll_interval_seconds: float = 1.0
+    #: A file whose size and mtime have not changed for this long is complete.
+    settle_seconds: float = 2.0
+    #: A full scan of the inbox, whatever the observer reported.
+    rescan_seconds: float = 60.0
+    extensions: tuple[str, ...] = DEFAULT_EXTENSIONS
+    #: A sidecar whose audio has not arrived after this long goes to failed/ with a report (it
+    #: came too late, after its audio was taken, or its audio never came).
+    sidecar_wait_seconds: float = 3600.0
+
+
+@dataclass(frozen=True)
+class Input:
+    """What counts as acceptable input."""
+
+    #: Transcribe what a truncated file holds (and say so in the metadata) instead of failing it.
+    accept_truncated: bool = False
+
+
+@dataclass(frozen=True)
+class Jobs:
+    """Retries and poison files."""
+
+    #: A file that has killed or failed the daemon this many times goes to failed/.
+    max_attempts: int = 3
+    #: Pause before retrying a job that failed for a reason other than its input.
+    retry_delay_seconds: float = 5.0
+
+
+@dataclass(frozen=True)
+class Outputs:
+    """Which transcript files are written, and the subtitle writers' options."""
+
+    formats: tuple[str, ...] = ("json", "txt", "srt", "vtt")
+    max_line_width: int | None = None
+    max_line_count: int | None = None
+    highlight_words: bool = False
+
+
+@dataclass(frozen=True)
+class Oom:
+    """What happens on CUDA out-of-memory."""
+
+    #: At batch size 1: cpu = run this job on the CPU with int8; fail = the job to failed/.
+    fallback: Literal["cpu", "fail"] = "cpu"
+    #: After this many successes at a lowered batch size, try doubling it again.
+    probe_after_jobs: int = 10
+
+
+@dataclass(frozen=True)
+class Batching:
+    """Short files decoded together: one model call fills a batch that one file alone cannot."""
+
+    #: auto: on a GPU; off on the CPU, where it was measured slower. true/false: always/never.
+    enabled: bool | Auto = "auto"
+    #: How many waiting files may share a call.
+    max_files: int = 8
+    #: Only files up to this long share; longer ones fill batches on their own.
+    max_audio_seconds: float = 60.0
+
+
+@dataclass(frozen=True)
+class Overlap:
+    """The next files decoded, and their speech found, while the consumer transcribes."""
+
+    #: auto: on a GPU; off on the CPU, where it was measured slower. true/false: always/never.
+    enabled: bool | Auto = "auto"
+    #: How many claimed files may wait decoded ahead (each holds 64 kB per second of audio).
+    files_ahead: int = 1
+    #: Files whose header declares more than this (or nothing) are decoded by the consumer when
+    #: their turn comes, not ahead: a long recording is not held in memory twice.
+    max_audio_seconds: float = 3600.0
+    #: A file claimed ahead that waits longer than this behind a long job goes back to the inbox,
+    #: for another daemon on the same inbox (or this one, later, without the head start).
+    max_wait_seconds: float = 60.0
+
+
+@dataclass(frozen=True)
+class Align:
+    """Word timestamps by forced alignment (a wav2vec2 model per language)."""
+
+    #: auto: where a model for the language is at hand (log line when not); true: a missing model
+    #: fails the job (the plain transcript is kept); false: never.
+    enabled: bool | Auto = "auto"
+    #: null: whisperx's default per language; a Hugging Face name or a local directory for all
+    #: languages; or a mapping language -> name or directory.
+    model: str | dict[str, str] | None = None
+    #: Languages whose models are loaded (downloaded once) at start; the configured language and
+    #: English for .en models always are. At job time models are only loaded from disk.
+    preload: tuple[str, ...] = ()
+    #: How many languages' models stay resident.
+    cache_size: int = 2
+
+
+@dataclass(frozen=True)
+class Diarize:
+    """Speaker labels (a pyannote pipeline)."""
+
+    enabled: bool = False
+    #: A local pipeline directory (with config.yaml) or a Hugging Face id.
+    model: str = "pyannote/speaker-diarization-community-1"
+    #: A file holding the Hugging Face token for gated pipelines (else $HF_TOKEN). Never logged.
+    token_file: Path | None = None
+    min_speakers: int | None = None
+    max_speakers: int | None = None
+    #: true: refuse to start when the pipeline cannot be loaded (else run without speakers).
+    required: bool = False
+
+
+@dataclass(frozen=True)
+class JobOptions:
+    """Options one job may override, from an inbox subfolder's route or a sidecar file."""
+
+    language: str | None = None
+    task: Literal["transcribe", "translate"] | None = None
+    initial_prompt: str | None = None
+    hotwords: str | None = None
+    diarize: bool | None = None
+    min_speakers: int | None = None
+    max_speakers: int | None = None
+    formats: tuple[str, ...] | None = None
+
+
+@dataclass(frozen=True)
+class Log:
+    """The log stream on stdout."""
+
+    format: Literal["json", "console"] = "json"
+    level: Literal["debug", "info", "warning", "error"] = "info"
+
+
+@dataclass(frozen=True)
+class Metrics:
+    """The optional HTTP listener for /metrics and /healthz."""
+
+    #: host:port, e.g. 127.0.0.1:9108; null = off.
+    listen: str | None = None
+    #: /healthz and `status --check` say unhealthy when the consumer's heartbeat is older than
+    #: this (it beats at least every 5 s, and during long jobs from the engine's progress).
+    stale_after_seconds: float = 120.0
+
+
+@dataclass(frozen=True)
+class Daemon:
+    """The process: stopping, and sharing an inbox with other daemons."""
+
+    #: On SIGTERM the current job may finish within this time, or goes back to the inbox.
+    shutdown_grace_seconds: float = 30.0
+    #: Another host's claims are taken back when its lease has not been renewed for this long
+    #: (also another container or a rebooted host sharing the state folder). On NFS, keep the
+    #: attribute cache (actimeo) well below it.
+    lease_seconds: float = 60.0
+
+
+@dataclass(frozen=True)
+class Config:
+    """The whole configuration."""
+
+    folders: Folders = field(default_factory=Folders)
+    model: Model = field(default_factory=Model)
+    vad: Vad = field(default_factory=Vad)
+    watch: Watch = field(default_factory=Watch)
+    input: Input = field(default_factory=Input)
+    jobs: Jobs = field(default_factory=Jobs)
+    outputs: Outputs = field(default_factory=Outputs)
+    oom: Oom = field(default_factory=Oom)
+    batching: Batching = field(default_factory=Batching)
+    overlap: Overlap = field(default_factory=Overlap)
+    align: Align = field(default_factory=Align)
+    diarize: Diarize = field(default_factory=Diarize)
+    #: Inbox subfolder -> options for the files in it, e.g. {ru: {language: ru}}.
+    routes: dict[str, JobOptions] = field(default_factory=dict)
+    log: Log = field(default_factory=Log)
+    metrics: Metrics = field(default_factory=Metrics)
+    daemon: Daemon = field(default_factory=Daemon)
+    #: The file this was read from (None: built-in defaults).
+    source: Path | None = field(default=None, compare=False)
