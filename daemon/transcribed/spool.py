@@ -25,14 +25,12 @@ file is claimed while a folder refuses.
 
 from __future__ import annotations
 
+import contextlib
 import errno
 import hashlib
-import contextlib
 import os
 import secrets
 import shutil
-import socket
-import threading
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -45,6 +43,7 @@ from .config import Config
 from .errors import ConfigError
 from .logs import get_logger
 from .options import SIDECAR_SUFFIXES
+from .workers import Lease, Liveness, WorkerId, forget_worker, machine_identity, timestamp
 
 #: Names a copying program gives a file it has not finished (ignored until renamed).
 TEMPORARY_SUFFIXES = (".part", ".partial", ".tmp", ".temp", ".crdownload", ".download", ".filepart",
@@ -60,31 +59,6 @@ FOLDER_ERRORS = frozenset({errno.ENOSPC, errno.EDQUOT, errno.EROFS, errno.EACCES
 PLAN_VERSION = 2
 
 log = get_logger()
-
-
-@dataclass(frozen=True)
-class WorkerId:
-    """Who holds a claim: host, process id and the process's start time (pids get reused)."""
-
-    host: str
-    pid: int
-    started: int
-
-    @property
-    def name(self) -> str:
-        return f"{self.host}.{self.pid}.{self.started}"
-
-    @classmethod
-    def parse(cls, name: str) -> WorkerId | None:
-        host, _, rest = name.rpartition(".")
-        host, _, pid = host.rpartition(".")
-        if not (host and pid.isdigit() and rest.isdigit()):
-            return None
-        return cls(host, int(pid), int(rest))
-
-    @classmethod
-    def of_this_process(cls) -> WorkerId:
-        return cls(socket.gethostname(), os.getpid(), process_start_time(os.getpid()) or 0)
 
 
 @dataclass
@@ -152,18 +126,14 @@ class Spool:
         self.folders = config.folders
         self.extensions = frozenset(config.watch.extensions)
         self.max_attempts = config.jobs.max_attempts
-        self.lease_seconds = config.daemon.lease_seconds
         self.worker = worker or WorkerId.of_this_process()
         self.work = self.folders.state / "work"
         self.mine = self.work / self.worker.name
         self.machine = machine_identity()
-        #: Other workers' leases as we last saw them: name -> (lease content, when it changed).
-        self._leases_seen: dict[str, tuple[Any, float]] = {}
+        self._lease = Lease(self.mine, self.worker, self.machine)
+        self._liveness = Liveness(self.worker, self.machine, config.daemon.lease_seconds)
         #: Finished jobs waiting for a folder to take their files: job folder name -> state.
         self._held: dict[str, _Held] = {}
-        self._lease_lock = threading.Lock()
-        self._beats = 0
-        self._retired = False
 
     # --- set-up ----------------------------------------------------------------------------------
 
@@ -190,28 +160,12 @@ class Spool:
 
     def renew_lease(self) -> None:
         """Tell other daemons this worker is alive (called by a heartbeat thread)."""
-        with self._lease_lock:
-            if not self._retired:
-                self._write_lease()
-
-    def _write_lease(self) -> None:
-        self._beats += 1
-        self.mine.mkdir(parents=True, exist_ok=True)  # removed by a daemon that took us for gone
-        durable.write_json_atomic(self.mine / "worker.json", {
-            "host": self.worker.host, "pid": self.worker.pid, "started": self.worker.started,
-            **self.machine, "beat": self._beats, "renewed_at": _now(),
-        })
+        self._lease.renew()
 
     def retire(self) -> None:
         """On a clean stop, remove this worker's lease and folder, unless jobs wait in it: those
         stay (with their attempt counts) for the next daemon to adopt."""
-        with self._lease_lock:
-            self._retired = True  # a late heartbeat must not bring the lease back
-            (self.mine / "worker.json").unlink(missing_ok=True)
-            try:
-                self.mine.rmdir()
-            except OSError:
-                self._write_lease()  # jobs left: keep the lease so the folder is recognised
+        self._lease.retire()
 
     # --- the inbox -------------------------------------------------------------------------------
 
@@ -257,7 +211,7 @@ class Spool:
         if self.paused:
             return None
         job_id = _new_job_id()
-        job = Job(id=job_id, relpath=self.relative(path), dir=self.mine / job_id, claimed_at=_now())
+        job = Job(id=job_id, relpath=self.relative(path), dir=self.mine / job_id, claimed_at=timestamp())
         try:
             job.source.parent.mkdir(parents=True)
             durable.write_json_atomic(job.dir / "job.json", job.record())  # before the rename
@@ -303,7 +257,7 @@ class Spool:
     def start_attempt(self, job: Job) -> None:
         """Count a run of this job before it starts, so a crash during it is counted too."""
         job.attempts += 1
-        job.history.append({"attempt": job.attempts, "worker": self.worker.name, "started_at": _now()})
+        job.history.append({"attempt": job.attempts, "worker": self.worker.name, "started_at": timestamp()})
         try:
             shutil.rmtree(job.staging, ignore_errors=True)
             job.staging.mkdir()
@@ -531,7 +485,7 @@ class Spool:
         for worker_dir in sorted(self.work.iterdir()):
             if worker_dir == self.mine or not worker_dir.is_dir():
                 continue
-            reason = self._gone_because(worker_dir)
+            reason = self._liveness.gone_because(worker_dir)
             if reason is None:
                 continue
             log.warning("spool.worker_gone", worker=worker_dir.name, reason=reason)
@@ -547,114 +501,9 @@ class Spool:
                     log.warning("job.adopted", job_id=job.id, file=str(job.relpath),
                                 attempts=job.attempts, previous_worker=worker_dir.name)
                     adopted.append(job)
-            _forget_worker(worker_dir)
+            forget_worker(worker_dir)
         return adopted
 
-    def _gone_because(self, worker_dir: Path) -> str | None:
-        """Why the worker of `worker_dir` is gone, or None while it may be alive."""
-        owner = WorkerId.parse(worker_dir.name)
-        if owner is None:
-            return None  # not a worker folder of ours: leave it alone
-        lease = _read_lease(worker_dir)
-        same_machine = owner.host == self.worker.host and all(
-            lease is None or lease.get(key) in (None, value) for key, value in self.machine.items())
-        if same_machine:
-            alive = _process_alive(owner)
-            if alive is False:
-                return f"process {owner.pid} (started at tick {owner.started}) has ended"
-            if alive is True:
-                return None
-        if self._lease_expired(worker_dir, lease):
-            return f"its lease has not been renewed for {self.lease_seconds:g} s"
-        return None
-
-    def _lease_expired(self, worker_dir: Path, lease: dict[str, Any] | None) -> bool:
-        """Has the lease stayed the same for `lease_seconds` of our clock? (Its content is read,
-        not its mtime: opening a file revalidates it on NFS, a stat may answer from a cache.)"""
-        if lease is not None:
-            seen_as: Any = (lease.get("beat"), lease.get("renewed_at"))
-        else:
-            try:
-                seen_as = worker_dir.stat().st_mtime_ns
-            except FileNotFoundError:
-                return False
-        now = time.monotonic()
-        seen = self._leases_seen.get(worker_dir.name)
-        if seen is None or seen[0] != seen_as:
-            self._leases_seen[worker_dir.name] = (seen_as, now)
-            return False
-        return now - seen[1] >= self.lease_seconds
-
-
-def machine_identity() -> dict[str, str]:
-    """What makes two processes' pids comparable: the same boot and the same pid namespace."""
-    identity = {}
-    try:
-        identity["boot_id"] = Path("/proc/sys/kernel/random/boot_id").read_text().strip()
-    except OSError:
-        pass
-    try:
-        identity["pid_namespace"] = os.readlink("/proc/self/ns/pid")
-    except OSError:
-        pass
-    return identity
-
-
-def process_start_time(pid: int) -> int | None:
-    """When process `pid` started (clock ticks since boot), or None if there is no such process."""
-    try:
-        stat = Path(f"/proc/{pid}/stat").read_text()
-    except FileNotFoundError:
-        return None
-    except OSError:
-        return _start_time_without_proc(pid)
-    return int(stat.rpartition(")")[2].split()[19])
-
-
-def _start_time_without_proc(pid: int) -> int | None:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return None
-    except PermissionError:
-        pass
-    return 0
-
-
-def _process_alive(owner: WorkerId) -> bool | None:
-    """Is the worker's process still running on this machine? None: we cannot tell."""
-    started = process_start_time(owner.pid)
-    if started is None:
-        try:
-            os.kill(owner.pid, 0)
-        except ProcessLookupError:
-            return False
-        except PermissionError:
-            return None  # /proc hides it (hidepid) but it exists: ask its lease
-        return None
-    if started == 0 or owner.started == 0:
-        return None
-    return started == owner.started
-
-
-def _read_lease(worker_dir: Path) -> dict[str, Any] | None:
-    try:
-        lease = durable.read_json(worker_dir / "worker.json")
-    except (OSError, ValueError):
-        return None
-    return lease if isinstance(lease, dict) else None
-
-
-def _forget_worker(worker_dir: Path) -> None:
-    """Remove a gone worker's lease and folder, if nothing else is in it. Never rmtree: a worker
-    wrongly taken for gone (a lease lost on a hung share) may have just claimed a file there."""
-    for name in os.listdir(worker_dir) if worker_dir.is_dir() else []:
-        if name == "worker.json" or (name.startswith(".worker.json.") and name.endswith(".tmp")):
-            (worker_dir / name).unlink(missing_ok=True)
-    try:
-        worker_dir.rmdir()
-    except OSError:
-        pass
 
 
 def _files_in(folder: Path) -> list[Path]:
@@ -710,5 +559,3 @@ def _new_job_id() -> str:
     return datetime.now(timezone.utc).strftime("%Y%m%dT%H%M%S%fZ") + "-" + secrets.token_hex(3)
 
 
-def _now() -> str:
-    return datetime.now(timezone.utc).isoformat(timespec="milliseconds")

@@ -22,8 +22,8 @@ from pathlib import Path
 from typing import Any
 
 from . import __version__
-from .spool import WorkerId, process_start_time
 from .stats import describe
+from .workers import WorkerId, is_running, pid_namespace
 
 #: The status files' folder, under `folders.state`.
 STATUS_FOLDER = "status"
@@ -34,14 +34,6 @@ FORGET_AFTER_SECONDS = 24 * 3600.0
 
 def status_dir(state: Path) -> Path:
     return state / STATUS_FOLDER
-
-
-def pid_namespace() -> str | None:
-    """This process's pid namespace ("pid:[4026531836]"): pids mean something only within one."""
-    try:
-        return os.readlink("/proc/self/ns/pid")
-    except OSError:
-        return None
 
 
 class StatusFile:
@@ -223,9 +215,7 @@ def _render_one(record: dict[str, Any], verdict: Verdict) -> list[str]:
 
 
 def _process_alive(record: dict[str, Any]) -> bool:
+    """Does the daemon that wrote this (local) file still run? Where that cannot be told (a start
+    time unknown, /proc hiding the process), it is taken to run: its heartbeat judges it then."""
     worker = WorkerId.parse(str(record.get("worker", "")))
-    if worker is None:
-        return False
-    started = process_start_time(worker.pid)
-    # 0 means "alive, start time unknown" (no /proc): trust the pid alone.
-    return started is not None and (started == worker.started or 0 in (started, worker.started))
+    return worker is not None and is_running(worker) is not False

@@ -18,9 +18,9 @@ from pathlib import Path
 from tests.support.daemon import DaemonProcess, Folders, wait_until
 from tests.support.media import write_tone_wav
 
-from transcribed.spool import WorkerId
 from transcribed.stats import Stats
 from transcribed.status import StatusFile, check, forget_dead, judge, read_all
+from transcribed.workers import WorkerId
 
 
 def status(folders: Folders, *args: str) -> subprocess.CompletedProcess[str]:

@@ -7,12 +7,11 @@ import os
 import socket
 from pathlib import Path, PurePosixPath
 
-import pytest
-
 from tests.support.daemon import wait_until
+
 from transcribed import spool as spool_module
 from transcribed.config import Config, Daemon, Folders
-from transcribed.spool import Job, Spool, WorkerId, process_start_time
+from transcribed.spool import Job, Spool
 
 
 def _spool(root: Path, lease_seconds: float = 60.0) -> Spool:
@@ -33,41 +32,12 @@ def _worker_with_job(spool: Spool, name: str, lease: dict | None = None, file: s
     return worker
 
 
-def test_a_dead_local_worker_is_gone_and_a_live_one_is_not(tmp_path: Path) -> None:
-    """Same machine: a pid that has ended means gone; this very process is alive."""
-    spool = _spool(tmp_path)
-    host = socket.gethostname()
-    me = WorkerId.of_this_process()
-    assert spool._gone_because(_worker_with_job(spool, f"{host}.999999.5", spool.machine))
-    assert spool._gone_because(spool.work / f"{host}.{me.pid}.{me.started}") is None
-
-
-def test_a_reused_pid_does_not_make_a_dead_worker_look_alive(tmp_path: Path) -> None:
-    """A live pid with another start time is someone else: the old worker is gone."""
-    spool = _spool(tmp_path)
-    started = process_start_time(os.getpid())
-    worker = _worker_with_job(spool, f"{socket.gethostname()}.{os.getpid()}.{started - 1}", spool.machine)
-    assert "has ended" in spool._gone_because(worker)
-
-
-@pytest.mark.parametrize("key", ["boot_id", "pid_namespace"])
-def test_a_local_looking_worker_from_another_boot_or_container_is_judged_by_its_lease(
-        tmp_path: Path, key: str) -> None:
-    """Its pid cannot be checked here, so only an unchanged lease makes it gone."""
-    spool = _spool(tmp_path, lease_seconds=0.3)
-    worker = _worker_with_job(spool, f"{socket.gethostname()}.999999.5", {**spool.machine, key: "other"})
-    assert spool._gone_because(worker) is None  # first sight of the lease
-    reason = wait_until(lambda: spool._gone_because(worker), 5, "the lease to expire")
-    assert "lease" in reason
-
-
 def test_another_hosts_renewed_lease_keeps_its_jobs_and_a_stale_one_gives_them_up(tmp_path: Path) -> None:
     """The lease's content must change within lease_seconds of our own clock."""
     spool = _spool(tmp_path, lease_seconds=0.3)
     worker = _worker_with_job(spool, "otherhost.1.2", {"beat": 1})
     for beat in range(2, 8):
         (worker / "worker.json").write_text(json.dumps({"beat": beat}))
-        assert spool._gone_because(worker) is None
         assert spool.adopt_orphans() == []
     jobs = wait_until(spool.adopt_orphans, 5, "adoption once the lease stops changing")
     assert [str(job.relpath) for job in jobs] == ["a.wav"]
