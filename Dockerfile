@@ -4,17 +4,25 @@
 #   GPU (default):  docker build -t transcribed .
 #   CPU only:       docker build -t transcribed:cpu --build-arg BASE_IMAGE=ubuntu:24.04 \
 #                     --build-arg TORCH_INDEX_URL=https://download.pytorch.org/whl/cpu .
+#   podman:         add --format docker (the OCI format has no HEALTHCHECK; podman drops it).
 #   (scripts/docker-build and scripts/docker-build.ps1 do exactly this.)
 #
-# Why this base: whisperx 3.8.6 pins torch 2.8.0, whose PyPI build targets CUDA 12.8 and
-# brings cuDNN 9 and cuBLAS as pip wheels for torch's own use. CTranslate2 4.x, which runs
-# the Whisper model itself, loads libcublas.so.12 and libcudnn*.so.9 by name from the
-# linker path and never looks inside those wheels. The CUDA 12.8 + cuDNN 9 runtime image
-# puts matching libraries on that path, so both find CUDA 12 / cuDNN 9 without any
-# LD_LIBRARY_PATH tricks (a mismatch aborts the process outright: "Could not load library
-# libcudnn..."). The price is size: the CUDA libraries exist twice.
+# Why this base, the small CUDA one: whisperx 3.8.6 pins torch 2.8.0, whose PyPI build targets
+# CUDA 12.8 and installs cuBLAS, cuDNN 9 and the rest as pip wheels (nvidia-cublas-cu12,
+# nvidia-cudnn-cu12, ...) under site-packages/nvidia/*/lib, about 4.3 GB measured. torch finds
+# them by its own RPATH. CTranslate2, which runs the Whisper model, loads its CUDA libraries by
+# name from the linker path instead: measured on the 4.8.5 wheel (`strings` on
+# libctranslate2.so), that is libcublas.so.12 alone (cudart is linked in statically,
+# libcuda.so.1 comes from the driver). So the image puts torch's cuBLAS and cuDNN wheel folders
+# on LD_LIBRARY_PATH (cuDNN too: a CTranslate2 built with cuDNN loads libcudnn*.so.9 the same
+# way, and `transcribed doctor` checks both), and the base needs no CUDA libraries of its own. A `cudnn-runtime` base would
+# carry the same cuBLAS, cuDNN, cuFFT, cuRAND, cuSOLVER, cuSPARSE and NCCL a second time (3.4 GB
+# at the wheels' sizes); `base` brings only the CUDA runtime and the variables
+# (NVIDIA_VISIBLE_DEVICES, NVIDIA_DRIVER_CAPABILITIES) the NVIDIA Container Toolkit acts on.
+# The versions agree by construction: the wheels are the ones torch 2.8.0 was built against
+# (CUDA 12.8, cuDNN 9.10), and CTranslate2 4.x is built for CUDA 12 and cuDNN 9.
 # The host needs an NVIDIA driver for CUDA 12.8 (>= 570) and the NVIDIA Container Toolkit.
-ARG BASE_IMAGE=nvidia/cuda:12.8.1-cudnn-runtime-ubuntu24.04
+ARG BASE_IMAGE=nvidia/cuda:12.8.1-base-ubuntu24.04
 FROM ${BASE_IMAGE}
 
 # CPU builds: an extra package index for torch, e.g. https://download.pytorch.org/whl/cpu.
@@ -36,7 +44,8 @@ RUN apt-get update \
 # The base image tag already fixes the release.
 
 WORKDIR /src
-COPY Makefile pyproject.toml README.md ./
+# LICENSE: pyproject's license-files names it (setuptools warns now, fails from 2027).
+COPY Makefile pyproject.toml README.md LICENSE ./
 COPY daemon/ daemon/
 
 # Install exactly as the Makefile does for everyone else: a non-editable install without
@@ -45,7 +54,11 @@ COPY daemon/ daemon/
 RUN --mount=type=cache,target=/root/.cache/pip \
     if [ -n "$TORCH_INDEX_URL" ]; then export PIP_EXTRA_INDEX_URL="$TORCH_INDEX_URL"; fi \
     && make install VENV=/opt/transcribed EDITABLE= EXTRAS= \
-    && /opt/transcribed/bin/transcribed --help > /dev/null
+    && /opt/transcribed/bin/transcribed --help > /dev/null \
+    && ln -s "$(/opt/transcribed/bin/python -c 'import sysconfig; print(sysconfig.get_path("purelib"))')/nvidia" \
+        /opt/transcribed/nvidia
+# /opt/transcribed/nvidia: torch's CUDA wheels whatever the Python version (3.12 on Ubuntu
+# 24.04, 3.11 on Debian 12); a dangling link in a CPU-only build, where there are none.
 
 # A fixed non-root uid, so that volumes and Kubernetes' runAsUser agree on who owns files.
 # /models is world-writable (with the sticky bit, like /tmp) so the model cache also works
@@ -63,7 +76,9 @@ COPY config/docker.yaml /etc/transcribed/transcribed.yaml
 # HF_HOME, TORCH_HOME and XDG_CACHE_HOME keep every download (alignment and VAD models
 # included) in the /models volume, so it happens once, not on every container start.
 # TRANSCRIBED_CONFIG lets `transcribed status` (the health check) find the same config.
+# LD_LIBRARY_PATH: CTranslate2 finds cuBLAS (and cuDNN) in torch's wheels, see the top.
 ENV PATH=/opt/transcribed/bin:$PATH \
+    LD_LIBRARY_PATH=/opt/transcribed/nvidia/cublas/lib:/opt/transcribed/nvidia/cudnn/lib${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH} \
     PYTHONUNBUFFERED=1 \
     PYTHONDONTWRITEBYTECODE=1 \
     HF_HOME=/models/huggingface \
