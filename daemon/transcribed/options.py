@@ -1,8 +1,9 @@
 """Per-job options: an inbox subfolder's route, then the file's own sidecar, over the config.
 
 A sidecar is `<audio file name>.yaml` (or .yml, .json) delivered with the file, e.g.
-`talk.mp3.yaml` with `language: de` and `diarize: true`. It is checked like the config; a bad one
-fails that job (BadInput) with a message naming the key, and nothing else.
+`talk.mp3.yaml` with `language: de` and `diarize: true`; `inbox.sidecar_next_to` finds it. It is
+checked like the config; a bad one fails that job (BadInput) with a message naming the key, and
+nothing else.
 """
 
 from __future__ import annotations
@@ -16,9 +17,6 @@ import yaml
 
 from .config import Config, JobOptions, check_job_options, parse_options
 from .errors import BadInput, ConfigError
-
-#: Suffixes a sidecar may have, appended to the audio file's full name.
-SIDECAR_SUFFIXES = (".yaml", ".yml", ".json")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -36,15 +34,6 @@ class Effective:
 
     def describe(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
-
-
-def sidecar_next_to(audio: Path) -> Path | None:
-    """The sidecar file delivered with `audio`, if there is one."""
-    for suffix in SIDECAR_SUFFIXES:
-        candidate = audio.with_name(audio.name + suffix)
-        if candidate.is_file():
-            return candidate
-    return None
 
 
 def read_sidecar(path: Path) -> JobOptions:
@@ -67,7 +56,8 @@ def route_for(config: Config, relpath: PurePosixPath) -> JobOptions:
     best, best_depth = JobOptions(), -1
     for folder, options in config.routes.items():
         parts = PurePosixPath(folder).parts
-        if relpath.parts[: len(parts)] == parts and len(parts) < len(relpath.parts) and len(parts) > best_depth:
+        below = relpath.parts[: len(parts)] == parts and len(parts) < len(relpath.parts)
+        if below and len(parts) > best_depth:
             best, best_depth = options, len(parts)
     return best
 

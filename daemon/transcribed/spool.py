@@ -32,7 +32,6 @@ import os
 import secrets
 import shutil
 import time
-from collections.abc import Iterator
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path, PurePosixPath
@@ -41,13 +40,10 @@ from typing import Any
 from . import durable
 from .config import Config
 from .errors import ConfigError
+from .inbox import Inbox, sidecar_paths, sidecars_of
 from .logs import get_logger
-from .options import SIDECAR_SUFFIXES
 from .workers import Lease, Liveness, WorkerId, forget_worker, machine_identity, timestamp
 
-#: Names a copying program gives a file it has not finished (ignored until renamed).
-TEMPORARY_SUFFIXES = (".part", ".partial", ".tmp", ".temp", ".crdownload", ".download", ".filepart",
-                      ".swp", "~")
 #: Longest file name (bytes) of Linux filesystems and SMB; longer result names are shortened.
 NAME_MAX = 255
 #: A move that failed is retried after this many seconds, doubling up to the maximum.
@@ -84,12 +80,7 @@ class Job:
 
     def sidecars(self) -> dict[str, Path]:
         """The per-file options delivered with the source: sidecar suffix -> file."""
-        found = {}
-        for suffix in SIDECAR_SUFFIXES:
-            path = self.source.with_name(self.source.name + suffix)
-            if path.is_file():
-                found[suffix] = path
-        return found
+        return sidecars_of(self.source)
 
     @property
     def staging(self) -> Path:
@@ -124,7 +115,7 @@ class Spool:
 
     def __init__(self, config: Config, worker: WorkerId | None = None) -> None:
         self.folders = config.folders
-        self.extensions = frozenset(config.watch.extensions)
+        self._inbox = Inbox(self.folders.inbox, config.watch.extensions)
         self.max_attempts = config.jobs.max_attempts
         self.worker = worker or WorkerId.of_this_process()
         self.work = self.folders.state / "work"
@@ -171,38 +162,19 @@ class Spool:
 
     def scan(self) -> list[Path]:
         """Every file in the inbox that looks like audio or video and is not a temporary name."""
-        return [folder / name for folder, names in self._inbox_folders() for name in names
-                if self.wants(name)]
+        return self._inbox.scan()
 
     def stray_sidecars(self, older_than: float) -> list[Path]:
-        """Sidecars in the inbox, untouched for `older_than` seconds, whose audio is not there,
-        not even under a temporary name (`talk.mp3.part`) while it is being copied."""
-        stray, now = [], time.time()
-        for folder, names in self._inbox_folders():
-            for name in names:
-                audio = _audio_named_by(name)
-                if audio is None or not self.wants(audio) or _audio_on_its_way(audio, names):
-                    continue
-                with contextlib.suppress(OSError):
-                    if now - (folder / name).stat().st_mtime >= older_than:
-                        stray.append(folder / name)
-        return stray
-
-    def _inbox_folders(self) -> Iterator[tuple[Path, list[str]]]:
-        """Each folder of the inbox (hidden ones skipped) with its file names, sorted."""
-        for root, dirs, files in os.walk(self.folders.inbox):
-            dirs[:] = sorted(d for d in dirs if not d.startswith("."))
-            yield Path(root), sorted(files)
+        """Sidecars in the inbox, untouched for `older_than` seconds, whose audio is not there."""
+        return self._inbox.stray_sidecars(older_than)
 
     def wants(self, name: str) -> bool:
         """Is this a file name the daemon takes (once it is complete)?"""
-        if name.startswith(".") or name.lower().endswith(TEMPORARY_SUFFIXES):
-            return False
-        return name.rpartition(".")[2].lower() in self.extensions and "." in name
+        return self._inbox.wants(name)
 
     def relative(self, path: Path) -> PurePosixPath:
         """A path in the inbox, relative to it (kept in outbox/, done/ and failed/)."""
-        return PurePosixPath(path.relative_to(self.folders.inbox).as_posix())
+        return self._inbox.relative(path)
 
     def claim(self, path: Path) -> Job | None:
         """Take `path` out of the inbox for this worker; None if another worker (or a user) was
@@ -238,8 +210,7 @@ class Spool:
 
     def _claim_sidecars(self, path: Path, job: Job) -> None:
         """Per-file options (`<name>.yaml`, `.yml`, `.json`) travel with their audio."""
-        for suffix in SIDECAR_SUFFIXES:
-            sidecar = path.with_name(path.name + suffix)
+        for _, sidecar in sidecar_paths(path):
             with contextlib.suppress(FileNotFoundError):
                 os.rename(sidecar, job.source.parent / sidecar.name)
 
@@ -541,17 +512,6 @@ def _beside(path: Path) -> Path:
         if not os.path.lexists(candidate):
             return candidate
     raise RuntimeError(f"no free name beside {path}")
-
-
-def _audio_named_by(sidecar: str) -> str | None:
-    """`talk.mp3` for the sidecar name `talk.mp3.yaml`; None for a name that is no sidecar."""
-    return next((sidecar[: -len(s)] for s in SIDECAR_SUFFIXES if sidecar.endswith(s)), None)
-
-
-def _audio_on_its_way(audio: str, names: list[str]) -> bool:
-    """The audio is among `names`, or being copied under a temporary name (`talk.mp3.part`)."""
-    return any(name == audio or name.startswith(audio + ".") and not name.endswith(SIDECAR_SUFFIXES)
-               for name in names)
 
 
 def _new_job_id() -> str:

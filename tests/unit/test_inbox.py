@@ -1,0 +1,64 @@
+"""The inbox's name rules on real temp folders: which files are jobs, which sidecars are strays."""
+
+from __future__ import annotations
+
+import os
+import time
+from pathlib import Path, PurePosixPath
+
+from transcribed.inbox import Inbox, audio_named_by, sidecar_next_to, sidecars_of
+
+
+def _inbox(root: Path) -> Inbox:
+    root.mkdir(exist_ok=True)
+    return Inbox(root, ["wav", "mp3"])
+
+
+def _touch(path: Path, age: float = 0.0) -> Path:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_bytes(b"x")
+    if age:
+        then = time.time() - age
+        os.utime(path, (then, then))
+    return path
+
+
+def test_only_complete_visible_files_with_a_watched_extension_are_taken(tmp_path: Path) -> None:
+    """Hidden names, copies in progress and other extensions wait; the extension's case does not matter."""
+    inbox = _inbox(tmp_path / "inbox")
+    for name in ("a.wav", "B.MP3", ".hidden.wav", "c.wav.part", "d.wav~", "e.txt", "wav", "f.mp3.yaml"):
+        _touch(inbox.folder / name)
+    _touch(inbox.folder / "sub" / "g.wav")
+    _touch(inbox.folder / ".trash" / "h.wav")
+    assert [inbox.relative(p) for p in inbox.scan()] == [
+        PurePosixPath("B.MP3"), PurePosixPath("a.wav"), PurePosixPath("sub/g.wav")]
+
+
+def test_a_sidecar_names_its_audio_by_the_audios_full_name() -> None:
+    """`talk.mp3.yaml` belongs to `talk.mp3`; a plain `talk.yaml` is no sidecar."""
+    assert audio_named_by("talk.mp3.yaml") == "talk.mp3"
+    assert audio_named_by("talk.mp3.json") == "talk.mp3"
+    assert audio_named_by("talk.mp3") is None
+
+
+def test_the_sidecars_of_a_file_are_found_in_suffix_order(tmp_path: Path) -> None:
+    """The one lookup the options, the claim and the finish share."""
+    audio = _touch(tmp_path / "talk.mp3")
+    assert sidecar_next_to(audio) is None and sidecars_of(audio) == {}
+    json_sidecar, yaml_sidecar = _touch(tmp_path / "talk.mp3.json"), _touch(tmp_path / "talk.mp3.yaml")
+    (tmp_path / "talk.mp3.yml").mkdir()  # not a file: not a sidecar
+    assert sidecars_of(audio) == {".yaml": yaml_sidecar, ".json": json_sidecar}
+    assert sidecar_next_to(audio) == yaml_sidecar
+
+
+def test_a_sidecar_is_a_stray_only_when_old_and_its_audio_is_nowhere(tmp_path: Path) -> None:
+    """Its audio present, or still being copied under a temporary name, keeps it waiting."""
+    inbox = _inbox(tmp_path / "inbox")
+    stray = _touch(inbox.folder / "gone.wav.yaml", age=100)
+    _touch(inbox.folder / "young.wav.yaml")
+    _touch(inbox.folder / "here.wav.yaml", age=100)
+    _touch(inbox.folder / "here.wav")
+    _touch(inbox.folder / "copying.wav.yaml", age=100)
+    _touch(inbox.folder / "copying.wav.part")
+    _touch(inbox.folder / "notes.txt.yaml", age=100)  # names no watched file: not ours
+    assert inbox.stray_sidecars(older_than=50) == [stray]
