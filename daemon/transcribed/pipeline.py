@@ -22,7 +22,8 @@ from .engine.oom import BatchGovernor, is_gpu_lost, is_out_of_memory
 from .alignment import AlignModelMissing, Aligner
 from .diarization import Diarizer
 from .errors import GpuLost, OutOfMemory, StageFailed, TranscribedError
-from .options import Effective, effective_options, read_sidecar, sidecar_next_to
+from .inbox import sidecar_next_to
+from .options import Effective, effective_options, read_sidecar
 from .logs import get_logger
 from .outputs import plain_result, write_outputs
 from .spool import Job
