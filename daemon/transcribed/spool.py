@@ -25,24 +25,22 @@ file is claimed while a folder refuses.
 
 from __future__ import annotations
 
-import contextlib
 import errno
 import hashlib
 import os
-import secrets
 import shutil
 import time
-from dataclasses import dataclass, field
-from datetime import datetime, timezone
+from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 from typing import Any
 
 from . import durable
 from .config import Config
 from .errors import ConfigError
-from .inbox import Inbox, sidecar_paths, sidecars_of
+from .inbox import Inbox
+from .jobs import Claims, Job, read_job
 from .logs import get_logger
-from .workers import Lease, Liveness, WorkerId, forget_worker, machine_identity, timestamp
+from .workers import Lease, Liveness, WorkerId, forget_worker, machine_identity
 
 #: Longest file name (bytes) of Linux filesystems and SMB; longer result names are shortened.
 NAME_MAX = 255
@@ -55,45 +53,6 @@ FOLDER_ERRORS = frozenset({errno.ENOSPC, errno.EDQUOT, errno.EROFS, errno.EACCES
 PLAN_VERSION = 2
 
 log = get_logger()
-
-
-@dataclass
-class Job:
-    """A file being transcribed: its folder in the work area, and what we know about it."""
-
-    id: str
-    relpath: PurePosixPath
-    dir: Path
-    attempts: int = 0
-    claimed_at: str = ""
-    history: list[dict[str, Any]] = field(default_factory=list)
-
-    @property
-    def source(self) -> Path:
-        return self.dir / "src" / self.relpath.name
-
-    @property
-    def stem(self) -> str:
-        """The source's name without its suffix: the name its results take."""
-        name = self.relpath.name
-        return name[: -len(self.relpath.suffix)] if self.relpath.suffix else name
-
-    def sidecars(self) -> dict[str, Path]:
-        """The per-file options delivered with the source: sidecar suffix -> file."""
-        return sidecars_of(self.source)
-
-    @property
-    def staging(self) -> Path:
-        """Where results are written before they move to the outbox."""
-        return self.dir / "out"
-
-    @property
-    def log_path(self) -> Path:
-        return self.dir / "log.jsonl"
-
-    def record(self) -> dict[str, Any]:
-        return {"id": self.id, "relpath": str(self.relpath), "attempts": self.attempts,
-                "claimed_at": self.claimed_at, "history": self.history}
 
 
 @dataclass
@@ -116,12 +75,12 @@ class Spool:
     def __init__(self, config: Config, worker: WorkerId | None = None) -> None:
         self.folders = config.folders
         self._inbox = Inbox(self.folders.inbox, config.watch.extensions)
-        self.max_attempts = config.jobs.max_attempts
         self.worker = worker or WorkerId.of_this_process()
         self.work = self.folders.state / "work"
         self.mine = self.work / self.worker.name
         self.machine = machine_identity()
         self._lease = Lease(self.mine, self.worker, self.machine)
+        self._claims = Claims(self.mine, self.worker, config.jobs.max_attempts)
         self._liveness = Liveness(self.worker, self.machine, config.daemon.lease_seconds)
         #: Finished jobs waiting for a folder to take their files: job folder name -> state.
         self._held: dict[str, _Held] = {}
@@ -182,77 +141,25 @@ class Spool:
         self.retry_held()
         if self.paused:
             return None
-        job_id = _new_job_id()
-        job = Job(id=job_id, relpath=self.relative(path), dir=self.mine / job_id, claimed_at=timestamp())
-        try:
-            job.source.parent.mkdir(parents=True)
-            durable.write_json_atomic(job.dir / "job.json", job.record())  # before the rename
-        except OSError as exc:
-            shutil.rmtree(job.dir, ignore_errors=True)
-            log.error("job.claim_failed", file=str(job.relpath), error=str(exc),
-                      reason="cannot write the job's state; the file stays in the inbox")
-            return None
-        try:
-            os.rename(path, job.source)  # rename, not copy: the claim must be atomic
-        except OSError as exc:
-            # NFS: a rename whose reply was lost is sent again and answers ENOENT, though the
-            # first one moved the file. So look before deciding the claim was lost.
-            if not os.path.lexists(job.source):
-                shutil.rmtree(job.dir, ignore_errors=True)
-                if not isinstance(exc, FileNotFoundError):
-                    log.error("job.claim_failed", file=str(job.relpath), error=str(exc))
-                return None
-        durable.failpoint("claim")
-        self._claim_sidecars(path, job)
-        durable.fsync_dir(path.parent)
-        durable.fsync_dir(job.source.parent)
-        return job
-
-    def _claim_sidecars(self, path: Path, job: Job) -> None:
-        """Per-file options (`<name>.yaml`, `.yml`, `.json`) travel with their audio."""
-        for _, sidecar in sidecar_paths(path):
-            with contextlib.suppress(FileNotFoundError):
-                os.rename(sidecar, job.source.parent / sidecar.name)
+        return self._claims.claim(path, self.relative(path))
 
     # --- running jobs ----------------------------------------------------------------------------
 
     def save(self, job: Job) -> None:
-        """Write the job's record; a full or read-only disk is logged, and the job goes on (its
-        files are safe where they are; only its attempt count is not updated on disk)."""
-        try:
-            durable.write_json_atomic(job.dir / "job.json", job.record())
-        except OSError as exc:
-            log.error("spool.state_write_failed", job_id=job.id, file=str(job.relpath),
-                      error=str(exc))
+        """Write the job's record; a full or read-only disk is logged, and the job goes on."""
+        self._claims.save(job)
 
     def start_attempt(self, job: Job) -> None:
         """Count a run of this job before it starts, so a crash during it is counted too."""
-        job.attempts += 1
-        job.history.append({"attempt": job.attempts, "worker": self.worker.name, "started_at": timestamp()})
-        try:
-            shutil.rmtree(job.staging, ignore_errors=True)
-            job.staging.mkdir()
-        except OSError as exc:
-            log.error("spool.state_write_failed", job_id=job.id, error=str(exc))
-        self.save(job)
+        self._claims.start_attempt(job)
 
     def note_error(self, job: Job, error: str) -> None:
         """Remember why an attempt failed (shown in the final error report)."""
-        if job.history:
-            job.history[-1]["error"] = error
-        self.save(job)
+        self._claims.note_error(job, error)
 
     def exhausted(self, job: Job) -> bool:
         """Has this job been tried as often as it may be?"""
-        return job.attempts >= self.max_attempts
-
-    def my_jobs(self) -> list[Job]:
-        """Jobs in this worker's folder (retries, adoptions), oldest first."""
-        jobs = []
-        for job_dir in sorted(p for p in self.mine.iterdir() if p.is_dir()):
-            if job_dir.name not in self._held and (job := self.load(job_dir)) is not None:
-                jobs.append(job)
-        return jobs
+        return self._claims.exhausted(job)
 
     def load(self, job_dir: Path) -> Job | None:
         """Read a job back from its folder; a half-made claim is removed and a half-finished one
@@ -260,20 +167,7 @@ class Spool:
         if (job_dir / "plan.json").exists():
             self._resume(job_dir)
             return None
-        sources = _files_in(job_dir / "src")
-        if not sources:
-            shutil.rmtree(job_dir, ignore_errors=True)  # claimed nothing: a crash mid-claim
-            return None
-        try:
-            record = durable.read_json(job_dir / "job.json")
-        except (OSError, ValueError):
-            # The record is written before the claim, so this is damage from outside; the
-            # file is what matters: keep it, under its own name.
-            record = {"id": job_dir.name, "relpath": sources[0].name}
-            log.warning("job.record_missing", job_id=job_dir.name, file=sources[0].name)
-        return Job(id=record["id"], relpath=PurePosixPath(record["relpath"]), dir=job_dir,
-                   attempts=record.get("attempts", 0), claimed_at=record.get("claimed_at", ""),
-                   history=record.get("history", []))
+        return read_job(job_dir)
 
     # --- finishing -------------------------------------------------------------------------------
 
@@ -477,13 +371,6 @@ class Spool:
 
 
 
-def _files_in(folder: Path) -> list[Path]:
-    try:
-        return sorted(p for p in folder.iterdir() if os.path.lexists(p))
-    except OSError:
-        return []
-
-
 def _inside(job_dir: Path, path: Path) -> str:
     """`path` relative to the job folder (the plan must survive the folder being adopted)."""
     try:
@@ -512,10 +399,3 @@ def _beside(path: Path) -> Path:
         if not os.path.lexists(candidate):
             return candidate
     raise RuntimeError(f"no free name beside {path}")
-
-
-def _new_job_id() -> str:
-    """Sortable by claim time, unique across workers."""
-    return datetime.now(timezone.utc).strftime("%Y%m%dT%H%M%S%fZ") + "-" + secrets.token_hex(3)
-
-

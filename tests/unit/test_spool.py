@@ -11,7 +11,8 @@ from tests.support.daemon import wait_until
 
 from transcribed import spool as spool_module
 from transcribed.config import Config, Daemon, Folders
-from transcribed.spool import Job, Spool
+from transcribed.jobs import Job
+from transcribed.spool import Spool
 
 
 def _spool(root: Path, lease_seconds: float = 60.0) -> Spool:
