@@ -22,7 +22,7 @@ from . import logs
 from .audio import declared_seconds
 from .config import Overlap
 from .pipeline import Pipeline, Prepared
-from .spool import Job
+from .jobs import Job
 
 log = logs.get_logger()
 
