@@ -26,7 +26,7 @@ from .inbox import sidecar_next_to
 from .options import Effective, effective_options, read_sidecar
 from .logs import get_logger
 from .outputs import plain_result, write_outputs
-from .spool import Job
+from .jobs import Job
 from .stats import Stats
 
 log = get_logger()
