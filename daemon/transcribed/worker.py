@@ -31,7 +31,8 @@ from .engine.base import Engine
 from .errors import BadInput, GpuLost, OutOfMemory, StageFailed
 from .pipeline import Finished, Pipeline, Prepared
 from .prefetch import Prefetch
-from .spool import Job, Spool
+from .jobs import Job
+from .spool import Spool
 from .stats import Stats
 from .watcher import Arrivals
 
