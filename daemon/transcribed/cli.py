@@ -123,7 +123,7 @@ def _status(args: argparse.Namespace) -> int:
 def _transcribe(args: argparse.Namespace) -> int:
     """The daemon's engine and outputs for a few files: each is read in place, results go to --out."""
     from .pipeline import Pipeline
-    from .spool import Job
+    from .jobs import Job
     from .durable import move_no_clobber
 
     logs.configure()
