@@ -182,7 +182,7 @@ def _bench(name: str, config: Config, hardware: Hardware, items: list[Clip], dow
 
 def _one(pipeline: Any, path: Path) -> dict[str, Any]:
     """One file through the real pipeline, as `transcribed transcribe` runs it; its metadata."""
-    from transcribed.spool import Job
+    from transcribed.jobs import Job
 
     with tempfile.TemporaryDirectory(prefix="bench-gpu-") as tmp:
         job = Job(id=path.stem, relpath=PurePosixPath(path.name), dir=Path(tmp), attempts=1)
