@@ -27,7 +27,7 @@ from transcribed.engine.models import bundled_model_path
 from transcribed.engine.oom import BatchGovernor
 from transcribed.engine.whisperx_engine import WhisperXEngine
 from transcribed.pipeline import Pipeline
-from transcribed.spool import Job
+from transcribed.jobs import Job
 
 pytestmark = pytest.mark.e2e
 
