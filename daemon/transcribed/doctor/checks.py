@@ -1,0 +1,269 @@
+"""The doctor's checks of this machine and this configuration, each adding lines to a `Report`.
+
+From the hardware up: the NVIDIA driver, the GPU, CUDA as torch and CTranslate2 see it, cuDNN;
+then the model, the settings `auto` resolves to, and the folders. Each line says what to do when
+it is not ok. The sample transcription, which proves them together, is `.sample`.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from ..config import Config
+from ..errors import ConfigError
+from .report import FAIL, OK, WARN, Report
+
+if TYPE_CHECKING:
+    from ..engine.hardware import Hardware
+    from ..engine.models import ResolvedModel
+
+#: CUDA 12 needs driver 525+; torch 2.8's CUDA 12.8 build is made for 570+.
+DRIVER_MINIMUM, DRIVER_RECOMMENDED = 525, 570
+#: The libraries CTranslate2 loads by name (not from torch's wheels) when it runs on a GPU.
+CT2_CUDA_LIBRARIES = ("libcublas.so.12", "libcudnn.so.9")
+
+
+# --- the driver and the GPU ---------------------------------------------------------------------
+
+def check_driver(report: Report, config: Config) -> list[dict[str, str]]:
+    """The NVIDIA driver by nvidia-smi: its version, and the GPUs it sees (returned)."""
+    must = config.model.device == "cuda"
+    smi = shutil.which("nvidia-smi")
+    if smi is None:
+        report.add("driver", "NVIDIA driver", FAIL if must else WARN,
+                   "nvidia-smi not found: no NVIDIA driver on this machine (or not passed into "
+                   "this container)",
+                   "for a GPU: install the NVIDIA driver (R570+), and in Docker run with --gpus all "
+                   "and the NVIDIA Container Toolkit; without one, transcription runs on the CPU")
+        return []
+    fields = "index,name,driver_version,memory.total,memory.free"
+    try:
+        result = subprocess.run([smi, f"--query-gpu={fields}", "--format=csv,noheader,nounits"],  # noqa: S603 - fixed args
+                                capture_output=True, text=True, timeout=30, check=False)
+    except (OSError, subprocess.TimeoutExpired) as exc:
+        report.add("driver", "NVIDIA driver", FAIL if must else WARN, f"nvidia-smi failed: {exc}",
+                   "check the driver with `nvidia-smi` on the host; a reboot after a driver update")
+        return []
+    if result.returncode != 0:
+        text = (result.stdout + result.stderr).strip().splitlines()
+        report.add("driver", "NVIDIA driver", FAIL if must else WARN,
+                   f"nvidia-smi: {text[0] if text else f'exit code {result.returncode}'}",
+                   "the driver is installed but not working: after a driver update reboot (or "
+                   "reload the nvidia modules); in a container, restart it")
+        return []
+    gpus = [dict(zip(fields.split(","), (v.strip() for v in line.split(",")), strict=False))
+            for line in result.stdout.strip().splitlines() if line.strip()]
+    version = gpus[0].get("driver_version", "?") if gpus else "?"
+    major = int(version.split(".")[0]) if version.split(".")[0].isdigit() else 0
+    names = "; ".join(f"{g.get('index')}: {g.get('name')}, {g.get('memory.total')} MiB "
+                      f"({g.get('memory.free')} MiB free)" for g in gpus)
+    status, advice = OK, ""
+    if major and major < DRIVER_MINIMUM:
+        status = FAIL if must else WARN
+        advice = f"CUDA 12 needs driver {DRIVER_MINIMUM} or newer; update the NVIDIA driver (R570+)"
+    elif major and major < DRIVER_RECOMMENDED:
+        status = WARN
+        advice = (f"works through CUDA's minor-version compatibility; R{DRIVER_RECOMMENDED}+ is "
+                  "what torch's CUDA 12.8 build is made for")
+    report.add("driver", "NVIDIA driver", status,
+               f"driver {version}, {len(gpus)} GPU(s) by nvidia-smi: {names or 'none'}", advice,
+               driver_version=version, gpus=gpus)
+    return gpus
+
+
+def check_cuda(report: Report, config: Config, gpus: list[dict[str, str]]) -> Hardware:
+    """CUDA as torch and CTranslate2 see it, and the configured GPU; returns what was probed."""
+    import ctranslate2
+    import torch
+
+    from ..engine.hardware import probe
+
+    hardware = probe(config.model.device_index)
+    index = config.model.device_index
+    visible = os.environ.get("CUDA_VISIBLE_DEVICES")
+    hidden = f"; CUDA_VISIBLE_DEVICES={visible!r}" if visible is not None else ""
+    torch_build = (f"torch {torch.__version__} (CUDA build {torch.version.cuda})" if torch.version.cuda
+                   else f"torch {torch.__version__} (a CPU-only build)")
+    problems = "; ".join(p for p in hardware.problems if p.startswith("torch"))
+    if hardware.torch_cuda:
+        report.add("torch_cuda", "CUDA in torch", OK,
+                   f"{torch_build}: {hardware.torch_cuda_devices} device(s){hidden}")
+    else:
+        report.add("torch_cuda", "CUDA in torch", WARN,
+                   f"{torch_build}: no CUDA device{hidden}" + (f" ({problems})" if problems else ""),
+                   _no_cuda_advice(gpus, visible), torch_version=torch.__version__)
+    ct2_types = ", ".join(sorted(hardware.cuda_compute_types)) or "none"
+    ct2_problems = "; ".join(p for p in hardware.problems if p.startswith("CTranslate2"))
+    report.add("ct2_cuda", "CUDA in CTranslate2",
+               OK if hardware.ct2_cuda_devices > index else WARN,
+               f"CTranslate2 {ctranslate2.__version__}: {hardware.ct2_cuda_devices} device(s); "
+               f"compute types on GPU {index}: {ct2_types}; on the CPU: "
+               f"{', '.join(sorted(hardware.cpu_compute_types))}"
+               + (f" ({ct2_problems})" if ct2_problems else ""),
+               "" if hardware.ct2_cuda_devices > index else _no_cuda_advice(gpus, visible))
+    if hardware.gpu_name is not None:
+        report.add("gpu", "GPU", OK,
+                   f"GPU {index}: {hardware.gpu_name}, {_gib(hardware.total_bytes)} total, "
+                   f"{_gib(hardware.free_bytes)} free", total_bytes=hardware.total_bytes,
+                   free_bytes=hardware.free_bytes)
+    else:
+        must = config.model.device == "cuda"
+        report.add("gpu", "GPU", FAIL if must else WARN,
+                   f"no GPU {index} usable by this process ({len(gpus)} seen by nvidia-smi, "
+                   f"{hardware.torch_cuda_devices} by torch)", _no_cuda_advice(gpus, visible))
+    return hardware
+
+
+def _no_cuda_advice(gpus: list[dict[str, str]], visible: str | None) -> str:
+    if visible is not None and visible.strip() in ("", "-1"):
+        return "CUDA_VISIBLE_DEVICES hides every GPU: unset it or name a GPU index"
+    if gpus:
+        return ("nvidia-smi sees a GPU but CUDA cannot use it: the driver may be too old for CUDA "
+                "12, or the driver libraries do not match (reboot after a driver update)")
+    return "needs an NVIDIA GPU and driver; in Docker: --gpus all with the NVIDIA Container Toolkit"
+
+
+def check_cudnn(report: Report) -> None:
+    """cuDNN in torch, and the CUDA libraries CTranslate2 loads by name (needed on a GPU only)."""
+    import torch
+
+    version = torch.backends.cudnn.version() if torch.backends.cudnn.is_available() else None
+    torch_part = f"cuDNN {_cudnn_version(version)} in torch" if version else "no cuDNN in torch"
+    missing = [name for name in CT2_CUDA_LIBRARIES if not _loadable(name)]
+    on_gpu = report.settings is not None and report.settings.device == "cuda"
+    if not missing:
+        report.add("cudnn", "cuDNN and cuBLAS", OK,
+                   f"{torch_part}; {' and '.join(CT2_CUDA_LIBRARIES)} loadable for CTranslate2"
+                   + ("" if on_gpu else " (used only on a GPU)"))
+        return
+    report.add("cudnn", "cuDNN and cuBLAS", FAIL if on_gpu else OK,
+               f"{torch_part}; CTranslate2 cannot load {', '.join(missing)}"
+               + ("" if on_gpu else " (needed only on a GPU)"),
+               "install CUDA 12 cuBLAS and cuDNN 9 system-wide (the image's nvidia/cuda "
+               "...-cudnn-runtime base has them), or put their folders on LD_LIBRARY_PATH"
+               if on_gpu else "")
+
+
+def _cudnn_version(version: int) -> str:
+    """cuDNN's version number as people write it: 90100 is 9.1.0."""
+    if version < 10000:
+        return str(version)
+    return f"{version // 10000}.{version // 100 % 100}.{version % 100}"
+
+
+def _loadable(name: str) -> bool:
+    if not sys.platform.startswith("linux"):
+        return True  # Windows and macOS find these differently; the transcription check tells
+    try:
+        ctypes.CDLL(name)
+    except OSError:
+        return False
+    return True
+
+
+# --- the model, the settings, the folders -------------------------------------------------------
+
+def check_model(report: Report, config: Config) -> ResolvedModel | None:
+    """The configured model: bundled, downloaded, a folder, or still to download (None: unknown)."""
+    from ..engine.models import resolve_model
+
+    try:
+        model = resolve_model(config.model.name, config.model.download_dir, download=False)
+    except ConfigError as exc:
+        report.add("model", "Model", FAIL, str(exc), "set model.name to a known size or a model folder")
+        return None
+    if model.source == "not downloaded yet":
+        report.add("model", "Model", WARN,
+                   f"{model.name} is not in {config.model.download_dir} yet: the daemon downloads "
+                   "it once at its first start", "give the first start network access, or copy "
+                   "the model folder there and set model.name to it", source=model.source)
+        return model
+    report.add("model", "Model", OK, f"{model.name}: {model.source}, {model.path}",
+               source=model.source, path=str(model.path))
+    return model
+
+
+def check_settings(report: Report, config: Config, hardware: Hardware,
+                   model: ResolvedModel | None) -> None:
+    """The device, compute type and batch size `auto` resolves to here (kept in the report)."""
+    from ..engine.hardware import choose
+
+    path = model.path if model is not None else config.model.download_dir
+    source = model.source if model is not None else "unknown"
+    try:
+        settings = choose(config.model, hardware, path, source)
+    except ConfigError as exc:
+        report.add("device", "Will run on", FAIL, str(exc),
+                   "fix the key named, or leave model.device, compute_type and batch_size at auto")
+        return
+    report.settings = settings
+    what = (f"the {'GPU' if settings.device == 'cuda' else 'CPU'}: {settings.compute_type}, "
+            f"batch size {settings.batch_size}, {settings.cpu_threads} CPU threads")
+    if settings.device == "cuda":
+        report.add("device", "Will run on", OK, f"{what}; {settings.reasons['device']}",
+                   reasons=settings.reasons)
+    elif config.model.device == "cpu":
+        report.add("device", "Will run on", OK, f"{what} (model.device: cpu)", reasons=settings.reasons)
+    else:
+        report.add("device", "Will run on", WARN, f"{what}, because {settings.reasons['device']}",
+                   "this works, only slower than a GPU; the checks above say what a GPU needs",
+                   reasons=settings.reasons)
+
+
+def check_folders(report: Report, config: Config) -> None:
+    """Every folder writable (really written to), all on one filesystem."""
+    names = ("inbox", "outbox", "done", "failed", "state")
+    problems: list[str] = []
+    devices: dict[str, int] = {}
+    created: list[str] = []
+    for name in names:
+        path: Path = getattr(config.folders, name)
+        existing = _nearest_existing(path)
+        if existing != path:
+            created.append(name)
+        if not existing.is_dir():
+            problems.append(f"folders.{name}: {existing} is not a folder")
+            continue
+        if not _writable(existing):
+            problems.append(f"folders.{name}: {existing} is not writable by uid {os.getuid()}")
+        devices[name] = existing.stat().st_dev
+    if devices and len(set(devices.values())) > 1:
+        other = [n for n, d in devices.items() if d != next(iter(devices.values()))]
+        problems.append(f"folders.{', folders.'.join(other)}: on another filesystem than "
+                        f"folders.{next(iter(devices))}; every folder must share one, because "
+                        "jobs move between them by atomic rename")
+    where = os.path.commonpath([str(getattr(config.folders, n)) for n in names])
+    if problems:
+        report.add("folders", "Folders", FAIL, "; ".join(problems),
+                   "create the folders writable by the daemon's user, all on one filesystem")
+        return
+    note = f" ({', '.join(created)}: not there yet, the daemon creates them)" if created else ""
+    report.add("folders", "Folders", OK,
+               f"inbox, outbox, done, failed, state under {where}: writable, one filesystem{note}")
+
+
+def _nearest_existing(path: Path) -> Path:
+    while not path.exists() and path.parent != path:
+        path = path.parent
+    return path
+
+
+def _writable(folder: Path) -> bool:
+    """Really write there: os.access misses read-only bind mounts' and ACLs' verdicts."""
+    try:
+        with tempfile.NamedTemporaryFile(dir=folder, prefix=".transcribed-doctor-"):
+            return True
+    except OSError:
+        return False
+
+
+
+def _gib(value: int | None) -> str:
+    return "?" if value is None else f"{value / 1024**3:.1f} GiB"
