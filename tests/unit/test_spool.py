@@ -5,12 +5,13 @@ from __future__ import annotations
 import json
 import os
 import socket
+import time
 from pathlib import Path, PurePosixPath
 
 from tests.support.daemon import wait_until
 
-from transcribed import spool as spool_module
 from transcribed.config import Config, Daemon, Folders
+from transcribed.finish import RETRY_FIRST_SECONDS, free_name_beside
 from transcribed.jobs import Job
 from transcribed.spool import Spool
 
@@ -104,9 +105,9 @@ def test_result_names_too_long_for_the_filesystem_are_shortened_and_stay_distinc
 
 def test_a_name_taken_after_planning_gets_a_numbered_name_that_keeps_its_extension(tmp_path: Path) -> None:
     """`x.json` taken by someone else between plan and move: ours lands at `x.2.json`, nothing lost."""
-    assert spool_module._beside(tmp_path / "x.json") == tmp_path / "x.2.json"
+    assert free_name_beside(tmp_path / "x.json") == tmp_path / "x.2.json"
     (tmp_path / "x.2.json").touch()
-    assert spool_module._beside(tmp_path / "x.json") == tmp_path / "x.3.json"
+    assert free_name_beside(tmp_path / "x.json") == tmp_path / "x.3.json"
 
 
 def test_claims_pause_while_a_folder_refuses_finished_work_and_resume_after(tmp_path: Path) -> None:
@@ -123,8 +124,7 @@ def test_claims_pause_while_a_folder_refuses_finished_work_and_resume_after(tmp_
     assert spool.claim(spool.folders.inbox / "b.wav") is not None  # ...so claims go on
     spool.folders.outbox.unlink()
     spool.folders.outbox.mkdir()
-    spool._held[job.dir.name].due = 0
-    spool.retry_held()
+    spool.retry_held(now=time.monotonic() + RETRY_FIRST_SECONDS)  # the first retry is due
     assert (spool.folders.outbox / "a.txt").read_text() == "words"
     assert (spool.folders.done / "a.wav").exists() and not job.dir.exists()
 
