@@ -13,7 +13,7 @@ from pathlib import Path, PurePosixPath
 
 from . import __version__, logs
 from .config import CONFIG_ENV, Config, load_config, render_yaml
-from .errors import ConfigError, TranscribedError
+from .errors import ConfigError, FailedIn, TranscribedError
 from .service import EXIT_CONFIG, EXIT_ERROR, EXIT_OK, Service, build_engine, load_later_stages
 
 
@@ -147,8 +147,8 @@ def _transcribe(args: argparse.Namespace) -> int:
             try:
                 finished = pipeline.run(job)
             except TranscribedError as exc:
-                logs.get_logger().error("job.failed", file=str(path), error=str(exc),
-                                        stage=pipeline.stage)
+                stage, error = (exc.stage, exc.error) if isinstance(exc, FailedIn) else (None, exc)
+                logs.get_logger().error("job.failed", file=str(path), error=str(error), stage=stage)
                 failures += 1
                 continue
             for output in finished.outputs.values():

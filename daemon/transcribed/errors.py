@@ -41,5 +41,11 @@ class StageFailed(TranscribedError):
         self.kept = kept
 
 
-class ShutdownNow(BaseException):
-    """Stop at once: the current job goes back to the inbox. A BaseException so no handler eats it."""
+class FailedIn(TranscribedError):
+    """An error raised inside one stage of a job's pipeline (decode, vad, transcribe, write,
+    align...): the worker decides the outcome from `error` and reports `stage`."""
+
+    def __init__(self, stage: str, error: Exception) -> None:
+        super().__init__(f"{stage}: {type(error).__name__}: {error}")
+        self.stage = stage
+        self.error = error

@@ -27,10 +27,6 @@ class Notifier:
         self.watchdog_interval = int(usec) / 2e6 if usec.isdigit() and mine else None
         self._last_ping = 0.0
 
-    @property
-    def enabled(self) -> bool:
-        return self.address is not None
-
     def send(self, *fields: str) -> None:
         """Send one message of `KEY=value` lines; failures are ignored (systemd may be gone)."""
         if self.address is None:

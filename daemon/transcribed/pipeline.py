@@ -12,16 +12,16 @@ import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, TypedDict
 
 from . import __version__
 from .audio import Audio, decode
 from .config import Config
-from .engine.base import Engine, Request
+from .engine.base import Engine, Request, SpeechChunk, SpeechOf, Transcript
 from .engine.oom import BatchGovernor, is_gpu_lost, is_out_of_memory
 from .alignment import AlignModelMissing, Aligner
 from .diarization import Diarizer
-from .errors import GpuLost, OutOfMemory, StageFailed, TranscribedError
+from .errors import FailedIn, GpuLost, OutOfMemory, StageFailed, TranscribedError
 from .inbox import sidecar_next_to
 from .options import Effective, effective_options, read_sidecar
 from .logs import get_logger
@@ -32,12 +32,42 @@ from .stats import Stats
 log = get_logger()
 
 
+class Metadata(TypedDict, total=False):
+    """The `transcribed` block of a job's JSON result: what ran, how, and how long it took."""
+
+    source: str
+    job_id: str
+    attempts: int
+    worker: str
+    version: str
+    audio_seconds: float
+    declared_seconds: float | None
+    truncated: bool
+    language: str | None
+    language_probability: float | None
+    model: str
+    model_source: str
+    device: str | None
+    compute_type: str
+    batch_size: int | None
+    oom_backoffs: list[dict[str, Any]]
+    options: dict[str, Any]
+    timings: dict[str, float]
+    realtime_factor: float | None
+    #: Notes of the later stages: "words" or "unavailable: ...", how many speakers, and how the
+    #: job ran (decoded ahead, files in its shared model call).
+    alignment: str
+    speakers: int
+    prepared_ahead: bool
+    shared_batch_files: int
+
+
 @dataclass
 class Finished:
     """A transcribed job: its staged outputs (suffix -> path) and its metadata."""
 
     outputs: dict[str, Path]
-    metadata: dict[str, Any]
+    metadata: Metadata
 
 
 @dataclass
@@ -64,7 +94,7 @@ class Prepared:
     request: Request
     started: float
     state: _Run
-    speech: list[dict[str, Any]] | None = None
+    speech: list[SpeechChunk] | None = None
     probability: float | None = None
 
 
@@ -83,11 +113,6 @@ class Pipeline:
         self.worker_name = worker_name
         self.governor = BatchGovernor(engine.settings.batch_size, config.oom.probe_after_jobs)
         self.run_state = _Run()
-
-    @property
-    def stage(self) -> str:
-        """The stage the current (or last) job reached: where a failure happened."""
-        return self.run_state.stage
 
     def run(self, job: Job) -> Finished:
         """Decode, transcribe, write the plain transcript, then align and diarize and rewrite."""
@@ -109,11 +134,9 @@ class Pipeline:
         return Prepared(job, options, audio, request, started, self.run_state)
 
     def find_speech(self, prepared: Prepared) -> Prepared:
-        """Voice activity detection (where the engine does it apart). No Whisper call: this may run
-        on the prefetch thread too."""
-        if hasattr(self.engine, "find_speech"):
-            with self._stage("vad"):
-                prepared.speech = self.engine.find_speech(prepared.audio.samples)
+        """Voice activity detection. No Whisper call: this may run on the prefetch thread too."""
+        with self._stage("vad"):
+            prepared.speech = self.engine.find_speech(prepared.audio.samples)
         return prepared
 
     def decide_language(self, prepared: Prepared) -> Prepared:
@@ -125,15 +148,15 @@ class Pipeline:
         prepared.request = dataclasses.replace(prepared.request, language=language)
         return prepared
 
-    def transcribe_together(self, group: list[Prepared]) -> list[dict[str, Any]]:
+    def transcribe_together(self, group: list[Prepared]) -> list[Transcript]:
         """One model call for the speech of several prepared jobs that share a request."""
         batch_size = self.governor.current
         started = time.monotonic()
         self.heartbeat()
         try:
             results = self.engine.transcribe_speech(
-                [(p.audio.samples, p.speech or []) for p in group], group[0].request, batch_size,
-                self._progress)
+                [SpeechOf(p.audio.samples, p.speech or [], p.job.relpath.name) for p in group],
+                group[0].request, batch_size, self._progress)
         except Exception as exc:  # noqa: BLE001 - a lost GPU ends the daemon; the rest is retried alone
             _raise_if_gpu_lost(exc)
             raise
@@ -145,7 +168,7 @@ class Pipeline:
             prepared.state.notes["shared_batch_files"] = len(group)
         return results
 
-    def finish(self, prepared: Prepared, result: dict[str, Any] | None = None) -> Finished:
+    def finish(self, prepared: Prepared, result: Transcript | None = None) -> Finished:
         """Transcribe (unless `result` came from a shared call), write, align, diarize, rewrite."""
         self.run_state = prepared.state
         job, audio, options, started = prepared.job, prepared.audio, prepared.options, prepared.started
@@ -170,14 +193,14 @@ class Pipeline:
         sidecar = sidecar_next_to(job.source)
         return effective_options(self.config, job.relpath, read_sidecar(sidecar) if sidecar else None)
 
-    def _write(self, job: Job, audio: Audio, result: dict[str, Any], options: Effective,
+    def _write(self, job: Job, audio: Audio, result: Transcript, options: Effective,
                started: float) -> dict[str, Path]:
         metadata = self._metadata(job, audio, result, options, started)
         return write_outputs(plain_result(result), metadata, self.config.outputs, job.staging,
                              job.stem, options.formats)
 
-    def _later_stages(self, result: dict[str, Any], audio: Audio, options: Effective,
-                      kept: dict[str, Path]) -> dict[str, Any]:
+    def _later_stages(self, result: Transcript, audio: Audio, options: Effective,
+                      kept: dict[str, Path]) -> Transcript:
         """Alignment, then diarization; a failure keeps the plain transcript (StageFailed)."""
         if self.aligner is not None and self.aligner.enabled and result["segments"]:
             with self._stage("align"):
@@ -187,7 +210,7 @@ class Pipeline:
                 result = self._guarded("diarize", kept, lambda: self._diarize(result, audio, options))
         return result
 
-    def _align(self, result: dict[str, Any], audio: Audio) -> dict[str, Any]:
+    def _align(self, result: Transcript, audio: Audio) -> Transcript:
         assert self.aligner is not None
         try:
             aligned = self.aligner.align(result, audio.samples)
@@ -199,7 +222,7 @@ class Pipeline:
         self.run_state.notes["alignment"] = "words"
         return aligned
 
-    def _diarize(self, result: dict[str, Any], audio: Audio, options: Effective) -> dict[str, Any]:
+    def _diarize(self, result: Transcript, audio: Audio, options: Effective) -> Transcript:
         if self.diarizer is None or self.diarizer.pipeline is None:
             reason = self.diarizer.unavailable if self.diarizer else "diarization is not loaded"
             raise TranscribedError(f"no diarization pipeline ({reason})")
@@ -208,7 +231,7 @@ class Pipeline:
         self.run_state.notes["speakers"] = len(speakers)
         return labelled
 
-    def _guarded(self, stage: str, kept: dict[str, Path], run: Callable[[], dict[str, Any]]) -> dict[str, Any]:
+    def _guarded(self, stage: str, kept: dict[str, Path], run: Callable[[], Transcript]) -> Transcript:
         """Run a stage after transcription: retry once after freeing memory on OOM, and turn any
         failure into StageFailed carrying the outputs already written."""
         for attempt in (1, 2):
@@ -231,16 +254,21 @@ class Pipeline:
 
     @contextlib.contextmanager
     def _stage(self, name: str) -> Iterator[None]:
+        """Time a stage, and name it on whatever it raises (FailedIn), for the worker's report."""
         self.run_state.stage = name
         self.heartbeat()
         started = time.monotonic()
         try:
             yield
+        except FailedIn:
+            raise
+        except Exception as exc:
+            raise FailedIn(name, exc) from exc
         finally:
             self.run_state.timings[name] = round(time.monotonic() - started, 3)
 
     def _transcribe(self, audio: Audio, request: Request,
-                    speech: list[dict[str, Any]] | None) -> dict[str, Any]:
+                    speech: list[SpeechChunk] | None) -> Transcript:
         """Transcribe (finding the speech first unless it is known), halving the batch size on
         out-of-memory; at 1, apply `oom.fallback`."""
         engine, fallback = self.engine, None
@@ -266,7 +294,7 @@ class Pipeline:
 
     def _back_off(self, stage: str, batch_size: int, error: str) -> Engine | None:
         free = self.engine.free_memory()
-        if stage == "vad" and _vad_batch_can_shrink(self.engine):
+        if stage == "vad" and self.engine.vad_retry_fits():
             smaller: int | None = batch_size  # the engine halved pyannote's own batch: retry with it
         else:
             smaller = self.governor.lower()
@@ -286,8 +314,8 @@ class Pipeline:
     def _progress(self, percent: float) -> None:
         self.heartbeat()
 
-    def _metadata(self, job: Job, audio: Audio, result: dict[str, Any], options: Effective,
-                  started: float) -> dict[str, Any]:
+    def _metadata(self, job: Job, audio: Audio, result: Transcript, options: Effective,
+                  started: float) -> Metadata:
         settings = self.engine.settings
         total = round(time.monotonic() - started, 3)
         on_fallback = self.run_state.device != settings.device
@@ -311,13 +339,6 @@ def _raise_if_gpu_lost(exc: BaseException) -> None:
     """A lost GPU is no job's fault and no retry helps: it ends the daemon (see oom.py)."""
     if is_gpu_lost(exc):
         raise GpuLost(f"{type(exc).__name__}: {exc}") from None
-
-
-def _vad_batch_can_shrink(engine: Engine) -> bool:
-    """After a VAD out-of-memory the engine has halved pyannote's batch; while that is above 1,
-    the Whisper batch need not shrink too."""
-    vad_batch = getattr(engine, "vad_batch", None)
-    return vad_batch is not None and vad_batch.current > 1
 
 
 def _printable(name: str) -> str:

@@ -1,26 +1,23 @@
 """The daemon: wiring, start-up order, signals and a clean stop.
 
-Start: folders and this worker's lease, then the model (before the first job), then the
-watcher, then READY=1. The consumer runs in its own thread; the main thread only waits for
-signals. First SIGTERM/SIGINT: stop taking files and let the current job finish within
+Start: signal handlers first (a stop asked at any moment is honoured), then the folders and this
+worker's lease, the reports (reporting.py), the model (loaded on a thread of its own, so that a
+SIGTERM during a long load still stops the daemon at once: nothing is claimed yet, so nothing can
+be lost), the watcher, READY=1. The consumer runs in its own thread; the main thread only waits
+for signals. First SIGTERM/SIGINT: stop taking files and let the current job finish within
 `daemon.shutdown_grace_seconds`, else put its file back in the inbox; a second signal does that
-at once. Then exit 0. A lost GPU puts the file back and exits 3, so systemd or Docker restarts
+at once. Then exit 0. A lost GPU puts the files back and exits 3, so systemd or Docker restarts
 the daemon on a fresh CUDA context.
-
-Reporting: the consumer's own heartbeat pings systemd's watchdog and (every REFRESH_SECONDS, or
-at once when a job starts or ends) refreshes the STATUS= line and this daemon's status file, so
-a consumer stuck in a CUDA call stops all three. The optional metrics listener serves /metrics
-and /healthz from the same `Stats`.
 """
 
 from __future__ import annotations
 
-import contextlib
 import os
 import signal
 import sys
 import threading
 import time
+from dataclasses import dataclass
 from types import FrameType
 
 from . import __version__, logs
@@ -29,11 +26,10 @@ from .config import Config
 from .diarization import Diarizer
 from .engine.base import Engine
 from .errors import GpuLost
-from .metrics import MetricsServer
 from .notify import Notifier
+from .reporting import Reporter
 from .spool import Spool
-from .stats import Stats, describe
-from .status import StatusFile, forget_dead
+from .stats import Stats
 from .watcher import Arrivals, start_observer
 from .worker import Worker
 
@@ -44,9 +40,6 @@ EXIT_GPU_LOST = 3
 
 #: An idle consumer still beats this often (it wakes up to do it).
 IDLE_BEAT_SECONDS = 5.0
-
-#: The STATUS= line and the status file are rewritten at most this often (and when a job starts or ends).
-REFRESH_SECONDS = 2.0
 
 log = logs.get_logger()
 
@@ -78,12 +71,21 @@ def load_later_stages(config: Config, engine: Engine) -> tuple[Aligner, Diarizer
     languages = [*config.align.preload, *(o.language for o in config.routes.values() if o.language)]
     if config.model.language:
         languages.append(config.model.language)
-    if not getattr(engine, "multilingual", True) or engine.settings.model.endswith(".en"):
+    if not engine.multilingual or engine.settings.model.endswith(".en"):
         languages.append("en")
     aligner.preload(languages)
     diarizer = Diarizer(config, device)
     diarizer.load()
     return aligner, diarizer
+
+
+@dataclass
+class Loaded:
+    """The resident models, ready for the first job."""
+
+    engine: Engine
+    aligner: Aligner | None
+    diarizer: Diarizer | None
 
 
 class Service:
@@ -95,73 +97,52 @@ class Service:
         self.stop = threading.Event()
         self.wake = threading.Event()
         self.signals = 0
-        self.notifier = Notifier()
         self.consumer_error: BaseException | None = None
         self.stats = Stats()
-        self.stale_after = config.metrics.stale_after_seconds
-        self.status_file: StatusFile | None = None
-        self.metrics: MetricsServer | None = None
-        self._next_refresh = 0.0
-        self._last_refreshed: tuple[object, ...] = ()
-        self._status_write_failed = False
-        self._device_index = config.model.device_index
+        self.notifier = Notifier()
+        self.reporter = Reporter(config, self.stats, self.notifier)
 
     def run(self) -> int:
         """Serve until stopped; returns the exit code."""
+        self._install_signal_handlers()
         log.info("daemon.starting", version=__version__, pid=os.getpid(),
                  config=str(self.config.source) if self.config.source else None)
         spool = Spool(self.config)
         spool.prepare()
         try:
-            self._start_reporting(spool)
-            return self._serve(spool)
+            self.reporter.start(self.config.folders.state, spool.worker)
+            loaded = self._load_unless_stopped()
+            if loaded is None:
+                return self._stopped_during_start(spool)
+            return self._serve(spool, loaded)
         finally:
-            self._stop_reporting()
+            self.reporter.stop()
 
-    def _serve(self, spool: Spool) -> int:
+    # --- start ------------------------------------------------------------------------------------
+
+    def _load_unless_stopped(self) -> Loaded | None:
+        """Build and load the models on a thread of their own while this one waits for a signal;
+        None if one came first (the loading thread is left to the process's end)."""
+        result: list[Loaded | BaseException] = []
+
+        def load() -> None:
+            try:
+                result.append(self._load())
+            except BaseException as exc:  # noqa: BLE001 - re-raised in the main thread below
+                result.append(exc)
+
+        loader = threading.Thread(target=load, name="model-loader", daemon=True)
+        loader.start()
+        while loader.is_alive() and not self.stop.is_set():
+            loader.join(timeout=0.1)
+        if self.stop.is_set():
+            return None
+        if isinstance(result[0], BaseException):
+            raise result[0]
+        return result[0]
+
+    def _load(self) -> Loaded:
         engine = build_engine(self.config, self.engine_kind)
-        self._load(engine)
-        # The fake engine's text has no timing worth aligning: no later stages for it.
-        aligner, diarizer = (load_later_stages(self.config, engine) if self.engine_kind != "fake"
-                             else (None, None))
-        arrivals = Arrivals(self.config.watch.settle_seconds)
-        worker = Worker(self.config, spool, engine, arrivals, self.wake, on_beat=self._on_beat,
-                        stats=self.stats, aligner=aligner, diarizer=diarizer,
-                        beat_interval=self._idle_beat_interval())
-        self.worker = worker
-        observer = start_observer(self.config.folders.inbox, self.config.watch, arrivals, self.wake)
-        lease = threading.Thread(target=self._renew_lease, args=(spool,), name="lease", daemon=True)
-        lease.start()
-        consumer = threading.Thread(target=self._consume, args=(worker,), name="consumer", daemon=True)
-        self._install_signal_handlers()
-        self.stats.running()
-        consumer.start()
-        self.notifier.ready(describe(self.stats.snapshot(self.stale_after)))
-        self._refresh(force=True)
-        log.info("daemon.started", worker=spool.worker.name, inbox=str(self.config.folders.inbox),
-                 overlap=worker.prefetch is not None, batching=worker.batching)
-        self._wait_for(consumer, worker)
-        observer.stop()
-        observer.join(timeout=5)
-        code = self._exit_code()
-        if not consumer.is_alive():
-            spool.retire()
-            engine.close()
-        log.info("daemon.stopped", exit_code=code, jobs=dict(self.stats.jobs))
-        if consumer.is_alive():
-            # The abandoned job is still inside the engine (C++ code cannot be interrupted);
-            # its file is back in the inbox, so end the process without waiting for it.
-            self._stop_reporting()
-            sys.stdout.flush()
-            os._exit(code)
-        return code
-
-    def _idle_beat_interval(self) -> float:
-        """How often an idle consumer beats: every 5 s, or often enough for systemd's watchdog."""
-        interval = self.notifier.watchdog_interval
-        return min(IDLE_BEAT_SECONDS, interval / 2) if interval else IDLE_BEAT_SECONDS
-
-    def _load(self, engine: Engine) -> None:
         settings = engine.settings
         log.info("model.loading", model=settings.model, path=settings.model_path,
                  device=settings.device, compute_type=settings.compute_type)
@@ -169,10 +150,59 @@ class Service:
         engine.load()
         seconds = round(time.monotonic() - started, 3)
         self.stats.model_loaded(settings.model, settings.device, seconds, settings.batch_size)
-        self._device_index = settings.device_index
         log.info("model.loaded", model=settings.model, seconds=seconds,
                  device=settings.device, compute_type=settings.compute_type,
                  batch_size=settings.batch_size, cpu_threads=settings.cpu_threads)
+        # The fake engine's text has no timing worth aligning: no later stages for it.
+        if self.engine_kind == "fake":
+            return Loaded(engine, None, None)
+        return Loaded(engine, *load_later_stages(self.config, engine))
+
+    def _stopped_during_start(self, spool: Spool) -> int:
+        """A signal came while the models loaded: nothing was claimed, so stop at once."""
+        log.info("daemon.stopping", grace_s=0.0, current=None, during="start-up")
+        self.notifier.stopping("stopping during start-up")
+        spool.retire()
+        log.info("daemon.stopped", exit_code=EXIT_OK, jobs={})
+        self._exit_now(EXIT_OK)  # the loading thread may be deep in C++ code: do not wait for it
+        return EXIT_OK
+
+    # --- serve ------------------------------------------------------------------------------------
+
+    def _serve(self, spool: Spool, loaded: Loaded) -> int:
+        self.reporter.engine = loaded.engine
+        arrivals = Arrivals(self.config.watch.settle_seconds)
+        worker = Worker(self.config, spool, loaded.engine, arrivals, self.wake,
+                        on_beat=self.reporter.on_beat, stats=self.stats, aligner=loaded.aligner,
+                        diarizer=loaded.diarizer, beat_interval=self._idle_beat_interval())
+        observer = start_observer(self.config.folders.inbox, self.config.watch, arrivals, self.wake)
+        lease = threading.Thread(target=self._renew_lease, args=(spool,), name="lease", daemon=True)
+        lease.start()
+        consumer = threading.Thread(target=self._consume, args=(worker,), name="consumer", daemon=True)
+        self.stats.running()
+        consumer.start()
+        self.reporter.ready()
+        log.info("daemon.started", worker=spool.worker.name, inbox=str(self.config.folders.inbox),
+                 overlap=worker.prefetch is not None, batching=worker.batching)
+        self._wait_for(consumer, worker)
+        # Stop order: the consumer (above), the watcher, then the lease and the engine.
+        observer.stop()
+        observer.join(timeout=5)
+        code = self._exit_code()
+        if not consumer.is_alive():
+            spool.retire()
+            loaded.engine.close()
+        log.info("daemon.stopped", exit_code=code, jobs=dict(self.stats.jobs))
+        if consumer.is_alive():
+            # The abandoned job is still inside the engine (C++ code cannot be interrupted);
+            # its file is back in the inbox, so end the process without waiting for it.
+            self._exit_now(code)
+        return code
+
+    def _idle_beat_interval(self) -> float:
+        """How often an idle consumer beats: every 5 s, or often enough for systemd's watchdog."""
+        interval = self.notifier.watchdog_interval
+        return min(IDLE_BEAT_SECONDS, interval / 2) if interval else IDLE_BEAT_SECONDS
 
     def _consume(self, worker: Worker) -> None:
         try:
@@ -185,6 +215,16 @@ class Service:
         finally:
             self.stop.set()
 
+    def _renew_lease(self, spool: Spool) -> None:
+        interval = self.config.daemon.lease_seconds / 4
+        while not self.stop.wait(interval):
+            try:
+                spool.renew_lease()
+            except OSError as exc:
+                log.warning("spool.lease_renewal_failed", error=str(exc))
+
+    # --- stop -------------------------------------------------------------------------------------
+
     def _wait_for(self, consumer: threading.Thread, worker: Worker) -> None:
         deadline = None
         while consumer.is_alive():
@@ -193,24 +233,29 @@ class Service:
                 deadline = time.monotonic() + self.config.daemon.shutdown_grace_seconds
                 self._begin_stopping(worker)
             if deadline is not None and (time.monotonic() >= deadline or self.signals >= 2):
-                worker.abandon_current()
+                worker.give_back_in_flight(reason="shutdown grace period ran out")
                 consumer.join(timeout=1.0)
                 return
         if deadline is None:  # the consumer was quicker to stop than this loop was to notice
             self._begin_stopping(worker)
 
     def _begin_stopping(self, worker: Worker) -> None:
-        self.stats.stopping()
         if self.signals:
             log.info("daemon.stopping", grace_s=self.config.daemon.shutdown_grace_seconds,
                      current=str(worker.current.relpath) if worker.current else None)
-            self.notifier.stopping(describe(self.stats.snapshot(self.stale_after)))
-        self._refresh(force=True)
+        self.reporter.stopping(announce=bool(self.signals))
 
     def _exit_code(self) -> int:
         if isinstance(self.consumer_error, GpuLost):
             return EXIT_GPU_LOST
         return EXIT_ERROR if self.consumer_error is not None else EXIT_OK
+
+    def _exit_now(self, code: int) -> None:
+        """End the process without waiting for threads stuck in C++ code (reports closed first)."""
+        self.reporter.stop()
+        sys.stdout.flush()
+        sys.stderr.flush()
+        os._exit(code)
 
     def _install_signal_handlers(self) -> None:
         for signum in (signal.SIGTERM, signal.SIGINT):
@@ -221,75 +266,3 @@ class Service:
         self.signals += 1
         self.stop.set()
         self.wake.set()
-
-    def _on_beat(self) -> None:
-        """The consumer's heartbeat (its own thread): watchdog ping, then STATUS= and status file."""
-        self.notifier.watchdog()
-        self._refresh(in_consumer=True)
-
-    def _renew_lease(self, spool: Spool) -> None:
-        interval = self.config.daemon.lease_seconds / 4
-        while not self.stop.wait(interval):
-            try:
-                spool.renew_lease()
-            except OSError as exc:
-                log.warning("spool.lease_renewal_failed", error=str(exc))
-
-    # --- reporting: STATUS=, the status file, /metrics and /healthz ------------------------------
-
-    def _start_reporting(self, spool: Spool) -> None:
-        state = self.config.folders.state
-        forgotten = forget_dead(state)
-        if forgotten:
-            log.info("status.forgot_dead_daemons", workers=forgotten)
-        self.status_file = StatusFile(state, spool.worker, metrics=self.config.metrics.listen)
-        self.stats.loading()
-        self._refresh(force=True)
-        if self.config.metrics.listen is not None:
-            self.metrics = MetricsServer(self.config.metrics.listen, self.stats, self.stale_after,
-                                         spool.worker.name).start()
-
-    def _stop_reporting(self) -> None:
-        """Close the listener and remove the status file (idempotent; also before os._exit)."""
-        if self.metrics is not None:
-            self.metrics.close()
-            self.metrics = None
-        if self.status_file is not None:
-            with contextlib.suppress(OSError):
-                self.status_file.remove()
-
-    def _refresh(self, force: bool = False, in_consumer: bool = False) -> None:
-        """Rewrite STATUS= and the status file when due: every REFRESH_SECONDS, or on a change of
-        state, current file or job counts. GPU memory is sampled only from the consumer's thread:
-        a CUDA call from the main thread could hang it along with a hung GPU."""
-        snapshot = self.stats.snapshot(self.stale_after)
-        changed = (snapshot["state"], snapshot["current_file"], tuple(snapshot["jobs"].values()))
-        now = time.monotonic()
-        if not force and now < self._next_refresh and changed == self._last_refreshed:
-            return
-        self._next_refresh, self._last_refreshed = now + REFRESH_SECONDS, changed
-        if in_consumer and self._sample_gpu_memory():
-            snapshot = self.stats.snapshot(self.stale_after)
-        self.notifier.status(describe(snapshot))
-        if self.status_file is None:
-            return
-        try:
-            self.status_file.write(snapshot)
-        except (OSError, ValueError) as exc:
-            if not self._status_write_failed:
-                log.warning("status.write_failed", path=str(self.status_file.path), error=str(exc))
-            self._status_write_failed = True
-        else:
-            self._status_write_failed = False
-
-    def _sample_gpu_memory(self) -> bool:
-        if self.stats.device != "cuda" or "torch" not in sys.modules:
-            return False
-        try:
-            import torch
-
-            free, total = torch.cuda.mem_get_info(self._device_index)
-        except Exception:  # noqa: BLE001 - a failing GPU is the consumer's to report, not ours
-            return False
-        self.stats.gpu_memory(int(total - free), int(total))
-        return True

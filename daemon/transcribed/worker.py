@@ -1,12 +1,10 @@
 """The single consumer: carries jobs from the inbox to done/ or failed/, in order of arrival.
 
 One job at a time; on a GPU, the next file is decoded meanwhile (prefetch.py), and several short
-files may share one model call (`process_together`), each still finished on its own. Every
-outcome of a job is decided in one place, `_attempt`:
-- BadInput, or out of memory with `oom.fallback: fail`  -> failed/ with an error report;
-- a lost GPU                                           -> back to the inbox, then the daemon exits;
-- anything else (a bug, a full or read-only outbox)    -> retried later, up to `jobs.max_attempts`,
-                                                          then failed/ as a poison file.
+files may share one model call (`process_together`), each still finished on its own. What happens
+to a job is decided by one pure function (outcome.decide: failed/ with a report, retried later,
+or every file in flight back to the inbox and the daemon exits) and applied in one place,
+`_settle`.
 """
 
 from __future__ import annotations
@@ -16,10 +14,10 @@ import os
 import threading
 import time
 import traceback
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Any
+from typing import IO, Any, TypeVar
 
 import structlog
 
@@ -27,8 +25,9 @@ from . import logs
 from .config import Config
 from .alignment import Aligner
 from .diarization import Diarizer
-from .engine.base import Engine
-from .errors import BadInput, GpuLost, OutOfMemory, StageFailed
+from .engine.base import Engine, Transcript
+from .errors import BadInput, FailedIn, GpuLost
+from .outcome import Action, Outcome, decide
 from .pipeline import Finished, Pipeline, Prepared
 from .prefetch import Prefetch
 from .jobs import Job
@@ -37,6 +36,8 @@ from .stats import Stats
 from .watcher import Arrivals
 
 log = logs.get_logger()
+
+T = TypeVar("T")
 
 
 class Worker:
@@ -150,10 +151,11 @@ class Worker:
             self.in_flight[job.id] = job
             audio = job.relpath.name[: -len(job.relpath.suffix)]
             with self._context(job):
-                self._fail(job, "stray_sidecar", f"no audio file named {audio!r} came into the inbox "
-                           f"within {wait:g} s of this sidecar (watch.sidecar_wait_seconds). A sidecar "
-                           "that arrives after its audio was taken is not applied: deliver it before "
-                           "or with its audio", stage="arrival")
+                stray = BadInput("stray_sidecar", f"no audio file named {audio!r} came into the inbox "
+                                 f"within {wait:g} s of this sidecar (watch.sidecar_wait_seconds). A "
+                                 "sidecar that arrives after its audio was taken is not applied: "
+                                 "deliver it before or with its audio")
+                self._settle(job, decide(stray, job.attempts, self.config.jobs), stage="arrival")
 
     def beat(self) -> None:
         """The consumer is alive and making progress (feeds systemd's watchdog and /healthz)."""
@@ -194,8 +196,10 @@ class Worker:
                     prepared.append(ready)
         limit = self.config.batching.max_audio_seconds
         for group in _share_groups([p for p in prepared if p.audio.seconds <= limit]):
-            results = self._transcribe_together(group)
-            for item, result in zip(group, results):
+            # A lost GPU in the shared call is settled as the first job's outcome (every file in
+            # flight goes back); any other failure leaves each file to be transcribed alone.
+            results = self._attempt(group[0].job, lambda g=group: self._transcribe_together(g))
+            for item, result in zip(group, results or [None] * len(group)):
                 self._attempt(item.job, lambda i=item, r=result: self.pipeline.finish(i, r),
                               finishing=True)
         for item in (p for p in prepared if p.audio.seconds > limit):
@@ -207,16 +211,12 @@ class Worker:
             self.pipeline.find_speech(prepared)
         return self.pipeline.decide_language(prepared)
 
-    def _transcribe_together(self, group: list[Prepared]) -> list[dict[str, Any] | None]:
+    def _transcribe_together(self, group: list[Prepared]) -> list[Transcript | None]:
         if len(group) == 1:
             return [None]
         try:
             return list(self.pipeline.transcribe_together(group))
-        except GpuLost as exc:
-            log.critical("engine.gpu_lost", error=str(exc),
-                         action="the files go back to the inbox; the daemon exits for a restart")
-            for item in group:
-                self._requeue(item.job)
+        except GpuLost:
             raise
         except Exception as exc:  # noqa: BLE001 - each file is then transcribed on its own
             log.warning("batch.shared_call_failed", files=len(group),
@@ -229,23 +229,16 @@ class Worker:
         ahead = None
         if self.prefetch is not None and self.prefetch.holds(job):
             ahead = self.prefetch.take(job)
-        if not self._start(job):
-            return False, None
-        self.stats.job_started(str(job.relpath), job.id)
-        return True, ahead
-
-    def _start(self, job: Job) -> bool:
-        """Count the attempt (False: the job is a poison file and went to failed/)."""
         self.in_flight[job.id] = job
         with self._context(job):
-            if self.spool.exhausted(job):
-                self._fail(job, "poison", f"the file was tried {job.attempts} times and each "
-                           "attempt killed or failed the daemon; it is not tried again",
-                           stage="recovery")
-                return False
+            outcome = decide(None, job.attempts, self.config.jobs)
+            if outcome.action is not Action.RUN:
+                self._settle(job, outcome, stage="recovery")
+                return False, None
             self.spool.start_attempt(job)
             log.info("job.started", attempt=job.attempts)
-            return True
+        self.stats.job_started(str(job.relpath), job.id)
+        return True, ahead
 
     @contextlib.contextmanager
     def _context(self, job: Job) -> Iterator[None]:
@@ -254,60 +247,65 @@ class Worker:
                 _open_job_log(job) as job_log, logs.job_log(job_log):
             yield
 
-    def _attempt(self, job: Job, work: Callable[[], Any], finishing: bool = False) -> Any:
-        """Run one step of a job and decide its outcome if it fails (then None); with
-        `finishing`, a success completes the job. The only place outcomes are decided."""
+    def _attempt(self, job: Job, work: Callable[[], T], finishing: bool = False) -> T | None:
+        """Run one step of a job; if it raises, decide and settle the job's outcome (then None).
+        With `finishing`, a success completes the job."""
         with self._context(job):
             try:
                 value = work()
-            except BadInput as exc:
-                self._fail(job, exc.kind, str(exc))
-            except OutOfMemory as exc:
-                self._fail(job, "out_of_memory", str(exc))
-            except StageFailed as exc:
-                self._fail(job, "stage_failed", str(exc), outputs=exc.kept)
-            except GpuLost as exc:
-                log.critical("engine.gpu_lost", error=str(exc),
-                             action="the file goes back to the inbox; the daemon exits for a restart")
-                self._requeue(job)
-                raise
-            except Exception as exc:  # noqa: BLE001 - any other failure: retried, then poison
-                self._retry_or_fail(job, exc)
-            else:
-                if finishing:
-                    self._complete(job, value)
-                return value
-            return None
+            except Exception as exc:  # noqa: BLE001 - every failure is decided by outcome.decide
+                stage, error = (exc.stage, exc.error) if isinstance(exc, FailedIn) else ("finish", exc)
+                self._settle(job, decide(error, job.attempts, self.config.jobs), stage, error)
+                return None
+            if finishing:
+                assert isinstance(value, Finished)
+                self._complete(job, value)
+            return value
+
+    def _settle(self, job: Job, outcome: Outcome, stage: str,
+                error: BaseException | None = None) -> None:
+        """Carry out a decided outcome: the only place a failed job's file is moved or kept."""
+        if error is not None and outcome.action is not Action.REQUEUE_AND_EXIT:
+            self.spool.note_error(job, f"{type(error).__name__}: {error}")  # in the report's history
+        if outcome.action is Action.FAIL:
+            self._fail(job, outcome, stage)
+        elif outcome.action is Action.RETRY:
+            self._retry_later(job, outcome, stage, error)
+        elif outcome.action is Action.REQUEUE_AND_EXIT:
+            log.critical("engine.gpu_lost", error=outcome.message,
+                         action="the files in flight go back to the inbox; the daemon exits for a restart")
+            self.give_back_in_flight(reason="the GPU is lost")
+            raise GpuLost(outcome.message)
 
     def _complete(self, job: Job, finished: Finished) -> None:
         with self._finish_lock:
             if self._landed(job):
                 return
+            meta = finished.metadata
             outputs = {**finished.outputs, ".log.jsonl": job.log_path}
-            log.info("job.done", audio_s=finished.metadata["audio_seconds"],
-                     wall_s=finished.metadata["timings"]["total"],
-                     rtf=finished.metadata["realtime_factor"],
-                     batch_size=finished.metadata["batch_size"], device=finished.metadata["device"],
-                     oom_backoffs=len(finished.metadata["oom_backoffs"]),
-                     language=finished.metadata["language"])
+            log.info("job.done", audio_s=meta["audio_seconds"], wall_s=meta["timings"]["total"],
+                     rtf=meta["realtime_factor"], batch_size=meta["batch_size"],
+                     device=meta["device"], oom_backoffs=len(meta["oom_backoffs"]),
+                     language=meta["language"])
             placed = self.spool.complete(job, outputs)
-            self.stats.job_finished("done", job.id, finished.metadata["audio_seconds"],
-                                    finished.metadata["timings"]["total"])
+            self.stats.job_finished("done", job.id, meta["audio_seconds"], meta["timings"]["total"])
             self._log_moves(job, placed, done=job.source, outputs=finished.outputs.values())
 
-    def _fail(self, job: Job, kind: str, message: str, stage: str | None = None,
-              outputs: dict[str, Path] | None = None) -> None:
+    def _fail(self, job: Job, outcome: Outcome, stage: str) -> None:
         with self._finish_lock:
             if self._landed(job):
                 return
-            stage = stage or self.pipeline.stage
-            log.error("job.failed", error_kind=kind, error=message, stage=stage, attempts=job.attempts)
-            report = self._report(job, kind, message, stage)
-            placed = self.spool.fail(job, report, outputs=outputs, logs={".log.jsonl": job.log_path})
+            kind = outcome.kind or "failed"
+            log.error("job.failed", error_kind=kind, error=outcome.message, stage=stage,
+                      attempts=job.attempts)
+            report = self._report(job, kind, outcome.message, stage)
+            placed = self.spool.fail(job, report, outputs=outcome.kept,
+                                     logs={".log.jsonl": job.log_path})
             self.stats.job_finished("failed", job.id)
-            self._log_moves(job, placed, failed=job.source, outputs=(outputs or {}).values())
+            self._log_moves(job, placed, failed=job.source, outputs=(outcome.kept or {}).values())
 
-    def _log_moves(self, job: Job, placed: dict[str, Path], outputs: Any, **source: Path) -> None:
+    def _log_moves(self, job: Job, placed: dict[str, Path], outputs: Iterable[Path],
+                   **source: Path) -> None:
         """Where the files went, or that a folder refused them and they wait in the work folder."""
         if self.spool.is_held(job):
             log.warning("job.finish_waiting", reason="a folder refused the moves; retried later",
@@ -317,18 +315,14 @@ class Worker:
         log.info("job.moved", **{where: str(placed[str(path)])},
                  outputs=[str(placed[str(p)]) for p in outputs])
 
-    def _retry_or_fail(self, job: Job, exc: Exception) -> None:
-        error = f"{type(exc).__name__}: {exc}"
-        self.spool.note_error(job, error)
-        if self.spool.exhausted(job):
-            self._fail(job, "poison", f"failed {job.attempts} times; last error: {error}")
-            return
-        delay = self.config.jobs.retry_delay_seconds * 2 ** (job.attempts - 1)
-        log.warning("job.retry_later", error=error, stage=self.pipeline.stage, attempts=job.attempts,
-                    retry_in_s=delay, traceback=traceback.format_exc(limit=8))
+    def _retry_later(self, job: Job, outcome: Outcome, stage: str, error: BaseException | None) -> None:
+        trace = "".join(traceback.format_exception(type(error), error, error.__traceback__, limit=8)) \
+            if error is not None else None
+        log.warning("job.retry_later", error=outcome.message, stage=stage, attempts=job.attempts,
+                    retry_in_s=outcome.retry_in, traceback=trace)
         self.stats.job_finished("retried", job.id)
         self.in_flight.pop(job.id, None)
-        self.backlog[job.id] = (time.monotonic() + delay, job)
+        self.backlog[job.id] = (time.monotonic() + (outcome.retry_in or 0.0), job)
 
     def _report(self, job: Job, kind: str, message: str, stage: str) -> dict[str, Any]:
         return {
@@ -371,9 +365,10 @@ class Worker:
         self.in_flight.pop(job.id, None)
         return job.id in self._abandoned
 
-    def _requeue(self, job: Job, reason: str | None = None) -> Path | None:
+    def _requeue(self, job: Job, reason: str) -> Path | None:
+        """Give a job's file back to the inbox, untouched (once, whichever thread asks first)."""
         with self._finish_lock:
-            if self._landed(job):
+            if self._landed(job) or not os.path.lexists(job.source):
                 return None
             self._abandoned.add(job.id)
             back = self.spool.requeue(job)
@@ -381,24 +376,15 @@ class Worker:
         log.warning("job.requeued", job_id=job.id, file=str(job.relpath), back_in=str(back), reason=reason)
         return back
 
-    def abandon_current(self) -> list[Path]:
-        """Give the files of the jobs in flight back to the inbox (shutdown grace ran out)."""
-        returned = []
-        with self._finish_lock:
-            for job in list(self.in_flight.values()):
-                self.in_flight.pop(job.id, None)
-                if job.id in self._abandoned or not job.source.exists():
-                    continue
-                self._abandoned.add(job.id)
-                back = self.spool.requeue(job)
-                returned.append(back)
-                log.warning("job.requeued", job_id=job.id, file=str(job.relpath), back_in=str(back),
-                            reason="shutdown grace period ran out")
-        return returned
+    def give_back_in_flight(self, reason: str) -> list[Path]:
+        """Give the files of every job in flight back to the inbox (a lost GPU; or the shutdown
+        grace ran out, from the main thread while the consumer is still inside the engine)."""
+        returned = [self._requeue(job, reason) for job in list(self.in_flight.values())]
+        return [path for path in returned if path is not None]
 
 
 @contextlib.contextmanager
-def _open_job_log(job: Job) -> Iterator[Any]:
+def _open_job_log(job: Job) -> Iterator[IO[str]]:
     """The job's own log file, or a sink that keeps nothing when it cannot be opened (a full
     disk, a folder gone). Closing flushes, which a full disk refuses too. Losing the job's copy
     of its log must not stop the consumer: the same events are on stdout."""
@@ -417,17 +403,16 @@ def _open_job_log(job: Job) -> Iterator[Any]:
 def _batching_wanted(config: Config, engine: Engine) -> bool:
     """Shared model calls for short files: on a GPU (fuller batches are faster there); off on
     the CPU, where every chunk is padded to Whisper's 30 s window and a bigger batch buys nothing
-    (measured: see README, Performance); on with `batching.enabled: true` wherever the engine can."""
+    (measured: see docs/performance.md); on with `batching.enabled: true`."""
     setting = config.batching.enabled
-    able = hasattr(engine, "transcribe_speech") and hasattr(engine, "find_speech")
     if setting == "auto":
-        return able and engine.settings.device == "cuda"
-    return bool(setting) and able
+        return engine.settings.device == "cuda"
+    return bool(setting)
 
 
 def _overlap_wanted(config: Config, engine: Engine) -> bool:
     """Decoding ahead: on a GPU (the CPU decodes while the GPU transcribes); off on the CPU,
-    where both compete for the same cores (measured: see README, Performance)."""
+    where both compete for the same cores (measured: see docs/performance.md)."""
     setting = config.overlap.enabled
     if setting == "auto":
         return engine.settings.device == "cuda"

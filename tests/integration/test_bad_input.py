@@ -171,6 +171,7 @@ def test_the_same_name_delivered_twice_keeps_both_and_overwrites_nothing(served:
     folders = served.folders
     _deliver(folders, "twin.wav", _copy_of(SHORT))
     first = _done(folders, "twin.wav")
+    served.daemon.wait_for("job.moved", file="twin.wav")  # its log's last line is written
     before = {p.name: p.read_bytes() for p in folders.outbox.glob("twin.*")}
     _deliver(folders, "twin.wav", _copy_of(FLAC))
     second = _done(folders, "twin.2.wav")

@@ -1,10 +1,17 @@
-"""The engine seam: what the consumer loop needs from a speech-to-text engine."""
+"""The engine seam: what the consumer loop needs from a speech-to-text engine, and the plain data
+that crosses it (speech chunks, segments, transcripts).
+
+Both engines (whisperx_engine.WhisperXEngine and fake.FakeEngine) honour the whole `Engine`
+Protocol: speech finding (used ahead of time by the prefetch thread) and shared model calls for
+several files (cross-file batching) are declared here, not probed, so the same consumer code
+runs against either.
+"""
 
 from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
-from typing import Any, Protocol
+from typing import Any, NamedTuple, Protocol, TypedDict
 
 import numpy as np
 
@@ -12,9 +19,52 @@ import numpy as np
 Progress = Callable[[float], None]
 
 
+class SpeechChunk(TypedDict):
+    """A stretch of speech found by voice activity detection, in seconds from the start."""
+
+    start: float
+    end: float
+
+
+class _SegmentCore(TypedDict):
+    start: float
+    end: float
+    text: str
+
+
+class Segment(_SegmentCore, total=False):
+    """One piece of a transcript, as whisperx's writers read it."""
+
+    avg_logprob: float
+    #: Word timings (after alignment) and the speaker label (after diarization).
+    words: list[dict[str, Any]]
+    speaker: str
+
+
+class _TranscriptCore(TypedDict):
+    segments: list[Segment]
+    language: str | None
+
+
+class Transcript(_TranscriptCore, total=False):
+    """What an engine returns for one file: whisperx's result shape."""
+
+    language_probability: float | None
+    word_segments: list[dict[str, Any]]
+
+
+class SpeechOf(NamedTuple):
+    """One file's part of a shared model call: its 16 kHz mono float32 samples and speech chunks."""
+
+    samples: np.ndarray
+    speech: list[SpeechChunk]
+    #: The file's name (engines that report per file use it; the fake one is scripted by it).
+    file: str = ""
+
+
 @dataclass(frozen=True)
 class Request:
-    """What one job asks of the engine (from the config, later also from a per-file sidecar)."""
+    """What one job asks of the engine (from the config, a route or a per-file sidecar)."""
 
     language: str | None = None
     task: str = "transcribe"
@@ -51,20 +101,40 @@ class Engine(Protocol):
     prefetch thread may call `find_speech`, which uses no Whisper model, beside it)."""
 
     settings: EngineSettings
+    #: False for an English-only model (its language is always "en"); known after `load`.
+    multilingual: bool
 
     def load(self) -> None:
-        """Load the model (once, at start, before the first job)."""
+        """Load the models (once, at start, before the first job)."""
+
+    def find_speech(self, samples: np.ndarray) -> list[SpeechChunk]:
+        """Voice activity detection: the speech chunks of 16 kHz mono float32 samples."""
+
+    def language_of(self, samples: np.ndarray, speech: list[SpeechChunk],
+                    request: Request) -> tuple[str, float | None]:
+        """The job's language (given, or detected from its first speech) and its probability."""
 
     def transcribe(self, samples: np.ndarray, request: Request, batch_size: int,
-                   progress: Progress, speech: list[dict[str, Any]] | None = None) -> dict[str, Any]:
-        """Transcribe 16 kHz mono float32 samples: {"language": ..., "segments": [...]}.
-        `speech`: the speech chunks found ahead (WhisperXEngine.find_speech), else found here."""
+                   progress: Progress, speech: list[SpeechChunk] | None = None) -> Transcript:
+        """Transcribe one file; `speech`: its chunks when found ahead, else found here."""
+
+    def transcribe_speech(self, items: list[SpeechOf], request: Request, batch_size: int,
+                          progress: Progress) -> list[Transcript]:
+        """One model call for the speech of several files that share `request` (its language
+        decided): one transcript per file, in order."""
+
+    def vad_retry_fits(self) -> bool:
+        """After a VAD out-of-memory, which the engine answers by halving its own VAD batch: True
+        while that batch is still above 1, so the retry need not shrink the Whisper batch."""
 
     def free_memory(self) -> int | None:
         """Release cached accelerator memory after an out-of-memory error; free bytes if known."""
+
+    def memory_in_use(self) -> tuple[int, int] | None:
+        """Accelerator memory (used, total) in bytes, or None on the CPU or when unknown."""
 
     def on_cpu(self) -> Engine:
         """An engine of the same model on the CPU (int8), for the out-of-memory fallback."""
 
     def close(self) -> None:
-        """Release the model."""
+        """Release the models."""

@@ -1,11 +1,14 @@
-"""A fake engine for fast tests and demos: same Protocol, deterministic text, scriptable faults.
+"""A fake engine for fast tests and demos: the whole Engine Protocol, deterministic text, scriptable
+faults.
 
 Audio is still decoded for real before it gets here, so bad input fails for real. What it
 replaces is only the model: it answers "fake transcript of NAME, 3.2 s" at once (or after
 `delay` seconds, or `delays[NAME]`), and can be told to run out of memory above a batch size, to
 lose the GPU, to raise for a given file, to kill its own process with SIGKILL on a given file
 (a file that crashes the daemon), or to hang on one (a stuck consumer), so the real back-off,
-failure, recovery and health handling run around it.
+failure, recovery and health handling run around it. Like the real engine, `transcribe` is speech
+finding plus one `transcribe_speech` call, so cross-file batching and the prefetch run the same
+consumer code against it.
 `transcribed run --engine fake` takes these settings as JSON from $TRANSCRIBED_FAKE.
 """
 
@@ -20,7 +23,7 @@ from typing import Any
 
 import numpy as np
 
-from .base import EngineSettings, Progress, Request
+from .base import EngineSettings, Progress, Request, SpeechChunk, SpeechOf, Transcript
 
 SAMPLE_RATE = 16_000
 
@@ -45,9 +48,11 @@ class FakeEngine:
     crash_on: tuple[str, ...] = ()
     #: Never return (and never report progress) while transcribing files with these names.
     hang_on: tuple[str, ...] = ()
+    #: Every model call: (the files it carried, joined by "+", batch size).
     calls: list[tuple[str, int]] = field(default_factory=list)
     #: Files whose speech was found ahead (by the prefetch) and handed in.
     given_speech: list[str] = field(default_factory=list)
+    multilingual: bool = True
     loaded: bool = False
 
     @classmethod
@@ -62,35 +67,57 @@ class FakeEngine:
     def load(self) -> None:
         self.loaded = True
 
-    def find_speech(self, samples: np.ndarray) -> list[dict[str, Any]]:
+    def find_speech(self, samples: np.ndarray) -> list[SpeechChunk]:
         """All of the audio as one chunk, or none when it is silent."""
         if _silent(samples):
             return []
-        return [{"start": 0.0, "end": round(len(samples) / SAMPLE_RATE, 3)}]
+        return [SpeechChunk(start=0.0, end=round(len(samples) / SAMPLE_RATE, 3))]
+
+    def language_of(self, samples: np.ndarray, speech: list[SpeechChunk],
+                    request: Request) -> tuple[str, float | None]:
+        """The given language, else English (a fake detection, with no probability)."""
+        return request.language or "en", None
 
     def transcribe(self, samples: np.ndarray, request: Request, batch_size: int,
-                   progress: Progress, speech: list[dict[str, Any]] | None = None) -> dict[str, Any]:
-        self.calls.append((request.file, batch_size))
+                   progress: Progress, speech: list[SpeechChunk] | None = None) -> Transcript:
         if speech is not None:
             self.given_speech.append(request.file)
-        if request.file in self.lose_gpu_on:
+        else:
+            speech = self.find_speech(samples)
+        return self.transcribe_speech([SpeechOf(samples, speech, request.file)], request,
+                                      batch_size, progress)[0]
+
+    def transcribe_speech(self, items: list[SpeechOf], request: Request, batch_size: int,
+                          progress: Progress) -> list[Transcript]:
+        """One scripted model call for the files of `items`; each gets its own fake text."""
+        self.calls.append(("+".join(item.file for item in items), batch_size))
+        for item in items:
+            self._script(item.file, batch_size)
+        self._work(sum(self.delays.get(item.file, self.delay) for item in items), progress)
+        return [self._text(item, request) for item in items]
+
+    def _script(self, file: str, batch_size: int) -> None:
+        """The faults scripted for `file`."""
+        if file in self.lose_gpu_on:
             raise RuntimeError("CUDA failed with error unknown error")
         if self.oom_above_batch is not None and batch_size > self.oom_above_batch:
             raise RuntimeError("CUDA failed with error out of memory")
-        if request.file in self.fail:
-            raise RuntimeError(self.fail[request.file])
-        if request.file in self.crash_on:
+        if file in self.fail:
+            raise RuntimeError(self.fail[file])
+        if file in self.crash_on:
             os.kill(os.getpid(), signal.SIGKILL)
-        while request.file in self.hang_on:
+        while file in self.hang_on:
             time.sleep(1)
-        self._work(self.delays.get(request.file, self.delay), progress)
-        seconds = len(samples) / SAMPLE_RATE
-        if _silent(samples):
-            return {"segments": [], "language": request.language or "en"}
-        name = request.file.encode("utf-8", "surrogateescape").decode("utf-8", "replace")
-        text = f" fake transcript of {name}, {seconds:.1f} s"
-        return {"segments": [{"start": 0.0, "end": round(seconds, 3), "text": text}],
-                "language": request.language or "en"}
+
+    def _text(self, item: SpeechOf, request: Request) -> Transcript:
+        language = request.language or "en"
+        if not item.speech:
+            return Transcript(segments=[], language=language)
+        seconds = len(item.samples) / SAMPLE_RATE
+        name = item.file.encode("utf-8", "surrogateescape").decode("utf-8", "replace")
+        return Transcript(segments=[{"start": 0.0, "end": round(seconds, 3),
+                                     "text": f" fake transcript of {name}, {seconds:.1f} s"}],
+                          language=language)
 
     def _work(self, delay: float, progress: Progress) -> None:
         steps = max(1, int(delay / 0.1))
@@ -99,7 +126,13 @@ class FakeEngine:
                 time.sleep(delay / steps)
             progress(100.0 * (step + 1) / steps)
 
+    def vad_retry_fits(self) -> bool:
+        return False
+
     def free_memory(self) -> int | None:
+        return None
+
+    def memory_in_use(self) -> tuple[int, int] | None:
         return None
 
     def on_cpu(self) -> FakeEngine:

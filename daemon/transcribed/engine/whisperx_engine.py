@@ -31,7 +31,7 @@ import numpy as np
 from .. import logs
 from ..config import Config, Vad
 from ..errors import GpuLost
-from .base import EngineSettings, Progress, Request
+from .base import EngineSettings, Progress, Request, SpeechChunk, SpeechOf, Transcript
 from .hardware import CPU_BATCH_SIZE
 from .oom import BatchGovernor
 
@@ -109,25 +109,26 @@ class WhisperXEngine:
         return self.config.model.language
 
     def transcribe(self, samples: np.ndarray, request: Request, batch_size: int,
-                   progress: Progress, speech: list[dict[str, Any]] | None = None) -> dict[str, Any]:
+                   progress: Progress, speech: list[SpeechChunk] | None = None) -> Transcript:
         """Voice activity detection (unless `speech` was found ahead), language (given or
         detected), then batched decoding."""
         if speech is None:
             speech = self.find_speech(samples)
         language, probability = self.language_of(samples, speech, request)
         request = dataclasses.replace(request, language=language)
-        result = self.transcribe_speech([(samples, speech)], request, batch_size, progress)[0]
+        result = self.transcribe_speech([SpeechOf(samples, speech, request.file)], request, batch_size,
+                                        progress)[0]
         result["language_probability"] = probability
         return result
 
-    def find_speech(self, samples: np.ndarray) -> list[dict[str, Any]]:
+    def find_speech(self, samples: np.ndarray) -> list[SpeechChunk]:
         """Speech chunks (start, end in seconds), each at most `vad.chunk_seconds` long.
         Called from the prefetch thread and the consumer: one call at a time (pyannote's
         Inference and its batch size are shared state)."""
         with self._vad_lock:
             return self._find_speech(samples)
 
-    def _find_speech(self, samples: np.ndarray) -> list[dict[str, Any]]:
+    def _find_speech(self, samples: np.ndarray) -> list[SpeechChunk]:
         self._apply_vad_batch()
         vad = self._pipe.vad_model
         try:
@@ -140,9 +141,9 @@ class WhisperXEngine:
             raise
         if self.vad_batch is not None:
             self.vad_batch.succeeded()
-        return [{"start": c["start"], "end": c["end"]} for c in chunks]
+        return [SpeechChunk(start=c["start"], end=c["end"]) for c in chunks]
 
-    def language_of(self, samples: np.ndarray, speech: list[dict[str, Any]],
+    def language_of(self, samples: np.ndarray, speech: list[SpeechChunk],
                     request: Request) -> tuple[str, float | None]:
         """The job's language and, when detected, its probability.
 
@@ -163,16 +164,16 @@ class WhisperXEngine:
         token, probability = self._pipe.model.model.detect_language(self._pipe.model.encode(features))[0][0]
         return token[2:-2], round(float(probability), 3)
 
-    def transcribe_speech(self, items: list[tuple[np.ndarray, list[dict[str, Any]]]], request: Request,
-                          batch_size: int, progress: Progress) -> list[dict[str, Any]]:
+    def transcribe_speech(self, items: list[SpeechOf], request: Request, batch_size: int,
+                          progress: Progress) -> list[Transcript]:
         """Decode the speech chunks of one or more files in shared batches; one result per file.
 
         All files share `request` (its language must be decided). Chunks of several short
         files fill a batch that one short file alone would leave nearly empty.
         """
-        chunks = [(index, samples, chunk) for index, (samples, speech) in enumerate(items)
-                  for chunk in speech]
-        results: list[dict[str, Any]] = [{"segments": [], "language": request.language} for _ in items]
+        chunks = [(index, item.samples, chunk) for index, item in enumerate(items)
+                  for chunk in item.speech]
+        results = [Transcript(segments=[], language=request.language) for _ in items]
         if not chunks:
             return results
         inputs = ({"inputs": samples[int(c["start"] * SAMPLE_RATE): int(c["end"] * SAMPLE_RATE)]}
@@ -224,6 +225,20 @@ class WhisperXEngine:
         old = self.vad_batch.current
         new = self.vad_batch.lower()
         log.warning("engine.vad_batch_lowered", old_batch_size=old, new_batch_size=new or old)
+
+    def vad_retry_fits(self) -> bool:
+        """After pyannote's out-of-memory (its batch already halved in `_find_speech`): while that
+        batch is above 1, the retry need not shrink the Whisper batch too."""
+        return self.vad_batch is not None and self.vad_batch.current > 1
+
+    def memory_in_use(self) -> tuple[int, int] | None:
+        """GPU memory (used, total) of the device the model is on; None on the CPU."""
+        if self.settings.device != "cuda":
+            return None
+        import torch
+
+        free, total = torch.cuda.mem_get_info(self.settings.device_index)
+        return int(total - free), int(total)
 
     def free_memory(self) -> int | None:
         """gc, torch's cache, and CTranslate2's own cache (which empty_cache does not touch)."""

@@ -1,0 +1,54 @@
+"""outcome.decide: every rule of what happens to a job, as a table (no threads, no folders)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from transcribed.config import Jobs
+from transcribed.errors import BadInput, GpuLost, OutOfMemory, StageFailed
+from transcribed.outcome import Action, decide
+
+JOBS = Jobs(max_attempts=3, retry_delay_seconds=2.0)
+KEPT = {".json": Path("out/x.json")}
+
+TABLE = [
+    # (what happened, attempts so far, action, error kind, retry delay)
+    (None, 0, Action.RUN, None, None),
+    (None, 2, Action.RUN, None, None),
+    (None, 3, Action.FAIL, "poison", None),
+    (BadInput("empty", "the file is empty"), 1, Action.FAIL, "empty", None),
+    (BadInput("not_audio", "no audio"), 3, Action.FAIL, "not_audio", None),
+    (OutOfMemory("even at batch size 1"), 1, Action.FAIL, "out_of_memory", None),
+    (StageFailed("align", "boom", KEPT), 1, Action.FAIL, "stage_failed", None),
+    (GpuLost("CUDA error 999"), 1, Action.REQUEUE_AND_EXIT, None, None),
+    (GpuLost("CUDA error 999"), 3, Action.REQUEUE_AND_EXIT, None, None),
+    (RuntimeError("a bug"), 1, Action.RETRY, None, 2.0),
+    (OSError(28, "No space left on device"), 2, Action.RETRY, None, 4.0),
+    (RuntimeError("a bug"), 3, Action.FAIL, "poison", None),
+]
+
+
+@pytest.mark.parametrize(("error", "attempts", "action", "kind", "retry_in"), TABLE)
+def test_decide(error: BaseException | None, attempts: int, action: Action, kind: str | None,
+                retry_in: float | None) -> None:
+    outcome = decide(error, attempts, JOBS)
+    assert (outcome.action, outcome.kind, outcome.retry_in) == (action, kind, retry_in)
+
+
+def test_a_poison_file_after_failures_names_the_last_error() -> None:
+    outcome = decide(ValueError("bad frame"), 3, JOBS)
+    assert outcome.message == "failed 3 times; last error: ValueError: bad frame"
+
+
+def test_a_bad_input_report_carries_its_own_message() -> None:
+    assert decide(BadInput("truncated", "ends after 3 s"), 1, JOBS).message == "ends after 3 s"
+
+
+def test_a_failed_later_stage_keeps_the_plain_transcript() -> None:
+    assert decide(StageFailed("diarize", "no pipeline", KEPT), 1, JOBS).kept == KEPT
+
+
+def test_a_retry_says_what_went_wrong() -> None:
+    assert decide(RuntimeError("a bug"), 1, JOBS).message == "RuntimeError: a bug"
