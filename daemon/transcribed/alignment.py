@@ -52,7 +52,8 @@ class Aligner:
             return configured
         from whisperx.alignment import DEFAULT_ALIGN_MODELS_HF, DEFAULT_ALIGN_MODELS_TORCH
 
-        return DEFAULT_ALIGN_MODELS_TORCH.get(language) or DEFAULT_ALIGN_MODELS_HF.get(language)
+        torch_default: str | None = DEFAULT_ALIGN_MODELS_TORCH.get(language)
+        return torch_default or DEFAULT_ALIGN_MODELS_HF.get(language)
 
     def preload(self, languages: list[str]) -> None:
         """Load (and if need be download) the models for `languages` before the first job."""
@@ -80,8 +81,8 @@ class Aligner:
         import whisperx
 
         with logs.prints_as_logs("whisperx"):
-            aligned = whisperx.align(result["segments"], model, metadata, samples, self.device,
-                                     return_char_alignments=False)
+            aligned: dict[str, Any] = whisperx.align(result["segments"], model, metadata, samples,
+                                                     self.device, return_char_alignments=False)
         # align() drops these; the writers need the language.
         aligned["language"] = language
         aligned["language_probability"] = result.get("language_probability")
@@ -114,12 +115,13 @@ class Aligner:
         log.info("align.model_loading", language=language, model=name)
         try:
             with logs.prints_as_logs("whisperx"):
-                return whisperx.load_align_model(language, self.device, model_name=name,
-                                                 model_dir=str(download_dir),
-                                                 model_cache_only=not download)
+                loaded: tuple[Any, dict[str, Any]] = whisperx.load_align_model(
+                    language, self.device, model_name=name, model_dir=str(download_dir),
+                    model_cache_only=not download)
         except Exception as exc:  # noqa: BLE001 - torchaudio, transformers and urllib all differ
             raise AlignModelMissing(f"cannot load {name}: {type(exc).__name__}: "
                                     f"{str(exc).splitlines()[0] if str(exc) else ''}") from None
+        return loaded
 
 
 def _on_disk(name: str, download_dir: Path) -> bool:

@@ -81,7 +81,7 @@ def declared_seconds(path: Path) -> float | None:
             if stream.duration is not None and stream.time_base is not None:
                 return float(stream.duration * stream.time_base)
             if container.duration is not None:
-                return container.duration / av.time_base
+                return float(container.duration / av.time_base)
             return None
     except PermissionError as exc:
         raise BadInput("unreadable", f"cannot read the file: {exc.strerror}") from None
@@ -135,7 +135,7 @@ class _Growing:
 
     def result(self) -> np.ndarray:
         if self.length < len(self.array) * 0.9:  # far shorter than declared (truncated): give back the rest
-            return self.array[: self.length].copy()
+            return np.copy(self.array[: self.length])
         return self.array[: self.length]
 
 

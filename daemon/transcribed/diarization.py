@@ -71,7 +71,7 @@ def assign_speakers(table: Any, result: dict[str, Any]) -> dict[str, Any]:
     from whisperx.diarize import assign_word_speakers
 
     language = result.get("language")
-    labelled = assign_word_speakers(table, result)
+    labelled: dict[str, Any] = assign_word_speakers(table, result)
     if language is not None:
         labelled["language"] = language
     return labelled

@@ -47,4 +47,5 @@ def plain_result(result: dict[str, Any]) -> dict[str, Any]:
         if hasattr(value, "item") and not isinstance(value, (str, bytes)):
             return value.item()
         return value
-    return plain(result)
+    cleaned: dict[str, Any] = plain(result)
+    return cleaned

@@ -179,7 +179,8 @@ def _choose_compute_type(model: Model, hardware: Hardware, device: str, weights:
             f" and {_gib(hardware.free_bytes)} is free" if hardware.free_bytes is not None else "")
         return "float16"
     if "int8" in supported:
-        reasons["compute_type"] = "this GPU has no efficient float16; int8 (with float32) is faster than float32"
+        reasons["compute_type"] = ("this GPU has no efficient float16; int8 (with float32) is faster "
+                                   "than float32")
         return "int8"
     reasons["compute_type"] = "this GPU has neither efficient float16 nor int8; float32"
     return "float32"

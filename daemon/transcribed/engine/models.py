@@ -41,7 +41,8 @@ def known_sizes() -> list[str]:
     """The names faster-whisper can download (tiny, tiny.en, ... large-v3, large-v3-turbo)."""
     from faster_whisper.utils import available_models
 
-    return available_models()
+    sizes: list[str] = available_models()
+    return sizes
 
 
 def bundled_model_path() -> Path | None:
@@ -102,7 +103,7 @@ def _cached(name: str, download_dir: Path) -> Path | None:
 
     try:
         return Path(download_model(name, cache_dir=str(download_dir), local_files_only=True))
-    except Exception:  # huggingface_hub raises several types for "not in the cache"
+    except Exception:  # noqa: BLE001 - huggingface_hub raises several types for "not in the cache"
         return None
 
 
@@ -113,7 +114,7 @@ def _download(name: str, download_dir: Path) -> Path:
     download_dir.mkdir(parents=True, exist_ok=True)
     try:
         return Path(download_model(name, cache_dir=str(download_dir)))
-    except Exception as exc:
+    except Exception as exc:  # noqa: BLE001 - the hub, the network and the disk all differ; one message
         raise TranscribedError(
             f"model {name!r} is not in {download_dir} and could not be downloaded "
             f"({type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}); "
