@@ -132,9 +132,6 @@ class _LoggerWriter(io.TextIOBase):
 
 #: The print() catcher of this thread while it is inside `prints_as_logs`.
 _prints_to: ContextVar[_LoggerWriter | None] = ContextVar("prints_to", default=None)
-_router_lock = threading.Lock()
-_router_users = 0
-_real_stdout: TextIO | None = None
 
 
 class _PrintRouter(io.TextIOBase):
@@ -158,20 +155,34 @@ def prints_as_logs(source: str) -> Iterator[None]:
     """Turn plain print() calls of a library into log events, so stdout stays pure JSON.
     Safe when several threads use it at once (the consumer and the prefetch)."""
     token = _prints_to.set(_LoggerWriter(get_logger(library=source)))
-    _route_prints(+1)
+    _routing.enter()
     try:
         yield
     finally:
-        _route_prints(-1)
+        _routing.leave()
         _prints_to.reset(token)
 
 
-def _route_prints(change: int) -> None:
-    """The first thread in installs the router; the last one out puts the real stdout back."""
-    global _router_users, _real_stdout
-    with _router_lock:
-        if change > 0 and _router_users == 0:
-            _real_stdout, sys.stdout = sys.stdout, _PrintRouter(sys.stdout)
-        _router_users += change
-        if _router_users == 0 and isinstance(sys.stdout, _PrintRouter):
-            sys.stdout, _real_stdout = _real_stdout or sys.stdout.real, None
+class _StdoutRouting:
+    """How many threads are inside `prints_as_logs`: the first one in installs the router, the
+    last one out puts the real stdout back."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._users = 0
+        self._real: TextIO | None = None
+
+    def enter(self) -> None:
+        with self._lock:
+            if self._users == 0:
+                self._real, sys.stdout = sys.stdout, _PrintRouter(sys.stdout)
+            self._users += 1
+
+    def leave(self) -> None:
+        with self._lock:
+            self._users -= 1
+            if self._users == 0 and isinstance(sys.stdout, _PrintRouter):
+                sys.stdout, self._real = self._real or sys.stdout.real, None
+
+
+_routing = _StdoutRouting()

@@ -14,7 +14,7 @@ import socket
 import threading
 from collections.abc import Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from typing import Any
+from typing import Any, cast
 
 from prometheus_client import CollectorRegistry, ProcessCollector
 from prometheus_client.core import (
@@ -111,14 +111,13 @@ class MetricsServer:
 
     def start(self) -> MetricsServer:
         host, port = parse_listen(self.listen)
-        server_class = _IPv6Server if ":" in host else ThreadingHTTPServer
+        server_class = _IPv6Server if ":" in host else _Server
         try:
             server = server_class((host, port), _Handler)
         except OSError as exc:
             raise TranscribedError(f"metrics.listen: cannot listen on {self.listen}: "
                                    f"{exc.strerror or exc}") from None
-        server.daemon_threads = True
-        server.app = self  # type: ignore[attr-defined]
+        server.app = self
         self._server = server
         self._thread = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.5},
                                         name="metrics", daemon=True)
@@ -129,8 +128,9 @@ class MetricsServer:
     @property
     def address(self) -> str:
         """host:port actually bound (port 0 in the config picks a free one)."""
-        assert self._server is not None
-        host, port = self._server.server_address[:2]
+        if self._server is None:
+            raise RuntimeError("the metrics server is not listening: start() it first")
+        host, port = self._server.socket.getsockname()[:2]
         return f"[{host}]:{port}" if ":" in str(host) else f"{host}:{port}"
 
     def close(self) -> None:
@@ -143,15 +143,22 @@ class MetricsServer:
             self._thread = None
 
 
-class _IPv6Server(ThreadingHTTPServer):
+class _Server(ThreadingHTTPServer):
+    """The HTTP server, holding the MetricsServer its request handlers answer for."""
+
+    daemon_threads = True
+    app: MetricsServer
+
+
+class _IPv6Server(_Server):
     address_family = socket.AF_INET6
 
 
 class _Handler(BaseHTTPRequestHandler):
     server_version = f"transcribed/{__version__}"
 
-    def do_GET(self) -> None:  # noqa: N802 - http.server's naming
-        app: MetricsServer = self.server.app  # type: ignore[attr-defined]
+    def do_GET(self) -> None:
+        app = cast(_Server, self.server).app  # the server that made this handler: start()'s
         path = self.path.split("?", 1)[0]
         if path == "/metrics":
             encoder, content_type = choose_encoder(self.headers.get("Accept", ""))

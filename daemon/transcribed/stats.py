@@ -161,7 +161,7 @@ class Stats:
     def _cumulative_buckets(self) -> dict[str, int]:
         """Done jobs that took at most each bound (Prometheus' `le` convention), "+Inf" = all."""
         counts, total = {}, 0
-        for bound, n in zip((*PROCESSING_BUCKETS, float("inf")), self.processing_buckets):
+        for bound, n in zip((*PROCESSING_BUCKETS, float("inf")), self.processing_buckets, strict=True):
             total += n
             counts["+Inf" if bound == float("inf") else f"{bound:g}"] = total
         return counts

@@ -89,7 +89,7 @@ class Arrivals:
                     continue
                 seen = self._update(path, signature)
                 quiet = now - seen.changed_at
-                settled = quiet >= (self.stale_writer_seconds if seen.writing else self.settle_seconds)
+                settled = quiet >= self._quiet_needed(seen)
                 if seen.closed or settled:
                     ready.append(path)
             for gone in set(self._seen) - set(candidates):
@@ -100,7 +100,7 @@ class Arrivals:
         """Seconds until a file still settling could become complete (None: nothing is settling)."""
         with self._lock:
             now = self.clock()
-            waits = [seen.changed_at - now + (self.stale_writer_seconds if seen.writing else self.settle_seconds)
+            waits = [seen.changed_at - now + self._quiet_needed(seen)
                      for seen in self._seen.values() if not seen.closed]
             return max(0.05, min(waits)) if waits else None
 
@@ -108,6 +108,10 @@ class Arrivals:
         """How many inbox files are known (complete or not)."""
         with self._lock:
             return len(self._seen)
+
+    def _quiet_needed(self, seen: _Seen) -> float:
+        """How long a file must stay unchanged to count as complete: longer while a writer has it open."""
+        return self.stale_writer_seconds if seen.writing else self.settle_seconds
 
     def _update(self, path: Path, signature: tuple[int, int, int]) -> _Seen:
         now = self.clock()
@@ -152,11 +156,7 @@ class _WakeOnChange(FileSystemEventHandler):
 def start_observer(inbox: Path, watch: Watch, arrivals: Arrivals, wake: threading.Event) -> BaseObserver:
     """Watch the inbox recursively, with inotify or polling (`watch.polling`), and start it."""
     polling, reason = choose_polling(inbox, watch.polling)
-    observer: BaseObserver
-    if polling:
-        observer = PollingObserver(timeout=watch.poll_interval_seconds)
-    else:
-        observer = Observer()
+    observer: BaseObserver = PollingObserver(timeout=watch.poll_interval_seconds) if polling else Observer()
     observer.schedule(_WakeOnChange(arrivals, wake, sees_writers=not polling), str(inbox), recursive=True)
     observer.start()
     log.info("watcher.started", inbox=str(inbox), observer=type(observer).__name__,
