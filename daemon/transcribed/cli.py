@@ -10,6 +10,7 @@ import argparse
 import sys
 import tempfile
 from pathlib import Path, PurePosixPath
+from typing import Any
 
 from . import __version__, logs
 from .config import CONFIG_ENV, Config, load_config, render_yaml
@@ -109,7 +110,7 @@ def _status(args: argparse.Namespace) -> int:
     if args.json:
         workers = [{**r, "verdict": status.judge(r).as_dict(), "local": status.is_local(r)}
                    for r in records]
-        body = {"status_dir": str(status.status_dir(state)), "workers": workers}
+        body: dict[str, Any] = {"status_dir": str(status.status_dir(state)), "workers": workers}
         if args.check:
             body["check"] = {"healthy": healthy, "lines": lines}
         print(json.dumps(body, indent=2, ensure_ascii=False))
@@ -122,9 +123,9 @@ def _status(args: argparse.Namespace) -> int:
 
 def _transcribe(args: argparse.Namespace) -> int:
     """The daemon's engine and outputs for a few files: each is read in place, results go to --out."""
-    from .pipeline import Pipeline
-    from .jobs import Job
     from .durable import move_no_clobber
+    from .jobs import Job
+    from .pipeline import Pipeline
 
     logs.configure()
     config = _load(args)
