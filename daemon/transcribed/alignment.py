@@ -17,6 +17,7 @@ import numpy as np
 
 from . import logs
 from .config import Config
+from .engine.base import Transcript
 
 log = logs.get_logger()
 
@@ -68,9 +69,11 @@ class Aligner:
                 log.warning("align.unavailable", language=language, reason=str(exc),
                             effect="no word timestamps for this language")
 
-    def align(self, result: dict[str, Any], samples: np.ndarray) -> dict[str, Any]:
+    def align(self, result: Transcript, samples: np.ndarray) -> Transcript:
         """`result` with words (start, end, score) per segment; raises AlignModelMissing."""
         language = result["language"]
+        if language is None:  # engines always name one; without it no model can be chosen
+            raise AlignModelMissing("the transcript names no language to choose an alignment model by")
         try:
             model, metadata = self._load(language, download=False)
         except AlignModelMissing as exc:
@@ -81,8 +84,8 @@ class Aligner:
         import whisperx
 
         with logs.prints_as_logs("whisperx"):
-            aligned: dict[str, Any] = whisperx.align(result["segments"], model, metadata, samples,
-                                                     self.device, return_char_alignments=False)
+            aligned: Transcript = whisperx.align(result["segments"], model, metadata, samples,
+                                                 self.device, return_char_alignments=False)
         # align() drops these; the writers need the language.
         aligned["language"] = language
         aligned["language_probability"] = result.get("language_probability")

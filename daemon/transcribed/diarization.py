@@ -14,6 +14,7 @@ import numpy as np
 
 from . import logs
 from .config import Config
+from .engine.base import Transcript
 from .errors import ConfigError
 
 log = logs.get_logger()
@@ -58,20 +59,20 @@ class Diarizer:
             return token_file.read_text(encoding="utf-8").strip() or None
         return os.environ.get("HF_TOKEN") or None
 
-    def diarize(self, result: dict[str, Any], samples: np.ndarray,
-                min_speakers: int | None, max_speakers: int | None) -> dict[str, Any]:
+    def diarize(self, result: Transcript, samples: np.ndarray,
+                min_speakers: int | None, max_speakers: int | None) -> Transcript:
         """`result` with a speaker per segment (and per word where words have times)."""
         with logs.prints_as_logs("whisperx"):
             table = self.pipeline(samples, min_speakers=min_speakers, max_speakers=max_speakers)
         return assign_speakers(table, result)
 
 
-def assign_speakers(table: Any, result: dict[str, Any]) -> dict[str, Any]:
+def assign_speakers(table: Any, result: Transcript) -> Transcript:
     """whisperx's assignment of diarization turns (a DataFrame: start, end, speaker) to a result."""
     from whisperx.diarize import assign_word_speakers
 
     language = result.get("language")
-    labelled: dict[str, Any] = assign_word_speakers(table, result)
+    labelled: Transcript = assign_word_speakers(table, result)
     if language is not None:
         labelled["language"] = language
     return labelled

@@ -8,10 +8,12 @@ place). The JSON is the whisperx result plus a `transcribed` block of metadata.
 from __future__ import annotations
 
 import os
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
 from .config import Outputs
+from .engine.base import Transcript
 
 
 def writer_options(outputs: Outputs) -> dict[str, Any]:
@@ -20,7 +22,7 @@ def writer_options(outputs: Outputs) -> dict[str, Any]:
             "highlight_words": outputs.highlight_words}
 
 
-def write_outputs(result: dict[str, Any], metadata: dict[str, Any], outputs: Outputs,
+def write_outputs(result: Transcript, metadata: Mapping[str, object], outputs: Outputs,
                   staging: Path, stem: str, formats: tuple[str, ...] | None = None) -> dict[str, Path]:
     """Write each format to `staging/<stem>.<format>`; returns {".json": path, ...}."""
     from whisperx.utils import get_writer
@@ -37,7 +39,7 @@ def write_outputs(result: dict[str, Any], metadata: dict[str, Any], outputs: Out
     return written
 
 
-def plain_result(result: dict[str, Any]) -> dict[str, Any]:
+def plain_result(result: Transcript) -> Transcript:
     """The result with numpy numbers turned into Python ones, so json.dump takes it."""
     def plain(value: Any) -> Any:
         if isinstance(value, dict):
@@ -47,5 +49,5 @@ def plain_result(result: dict[str, Any]) -> dict[str, Any]:
         if hasattr(value, "item") and not isinstance(value, (str, bytes)):
             return value.item()
         return value
-    cleaned: dict[str, Any] = plain(result)
+    cleaned: Transcript = plain(result)
     return cleaned
