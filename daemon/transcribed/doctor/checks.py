@@ -45,7 +45,7 @@ def check_driver(report: Report, config: Config) -> list[dict[str, str]]:
         return []
     fields = "index,name,driver_version,memory.total,memory.free"
     try:
-        result = subprocess.run([smi, f"--query-gpu={fields}", "--format=csv,noheader,nounits"],  # noqa: S603 - fixed args
+        result = subprocess.run([smi, f"--query-gpu={fields}", "--format=csv,noheader,nounits"],
                                 capture_output=True, text=True, timeout=30, check=False)
     except (OSError, subprocess.TimeoutExpired) as exc:
         report.add("driver", "NVIDIA driver", FAIL if must else WARN, f"nvidia-smi failed: {exc}",

@@ -50,7 +50,7 @@ def check_transcription(report: Report, config: Config, model: ResolvedModel | N
     request = json.dumps({"config": to_plain(config), "settings": asdict(settings)})
     started = time.monotonic()
     try:
-        child = subprocess.run([sys.executable, "-m", CHILD_MODULE], input=request,  # noqa: S603 - our own
+        child = subprocess.run([sys.executable, "-m", CHILD_MODULE], input=request,
                                capture_output=True, text=True, timeout=SAMPLE_TIMEOUT_SECONDS,
                                check=False)
     except subprocess.TimeoutExpired:
