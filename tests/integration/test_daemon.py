@@ -7,7 +7,12 @@ decoded duration), so these tests see exactly what reached the engine.
 from __future__ import annotations
 
 import json
+import os
 import shutil
+import signal
+import subprocess
+import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -172,3 +177,33 @@ def test_a_second_signal_puts_the_file_back_at_once(folders: Folders) -> None:
         daemon.wait_for("daemon.stopping")
         assert daemon.stop(timeout=10) == 0
     assert folders.files(folders.inbox) == ["long.wav"]
+
+
+@pytest.mark.usefixtures("corpus")
+@pytest.mark.parametrize("signal_name", ["SIGTERM", "SIGINT"])
+def test_a_signal_while_the_model_loads_stops_the_daemon_at_once_with_exit_0(
+        folders: Folders, signal_name: str) -> None:
+    """A stop during start-up (a large model loading) is honoured at once: exit 0, daemon.stopped
+    logged, nothing claimed (a file already waiting stays in the inbox)."""
+    shutil.copy(_speech(SHORT), folders.inbox / "waiting.wav")
+    env = {**os.environ, "PYTHONUNBUFFERED": "1", "TRANSCRIBED_FAKE": json.dumps({"load_seconds": 60})}
+    child = subprocess.Popen([sys.executable, "-m", "transcribed", "run", "--config", str(folders.config),
+                              "--engine", "fake"], stdout=subprocess.PIPE, text=True, env=env)
+    try:
+        assert child.stdout is not None
+        for line in child.stdout:
+            if json.loads(line)["event"] == "model.loading":
+                break
+        began = time.monotonic()
+        child.send_signal(getattr(signal, signal_name))
+        code = child.wait(timeout=10)
+        stopping_took = time.monotonic() - began
+        events = [json.loads(line)["event"] for line in child.stdout]
+    finally:
+        child.kill()
+        child.wait()
+    assert code == 0
+    assert stopping_took < 5, f"the stop took {stopping_took:.1f} s; the model would have taken 60"
+    assert events[-1] == "daemon.stopped" and "daemon.stopping" in events
+    assert folders.files(folders.inbox) == ["waiting.wav"]
+    assert not (folders.state / "work").exists() or not any((folders.state / "work").iterdir())

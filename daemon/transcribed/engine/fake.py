@@ -53,6 +53,8 @@ class FakeEngine:
     #: Files whose speech was found ahead (by the prefetch) and handed in.
     given_speech: list[str] = field(default_factory=list)
     multilingual: bool = True
+    #: Seconds `load` takes (a large model loading: to test a stop during start-up).
+    load_seconds: float = 0.0
     loaded: bool = False
 
     @classmethod
@@ -65,6 +67,7 @@ class FakeEngine:
         return cls(**options)
 
     def load(self) -> None:
+        time.sleep(self.load_seconds)
         self.loaded = True
 
     def find_speech(self, samples: np.ndarray) -> list[SpeechChunk]:
