@@ -1,4 +1,4 @@
-"""The spool: a job's state is the folder its file is in.
+"""The spool: a job's state is the folder its file is in. `Spool` is what the consumer holds.
 
 ```
 inbox/<rel>                          waiting      users copy files here
@@ -8,19 +8,15 @@ done/<rel>                           done         the source, once its results a
 failed/<rel> + <rel>.error.json      failed       bad input, or a poison file
 ```
 
-A claim is `os.rename` out of the inbox into this worker's own folder, so among any number of
-daemons on one inbox exactly one wins. Finishing a job is a recorded plan of moves (`plan.json`,
-paths relative to the job and to the folder roots, so it still holds after the job folder is
-adopted by another worker, or on a host that mounts the share elsewhere) carried out with
-`move_no_clobber`; a crash anywhere is finished or redone by whoever adopts the job next. The
-results move first and are fsynced (file and folder) before the source leaves the work folder.
+A job's path, one module per step, composed here:
 
-Workers are named `<host>.<pid>.<start>` and keep a lease file fresh; a worker adopts another's
-jobs only when that worker is gone (same machine: its process is dead; another machine, or one
-whose pids we cannot check: its lease has not changed for `lease_seconds` of our own clock, so
-clocks need not agree). A folder that refuses a move (full, read-only) never costs a file: the
-finished job waits in the work folder, the move is retried with a doubling delay, and no new
-file is claimed while a folder refuses.
+    inbox.py     which files in the inbox are jobs; the sidecars that travel with them
+    jobs.py      Job, JobState; the claim (one rename) and the record a job keeps
+    finish.py    the plan of moves to the outbox, done/, failed/ or back; held jobs, result names
+    workers.py   who this worker is, its lease, whether another worker is gone
+    adoption.py  the jobs of gone workers, taken over
+
+Set-up is here: the folders exist, and share one filesystem, before anything is claimed.
 """
 
 from __future__ import annotations
@@ -29,14 +25,14 @@ import os
 from pathlib import Path, PurePosixPath
 from typing import Any
 
-from . import durable
+from .adoption import Adoption
 from .config import Config
 from .errors import ConfigError
 from .finish import Finisher, has_plan
 from .inbox import Inbox
 from .jobs import Claims, Job, read_job
 from .logs import get_logger
-from .workers import Lease, Liveness, WorkerId, forget_worker, machine_identity
+from .workers import Lease, Liveness, WorkerId, machine_identity
 
 log = get_logger()
 
@@ -53,8 +49,9 @@ class Spool:
         self.machine = machine_identity()
         self._lease = Lease(self.mine, self.worker, self.machine)
         self._claims = Claims(self.mine, self.worker, config.jobs.max_attempts)
-        self._liveness = Liveness(self.worker, self.machine, config.daemon.lease_seconds)
         self._finisher = Finisher(self.folders)
+        liveness = Liveness(self.worker, self.machine, config.daemon.lease_seconds)
+        self._adoption = Adoption(self.work, self.mine, liveness, self.load)
 
     # --- set-up ----------------------------------------------------------------------------------
 
@@ -175,29 +172,4 @@ class Spool:
     def adopt_orphans(self) -> list[Job]:
         """Move the jobs of dead workers into this worker's folder; returns those still to run."""
         self.retry_held()
-        adopted: list[Job] = []
-        if not self.work.is_dir():
-            return adopted
-        for worker_dir in sorted(self.work.iterdir()):
-            if worker_dir == self.mine or not worker_dir.is_dir():
-                continue
-            reason = self._liveness.gone_because(worker_dir)
-            if reason is None:
-                continue
-            log.warning("spool.worker_gone", worker=worker_dir.name, reason=reason)
-            for job_dir in sorted(p for p in worker_dir.iterdir() if p.is_dir()):
-                try:
-                    os.rename(job_dir, self.mine / job_dir.name)  # exactly one adopter wins
-                except OSError:
-                    continue
-                durable.fsync_dir(worker_dir)
-                durable.fsync_dir(self.mine)
-                job = self.load(self.mine / job_dir.name)
-                if job is not None:
-                    log.warning("job.adopted", job_id=job.id, file=str(job.relpath),
-                                attempts=job.attempts, previous_worker=worker_dir.name)
-                    adopted.append(job)
-            forget_worker(worker_dir)
-        return adopted
-
-
+        return self._adoption.adopt_orphans()

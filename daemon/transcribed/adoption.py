@@ -1,0 +1,66 @@
+"""Adoption: the jobs of a worker that is gone are taken into this worker's folder.
+
+kill -9, a power cut, a lost node and a second SIGTERM all leave the same thing behind: job
+folders in `state/work/<worker>/`. Once that worker is gone (`workers.Liveness`), each job folder
+is renamed into ours, so among any number of adopters exactly one wins it; the job is then read
+back, which also finishes one whose plan was written (`finish.py`). Its attempt count comes with
+it: a file that kills every worker that takes it becomes poison, not an endless loop.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable
+from pathlib import Path
+
+from . import durable
+from .jobs import Job
+from .logs import get_logger
+from .workers import Liveness, forget_worker
+
+log = get_logger()
+
+
+class Adoption:
+    """Takes the jobs of gone workers under `work` into this worker's folder, `mine`."""
+
+    def __init__(self, work: Path, mine: Path, liveness: Liveness,
+                 load: Callable[[Path], Job | None]) -> None:
+        self.work = work
+        self.mine = mine
+        self.liveness = liveness
+        #: Reads a job back from its (adopted) folder; None for one finished or empty.
+        self.load = load
+
+    def adopt_orphans(self) -> list[Job]:
+        """Move the jobs of dead workers into this worker's folder; returns those still to run."""
+        adopted: list[Job] = []
+        if not self.work.is_dir():
+            return adopted
+        for worker_dir in sorted(self.work.iterdir()):
+            if worker_dir == self.mine or not worker_dir.is_dir():
+                continue
+            reason = self.liveness.gone_because(worker_dir)
+            if reason is None:
+                continue
+            log.warning("spool.worker_gone", worker=worker_dir.name, reason=reason)
+            adopted += self._take_jobs_of(worker_dir)
+            forget_worker(worker_dir)
+        return adopted
+
+    def _take_jobs_of(self, worker_dir: Path) -> list[Job]:
+        """Rename each job folder of a gone worker into ours, and read back those still to run."""
+        taken = []
+        for job_dir in sorted(p for p in worker_dir.iterdir() if p.is_dir()):
+            try:
+                os.rename(job_dir, self.mine / job_dir.name)  # exactly one adopter wins
+            except OSError:
+                continue
+            durable.fsync_dir(worker_dir)
+            durable.fsync_dir(self.mine)
+            job = self.load(self.mine / job_dir.name)
+            if job is not None:
+                log.warning("job.adopted", job_id=job.id, file=str(job.relpath),
+                            attempts=job.attempts, previous_worker=worker_dir.name)
+                taken.append(job)
+        return taken
