@@ -48,7 +48,7 @@ class Outcome:
     kept: dict[str, Path] | None = None
 
 
-def decide(error: BaseException | None, attempts: int, jobs: Jobs) -> Outcome:
+def decide(error: BaseException | None, attempts: int, jobs: Jobs) -> Outcome:  # noqa: PLR0911 - a return per row of the table
     """The outcome of a job that has been started `attempts` times, given `error` (None: the job
     is about to start)."""
     if error is None:

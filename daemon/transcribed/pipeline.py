@@ -15,18 +15,18 @@ from pathlib import Path
 from typing import Any, TypedDict
 
 from . import __version__
+from .alignment import Aligner, AlignModelMissing
 from .audio import Audio, decode
 from .config import Config
+from .diarization import Diarizer
 from .engine.base import Engine, Request, SpeechChunk, SpeechOf, Transcript
 from .engine.oom import BatchGovernor, is_gpu_lost, is_out_of_memory
-from .alignment import AlignModelMissing, Aligner
-from .diarization import Diarizer
 from .errors import FailedIn, GpuLost, OutOfMemory, StageFailed, TranscribedError
 from .inbox import sidecar_next_to
-from .options import Effective, effective_options, read_sidecar
-from .logs import get_logger
-from .outputs import plain_result, write_outputs
 from .jobs import Job
+from .logs import get_logger
+from .options import Effective, effective_options, read_sidecar
+from .outputs import plain_result, write_outputs
 from .stats import Stats
 
 log = get_logger()
@@ -80,7 +80,7 @@ class _Run:
     batch_size: int | None = None
     device: str | None = None
     #: What the later stages did: alignment "words"/"unavailable: ...", speakers: how many.
-    notes: dict[str, Any] = field(default_factory=dict)
+    notes: Metadata = field(default_factory=Metadata)
 
 
 @dataclass
@@ -157,11 +157,11 @@ class Pipeline:
             results = self.engine.transcribe_speech(
                 [SpeechOf(p.audio.samples, p.speech or [], p.job.relpath.name) for p in group],
                 group[0].request, batch_size, self._progress)
-        except Exception as exc:  # noqa: BLE001 - a lost GPU ends the daemon; the rest is retried alone
+        except Exception as exc:
             _raise_if_gpu_lost(exc)
             raise
         seconds = round(time.monotonic() - started, 3)
-        for prepared, result in zip(group, results):
+        for prepared, result in zip(group, results, strict=True):
             result["language_probability"] = prepared.probability
             prepared.state.batch_size, prepared.state.device = batch_size, self.engine.settings.device
             prepared.state.timings["transcribe"] = seconds
@@ -211,7 +211,8 @@ class Pipeline:
         return result
 
     def _align(self, result: Transcript, audio: Audio) -> Transcript:
-        assert self.aligner is not None
+        if self.aligner is None:
+            return result
         try:
             aligned = self.aligner.align(result, audio.samples)
         except AlignModelMissing as exc:
@@ -277,7 +278,7 @@ class Pipeline:
             error = None
             try:
                 result = engine.transcribe(audio.samples, request, batch_size, self._progress, speech)
-            except Exception as exc:  # noqa: BLE001 - sorted right below; anything else re-raised
+            except Exception as exc:
                 _raise_if_gpu_lost(exc)
                 if not is_out_of_memory(exc) or fallback is not None:
                     raise

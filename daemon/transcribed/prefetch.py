@@ -15,14 +15,14 @@ import threading
 import time
 from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor
+from contextlib import AbstractContextManager
 from dataclasses import dataclass, field
-from typing import ContextManager
 
 from . import logs
 from .audio import declared_seconds
 from .config import Overlap
-from .pipeline import Pipeline, Prepared
 from .jobs import Job
+from .pipeline import Pipeline, Prepared
 
 log = logs.get_logger()
 
@@ -40,7 +40,7 @@ class Prefetch:
     """Claimed jobs being prepared ahead, in the order the consumer will take them."""
 
     def __init__(self, pipeline: Pipeline, settings: Overlap,
-                 context: Callable[[Job], ContextManager[None]]) -> None:
+                 context: Callable[[Job], AbstractContextManager[None]]) -> None:
         #: A pipeline of its own (its own stage and timings), sharing the resident engine.
         self.pipeline = pipeline
         self.settings = settings

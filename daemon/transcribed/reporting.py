@@ -22,7 +22,7 @@ from .metrics import MetricsServer
 from .notify import Notifier
 from .stats import Stats, describe
 from .status import StatusFile, forget_dead
-from .spool import WorkerId
+from .workers import WorkerId
 
 #: The STATUS= line and the status file are rewritten at most this often (and on a change).
 REFRESH_SECONDS = 2.0

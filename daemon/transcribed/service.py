@@ -207,7 +207,7 @@ class Service:
     def _consume(self, worker: Worker) -> None:
         try:
             worker.run(self.stop)
-        except BaseException as exc:  # noqa: BLE001 - reported by the main thread's exit code
+        except BaseException as exc:
             self.consumer_error = exc
             if not isinstance(exc, GpuLost):
                 log.critical("daemon.consumer_crashed", error=f"{type(exc).__name__}: {exc}",

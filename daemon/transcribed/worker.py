@@ -10,6 +10,7 @@ or every file in flight back to the inbox and the daemon exits) and applied in o
 from __future__ import annotations
 
 import contextlib
+import functools
 import os
 import threading
 import time
@@ -17,20 +18,20 @@ import traceback
 from collections.abc import Callable, Iterable, Iterator
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import IO, Any, TypeVar
+from typing import Any, TextIO, TypeVar
 
 import structlog
 
 from . import logs
-from .config import Config
 from .alignment import Aligner
+from .config import Config
 from .diarization import Diarizer
 from .engine.base import Engine, Transcript
 from .errors import BadInput, FailedIn, GpuLost
+from .jobs import Job
 from .outcome import Action, Outcome, decide
 from .pipeline import Finished, Pipeline, Prepared
 from .prefetch import Prefetch
-from .jobs import Job
 from .spool import Spool
 from .stats import Stats
 from .watcher import Arrivals
@@ -43,8 +44,8 @@ T = TypeVar("T")
 class Worker:
     """Claims complete files in arrival order and runs each through the pipeline."""
 
-    def __init__(self, config: Config, spool: Spool, engine: Engine, arrivals: Arrivals,
-                 wake: threading.Event, on_beat: Callable[[], None] = lambda: None,
+    def __init__(self, config: Config, spool: Spool, engine: Engine, arrivals: Arrivals,  # noqa: PLR0913 - wired once, by service.py
+                 wake: threading.Event, *, on_beat: Callable[[], None] = lambda: None,
                  stats: Stats | None = None, aligner: Aligner | None = None,
                  diarizer: Diarizer | None = None, beat_interval: float = 5.0) -> None:
         self.config = config
@@ -179,9 +180,9 @@ class Worker:
             return
         self._prefetch_next()
         if ahead is not None:
-            self._attempt(job, lambda: self.pipeline.finish(ahead), finishing=True)
+            self._attempt(job, functools.partial(self.pipeline.finish, ahead), then=self._complete)
         else:
-            self._attempt(job, lambda: self.pipeline.run(job), finishing=True)
+            self._attempt(job, functools.partial(self.pipeline.run, job), then=self._complete)
 
     def process_together(self, jobs: list[Job]) -> None:
         """Several short files: decode and find speech for each, decode their speech in shared
@@ -191,19 +192,19 @@ class Worker:
         for job in jobs:
             began, ahead = self._begin(job)
             if began:
-                ready = self._attempt(job, lambda j=job, a=ahead: self._ready_to_share(j, a))
+                ready = self._attempt(job, functools.partial(self._ready_to_share, job, ahead))
                 if ready is not None:
                     prepared.append(ready)
         limit = self.config.batching.max_audio_seconds
         for group in _share_groups([p for p in prepared if p.audio.seconds <= limit]):
             # A lost GPU in the shared call is settled as the first job's outcome (every file in
             # flight goes back); any other failure leaves each file to be transcribed alone.
-            results = self._attempt(group[0].job, lambda g=group: self._transcribe_together(g))
-            for item, result in zip(group, results or [None] * len(group)):
-                self._attempt(item.job, lambda i=item, r=result: self.pipeline.finish(i, r),
-                              finishing=True)
+            results = self._attempt(group[0].job, functools.partial(self._transcribe_together, group))
+            for item, result in zip(group, results or [None] * len(group), strict=True):
+                self._attempt(item.job, functools.partial(self.pipeline.finish, item, result),
+                              then=self._complete)
         for item in (p for p in prepared if p.audio.seconds > limit):
-            self._attempt(item.job, lambda i=item: self.pipeline.finish(i), finishing=True)
+            self._attempt(item.job, functools.partial(self.pipeline.finish, item), then=self._complete)
 
     def _ready_to_share(self, job: Job, ahead: Prepared | None) -> Prepared:
         prepared = ahead or self.pipeline.prepare(job)
@@ -247,9 +248,10 @@ class Worker:
                 _open_job_log(job) as job_log, logs.job_log(job_log):
             yield
 
-    def _attempt(self, job: Job, work: Callable[[], T], finishing: bool = False) -> T | None:
+    def _attempt(self, job: Job, work: Callable[[], T],
+                 then: Callable[[Job, T], None] | None = None) -> T | None:
         """Run one step of a job; if it raises, decide and settle the job's outcome (then None).
-        With `finishing`, a success completes the job."""
+        On success, `then` (completing the job) runs in the same job context."""
         with self._context(job):
             try:
                 value = work()
@@ -257,9 +259,8 @@ class Worker:
                 stage, error = (exc.stage, exc.error) if isinstance(exc, FailedIn) else ("finish", exc)
                 self._settle(job, decide(error, job.attempts, self.config.jobs), stage, error)
                 return None
-            if finishing:
-                assert isinstance(value, Finished)
-                self._complete(job, value)
+            if then is not None:
+                then(job, value)
             return value
 
     def _settle(self, job: Job, outcome: Outcome, stage: str,
@@ -384,15 +385,15 @@ class Worker:
 
 
 @contextlib.contextmanager
-def _open_job_log(job: Job) -> Iterator[IO[str]]:
+def _open_job_log(job: Job) -> Iterator[TextIO]:
     """The job's own log file, or a sink that keeps nothing when it cannot be opened (a full
     disk, a folder gone). Closing flushes, which a full disk refuses too. Losing the job's copy
     of its log must not stop the consumer: the same events are on stdout."""
     try:
-        file = open(job.log_path, "a", encoding="utf-8", errors="backslashreplace")
+        file = open(job.log_path, "a", encoding="utf-8", errors="backslashreplace")  # noqa: SIM115 - closed below, where a full disk is tolerated
     except OSError as exc:
         log.warning("job.log_unavailable", path=str(job.log_path), error=str(exc))
-        file = open(os.devnull, "w", encoding="utf-8")
+        file = open(os.devnull, "w", encoding="utf-8")  # noqa: SIM115 - closed below
     try:
         yield file
     finally:
