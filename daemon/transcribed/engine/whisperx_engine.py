@@ -34,6 +34,7 @@ from ..errors import GpuLost
 from .base import EngineSettings, Progress, Request, SpeechChunk, SpeechOf, Transcript
 from .hardware import CPU_BATCH_SIZE
 from .oom import BatchGovernor
+from .silero import SileroSpeech
 
 log = logs.get_logger()
 
@@ -48,6 +49,25 @@ def keep_libraries_offline_and_private() -> None:
     os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 
 
+def load_model_arguments(config: Config, settings: EngineSettings) -> dict[str, Any]:
+    """The keyword arguments of `whisperx.load_model` for these settings: exactly what
+    `WhisperXEngine.load` passes, public so that bench/'s plain whisperx loop loads the same
+    pipeline instead of a hand copy that drifts. The language is the configured one, or "en"
+    for a model whose name says it is English-only (a local directory's name does not)."""
+    language = "en" if settings.model.endswith(".en") else config.model.language
+    return {
+        "whisper_arch": settings.model_path,
+        "device": settings.device,
+        "device_index": settings.device_index,
+        "compute_type": settings.compute_type,
+        "asr_options": {"beam_size": config.model.beam_size},
+        "vad_method": "pyannote",
+        "vad_options": {"vad_onset": config.vad.onset, "vad_offset": config.vad.offset},
+        "language": language,
+        "threads": settings.cpu_threads,
+    }
+
+
 class WhisperXEngine:
     """WhisperX's FasterWhisperPipeline, loaded once and used serially."""
 
@@ -58,6 +78,8 @@ class WhisperXEngine:
         self.multilingual = True
         #: pyannote's segmentation batch size; set from the loaded VAD model.
         self.vad_batch: BatchGovernor | None = None
+        #: faster-whisper's Silero, when vad.method is silero (pyannote is then not loaded).
+        self._silero: SileroSpeech | None = None
         self._vad_lock = threading.Lock()
 
     def load(self) -> None:
@@ -69,18 +91,12 @@ class WhisperXEngine:
         logs.quiet_libraries()  # ...the handlers lightning attaches at import are removed here
         _disable_pyannote_telemetry()
         torch.set_num_threads(self.settings.cpu_threads)
+        arguments = load_model_arguments(self.config, self.settings)
+        if self.config.vad.method == "silero":
+            self._silero = SileroSpeech(self.config.vad)
+            arguments["vad_model"] = self._silero  # whisperx then loads no pyannote model
         with logs.prints_as_logs("whisperx"):
-            self._pipe = whisperx.load_model(
-                self.settings.model_path,
-                self.settings.device,
-                device_index=self.settings.device_index,
-                compute_type=self.settings.compute_type,
-                asr_options={"beam_size": self.config.model.beam_size},
-                vad_method="pyannote",
-                vad_options={"vad_onset": self.config.vad.onset, "vad_offset": self.config.vad.offset},
-                language=self._fixed_language(),
-                threads=self.settings.cpu_threads,
-            )
+            self._pipe = whisperx.load_model(**arguments)
         self.multilingual = bool(self._pipe.model.model.is_multilingual)
         if not self.multilingual and self._pipe.preset_language != "en":
             self._pipe.preset_language = "en"  # an English-only model never needs detection
@@ -90,7 +106,7 @@ class WhisperXEngine:
             segmentation.step = min(float(self.config.vad.step_seconds), float(segmentation.duration))
             self.vad_batch = BatchGovernor(int(segmentation.batch_size), self.config.oom.probe_after_jobs)
         elif self.config.vad.step_seconds != Vad.step_seconds:
-            log.warning("engine.vad_step_ignored", reason="this whisperx has no pyannote segmentation")
+            log.warning("engine.vad_step_ignored", reason="vad.step_seconds applies to pyannote only")
         logs.quiet_libraries()
         # The models and the libraries under them are millions of objects that live as long as
         # the process; the decoder runs gc.collect() per file (PyAV needs it), which would walk
@@ -101,12 +117,6 @@ class WhisperXEngine:
     def _segmentation(self) -> Any:
         """pyannote's segmentation Inference inside whisperx's VAD (None if whisperx changes shape)."""
         return getattr(getattr(self._pipe.vad_model, "vad_pipeline", None), "_segmentation", None)
-
-    def _fixed_language(self) -> str | None:
-        """The configured language, or "en" for a model whose name says it is English-only."""
-        if self.settings.model.endswith(".en"):
-            return "en"
-        return self.config.model.language
 
     def transcribe(self, samples: np.ndarray, request: Request, batch_size: int,
                    progress: Progress, speech: list[SpeechChunk] | None = None) -> Transcript:
@@ -129,6 +139,8 @@ class WhisperXEngine:
             return self._find_speech(samples)
 
     def _find_speech(self, samples: np.ndarray) -> list[SpeechChunk]:
+        if self._silero is not None:
+            return self._silero.find(samples)
         self._apply_vad_batch()
         vad = self._pipe.vad_model
         try:
