@@ -10,6 +10,7 @@ from .load import load_config, parse_config, parse_options, render_yaml, resolve
 from .schema import (
     CONFIG_ENV,
     DEFAULT_EXTENSIONS,
+    HOOK_EVENTS,
     KNOWN_FORMATS,
     Align,
     Auto,
@@ -18,6 +19,7 @@ from .schema import (
     Daemon,
     Diarize,
     Folders,
+    Hooks,
     Input,
     JobOptions,
     Jobs,
@@ -27,13 +29,15 @@ from .schema import (
     Oom,
     Outputs,
     Overlap,
+    Route,
     Vad,
     Watch,
 )
 
 __all__ = [
-    "CONFIG_ENV", "DEFAULT_EXTENSIONS", "KNOWN_FORMATS", "Align", "Auto", "Batching", "Config",
-    "Daemon", "Diarize", "Folders", "Input", "JobOptions", "Jobs", "Log", "Metrics", "Model", "Oom",
-    "Outputs", "Overlap", "Vad", "Watch", "check_job_options", "check_values", "load_config",
+    "CONFIG_ENV", "DEFAULT_EXTENSIONS", "HOOK_EVENTS", "KNOWN_FORMATS", "Align", "Auto", "Batching",
+    "Config", "Daemon", "Diarize", "Folders", "Hooks", "Input", "JobOptions", "Jobs", "Log",
+    "Metrics", "Model", "Oom", "Outputs", "Overlap", "Route", "Vad", "Watch", "check_job_options",
+    "check_values", "load_config",
     "parse_config", "parse_listen", "parse_options", "render_yaml", "resolve_paths", "to_plain",
 ]

@@ -8,13 +8,16 @@ from __future__ import annotations
 
 import dataclasses
 import os
+import urllib.parse
 from typing import Any
 
 from ..errors import ConfigError
-from .schema import KNOWN_FORMATS, Config, Folders, JobOptions, Metrics, Vad
+from .schema import HOOK_EVENTS, KNOWN_FORMATS, Config, Folders, Hooks, JobOptions, Metrics, Route, Vad
 
 #: Longest step of pyannote's VAD window: the window itself is 5 s.
 VAD_WINDOW_SECONDS = 5
+#: The voice activity detectors the engine can run (engine/whisperx_engine.py, engine/silero.py).
+VAD_METHODS = ("pyannote", "silero")
 #: The consumer's idle heartbeat is every 5 s: a shorter staleness limit would flap.
 MIN_STALE_AFTER_SECONDS = 10
 
@@ -31,6 +34,7 @@ def check_values(config: Config) -> None:
     _check_routes(config.routes)
     _check_folders(config.folders)
     _check_metrics(config.metrics)
+    _check_hooks(config.hooks)
     if not config.watch.extensions:
         raise ConfigError("watch.extensions: expected at least one extension")
 
@@ -90,6 +94,8 @@ def _check_vad(vad: Vad) -> None:
     if not 0 < vad.step_seconds <= VAD_WINDOW_SECONDS:
         raise ConfigError(f"vad.step_seconds: expected a number above 0 and at most {VAD_WINDOW_SECONDS} "
                           f"(the VAD window's length), got {vad.step_seconds}")
+    if vad.method not in VAD_METHODS:
+        raise ConfigError(f"vad.method: expected one of {', '.join(VAD_METHODS)}, got {vad.method!r}")
     if not 0 < vad.offset <= vad.onset < 1:
         raise ConfigError("vad.onset, vad.offset: expected 0 < offset <= onset < 1")
 
@@ -104,11 +110,40 @@ def _check_batching_and_overlap(config: Config) -> None:
             raise ConfigError(f"overlap.{key}: expected a number above 0")
 
 
-def _check_routes(routes: dict[str, JobOptions]) -> None:
+def _check_routes(routes: dict[str, Route]) -> None:
     for folder, options in routes.items():
         if not folder or folder.startswith(("/", ".")) or "\\" in folder:
             raise ConfigError(f"routes.{folder}: expected a subfolder of the inbox, e.g. ru or calls/sales")
         check_job_options(options, f"routes.{folder}")
+        if options.hooks_events is not None:
+            _check_hook_events(f"routes.{folder}.hooks_events", options.hooks_events)
+
+
+def _check_hooks(hooks: Hooks) -> None:
+    """A command is an argv list (no shell splits it), a URL is http(s), the counts positive."""
+    if hooks.command is not None:
+        program = hooks.command[0] if hooks.command else ""
+        if not program:
+            raise ConfigError("hooks.command: expected a list: the program, then its arguments")
+        if len(hooks.command) == 1 and " " in program and not os.path.exists(program):
+            raise ConfigError(f"hooks.command: expected a list, e.g. [curl, -fsS, URL], got {program!r} "
+                              "(no shell splits a string into words)")
+    if hooks.url is not None:
+        parts = urllib.parse.urlsplit(hooks.url)
+        if parts.scheme not in ("http", "https") or not parts.hostname:
+            raise ConfigError(f"hooks.url: expected an http:// or https:// URL, got {hooks.url!r}")
+    if hooks.timeout_seconds <= 0:
+        raise ConfigError(f"hooks.timeout_seconds: expected a number above 0, got {hooks.timeout_seconds}")
+    if hooks.retry_delay_seconds < 0:
+        raise ConfigError("hooks.retry_delay_seconds: expected 0 or more")
+    _positive("hooks.max_attempts", hooks.max_attempts)
+    _check_hook_events("hooks.events", hooks.events)
+
+
+def _check_hook_events(key: str, events: tuple[str, ...]) -> None:
+    unknown = [e for e in events if e not in HOOK_EVENTS]
+    if unknown:
+        raise ConfigError(f"{key}: expected some of {', '.join(HOOK_EVENTS)}, got {list(events)}")
 
 
 def _check_metrics(metrics: Metrics) -> None:

@@ -20,7 +20,7 @@ import yaml
 
 from ..errors import ConfigError
 from .checks import check_values, describe
-from .schema import CONFIG_ENV, Config, Folders, JobOptions
+from .schema import CONFIG_ENV, Config, Folders, Hooks, JobOptions
 
 if TYPE_CHECKING:
     from _typeshed import DataclassInstance
@@ -83,7 +83,19 @@ def resolve_paths(config: Config, base: Path) -> Config:
             for lang, name in align.model.items()})
     if _names_a_directory(config.model.name, base):
         model = dataclasses.replace(model, name=str(_absolute(Path(config.model.name), base)))
-    return dataclasses.replace(config, folders=folders, model=model, diarize=diarize, align=align)
+    return dataclasses.replace(config, folders=folders, model=model, diarize=diarize, align=align,
+                               hooks=_resolve_hook_paths(config.hooks, base))
+
+
+def _resolve_hook_paths(hooks: Hooks, base: Path) -> Hooks:
+    """The secret file, and a command's program written as a relative path (`./refresh.sh`,
+    `hooks/x`), count from the config's folder; a bare name (`curl`) is looked up in $PATH."""
+    if hooks.secret_file is not None:
+        hooks = dataclasses.replace(hooks, secret_file=_absolute(hooks.secret_file, base))
+    if hooks.command and "/" in hooks.command[0]:
+        program = str(_absolute(Path(hooks.command[0]), base))
+        hooks = dataclasses.replace(hooks, command=(program, *hooks.command[1:]))
+    return hooks
 
 
 def to_plain(config: Config) -> dict[str, Any]:

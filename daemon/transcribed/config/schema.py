@@ -61,9 +61,14 @@ class Model:
 
 @dataclass(frozen=True)
 class Vad:
-    """Voice activity detection (whisperx's bundled pyannote model)."""
+    """Voice activity detection: whisperx's bundled pyannote model, or faster-whisper's Silero."""
 
+    #: pyannote (whisperx's default) or silero (faster-whisper's ONNX Silero VAD v6, several times
+    #: lighter; see docs/performance.md for what each costs and gains on the corpus).
+    method: str = "pyannote"
+    #: Speech starts above this score (Silero: its speech threshold).
     onset: float = 0.5
+    #: Speech ends below this score (Silero: its silence threshold, neg_threshold).
     offset: float = 0.363
     #: Longest merged speech chunk handed to Whisper, in seconds.
     chunk_seconds: float = 30.0
@@ -202,6 +207,43 @@ class JobOptions:
     formats: tuple[str, ...] | None = None
 
 
+#: The job outcomes a completion hook can fire on.
+HOOK_EVENTS = ("done", "failed")
+
+
+@dataclass(frozen=True)
+class Route(JobOptions):
+    """An inbox subfolder's options: a job's options plus what only the daemon's own config may
+    say (a sidecar is parsed as plain JobOptions, so it cannot name these)."""
+
+    #: Which outcomes fire the hooks for files in this folder (null: `hooks.events`; []: none).
+    hooks_events: tuple[str, ...] | None = None
+
+
+@dataclass(frozen=True)
+class Hooks:
+    """What runs, or is called, when a job ends: a command and a webhook (docs/hooks.md).
+
+    Only the daemon's own config sets these: whoever can write to the inbox must not choose what
+    the daemon runs or calls.
+    """
+
+    #: An argv list (no shell), run with the job's JSON on stdin and TRANSCRIBED_* variables.
+    command: tuple[str, ...] | None = None
+    #: An http(s) URL the job's JSON is POSTed to.
+    url: str | None = None
+    #: A file holding the key of the body's HMAC-SHA256 signature header. Never logged.
+    secret_file: Path | None = None
+    #: A command still running, or a request unanswered, this long is killed and counts as failed.
+    timeout_seconds: float = 60.0
+    #: Tries per delivery (the first included) before it is given up (kept in state/hooks/gave_up).
+    max_attempts: int = 5
+    #: Pause before the second try; it doubles for each further one (up to an hour).
+    retry_delay_seconds: float = 10.0
+    #: Which outcomes fire (overridable per route with `hooks_events`).
+    events: tuple[str, ...] = HOOK_EVENTS
+
+
 @dataclass(frozen=True)
 class Log:
     """The log stream on stdout."""
@@ -250,7 +292,8 @@ class Config:
     align: Align = field(default_factory=Align)
     diarize: Diarize = field(default_factory=Diarize)
     #: Inbox subfolder -> options for the files in it, e.g. {ru: {language: ru}}.
-    routes: dict[str, JobOptions] = field(default_factory=dict)
+    routes: dict[str, Route] = field(default_factory=dict)
+    hooks: Hooks = field(default_factory=Hooks)
     log: Log = field(default_factory=Log)
     metrics: Metrics = field(default_factory=Metrics)
     daemon: Daemon = field(default_factory=Daemon)
