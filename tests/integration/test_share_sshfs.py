@@ -1,0 +1,212 @@
+"""Two machines on one real network share: each file done exactly once, through crashes and outages.
+
+The share is a folder served by sshd on 127.0.0.1 and mounted twice with sshfs, a real network
+filesystem (no inotify for writes from elsewhere, renames and links over SFTP, attribute
+caches). Each "host" is a daemon in its own UTS namespace with its own host name on its own
+mount, so it can take over the other's claims only through the lease, as a second machine
+would. Files arrive on the server side, as another machine's writes do; what is counted is
+what the server holds at the end.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import time
+from collections import Counter
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import pytest
+
+from tests.conftest import IN_CI
+from tests.support.corpus import corpus_dir
+from tests.support.daemon import DaemonProcess, Folders, wait_until
+from tests.support.share import SshServer, SshfsMount, host_daemon, missing_tools
+
+SHORT = "cmu_sphinx/cards_001.wav"  # 1.1 s
+RESULTS = (".json", ".log.jsonl", ".srt", ".txt", ".vtt")
+FOLDERS = ("inbox", "outbox", "done", "failed", "state")
+#: Short enough to keep each test to seconds, long enough for 4 renewals over sshfs per lease.
+LEASE_SECONDS = 2.0
+
+pytestmark = pytest.mark.usefixtures("corpus")
+
+
+@dataclass
+class Share:
+    """The server's folder, the machines that mount it, and the daemons they run."""
+
+    root: Path
+    server: SshServer
+    mounts: dict[str, SshfsMount] = field(default_factory=dict)
+    daemons: list[DaemonProcess] = field(default_factory=list)
+
+    @property
+    def folder(self) -> Path:
+        """The share as the server holds it."""
+        return self.root / "server"
+
+    def mount(self, host: str) -> SshfsMount:
+        if host not in self.mounts:
+            self.mounts[host] = SshfsMount(self.server, self.folder, self.root / f"mnt-{host}").mount()
+        return self.mounts[host]
+
+    def daemon(self, host: str, **fake: object) -> DaemonProcess:
+        """Start the daemon of `host` on its own mount (the config file stays on its local disk)."""
+        mountpoint = self.mount(host).mountpoint
+        config = Folders(self.root / f"local-{host}").write_config(
+            folders={name: str(mountpoint / name) for name in FOLDERS},
+            watch={"settle_seconds": 0.5, "rescan_seconds": 1, "poll_interval_seconds": 0.5},
+            daemon={"lease_seconds": LEASE_SECONDS, "shutdown_grace_seconds": 10},
+            # Kills and outages are not the file's fault: no file may become poison here.
+            jobs={"retry_delay_seconds": 0.2, "max_attempts": 20})
+        daemon = host_daemon(config, host, env={"TRANSCRIBED_FAKE": json.dumps(fake)})
+        self.daemons.append(daemon)
+        return daemon.start(ready_timeout=60)
+
+    def deliver(self, names: list[str]) -> None:
+        """Write files on the server side, as a careful copier on another machine does: under a
+        temporary name, then renamed into place."""
+        inbox = self.folder / "inbox"
+        inbox.mkdir(parents=True, exist_ok=True)
+        for name in names:
+            shutil.copy(corpus_dir() / SHORT, inbox / f"{name}.part")
+            os.rename(inbox / f"{name}.part", inbox / name)
+
+    def files(self, name: str) -> list[str]:
+        return Folders(self.folder).files(self.folder / name)
+
+    def job_folders(self) -> list[Path]:
+        """Every job folder in any worker's folder on the server."""
+        work = self.folder / "state" / "work"
+        return [job for worker in work.iterdir() if worker.is_dir()
+                for job in worker.iterdir() if job.is_dir()] if work.exists() else []
+
+    def jobs_in_work(self) -> list[Path]:
+        """The job folders that still hold a file: claims not finished."""
+        return [job for job in self.job_folders() if any(p.is_file() for p in job.rglob("*"))]
+
+    def wait_all_done(self, names: list[str], timeout: float) -> None:
+        """Wait until every file is in done/ and no job is left in a work folder; on a timeout,
+        fail with what the server holds and what the daemons said last."""
+        try:
+            wait_until(lambda: len(self.files("done")) >= len(names) and not self.jobs_in_work(),
+                       timeout, f"{len(names)} files done on the server")
+        except AssertionError as exc:
+            raise AssertionError(f"{exc}\n{self.describe()}") from None
+
+    def describe(self) -> str:
+        """The server's folders and each daemon's last log lines, for a failure message."""
+        held = {name: self.files(name) for name in FOLDERS}
+        tails = [f"--- daemon {n} (exit {d.process.poll() if d.process else None}):\n"
+                 + "".join(d.lines[-15:]) + d.stderr()[-1500:] for n, d in enumerate(self.daemons)]
+        return json.dumps(held, indent=1) + "\n" + "\n".join(tails)
+
+    def close(self) -> None:
+        for daemon in self.daemons:
+            daemon.kill()
+        for mount in self.mounts.values():
+            mount.release()
+        self.server.stop()
+
+
+@pytest.fixture
+def share(tmp_path: Path) -> Iterator[Share]:
+    """sshd on 127.0.0.1 serving an empty share folder; mounts and daemons made on demand."""
+    missing = missing_tools()
+    if missing:
+        reason = "a real network share needs: " + ", ".join(missing)
+        if IN_CI:
+            pytest.fail(reason)
+        pytest.skip(reason)
+    result = Share(tmp_path, SshServer(tmp_path / "sshd"))
+    result.folder.mkdir()
+    result.server.start()
+    try:
+        yield result
+    finally:
+        result.close()
+
+
+def _names(prefix: str, count: int) -> list[str]:
+    return [f"{prefix}{n:02d}.wav" for n in range(count)]
+
+
+def _started(daemons: list[DaemonProcess]) -> Counter[str]:
+    return Counter(e["file"] for d in daemons for e in d.events() if e.get("event") == "job.started")
+
+
+def _job_in_flight(daemon: DaemonProcess) -> dict[str, object] | None:
+    """The job this daemon has started and not yet moved to done/ (None when idle)."""
+    events = daemon.events()
+    moved = {e.get("job_id") for e in events if e.get("event") == "job.moved"}
+    running = [e for e in events if e.get("event") == "job.started" and e.get("job_id") not in moved]
+    return running[-1] if running else None
+
+
+def _worker(daemon: DaemonProcess) -> str:
+    return str(daemon.wait_for("daemon.started")["worker"])
+
+
+def assert_each_done_exactly_once(share: Share, names: list[str]) -> None:
+    """On the server: each source once in done/, its five results once in the outbox, nothing
+    failed, nothing left in the inbox or in any worker's folder."""
+    assert share.files("done") == sorted(names)
+    stems = [Path(name).stem for name in names]
+    assert share.files("outbox") == sorted(s + r for s in stems for r in RESULTS)
+    for stem in stems:
+        text = json.loads((share.folder / "outbox" / f"{stem}.json").read_text())["segments"][0]["text"]
+        assert text.startswith(f" fake transcript of {stem}")
+    assert share.files("failed") == []
+    assert share.files("inbox") == []
+    assert share.jobs_in_work() == []
+
+
+def test_two_hosts_on_one_share_do_each_file_exactly_once(share: Share) -> None:
+    """Two machines poll one sshfs share; 16 files written on the server: each done once, by
+    one of them, and both took part."""
+    names = _names("clip", 16)
+    hosts = {host: share.daemon(host, delay=0.2) for host in ("hostA", "hostB")}
+    for daemon in hosts.values():
+        watcher = daemon.wait_for("watcher.started")
+        assert watcher["polling"] is True and "fuse.sshfs" in watcher["reason"]
+    share.deliver(names)
+    share.wait_all_done(names, 60)
+    for daemon in hosts.values():
+        assert daemon.stop() == 0
+    assert_each_done_exactly_once(share, names)
+    assert _started(list(hosts.values())) == Counter({name: 1 for name in names})
+    by_host = Counter(json.loads((share.folder / "outbox" / f"{Path(n).stem}.json").read_text())
+                      ["transcribed"]["worker"].split(".")[0] for n in names)
+    assert set(by_host) == {"hostA", "hostB"}, f"one host took every file: {by_host}"
+
+
+def test_a_killed_hosts_claims_are_taken_over_by_the_other_host_after_the_lease(share: Share) -> None:
+    """SIGKILL each host's daemon in turn mid-job; the other host adopts its claim once the lease
+    runs out (not before), the killed one restarts; every file ends done once, none failed."""
+    hosts = {host: share.daemon(host, delay=1.0) for host in ("hostA", "hostB")}
+    names: list[str] = []
+    for round_, (victim, survivor) in enumerate([("hostA", "hostB"), ("hostB", "hostA"), ("hostA", "hostB")]):
+        batch = _names(f"r{round_}-", 4)
+        names += batch
+        share.deliver(batch)
+        job = wait_until(lambda: _job_in_flight(hosts[victim]), 30, f"{victim} to be running a job")
+        worker = _worker(hosts[victim])
+        hosts[victim].kill()
+        killed_at = time.monotonic()
+        adopted = hosts[survivor].wait_for("job.adopted", timeout=30, previous_worker=worker)
+        waited = time.monotonic() - killed_at
+        assert adopted["file"] == job["file"]
+        # Renewed every lease/4, so the last renewal was at most that long before the kill.
+        assert waited >= 0.75 * LEASE_SECONDS, f"adopted after {waited:.2f} s: not through the lease"
+        hosts[victim] = share.daemon(victim, delay=1.0)
+    share.wait_all_done(names, 90)
+    for daemon in hosts.values():
+        assert daemon.stop() == 0
+    assert_each_done_exactly_once(share, names)
+    restarts = {json.loads((share.folder / "outbox" / f"{Path(n).stem}.json").read_text())
+                ["transcribed"]["attempts"] for n in names}
+    assert max(restarts) >= 2  # the adopted files were run again, and say so
