@@ -9,7 +9,7 @@
 #
 # Why this base, the small CUDA one: whisperx 3.8.6 pins torch 2.8.0, whose PyPI build targets
 # CUDA 12.8 and installs cuBLAS, cuDNN 9 and the rest as pip wheels (nvidia-cublas-cu12,
-# nvidia-cudnn-cu12, ...) under site-packages/nvidia/*/lib, about 4.3 GB measured. torch finds
+# nvidia-cudnn-cu12, ...) under site-packages/nvidia/*/lib, 4.1 GB measured. torch finds
 # them by its own RPATH. CTranslate2, which runs the Whisper model, loads its CUDA libraries by
 # name from the linker path instead: measured on the 4.8.5 wheel (`strings` on
 # libctranslate2.so), that is libcublas.so.12 alone (cudart is linked in statically,
@@ -56,7 +56,8 @@ RUN --mount=type=cache,target=/root/.cache/pip \
     && make install VENV=/opt/transcribed EDITABLE= EXTRAS= \
     && /opt/transcribed/bin/transcribed --help > /dev/null \
     && ln -s "$(/opt/transcribed/bin/python -c 'import sysconfig; print(sysconfig.get_path("purelib"))')/nvidia" \
-        /opt/transcribed/nvidia
+        /opt/transcribed/nvidia \
+    && rm -rf build daemon/*.egg-info
 # /opt/transcribed/nvidia: torch's CUDA wheels whatever the Python version (3.12 on Ubuntu
 # 24.04, 3.11 on Debian 12); a dangling link in a CPU-only build, where there are none.
 
