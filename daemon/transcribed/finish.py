@@ -52,6 +52,8 @@ log = get_logger()
 
 #: One planned move: the file, the folder root's name, and its path under that root.
 Move = tuple[Path, str, PurePosixPath]
+#: A step before a plan's moves: the job folder, and the plan's (source, destination) paths.
+BeforeMoves = Callable[[Path, list[tuple[Path, Path]]], None]
 
 
 @dataclass
@@ -76,8 +78,11 @@ def has_plan(job_dir: Path) -> bool:
 class Finisher:
     """Every move of a finished job out of the work folder, and the jobs a folder refused."""
 
-    def __init__(self, folders: Folders) -> None:
+    def __init__(self, folders: Folders, before_moves: BeforeMoves | None = None) -> None:
         self.folders = folders
+        #: A step run before a plan's first move, each time the plan is carried out (hooks.py
+        #: records a pending delivery there, so a crash after it cannot lose the delivery).
+        self.before_moves = before_moves
         #: Finished jobs waiting for a folder to take their files: job folder name -> state.
         self._held: dict[str, HeldJob] = {}
 
@@ -169,6 +174,8 @@ class Finisher:
         can never leave the source in done/ without its results in the outbox.
         """
         moves = read_plan(job_dir, self._root)
+        if self.before_moves is not None:
+            self.before_moves(job_dir, moves)
         sources = job_dir / "src"
         _move_all([(s, d) for s, d in moves if s.parent != sources])
         _move_all([(s, d) for s, d in moves if s.parent == sources])
