@@ -26,12 +26,14 @@ from .config import Config
 from .diarization import Diarizer
 from .engine.base import Engine
 from .errors import GpuLost
+from .hooks import Hooks
 from .notify import Notifier
 from .reporting import Reporter
 from .spool import Spool
 from .stats import Stats
 from .watcher import Arrivals, start_observer
 from .worker import Worker
+from .workers import WorkerId
 
 EXIT_OK = 0
 EXIT_ERROR = 1
@@ -107,7 +109,9 @@ class Service:
         self._install_signal_handlers()
         log.info("daemon.starting", version=__version__, pid=os.getpid(),
                  config=str(self.config.source) if self.config.source else None)
-        spool = Spool(self.config)
+        worker_id = WorkerId.of_this_process()
+        self.hooks = Hooks(self.config, worker_id)  # its pending records are written by the finisher
+        spool = Spool(self.config, worker_id, before_moves=self.hooks.before_moves)
         spool.prepare()
         try:
             self.reporter.start(self.config.folders.state, spool.worker)
@@ -174,18 +178,22 @@ class Service:
         arrivals = Arrivals(self.config.watch.settle_seconds)
         worker = Worker(self.config, spool, loaded.engine, arrivals, self.wake,
                         on_beat=self.reporter.on_beat, stats=self.stats, aligner=loaded.aligner,
-                        diarizer=loaded.diarizer, beat_interval=self._idle_beat_interval())
+                        diarizer=loaded.diarizer, beat_interval=self._idle_beat_interval(),
+                        hooks=self.hooks)
         observer = start_observer(self.config.folders.inbox, self.config.watch, arrivals, self.wake)
         lease = threading.Thread(target=self._renew_lease, args=(spool,), name="lease", daemon=True)
         lease.start()
         consumer = threading.Thread(target=self._consume, args=(worker,), name="consumer", daemon=True)
         self.stats.running()
+        self.hooks.start()  # before the consumer: deliveries left pending by an earlier run go first
         consumer.start()
         self.reporter.ready()
         log.info("daemon.started", worker=spool.worker.name, inbox=str(self.config.folders.inbox),
                  overlap=worker.prefetch is not None, batching=worker.batching)
         self._wait_for(consumer, worker)
-        # Stop order: the consumer (above), the watcher, then the lease and the engine.
+        # Stop order: the consumer (above), the hooks (pending deliveries stay on disk for the next
+        # start), the watcher, then the lease and the engine.
+        self.hooks.stop()
         observer.stop()
         observer.join(timeout=5)
         code = self._exit_code()

@@ -28,7 +28,7 @@ from typing import Any
 from .adoption import Adoption
 from .config import Config
 from .errors import ConfigError
-from .finish import Finisher, has_plan
+from .finish import BeforeMoves, Finisher, has_plan
 from .inbox import Inbox
 from .jobs import Claims, Job, read_job
 from .logs import get_logger
@@ -40,7 +40,8 @@ log = get_logger()
 class Spool:
     """The folders, and every move of a file between them."""
 
-    def __init__(self, config: Config, worker: WorkerId | None = None) -> None:
+    def __init__(self, config: Config, worker: WorkerId | None = None,
+                 before_moves: BeforeMoves | None = None) -> None:
         self.folders = config.folders
         self._inbox = Inbox(self.folders.inbox, config.watch.extensions)
         self.worker = worker or WorkerId.of_this_process()
@@ -49,7 +50,7 @@ class Spool:
         self.machine = machine_identity()
         self._lease = Lease(self.mine, self.worker, self.machine)
         self._claims = Claims(self.mine, self.worker, config.jobs.max_attempts)
-        self._finisher = Finisher(self.folders)
+        self._finisher = Finisher(self.folders, before_moves)  # hooks.py's pending record
         liveness = Liveness(self.worker, self.machine, config.daemon.lease_seconds)
         self._adoption = Adoption(self.work, self.mine, liveness, self.load)
 

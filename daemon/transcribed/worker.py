@@ -24,14 +24,17 @@ import structlog
 
 from . import logs
 from .alignment import Aligner
+from .backlog import BacklogAudio
 from .config import Config
 from .diarization import Diarizer
 from .engine.base import Engine, Transcript
 from .errors import BadInput, FailedIn, GpuLost
+from .hooks import Hooks
 from .jobs import Job
 from .outcome import Action, Outcome, decide
 from .pipeline import Finished, Pipeline, Prepared
 from .prefetch import Prefetch
+from .residency import Residency
 from .spool import Spool
 from .stats import Stats
 from .watcher import Arrivals
@@ -47,8 +50,11 @@ class Worker:
     def __init__(self, config: Config, spool: Spool, engine: Engine, arrivals: Arrivals,  # noqa: PLR0913 - wired once, by service.py
                  wake: threading.Event, *, on_beat: Callable[[], None] = lambda: None,
                  stats: Stats | None = None, aligner: Aligner | None = None,
-                 diarizer: Diarizer | None = None, beat_interval: float = 5.0) -> None:
+                 diarizer: Diarizer | None = None, beat_interval: float = 5.0,
+                 hooks: Hooks | None = None) -> None:
         self.config = config
+        #: The completion hooks: told each job's end before its finish plan (hooks.py).
+        self.hooks = hooks
         self.beat_interval = beat_interval
         self.stats = stats or Stats()
         self.spool = spool
@@ -57,6 +63,9 @@ class Worker:
         self.on_beat = on_beat
         self.pipeline = Pipeline(config, engine, self._beat_in_job, spool.worker.name, self.stats,
                                  aligner, diarizer)
+        #: The models' idle unload (model.idle_unload_seconds), and the waiting audio's durations.
+        self.residency = Residency(config, engine, self.stats, aligner, diarizer)
+        self.backlog_audio = BacklogAudio()
         #: Jobs already in this worker's folder (adopted, or waiting for a retry): id -> due time.
         self.backlog: dict[str, tuple[float, Job]] = {}
         #: Jobs claimed and not yet finished (several when short files share a model call).
@@ -117,7 +126,7 @@ class Worker:
     def _claim_ready(self, up_to: int) -> list[Job]:
         """Claim up to `up_to` complete files from the inbox, oldest arrival first."""
         waiting = self.spool.scan()
-        self.stats.queue_length = len(waiting) + len(self.backlog)
+        self._count_waiting(waiting)
         claimed: list[Job] = []
         for path in self.arrivals.ready(waiting):
             if len(claimed) >= up_to:
@@ -134,8 +143,31 @@ class Worker:
             waits.append(settling)
         if self.backlog:
             waits.append(max(0.0, min(due for due, _ in self.backlog.values()) - time.monotonic()))
+        unload_in = self.residency.idle(nothing_waits=not self.in_flight and not self.backlog)
+        if unload_in is not None:
+            waits.append(unload_in)
         if not stop.is_set():
             self.wake.wait(timeout=max(0.01, min(waits)))
+
+    def _count_waiting(self, waiting: list[Path]) -> None:
+        """For the reports: the files waiting (and this worker's retries), and the audio of
+        those whose headers tell it (read once per file: backlog.py)."""
+        names = {path: str(self.spool.relative(path)) for path in waiting}
+        names.update({job.source: str(job.relpath) for _, job in self.backlog.values()})
+        durations = self.backlog_audio.durations(names)
+        self.stats.waiting(len(names), {names[path]: seconds for path, seconds in durations.items()})
+
+    def _load_models_again(self) -> None:
+        """After an idle unload the models come back before the job starts (its `model_load`
+        timing). If they cannot, the files in flight go back to the inbox and the error ends
+        the consumer, as a failed load at start would."""
+        try:
+            seconds = self.residency.ensure_loaded(self.beat, self.beat_interval)
+        except BaseException:
+            self.give_back_in_flight(reason="the models could not be loaded again after the idle unload")
+            raise
+        if seconds is not None:
+            self.pipeline.pending_model_load = seconds
 
     def _take_back_orphans(self) -> None:
         for job in self.spool.adopt_orphans():
@@ -236,6 +268,7 @@ class Worker:
             if outcome.action is not Action.RUN:
                 self._settle(job, outcome, stage="recovery")
                 return False, None
+            self._load_models_again()
             self.spool.start_attempt(job)
             log.info("job.started", attempt=job.attempts)
         self.stats.job_started(str(job.relpath), job.id)
@@ -288,6 +321,8 @@ class Worker:
                      rtf=meta["realtime_factor"], batch_size=meta["batch_size"],
                      device=meta["device"], oom_backoffs=len(meta["oom_backoffs"]),
                      language=meta["language"])
+            if self.hooks is not None:
+                self.hooks.job_ended(job, "done", outputs, metadata=meta)
             placed = self.spool.complete(job, outputs)
             self.stats.job_finished("done", job.id, meta["audio_seconds"], meta["timings"]["total"])
             self._log_moves(job, placed, done=job.source, outputs=finished.outputs.values())
@@ -300,6 +335,9 @@ class Worker:
             log.error("job.failed", error_kind=kind, error=outcome.message, stage=stage,
                       attempts=job.attempts)
             report = self._report(job, kind, outcome.message, stage)
+            if self.hooks is not None:
+                self.hooks.job_ended(job, "failed", {**(outcome.kept or {}), ".log.jsonl": job.log_path},
+                                     error={"kind": kind, "message": outcome.message, "stage": stage})
             placed = self.spool.fail(job, report, outputs=outcome.kept,
                                      logs={".log.jsonl": job.log_path})
             self.stats.job_finished("failed", job.id)

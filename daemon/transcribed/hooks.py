@@ -1,0 +1,509 @@
+"""Completion hooks: a command run, and a webhook called, when a job ends (docs/hooks.md).
+
+A hook chains something outside (a media server's refresh, a notification) to a finished job, so
+a crash must neither lose the call nor, once it was made, repeat it after a restart:
+
+1. The consumer notes the job's outcome in the job's folder (`hook.json`) before the finish plan
+   is written (`Hooks.job_ended`), if the outcome is one of the events that fire.
+2. The finisher, when it carries out a plan (the first time, after a restart, or in another
+   daemon that adopted the job), calls `Hooks.before_moves` before the first move: the pending
+   delivery, with the place the plan gives each file, is written durably to
+   `state/hooks/<worker>/<job id>.json`.
+3. The hook thread delivers it once the source is where the plan put it (its results moved
+   first), retrying with a doubling delay up to `hooks.max_attempts`; the record then goes to
+   `state/hooks/delivered/` (or `gave_up/`, whole, for an operator), which says "never again".
+
+Records of a worker that is gone (its work folder removed, or `workers.Liveness` says so) are
+taken over by rename, so exactly one daemon delivers each. Delivery is at least once: a crash
+after the call and before the ledger repeats it, and the `Idempotency-Key` header (the job id)
+lets a receiver tell. Nothing here touches a transcript or a source, and the consumer's share is
+two small durable writes; the commands and requests run on the hook thread.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import hmac
+import http.client
+import os
+import signal
+import subprocess
+import tempfile
+import threading
+import time
+import urllib.error
+import urllib.request
+from collections.abc import Callable, Mapping
+from pathlib import Path, PurePosixPath
+from typing import IO, Any
+
+from . import __version__, durable
+from .config import Config, Route
+from .errors import ConfigError
+from .jobs import Job
+from .logs import get_logger
+from .options import route_for
+from .workers import Liveness, WorkerId, machine_identity, timestamp
+
+#: The consumer's note of a job's outcome, in the job's folder (removed with the folder).
+NOTE_FILE = "hook.json"
+#: Ledger folders under state/hooks/: a job whose record is in one is never delivered again.
+DELIVERED = "delivered"
+GAVE_UP = "gave_up"
+#: The places a hook can deliver to, in the order they are tried.
+TARGETS = ("command", "url")
+#: Longest pause between two tries of one delivery.
+MAX_DELAY_SECONDS = 3600.0
+#: How often the thread looks for records of workers that are gone.
+SCAN_SECONDS = 5.0
+#: How often a record whose job's files are still moving is looked at again.
+READY_POLL_SECONDS = 0.25
+#: Delivered records older than this leave the ledger (at start).
+LEDGER_KEEP_SECONDS = 30 * 86400.0
+#: How much of a failed command's output, or of a refusing server's answer, the log shows.
+OUTPUT_TAIL = 2000
+#: The body's HMAC-SHA256 with the key of `hooks.secret_file`, as "sha256=<hex>".
+SIGNATURE_HEADER = "X-Transcribed-Signature"
+
+log = get_logger()
+
+
+# --- what a delivery says ----------------------------------------------------------------------------
+
+def wanted(config: Config, relpath: PurePosixPath, outcome: str) -> bool:
+    """Does `outcome` fire the hooks for this inbox file (its route's `hooks_events`, else
+    `hooks.events`)? Sidecars have no say: they are parsed without these keys."""
+    route = route_for(config, relpath)
+    events = config.hooks.events
+    if isinstance(route, Route) and route.hooks_events is not None:
+        events = route.hooks_events
+    return outcome in events
+
+
+def signature(secret: bytes, body: bytes) -> str:
+    """The signature header's value: "sha256=" and the body's HMAC-SHA256 in hex."""
+    return "sha256=" + hmac.new(secret, body, hashlib.sha256).hexdigest()
+
+
+def read_secret(path: Path) -> bytes:
+    """The signing key: the file's content without its trailing newline. Never logged."""
+    try:
+        secret = path.read_bytes().rstrip(b"\r\n")
+    except OSError as exc:
+        raise ConfigError(f"hooks.secret_file: cannot read {path}: {exc.strerror or exc}") from None
+    if not secret:
+        raise ConfigError(f"hooks.secret_file: {path} is empty")
+    return secret
+
+
+def environment(body: Mapping[str, Any]) -> dict[str, str]:
+    """The TRANSCRIBED_* variables a hook command gets: the body's main fields, absent ones unset.
+    Each result is TRANSCRIBED_RESULT_<FORMAT> (SRT, JSON, LOG_JSONL...)."""
+    error = body.get("error") or {}
+    values = {
+        "JOB_ID": body["job_id"], "OUTCOME": body["outcome"], "FILE": body["file"],
+        "SOURCE": _path_of(body.get("source")), "SOURCE_RELATIVE": _relative_of(body.get("source")),
+        "ERROR_REPORT": _path_of(body.get("error_report")), "LOG": _path_of(body.get("log")),
+        "ERROR_KIND": error.get("kind"), "ERROR": error.get("message"),
+        "LANGUAGE": body.get("language"), "AUDIO_SECONDS": body.get("audio_seconds"),
+        "WALL_SECONDS": body.get("wall_seconds"),
+    }
+    for result in body.get("results", []):
+        values["RESULT_" + result["format"].upper().replace(".", "_")] = result["path"]
+    if body.get("results"):
+        values["RESULT_DIR"] = str(Path(body["results"][0]["path"]).parent)
+    return {f"TRANSCRIBED_{key}": str(value) for key, value in values.items() if value is not None}
+
+
+def _note(job: Job, outcome: str, files: Mapping[str, Path], metadata: Mapping[str, Any],
+          error: Mapping[str, Any] | None) -> dict[str, Any]:
+    """What the consumer knows of a job's end; the places of its files come from the plan."""
+    timings = metadata.get("timings") or {}
+    return {
+        "job_id": job.id, "outcome": outcome, "file": str(job.relpath),
+        "source": _inside(job.dir, job.source), "attempts": job.attempts,
+        "formats": {_inside(job.dir, path): suffix.lstrip(".") for suffix, path in files.items()},
+        "error": dict(error) if error else None, "language": metadata.get("language"),
+        "audio_seconds": metadata.get("audio_seconds"), "wall_seconds": timings.get("total"),
+        "realtime_factor": metadata.get("realtime_factor"), "timings": timings or None,
+        "model": metadata.get("model"), "device": metadata.get("device"),
+        "finished_at": timestamp(),
+    }
+
+
+def _places(note: Mapping[str, Any], job_dir: Path, moves: list[tuple[Path, Path]],
+            place: Callable[[Path], dict[str, str]]) -> dict[str, Any]:
+    """Where the plan sends each file of the job, as (folder root's name, path under it)."""
+    places: dict[str, Any] = {"source": None, "results": [], "error_report": None, "log": None,
+                              "sidecars": []}
+    formats = note.get("formats", {})
+    for src, dst in moves:
+        inside, where = _inside(job_dir, src), place(dst)
+        if inside == note["source"]:
+            places["source"] = where
+        elif inside == "error.json":
+            places["error_report"] = where
+        elif inside == "log.jsonl":
+            places["log"] = where
+        elif where["root"] == "outbox":
+            fmt = formats.get(inside) or dst.name.rpartition(".")[2]
+            places["results"].append({"format": fmt, **where})
+        else:
+            places["sidecars"].append(where)
+    return places
+
+
+def _inside(job_dir: Path, path: Path) -> str:
+    try:
+        return path.relative_to(job_dir).as_posix()
+    except ValueError:
+        return str(path)
+
+
+def _path_of(entry: Mapping[str, str] | None) -> str | None:
+    return entry["path"] if entry else None
+
+
+def _relative_of(entry: Mapping[str, str] | None) -> str | None:
+    return entry["relative"] if entry else None
+
+
+class Hooks:
+    """One daemon's completion hooks: the note and the pending record on the consumer's side,
+    the deliveries on a thread of their own (`start`, `stop`)."""
+
+    def __init__(self, config: Config, worker: WorkerId) -> None:
+        self.config = config
+        self.settings = config.hooks
+        self.enabled = bool(self.settings.command or self.settings.url)
+        self.root = config.folders.state / "hooks"
+        self.mine = self.root / worker.name
+        self.work = config.folders.state / "work"
+        self.secret = read_secret(self.settings.secret_file) \
+            if self.enabled and self.settings.secret_file is not None else None
+        self._roots = {"outbox": config.folders.outbox, "done": config.folders.done,
+                       "failed": config.folders.failed, "inbox": config.folders.inbox}
+        self._liveness = Liveness(worker, machine_identity(), config.daemon.lease_seconds)
+        self._stop = threading.Event()
+        self._wake = threading.Event()
+        self._thread: threading.Thread | None = None
+        self._command: subprocess.Popen[bytes] | None = None
+        self._next_scan = 0.0
+
+    # --- the consumer's side ---------------------------------------------------------------------
+
+    def job_ended(self, job: Job, outcome: str, files: Mapping[str, Path],
+                  metadata: Mapping[str, Any] | None = None,
+                  error: Mapping[str, Any] | None = None) -> None:
+        """Note the job's outcome in its folder, before its finish plan, when it fires the hooks.
+        `files`: suffix -> staged file, of the results and the job's log."""
+        if not self.enabled or not wanted(self.config, job.relpath, outcome):
+            return
+        try:
+            durable.write_json_atomic(job.dir / NOTE_FILE, _note(job, outcome, files, metadata or {}, error))
+        except OSError as exc:
+            log.error("hook.gave_up", job_id=job.id, file=str(job.relpath),
+                      reason=f"the job's outcome could not be noted in its folder: {exc}")
+
+    def before_moves(self, job_dir: Path, moves: list[tuple[Path, Path]]) -> None:
+        """The finisher's step before a plan's first move: record the pending delivery, durably,
+        unless it is recorded or settled already. An OSError holds the job (its moves are retried,
+        and this with them), so no job is finished without its hook recorded."""
+        if not self.enabled:
+            return
+        note = self._read_note(job_dir)
+        if note is None or not self._plan_is_the_notes(note, job_dir, moves):
+            return
+        if self._known(job_dir.name):
+            return
+        record = {"version": 1, "note": note, "places": _places(note, job_dir, moves, self._place),
+                  "targets": {}, "recorded_at": timestamp(), "recorded_by": self.mine.name}
+        self.mine.mkdir(parents=True, exist_ok=True)
+        durable.write_json_atomic(self.mine / f"{job_dir.name}.json", record)
+        log.info("hook.pending", job_id=note["job_id"], file=note["file"], outcome=note["outcome"])
+        durable.failpoint("hooked")
+        self._wake.set()
+
+    def _read_note(self, job_dir: Path) -> dict[str, Any] | None:
+        try:
+            note = durable.read_json(job_dir / NOTE_FILE)
+        except FileNotFoundError:
+            return None
+        except ValueError as exc:
+            log.error("hook.gave_up", job_id=job_dir.name, reason=f"its note is damaged: {exc}")
+            return None
+        return note if isinstance(note, dict) else None
+
+    def _plan_is_the_notes(self, note: Mapping[str, Any], job_dir: Path,
+                           moves: list[tuple[Path, Path]]) -> bool:
+        """Is this plan the end the note speaks of (not a requeue after a note left by a crash)?"""
+        source = job_dir / note.get("source", "")
+        return any(src == source and self._place(dst)["root"] == note.get("outcome")
+                   for src, dst in moves)
+
+    def _place(self, path: Path) -> dict[str, str]:
+        """A planned destination as the folder root's name and the path under it."""
+        for name, root in sorted(self._roots.items(), key=lambda item: -len(str(item[1]))):
+            with contextlib.suppress(ValueError):
+                return {"root": name, "relative": path.relative_to(root).as_posix()}
+        return {"root": "", "relative": str(path)}
+
+    def _known(self, name: str) -> bool:
+        """Is a delivery for this job pending with some worker, or settled?"""
+        if not self.root.is_dir():
+            return False
+        return any((folder / f"{name}.json").exists() for folder in self.root.iterdir())
+
+    # --- the thread ------------------------------------------------------------------------------
+
+    def start(self) -> None:
+        """Start delivering (pending records of earlier runs too); nothing when no hook is set."""
+        if not self.enabled:
+            return
+        self._prune_ledger()
+        self._thread = threading.Thread(target=self._run, name="hooks", daemon=True)
+        self._thread.start()
+        log.info("hooks.started", command=self.settings.command is not None,
+                 url=self.settings.url is not None, events=list(self.settings.events))
+
+    def stop(self, timeout: float = 5.0) -> None:
+        """End the thread: a running command is killed and its try not counted; pending records
+        stay on disk for the next start (a request in flight may be repeated then)."""
+        self._stop.set()
+        self._wake.set()
+        command = self._command
+        if command is not None:
+            _kill_group(command)
+        if self._thread is not None:
+            self._thread.join(timeout)
+        with contextlib.suppress(OSError):
+            self.mine.rmdir()  # only when nothing waits in it
+
+    def _run(self) -> None:
+        while not self._stop.is_set():
+            self._wake.clear()
+            try:
+                wait = self._deliver_due()
+            except Exception as exc:  # the thread must outlive a broken record or a failing share
+                log.exception("hook.error", error=f"{type(exc).__name__}: {exc}")
+                wait = SCAN_SECONDS
+            self._wake.wait(timeout=wait)
+
+    def _deliver_due(self) -> float:
+        """One pass: take over records of gone workers, try those due; seconds until the next."""
+        now = time.monotonic()
+        if now >= self._next_scan:
+            self._take_over_orphans()
+            self._next_scan = now + SCAN_SECONDS
+        waits = [self._next_scan - now]
+        for path in sorted(self.mine.glob("*.json")) if self.mine.is_dir() else []:
+            if self._stop.is_set():
+                break
+            waits.append(self._deliver(path))
+        return max(0.01, min(waits))
+
+    # --- one delivery ----------------------------------------------------------------------------
+
+    def _deliver(self, path: Path) -> float:
+        """Try the targets of one record that are due; seconds until it wants another look."""
+        try:
+            record = durable.read_json(path)
+        except ValueError as exc:
+            self._settle(path, {"damaged": str(exc)}, GAVE_UP)
+            return SCAN_SECONDS
+        if not self._ready(path.stem, record):
+            return READY_POLL_SECONDS
+        body = self._body(record)
+        payload = durable.to_json(body).encode("utf-8")
+        for target in self._targets():
+            state = record["targets"].setdefault(target, {"attempts": 0, "due": 0.0})
+            if "settled" in state or self._stop.is_set() or state["due"] > time.time():
+                continue
+            if self._try(target, state, body, payload):
+                durable.write_json_atomic(path, record)
+        states = [record["targets"][t] for t in self._targets() if t in record["targets"]]
+        if len(states) == len(self._targets()) and all("settled" in s for s in states):
+            gave_up = any(s["settled"] == GAVE_UP for s in states)
+            self._settle(path, record, GAVE_UP if gave_up else DELIVERED)
+            return SCAN_SECONDS
+        unsettled = [s["due"] - time.time() for s in states if "settled" not in s]
+        return max(0.01, min(unsettled, default=SCAN_SECONDS))
+
+    def _targets(self) -> list[str]:
+        return [t for t in TARGETS if getattr(self.settings, t)]
+
+    def _try(self, target: str, state: dict[str, Any], body: Mapping[str, Any], payload: bytes) -> bool:
+        """One try; updates `state` and logs the result. False: interrupted by the stop (not
+        counted, nothing to save)."""
+        attempt = state["attempts"] + 1
+        started = time.monotonic()
+        if target == "command":
+            error = self._run_command(payload, {**os.environ, **environment(body),
+                                                "TRANSCRIBED_ATTEMPT": str(attempt)})
+        else:
+            error = self._post(payload, body, attempt)
+        if self._stop.is_set() and error is not None:
+            return False
+        state["attempts"] = attempt
+        fields = {"job_id": body["job_id"], "file": body["file"], "target": target,
+                  "attempt": attempt, "seconds": round(time.monotonic() - started, 3)}
+        if error is None:
+            state["settled"] = DELIVERED
+            log.info("hook.delivered", outcome=body["outcome"], **fields)
+        elif attempt >= self.settings.max_attempts:
+            state["settled"], state["error"] = GAVE_UP, error
+            log.error("hook.gave_up", error=error, max_attempts=self.settings.max_attempts,
+                      kept_in=str(self.root / GAVE_UP), **fields)
+        else:
+            delay = min(self.settings.retry_delay_seconds * 2 ** (attempt - 1), MAX_DELAY_SECONDS)
+            state["due"], state["error"] = time.time() + delay, error
+            log.warning("hook.failed", error=error, retry_in_s=round(delay, 3),
+                        max_attempts=self.settings.max_attempts, **fields)
+        return True
+
+    def _run_command(self, payload: bytes, env: dict[str, str]) -> str | None:
+        """Run the command with the JSON on stdin; None when it exits 0, else why not. Its own
+        process group, so that a timeout kills whatever it started too."""
+        argv = list(self.settings.command or ())
+        timeout = self.settings.timeout_seconds
+        with tempfile.TemporaryFile() as output:
+            try:
+                process = subprocess.Popen(argv, stdin=subprocess.PIPE, stdout=output,
+                                           stderr=subprocess.STDOUT, env=env, start_new_session=True)
+            except OSError as exc:
+                return f"cannot run {argv[0]}: {exc.strerror or exc}"
+            self._command = process
+            try:
+                process.communicate(payload, timeout=timeout)
+            except subprocess.TimeoutExpired:
+                _kill_group(process)
+                process.wait()
+                return f"still running after {timeout:g} s (hooks.timeout_seconds): killed"
+            finally:
+                self._command = None
+            if process.returncode != 0:
+                return f"exited with status {process.returncode}: {_tail(output)}"
+        return None
+
+    def _post(self, payload: bytes, body: Mapping[str, Any], attempt: int) -> str | None:
+        """POST the JSON to the URL; None on a 2xx answer, else why not (redirects not followed:
+        a redirected POST would arrive as a GET without its body)."""
+        headers = {"Content-Type": "application/json", "User-Agent": f"transcribed/{__version__}",
+                   "Idempotency-Key": body["job_id"], "X-Transcribed-Event": body["outcome"],
+                   "X-Transcribed-Attempt": str(attempt)}
+        if self.secret is not None:
+            headers[SIGNATURE_HEADER] = signature(self.secret, payload)
+        # S310: hooks.url is checked to be http(s) when the config is read (config/checks.py).
+        request = urllib.request.Request(self.settings.url or "", data=payload,  # noqa: S310
+                                         headers=headers, method="POST")
+        try:
+            with _OPENER.open(request, timeout=self.settings.timeout_seconds) as response:
+                response.read(65536)
+        except urllib.error.HTTPError as exc:
+            answer = exc.read(OUTPUT_TAIL).decode("utf-8", "replace")
+            return f"HTTP {exc.code} {exc.reason}: {answer}".strip()
+        except (urllib.error.URLError, OSError, http.client.HTTPException) as exc:
+            reason = exc.reason if isinstance(exc, urllib.error.URLError) else exc
+            return f"{type(exc).__name__}: {reason}"
+        return None
+
+    def _body(self, record: Mapping[str, Any]) -> dict[str, Any]:
+        """The JSON a delivery sends: the note's fields, each file relative and absolute."""
+        note, places = record["note"], record["places"]
+
+        def located(entry: Mapping[str, str] | None) -> dict[str, str] | None:
+            if not entry:
+                return None
+            root = self._roots.get(entry["root"])
+            absolute = root / entry["relative"] if root is not None else Path(entry["relative"])
+            return {"relative": entry["relative"], "path": str(absolute)}
+
+        body: dict[str, Any] = {"version": 1}
+        body.update((key, value) for key, value in note.items() if key not in ("source", "formats"))
+        body.update({
+            "source": located(places["source"]),
+            "results": [{"format": r["format"], **(located(r) or {})} for r in places["results"]],
+            "error_report": located(places["error_report"]), "log": located(places["log"]),
+            "sidecars": [located(s) for s in places["sidecars"]],
+        })
+        return body
+
+    def _ready(self, name: str, record: Mapping[str, Any]) -> bool:
+        """Have the job's moves finished? Its source is where the plan put it (the results go
+        first), or its job folder is in no worker's folder any more (a user took the file)."""
+        source = record.get("places", {}).get("source")
+        if source and (root := self._roots.get(source["root"])) is not None \
+                and os.path.lexists(root / source["relative"]):
+            return True
+        workers = self.work.iterdir() if self.work.is_dir() else iter(())
+        return not any(os.path.lexists(folder / name) for folder in workers)
+
+    def _settle(self, path: Path, record: Mapping[str, Any], ledger: str) -> None:
+        """Into the ledger (the whole record for one given up), then out of the pending folder."""
+        folder = self.root / ledger
+        folder.mkdir(parents=True, exist_ok=True)
+        kept = record if ledger == GAVE_UP else {
+            "job_id": record["note"]["job_id"], "file": record["note"]["file"],
+            "outcome": record["note"]["outcome"], "delivered_at": timestamp(),
+            "targets": record["targets"]}
+        durable.write_json_atomic(folder / path.name, kept)
+        path.unlink(missing_ok=True)
+        durable.fsync_dir(path.parent)
+
+    # --- records of workers that are gone --------------------------------------------------------
+
+    def _take_over_orphans(self) -> None:
+        """Rename the pending records of gone workers into ours (exactly one daemon wins each)."""
+        for folder in sorted(self.root.iterdir()) if self.root.is_dir() else []:
+            if folder == self.mine or not folder.is_dir() or WorkerId.parse(folder.name) is None:
+                continue
+            reason = self._gone_because(folder.name)
+            if reason is None:
+                continue
+            for record in sorted(folder.glob("*.json")):
+                self.mine.mkdir(parents=True, exist_ok=True)
+                try:
+                    os.rename(record, self.mine / record.name)
+                except OSError:
+                    continue  # another daemon was faster
+                log.info("hook.taken_over", job_id=record.stem, previous_worker=folder.name,
+                         reason=reason)
+            durable.fsync_dir(self.mine)
+            with contextlib.suppress(OSError):
+                folder.rmdir()
+
+    def _gone_because(self, name: str) -> str | None:
+        work = self.work / name
+        if not work.is_dir():
+            return "its work folder is gone (it stopped, or its jobs were adopted)"
+        return self._liveness.gone_because(work)
+
+    def _prune_ledger(self) -> None:
+        folder = self.root / DELIVERED
+        cutoff = time.time() - LEDGER_KEEP_SECONDS
+        for path in folder.glob("*.json") if folder.is_dir() else []:
+            with contextlib.suppress(OSError):
+                if path.stat().st_mtime < cutoff:
+                    path.unlink()
+
+
+class _NoRedirects(urllib.request.HTTPRedirectHandler):
+    """A redirect is an error answer for a webhook (urllib would resend the POST as a GET)."""
+
+    def redirect_request(self, *_args: Any, **_kwargs: Any) -> None:
+        return None
+
+
+_OPENER = urllib.request.build_opener(_NoRedirects)
+
+
+def _kill_group(process: subprocess.Popen[bytes]) -> None:
+    with contextlib.suppress(OSError):
+        os.killpg(process.pid, signal.SIGKILL)
+
+
+def _tail(output: IO[bytes]) -> str:
+    output.seek(0, os.SEEK_END)
+    output.seek(max(0, output.tell() - OUTPUT_TAIL))
+    return output.read().decode("utf-8", "replace").strip()
