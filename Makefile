@@ -12,7 +12,7 @@ CONFIG   ?= config/transcribed.yaml
 PYTEST_ARGS ?=
 STAMP    := $(VENV)/.installed
 
-.PHONY: install run test lint clean
+.PHONY: install run test lint clean container-test
 
 install: $(STAMP)
 
@@ -32,6 +32,13 @@ run: install
 test: install
 	@$(VENV)/bin/python -m pytest $(PYTEST_ARGS); rc=$$?; \
 	if [ $$rc -eq 5 ]; then echo "make test: pytest collected no tests" >&2; fi; exit $$rc
+
+# The container tier, not part of `make test`: builds the image from the committed tree with
+# podman and runs it (minutes, about 9 GB). Needs root, podman and the local base image:
+# tests/container/prepare-host makes this machine ready (.ci/run calls it).
+container-test: install
+	@$(VENV)/bin/python -m pytest tests/container $(PYTEST_ARGS); rc=$$?; \
+	if [ $$rc -eq 5 ]; then echo "make container-test: pytest collected no tests" >&2; fi; exit $$rc
 
 # ruff (style and likely bugs) and mypy (strict types) on the package, as configured in pyproject.toml.
 lint: install
