@@ -7,26 +7,46 @@ so a truncated one cannot be told from a short one.)
 
 Memory: the samples are decoded straight into one float32 array sized from the declared
 duration, 64 kB per second of audio (230 MB per hour), where faster-whisper's `decode_audio`
-peaks near three times that (an int16 buffer, then two float32 copies).
+peaks near three times that (an int16 buffer, then two float32 copies). A file longer than
+`input.max_audio_seconds` is refused before it is decoded, by its header (a silent hour is a few
+MB of FLAC but 230 MB decoded, so a small file could otherwise ask for the machine's memory), and
+a file whose header lies or says nothing is stopped once it has decoded past the limit.
+
+The file is never opened by path by PyAV: `untrusted.open_regular` opens it (only a regular
+file, never through a link, never blocking on a FIFO) and PyAV reads that open file.
 """
 
 from __future__ import annotations
 
+import functools
 import gc
+import os
 import re
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, BinaryIO
 
 import numpy as np
 
+from .config import Input
 from .errors import BadInput
+from .untrusted import NO_LINKS, LinkPolicy, open_regular
 
 SAMPLE_RATE = 16_000
 #: Decoded audio may fall short of the declared duration by this much before it counts as truncated.
 TRUNCATION_TOLERANCE_SECONDS = 0.5
 TRUNCATION_TOLERANCE_RATIO = 0.02
+#: Host memory left to the process itself, its libraries and a model on the CPU (large-v3 in
+#: float32 is about 3 GB) when `input.max_audio_seconds` is derived from the memory limit.
+MODEL_ROOM_BYTES = 4 << 30
+#: Host memory one second of audio may cost while its job runs: the float32 samples (64 kB) and
+#: room for the copies later stages make of them (an allowance, three times the samples).
+BYTES_PER_AUDIO_SECOND = 3 * 4 * SAMPLE_RATE
+#: The derived limit is never below this: a machine too small for an hour fails the model first.
+MIN_DERIVED_SECONDS = 3600.0
+#: cgroup limits at or above this mean "no limit" (cgroup v1 writes 2^63 rounded to a page).
+_UNLIMITED = 1 << 60
 
 
 @dataclass(frozen=True)
@@ -42,16 +62,23 @@ class Audio:
         return len(self.samples) / SAMPLE_RATE
 
 
-def decode(path: Path, accept_truncated: bool = False) -> Audio:
-    """Decode `path`, or raise BadInput saying plainly what is wrong with it."""
+def decode(path: Path, accept_truncated: bool = False, max_seconds: float | None = None,
+           links: LinkPolicy = NO_LINKS) -> Audio:
+    """Decode `path`, or raise BadInput saying plainly what is wrong with it: not a regular file,
+    empty, longer than `max_seconds` (by its header, before decoding; or once decoding passes
+    it), truncated, not audio."""
     try:
-        size = path.stat().st_size
+        with open_regular(path, links) as file:
+            size = os.fstat(file.fileno()).st_size
+            if size == 0:
+                raise BadInput("empty", "the file is empty (0 bytes)")
+            declared = _declared_seconds_of(file, path)
+            if max_seconds is not None and declared is not None and declared > max_seconds:
+                raise _too_long(f"its header declares {declared:.2f} s of audio", max_seconds)
+            file.seek(0)
+            samples = _decode_samples(file, path, declared, max_seconds)
     except OSError as exc:
         raise BadInput("unreadable", f"cannot read the file: {exc.strerror}") from None
-    if size == 0:
-        raise BadInput("empty", "the file is empty (0 bytes)")
-    declared = declared_seconds(path)
-    samples = _decode_samples(path, declared)
     audio = Audio(samples, declared)
     if declared and audio.seconds < declared - _tolerance(declared):
         if not accept_truncated:
@@ -66,12 +93,27 @@ def decode(path: Path, accept_truncated: bool = False) -> Audio:
     return audio
 
 
-def declared_seconds(path: Path) -> float | None:
+def decode_input(path: Path, settings: Input) -> Audio:
+    """Decode a job's source under the config's `input` rules: truncation, length, links."""
+    links = LinkPolicy(settings.follow_symlinks, tuple(map(Path, settings.symlink_roots)))
+    return decode(path, settings.accept_truncated, max_audio_seconds(settings.max_audio_seconds)[0],
+                  links)
+
+
+def declared_seconds(path: Path, links: LinkPolicy = NO_LINKS) -> float | None:
     """The duration the container declares for its first audio stream (None if it declares none)."""
+    try:
+        with open_regular(path, links) as file:
+            return _declared_seconds_of(file, path)
+    except OSError as exc:
+        raise BadInput("unreadable", f"cannot read the file: {exc.strerror}") from None
+
+
+def _declared_seconds_of(file: BinaryIO, path: Path) -> float | None:
     import av
 
     try:
-        with av.open(str(path), metadata_errors="ignore") as container:
+        with av.open(file, mode="r", metadata_errors="ignore") as container:
             streams = container.streams.audio
             if not streams:
                 kinds = sorted({s.type for s in container.streams}) or ["no streams"]
@@ -91,24 +133,81 @@ def declared_seconds(path: Path) -> float | None:
         raise BadInput("not_audio", f"not a readable audio or video file: {_last_line(exc, path)}") from None
 
 
-def _decode_samples(path: Path, declared: float | None) -> np.ndarray:
+def max_audio_seconds(setting: float | str) -> tuple[float, str]:
+    """`input.max_audio_seconds` as a number, and where it came from (said at start): the
+    setting, or for "auto" the memory this process may use (its cgroup's limit, else the RAM)
+    less room for the model, at BYTES_PER_AUDIO_SECOND."""
+    if not isinstance(setting, str):
+        return float(setting), "input.max_audio_seconds"
+    return _derived_max_audio_seconds()
+
+
+@functools.cache
+def _derived_max_audio_seconds() -> tuple[float, str]:
+    limit, source = memory_limit()
+    seconds = max(MIN_DERIVED_SECONDS, (limit - MODEL_ROOM_BYTES) / BYTES_PER_AUDIO_SECOND)
+    return float(round(seconds)), (f"auto: {limit / 2**30:.1f} GiB ({source}) less "
+                                   f"{MODEL_ROOM_BYTES / 2**30:.0f} GiB for the model, at "
+                                   f"{BYTES_PER_AUDIO_SECOND // 1000} kB per second of audio")
+
+
+def memory_limit(cgroup_root: Path = Path("/sys/fs/cgroup")) -> tuple[int, str]:
+    """The memory this process may use, in bytes, and what set it: its cgroup's limit (v2
+    memory.max, or v1 memory.limit_in_bytes) when there is one below the RAM, else the RAM."""
+    ram = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
+    for path in _cgroup_limit_files(cgroup_root):
+        try:
+            text = path.read_text().strip()
+        except OSError:
+            continue
+        if text.isdigit() and int(text) < min(ram, _UNLIMITED):
+            return int(text), f"cgroup limit {path}"
+    return ram, "RAM"
+
+
+def _cgroup_limit_files(root: Path) -> list[Path]:
+    """Where this process's cgroup memory limit may be written (v2, then v1; the folder named in
+    /proc/self/cgroup, then the mount's root, which is the cgroup itself inside a container)."""
+    files = []
+    try:
+        lines = Path("/proc/self/cgroup").read_text().splitlines()
+    except OSError:
+        lines = []
+    for line in lines:
+        _, controllers, group = line.split(":", 2)
+        if controllers == "":
+            files.append(root / group.lstrip("/") / "memory.max")
+        elif "memory" in controllers.split(","):
+            files.append(root / "memory" / group.lstrip("/") / "memory.limit_in_bytes")
+    return [*files, root / "memory.max", root / "memory" / "memory.limit_in_bytes"]
+
+
+def _too_long(what: str, limit: float) -> BadInput:
+    return BadInput("too_long", f"the file is too long: {what}, more than input.max_audio_seconds "
+                    f"({limit:g} s, which bounds the memory one job may take); it was not decoded "
+                    "further. Split it, or raise input.max_audio_seconds")
+
+
+def _decode_samples(file: BinaryIO, path: Path, declared: float | None,
+                    max_seconds: float | None) -> np.ndarray:
     import av
 
     try:
-        return _decode_into_array(path, declared)
+        return _decode_into_array(file, declared, max_seconds)
     except PermissionError as exc:
         raise BadInput("unreadable", f"cannot read the file: {exc.strerror}") from None
     except (av.error.FFmpegError, ValueError, IndexError, RuntimeError, OSError) as exc:
         raise BadInput("not_audio", f"the audio cannot be decoded: {_last_line(exc, path)}") from None
 
 
-def _decode_into_array(path: Path, declared: float | None) -> np.ndarray:
+def _decode_into_array(file: BinaryIO, declared: float | None, max_seconds: float | None) -> np.ndarray:
     """faster-whisper's decoding (s16 mono at 16 kHz, then / 32768), one array, no copies."""
     import av
 
     resampler = av.audio.resampler.AudioResampler(format="s16", layout="mono", rate=SAMPLE_RATE)
-    out = _Growing(round((declared or 60.0) * SAMPLE_RATE * 1.01) + SAMPLE_RATE)
-    with av.open(str(path), mode="r", metadata_errors="ignore") as container:
+    limit = None if max_seconds is None else round(max_seconds * SAMPLE_RATE) + SAMPLE_RATE
+    out = _Growing(round((declared or 60.0) * SAMPLE_RATE * 1.01) + SAMPLE_RATE, limit, max_seconds)
+    with av.open(file, mode="r", metadata_errors="ignore") as container:
         for group in _grouped(_valid_frames(container.decode(audio=0)), 500_000):
             for frame in resampler.resample(group):
                 out.append(frame.to_ndarray().reshape(-1))
@@ -120,16 +219,22 @@ def _decode_into_array(path: Path, declared: float | None) -> np.ndarray:
 
 
 class _Growing:
-    """A float32 array filled chunk by chunk; grows by half when the declared length was short."""
+    """A float32 array filled chunk by chunk; grows by half when the declared length was short,
+    never past `limit` samples (a header that lied, or said nothing, about a very long file)."""
 
-    def __init__(self, capacity: int) -> None:
-        self.array = np.empty(max(capacity, 1), dtype=np.float32)
+    def __init__(self, capacity: int, limit: int | None = None, max_seconds: float | None = None) -> None:
+        self.limit, self.max_seconds = limit, max_seconds
+        self.array = np.empty(max(min(capacity, limit or capacity), 1), dtype=np.float32)
         self.length = 0
 
     def append(self, pcm16: np.ndarray) -> None:
         end = self.length + len(pcm16)
+        if self.limit is not None and self.max_seconds is not None and end > self.limit:
+            raise _too_long(f"it decodes to more than {self.max_seconds:g} s of audio",
+                            self.max_seconds)
         if end > len(self.array):
-            self.array = np.resize(self.array, max(end, len(self.array) * 3 // 2))
+            grown = max(end, len(self.array) * 3 // 2)
+            self.array = np.resize(self.array, min(grown, self.limit or grown))
         np.divide(pcm16, 32768.0, out=self.array[self.length:end], dtype=np.float32, casting="unsafe")
         self.length = end
 

@@ -7,6 +7,7 @@ key), 3 the GPU was lost (restart for a fresh CUDA context).
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import sys
 import tempfile
 from pathlib import Path, PurePosixPath
@@ -121,6 +122,14 @@ def _status(args: argparse.Namespace) -> int:
     return (EXIT_OK if healthy else EXIT_ERROR) if args.check else EXIT_OK
 
 
+def _reading_in_place(config: Config, files: list[Path]) -> Config:
+    """The files named on the command line are read in place, through a link in each job's
+    folder: links into their folders are followed (the daemon follows none by default)."""
+    roots = tuple(sorted({str(f.resolve().parent) for f in files}))
+    return dataclasses.replace(config, input=dataclasses.replace(
+        config.input, follow_symlinks=True, symlink_roots=roots))
+
+
 def _transcribe(args: argparse.Namespace) -> int:
     """The daemon's engine and outputs for a few files: each is read in place, results go to --out."""
     from .durable import move_no_clobber
@@ -132,6 +141,7 @@ def _transcribe(args: argparse.Namespace) -> int:
     missing = [str(f) for f in args.files if not f.is_file()]
     if missing:
         raise ConfigError(f"FILE: no such file: {', '.join(missing)}")
+    config = _reading_in_place(config, args.files)
     engine = build_engine(config)
     engine.load()
     aligner, diarizer = load_later_stages(config, engine)

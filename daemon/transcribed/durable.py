@@ -10,6 +10,7 @@ import errno
 import json
 import os
 import signal
+import stat
 from pathlib import Path
 from typing import Any
 
@@ -37,9 +38,9 @@ def failpoint(name: str) -> None:
 def fsync_dir(path: Path) -> None:
     """Make a directory's entries (a rename, a new file) survive a power cut."""
     try:
-        fd = os.open(path, os.O_RDONLY | os.O_DIRECTORY)
+        fd = os.open(path, os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC)
     except OSError:
-        return  # a directory that cannot be opened (some network mounts): nothing more to do
+        return  # a directory that cannot be opened (some network mounts, a link): nothing to do
     try:
         os.fsync(fd)
     except OSError:
@@ -86,13 +87,21 @@ def read_json(path: Path) -> Any:
 
 
 def fsync_file(path: Path) -> None:
-    """Flush a file's content to disk (a file we may not read, e.g. mode 000, is left as it is)."""
+    """Flush a file's content to disk (a file we may not read, e.g. mode 000, is left as it is).
+
+    Only a regular file is opened, never through a link and never waiting: a FIFO an inbox
+    writer left (opened for reading, it waits for a writer for ever) or a device node is moved
+    as it is, with nothing to flush; one swapped in after the `lstat` is refused by the open's
+    O_NOFOLLOW, or cannot block it (O_NONBLOCK) and is not synced (fstat)."""
     try:
-        fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW)
+        if not stat.S_ISREG(os.lstat(path).st_mode):
+            return
+        fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC)
     except OSError:
         return
     try:
-        os.fsync(fd)
+        if stat.S_ISREG(os.fstat(fd).st_mode):
+            os.fsync(fd)
     except OSError:
         pass
     finally:

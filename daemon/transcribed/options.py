@@ -4,6 +4,13 @@ A sidecar is `<audio file name>.yaml` (or .yml, .json) delivered with the file, 
 `talk.mp3.yaml` with `language: de` and `diarize: true`; `inbox.sidecar_next_to` finds it. It is
 checked like the config; a bad one fails that job (BadInput) with a message naming the key, and
 nothing else.
+
+Sidecars are written by whoever writes to the inbox, so they are untrusted (docs/security.md):
+they set only `JobOptions` (language, task, prompt, hotwords, speakers, formats: never a path, a
+command or a URL); one is read only as a regular file (never through a link, never a FIFO) of at
+most `SIDECAR_MAX_BYTES`; and YAML aliases are refused outright. A sidecar is a handful of
+scalar keys, so an alias has no use in one, and without aliases what the YAML builds is bounded
+by its text: a "billion laughs" sidecar cannot expand, and no expansion count is needed.
 """
 
 from __future__ import annotations
@@ -17,6 +24,10 @@ import yaml
 
 from .config import Config, JobOptions, check_job_options, parse_options
 from .errors import BadInput, ConfigError
+from .untrusted import read_limited
+
+#: A sidecar larger than this fails its job: a few options take a few hundred bytes.
+SIDECAR_MAX_BYTES = 64 * 1024
 
 
 @dataclasses.dataclass(frozen=True)
@@ -36,13 +47,33 @@ class Effective:
         return dataclasses.asdict(self)
 
 
+class _NoAliasLoader(yaml.SafeLoader):
+    """PyYAML's safe loader, refusing aliases (`*name`, also in a `<<: *name` merge)."""
+
+    def compose_node(self, parent: yaml.Node | None, index: int) -> yaml.Node | None:
+        if self.check_event(yaml.AliasEvent):
+            event = self.peek_event()  # type: ignore[no-untyped-call]
+            raise yaml.composer.ComposerError(
+                None, None, "aliases (*name) are not allowed in a sidecar", event.start_mark)
+        return super().compose_node(parent, index)
+
+
 def read_sidecar(path: Path) -> JobOptions:
     """Parse and check a sidecar; BadInput naming the file and the key when it is wrong."""
     try:
-        text = path.read_text(encoding="utf-8")
-        data = json.loads(text) if path.suffix == ".json" else yaml.safe_load(text)
-    except (OSError, ValueError, yaml.YAMLError) as exc:
+        raw = read_limited(path, SIDECAR_MAX_BYTES)
+    except BadInput as exc:
+        kind = "bad_sidecar" if exc.kind == "too_large" else exc.kind
+        raise BadInput(kind, f"sidecar {path.name}: {exc}") from None
+    except OSError as exc:
+        raise BadInput("bad_sidecar", f"sidecar {path.name}: cannot be read: {exc.strerror}") from None
+    try:
+        text = raw.decode("utf-8")
+        data = json.loads(text) if path.suffix == ".json" else yaml.load(text, Loader=_NoAliasLoader)  # noqa: S506 - a safe loader
+    except (ValueError, yaml.YAMLError) as exc:
         raise BadInput("bad_sidecar", f"sidecar {path.name}: cannot be read: {exc}") from None
+    except RecursionError:
+        raise BadInput("bad_sidecar", f"sidecar {path.name}: nested too deeply") from None
     try:
         options = parse_options(data or {})
         check_job_options(options, "sidecar")

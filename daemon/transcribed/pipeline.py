@@ -16,7 +16,7 @@ from typing import Any, TypedDict
 
 from . import __version__
 from .alignment import Aligner, AlignModelMissing
-from .audio import Audio, decode
+from .audio import Audio, decode_input
 from .config import Config
 from .diarization import Diarizer
 from .engine.base import Engine, Request, SpeechChunk, SpeechOf, Transcript
@@ -126,7 +126,7 @@ class Pipeline:
         with self._stage("options"):
             options = self._options(job)
         with self._stage("decode"):
-            audio = decode(job.source, accept_truncated=self.config.input.accept_truncated)
+            audio = decode_input(job.source, self.config.input)
         log.info("job.decoded", audio_s=round(audio.seconds, 3), declared_s=audio.declared_seconds,
                  truncated=audio.truncated, seconds=self.run_state.timings["decode"])
         request = Request(language=options.language, task=options.task, file=job.relpath.name,

@@ -12,7 +12,7 @@ import urllib.parse
 from typing import Any
 
 from ..errors import ConfigError
-from .schema import HOOK_EVENTS, KNOWN_FORMATS, Config, Folders, Hooks, JobOptions, Metrics, Route, Vad
+from .schema import HOOK_EVENTS, KNOWN_FORMATS, Config, Folders, Hooks, Input, JobOptions, Metrics, Route, Vad
 
 #: Longest step of pyannote's VAD window: the window itself is 5 s.
 VAD_WINDOW_SECONDS = 5
@@ -35,6 +35,8 @@ def check_values(config: Config) -> None:
     _check_folders(config.folders)
     _check_metrics(config.metrics)
     _check_hooks(config.hooks)
+    _check_input(config.input)
+    parse_umask(config.daemon.umask)
     if not config.watch.extensions:
         raise ConfigError("watch.extensions: expected at least one extension")
 
@@ -52,6 +54,29 @@ def parse_listen(listen: str) -> tuple[str, int]:
     if not host or not port.isdigit() or not 0 < int(port) < 65536:
         raise ConfigError(f'metrics.listen: expected "host:port", e.g. "127.0.0.1:9108", got {listen!r}')
     return host.strip("[]"), int(port)
+
+
+def parse_umask(value: str | int) -> int:
+    """`daemon.umask` as a number: octal text ("0007", "0o027"), or an int YAML read as octal."""
+    try:
+        mask = int(value.removeprefix("0o"), 8) if isinstance(value, str) else value
+    except ValueError:
+        mask = -1
+    if not 0 <= mask <= 0o777:
+        raise ConfigError(f'daemon.umask: expected an octal mode from "0000" to "0777", e.g. "0007", '
+                          f"got {describe(value)}")
+    return mask
+
+
+def _check_input(settings: Input) -> None:
+    if settings.max_audio_seconds != "auto" and settings.max_audio_seconds <= 0:
+        raise ConfigError('input.max_audio_seconds: expected a number above 0 or "auto"')
+    for root in settings.symlink_roots:
+        if not os.path.isabs(root):
+            raise ConfigError(f"input.symlink_roots: expected absolute folders, got {root!r}")
+    if settings.symlink_roots and not settings.follow_symlinks:
+        raise ConfigError("input.symlink_roots: set, but input.follow_symlinks is false (links "
+                          "are then never followed)")
 
 
 def describe(value: Any) -> str:

@@ -101,6 +101,15 @@ class Input:
 
     #: Transcribe what a truncated file holds (and say so in the metadata) instead of failing it.
     accept_truncated: bool = False
+    #: Follow a symbolic link in the inbox (else it goes to failed/ as not_a_regular_file), and
+    #: only to a target inside one of `symlink_roots` (docs/security.md).
+    follow_symlinks: bool = False
+    #: Absolute folders a followed link may point into.
+    symlink_roots: tuple[str, ...] = ()
+    #: Longer files go to failed/ as too_long, judged by their header before decoding. auto:
+    #: from the memory this process may use (cgroup limit, else RAM) less room for the model;
+    #: the figure is logged at start (input.limits).
+    max_audio_seconds: float | Auto = "auto"
 
 
 @dataclass(frozen=True)
@@ -273,6 +282,9 @@ class Daemon:
     #: (also another container or a rebooted host sharing the state folder). On NFS, keep the
     #: attribute cache (actimeo) well below it.
     lease_seconds: float = 60.0
+    #: Octal umask applied at start, before any file is created: the modes of results, moved
+    #: folders and state (0007: no access for others; quote it, "0007", or YAML reads 0o007 as text).
+    umask: str | int = "0007"
 
 
 @dataclass(frozen=True)

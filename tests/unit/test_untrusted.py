@@ -1,0 +1,205 @@
+"""Opening what inbox writers leave (untrusted.py, durable.fsync_file, audio.decode, the sidecar
+reader), on real special files: links, FIFOs, sockets, a file swapped for a link or a FIFO just
+before the open. Nothing here may block: a FIFO opened for reading would wait for ever, so each
+FIFO test would hang (and the suite's timeout fail it) if the open were not refused."""
+
+from __future__ import annotations
+
+import os
+import socket
+import stat
+import threading
+from collections.abc import Iterator
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from transcribed import durable
+from transcribed.audio import decode, memory_limit
+from transcribed.errors import BadInput
+from transcribed.options import SIDECAR_MAX_BYTES, read_sidecar
+from transcribed.untrusted import LinkPolicy, kind_of, open_regular, read_limited, refuse_unless_regular
+from tests.support.media import write_wav
+
+
+@pytest.fixture
+def wav(tmp_path: Path) -> Path:
+    return write_wav(tmp_path / "real.wav", np.zeros(16_000, dtype=np.float32))
+
+
+@pytest.fixture
+def bound_socket(tmp_path: Path) -> Iterator[Path]:
+    path = tmp_path / "sock.wav"
+    server = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    server.bind(str(path))
+    server.listen()
+    try:
+        yield path
+    finally:
+        server.close()
+
+
+def _refused(call: object, *args: object) -> BadInput:
+    with pytest.raises(BadInput) as caught:
+        call(*args)  # type: ignore[operator]
+    return caught.value
+
+
+def test_a_regular_file_is_opened_and_read_blocking(wav: Path) -> None:
+    """The descriptor handed on is a regular file with O_NONBLOCK cleared again."""
+    with open_regular(wav) as file:
+        assert os.get_blocking(file.fileno())
+        assert file.read(4) == b"RIFF"
+
+
+def test_a_fifo_is_refused_without_being_opened(tmp_path: Path) -> None:
+    os.mkfifo(tmp_path / "pipe.wav")
+    error = _refused(open_regular, tmp_path / "pipe.wav")
+    assert error.kind == "not_a_regular_file" and "FIFO" in str(error)
+
+
+def test_a_socket_is_refused(bound_socket: Path) -> None:
+    error = _refused(open_regular, bound_socket)
+    assert error.kind == "not_a_regular_file" and "socket" in str(error)
+
+
+def test_a_link_is_refused_unless_followed_into_a_configured_root(tmp_path: Path, wav: Path) -> None:
+    """No policy: refused, saying where it points. follow_symlinks: only into symlink_roots."""
+    private, shared = tmp_path / "private", tmp_path / "shared"
+    private.mkdir()
+    shared.mkdir()
+    secret = (private / "secret.wav")
+    secret.write_bytes(wav.read_bytes())
+    (shared / "ok.wav").write_bytes(wav.read_bytes())
+    (tmp_path / "link.wav").symlink_to(secret)
+    (tmp_path / "good.wav").symlink_to(shared / "ok.wav")
+    error = _refused(open_regular, tmp_path / "link.wav")
+    assert error.kind == "not_a_regular_file" and str(secret) in str(error)
+    policy = LinkPolicy(follow=True, roots=(shared,))
+    assert "outside" in str(_refused(open_regular, tmp_path / "link.wav", policy))
+    with open_regular(tmp_path / "good.wav", policy) as file:
+        assert file.read(4) == b"RIFF"
+
+
+def test_a_link_to_a_fifo_inside_a_root_is_still_refused(tmp_path: Path) -> None:
+    os.mkfifo(tmp_path / "pipe")
+    (tmp_path / "link.wav").symlink_to(tmp_path / "pipe")
+    error = _refused(open_regular, tmp_path / "link.wav", LinkPolicy(True, (tmp_path,)))
+    assert "FIFO" in str(error)
+
+
+@pytest.mark.parametrize("swap_in", ["link", "fifo"])
+def test_a_file_swapped_after_the_check_is_caught_at_the_open(tmp_path: Path, wav: Path,
+                                                              monkeypatch: pytest.MonkeyPatch,
+                                                              swap_in: str) -> None:
+    """The lstat saw a regular file; a link or a FIFO takes its place before os.open: the open's
+    O_NOFOLLOW refuses the link, O_NONBLOCK keeps the FIFO from blocking and fstat refuses it."""
+    target = tmp_path / "talk.wav"
+    target.write_bytes(wav.read_bytes())
+
+    def swapped(path: Path, policy: LinkPolicy = LinkPolicy()) -> Path:
+        checked = refuse_unless_regular(path, policy)  # sees the regular file
+        target.unlink()
+        if swap_in == "link":
+            target.symlink_to(wav)
+        else:
+            os.mkfifo(target)
+        return checked
+
+    monkeypatch.setattr("transcribed.untrusted.refuse_unless_regular", swapped)
+    error = _refused(open_regular, target)
+    assert error.kind == "not_a_regular_file" and "before it was opened" in str(error)
+
+
+def test_fsync_file_never_opens_a_fifo(tmp_path: Path) -> None:
+    """The finish path's fsync once blocked for ever on a FIFO from the inbox (issue 13)."""
+    os.mkfifo(tmp_path / "pipe.wav")
+    done = threading.Event()
+    threading.Thread(target=lambda: (durable.fsync_file(tmp_path / "pipe.wav"), done.set()),
+                     daemon=True).start()
+    assert done.wait(5), "fsync_file blocked on a FIFO"
+
+
+def test_a_fifo_and_a_link_are_moved_as_themselves(tmp_path: Path, wav: Path) -> None:
+    """move_no_clobber moves the entry (a hard link of the link or FIFO), never its target."""
+    os.mkfifo(tmp_path / "pipe.wav")
+    (tmp_path / "link.wav").symlink_to(wav)
+    (tmp_path / "out").mkdir()
+    for name in ("pipe.wav", "link.wav"):
+        assert durable.move_no_clobber(tmp_path / name, tmp_path / "out" / name)
+    assert stat.S_ISFIFO(os.lstat(tmp_path / "out" / "pipe.wav").st_mode)
+    assert os.readlink(tmp_path / "out" / "link.wav") == str(wav)
+
+
+def test_decode_refuses_special_files_with_what_they_are(tmp_path: Path, wav: Path,
+                                                         bound_socket: Path) -> None:
+    os.mkfifo(tmp_path / "pipe.wav")
+    (tmp_path / "link.wav").symlink_to(wav)
+    for path, words in ((tmp_path / "pipe.wav", "FIFO"), (bound_socket, "socket"),
+                        (tmp_path / "link.wav", "symbolic link")):
+        error = _refused(decode, path)
+        assert error.kind == "not_a_regular_file" and words in str(error)
+    assert decode(wav).seconds == pytest.approx(1.0)
+
+
+def test_audio_longer_than_the_limit_is_refused_by_its_header(tmp_path: Path) -> None:
+    """Both figures in the message; nothing decoded (the header alone decides)."""
+    path = write_wav(tmp_path / "long.wav", np.zeros(16_000 * 30, dtype=np.float32))
+    error = _refused(decode, path, False, 10.0)
+    assert error.kind == "too_long"
+    assert "declares 30.00 s" in str(error) and "(10 s" in str(error)
+    assert decode(path, max_seconds=60.0).seconds == pytest.approx(30.0)
+
+
+def test_the_memory_limit_is_the_cgroup_limit_when_below_the_ram(tmp_path: Path) -> None:
+    (tmp_path / "memory.max").write_text(f"{2 << 30}\n")
+    assert memory_limit(tmp_path) == (2 << 30, f"cgroup limit {tmp_path / 'memory.max'}")
+    (tmp_path / "memory.max").write_text("max\n")
+    assert memory_limit(tmp_path)[1] == "RAM"
+
+
+def test_read_limited_reads_no_more_than_the_limit_plus_one(tmp_path: Path) -> None:
+    (tmp_path / "big").write_bytes(b"x" * 100)
+    assert read_limited(tmp_path / "big", 100) == b"x" * 100
+    assert _refused(read_limited, tmp_path / "big", 99).kind == "too_large"
+
+
+def test_kinds_are_said_in_words() -> None:
+    assert kind_of(stat.S_IFIFO) == "a FIFO (named pipe)"
+    assert kind_of(stat.S_IFCHR) == "a character device"
+    assert kind_of(stat.S_IFLNK) == "a symbolic link"
+
+
+# --- sidecars ----------------------------------------------------------------------------------
+
+def test_a_sidecar_over_the_size_limit_fails_its_job(tmp_path: Path) -> None:
+    sidecar = tmp_path / "talk.wav.yaml"
+    sidecar.write_text("initial_prompt: " + "x" * SIDECAR_MAX_BYTES + "\n")
+    error = _refused(read_sidecar, sidecar)
+    assert error.kind == "bad_sidecar" and "larger than 64 KiB" in str(error)
+
+
+def test_a_sidecar_with_aliases_is_refused_before_it_expands(tmp_path: Path) -> None:
+    """A "billion laughs": nine levels of ten aliases would be 10^9 strings."""
+    lines = ['a0: &a0 "lol"'] + [f"a{i}: &a{i} [{', '.join([f'*a{i - 1}'] * 10)}]" for i in range(1, 10)]
+    sidecar = tmp_path / "talk.wav.yaml"
+    sidecar.write_text("\n".join(lines) + "\nlanguage: *a9\n")
+    error = _refused(read_sidecar, sidecar)
+    assert error.kind == "bad_sidecar" and "aliases" in str(error)
+
+
+def test_a_deeply_nested_json_sidecar_is_refused(tmp_path: Path) -> None:
+    sidecar = tmp_path / "talk.wav.json"
+    sidecar.write_text("[" * 30_000 + "]" * 30_000)
+    assert _refused(read_sidecar, sidecar).kind == "bad_sidecar"
+
+
+def test_a_sidecar_that_is_a_fifo_or_a_link_is_not_read(tmp_path: Path) -> None:
+    os.mkfifo(tmp_path / "a.wav.yaml")
+    secret = tmp_path / "secret.yaml"
+    secret.write_text("language: de\n")
+    (tmp_path / "b.wav.yaml").symlink_to(secret)
+    for name in ("a.wav.yaml", "b.wav.yaml"):
+        error = _refused(read_sidecar, tmp_path / name)
+        assert error.kind == "not_a_regular_file" and error.args[0].startswith(f"sidecar {name}:")
