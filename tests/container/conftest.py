@@ -19,7 +19,6 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
-
 from tests.conftest import IN_CI
 from tests.container.podman import (
     BASE_IMAGE,
@@ -29,12 +28,24 @@ from tests.container.podman import (
     podman,
     unique,
 )
+from tests.support.corpus import Clip, clips
 
 HERE = Path(__file__).resolve().parent
 REPO = HERE.parents[1]
 #: prepare-host's wheel folder, mounted where the base's PIP_FIND_LINKS points.
 WHEELS = Path(os.environ.get("TRANSCRIBED_CI_CACHE", Path.home() / ".cache" / "transcribed-ci")) \
     / "container-base" / "wheels"
+
+
+#: The session's image, for the summary line at the end.
+BUILT: list[BuiltImage] = []
+
+
+def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:
+    """The measured build time and image size (docs/container.md quotes the size)."""
+    for built in BUILT:
+        terminalreporter.write_line(f"container image {built.name}: built in {built.build_seconds:.0f} s, "
+                                    f"{built.size_bytes / 1e9:.2f} GB")
 
 
 def pytest_ignore_collect(collection_path: Path, config: pytest.Config) -> bool | None:
@@ -69,8 +80,7 @@ def image() -> Iterator[BuiltImage]:
         try:
             build(Path(checkout), name)
             built = BuiltImage(name, round(time.monotonic() - started, 1), image_size_bytes(name))
-            print(f"\nbuilt {name} in {built.build_seconds:.0f} s: "
-                  f"{built.size_bytes / 1e9:.2f} GB", file=sys.stderr)
+            BUILT.append(built)
             yield built
         finally:
             podman("rmi", "--force", name, check=False)
@@ -91,7 +101,8 @@ def build(checkout: Path, name: str) -> None:
     env = {**os.environ, "CONTAINER_ENGINE": "podman", "TRANSCRIBED_IMAGE": name}
     result = subprocess.run([str(checkout / "scripts" / "docker-build"), *args], cwd=checkout,
                             env=env, capture_output=True, text=True, timeout=1800, check=False)
-    assert result.returncode == 0, f"the image did not build:\n{result.stdout[-4000:]}\n{result.stderr[-4000:]}"
+    assert result.returncode == 0, (
+        f"the image did not build:\n{result.stdout[-4000:]}\n{result.stderr[-4000:]}")
 
 
 @pytest.fixture
@@ -110,3 +121,9 @@ def podman_compose() -> str:
     if found is None:
         pytest.fail("podman-compose is missing: it is a test dependency (make install)")
     return found
+
+
+@pytest.fixture
+def recording(corpus: None) -> Clip:
+    """A short real English recording with its reference text."""
+    return clips(language="en", max_duration=6, sets=["librispeech"])[0]

@@ -16,6 +16,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from tests.support.corpus import Clip
 from tests.support.daemon import wait_until
 
 #: The base image tests/container/prepare-host makes (Debian from debootstrap + this machine's CA).
@@ -25,6 +26,8 @@ BASE_IMAGE = os.environ.get("TRANSCRIBED_TEST_BASE", "localhost/transcribed-test
 BUILD_FLAGS = ["--isolation", "chroot", "--network", "host"]
 #: The CLI of the image's daemon with its own config (the image's CMD), for `--engine` variants.
 DAEMON_COMMAND = ["run", "--config", "/etc/transcribed/transcribed.yaml"]
+#: A short recording through the real engine, start-up aside, takes seconds; 2 shared cores.
+JOB_TIMEOUT = 240
 
 
 def podman(*args: str, timeout: float = 120, check: bool = True) -> subprocess.CompletedProcess[str]:
@@ -136,3 +139,20 @@ class Container:
 def files_in(folder: Path) -> list[str]:
     """Relative paths of the plain files below `folder`, sorted."""
     return sorted(str(p.relative_to(folder)) for p in folder.rglob("*") if p.is_file())
+
+
+def drop(clip: Clip, data: Path, owner: tuple[int, int]) -> str:
+    """Put `clip` into DATA/inbox the way a careful producer does (whole file, one rename)."""
+    staging = data / f".{clip.path.name}.part"
+    shutil.copyfile(clip.path, staging)
+    os.chown(staging, *owner)
+    staging.rename(data / "inbox" / clip.path.name)
+    return clip.path.name
+
+
+def transcribed(data: Path, name: str) -> str:
+    """Wait until the recording's source is in done/ and its transcript in outbox/; the text."""
+    stem = Path(name).stem
+    wait_until(lambda: (data / "done" / name).exists() and (data / "outbox" / f"{stem}.txt").exists(),
+               JOB_TIMEOUT, f"{name} in done/ and {stem}.txt in outbox/", interval=0.5)
+    return (data / "outbox" / f"{stem}.txt").read_text(encoding="utf-8")

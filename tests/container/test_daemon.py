@@ -9,43 +9,17 @@ from __future__ import annotations
 
 import json
 import os
-import shutil
 from pathlib import Path
 
 import pytest
-
 from tests.container.conftest import BuiltImage
-from tests.container.podman import DAEMON_COMMAND, Container, files_in
-from tests.support.corpus import Clip, clips, word_error_rate
+from tests.container.podman import DAEMON_COMMAND, JOB_TIMEOUT, Container, drop, files_in, transcribed
+from tests.support.corpus import Clip, word_error_rate
 from tests.support.daemon import wait_until
 
 FOLDERS = ["done", "failed", "inbox", "outbox", "state"]
 #: Start-up with the real engine takes about 20 s here (imports and the model); 2 cores shared.
 START_TIMEOUT = 240
-JOB_TIMEOUT = 240
-
-
-@pytest.fixture
-def recording(corpus: None) -> Clip:
-    """A short real English recording with its reference text."""
-    return clips(language="en", max_duration=6, sets=["librispeech"])[0]
-
-
-def drop(clip: Clip, data: Path, owner: tuple[int, int]) -> str:
-    """Put `clip` into DATA/inbox the way a careful producer does (whole file, one rename)."""
-    staging = data / f".{clip.path.name}.part"
-    shutil.copyfile(clip.path, staging)
-    os.chown(staging, *owner)
-    staging.rename(data / "inbox" / clip.path.name)
-    return clip.path.name
-
-
-def transcribed(data: Path, name: str) -> str:
-    """Wait until the recording's source is in done/ and its transcript in outbox/; the text."""
-    stem = Path(name).stem
-    wait_until(lambda: (data / "done" / name).exists() and (data / "outbox" / f"{stem}.txt").exists(),
-               JOB_TIMEOUT, f"{name} in done/ and {stem}.txt in outbox/", interval=0.5)
-    return (data / "outbox" / f"{stem}.txt").read_text(encoding="utf-8")
 
 
 def owners(folder: Path) -> set[tuple[int, int]]:

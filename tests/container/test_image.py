@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+
 from tests.container.conftest import REPO, BuiltImage
 from tests.container.podman import podman
 
