@@ -284,14 +284,15 @@ class Hooks:
         while not self._stop.is_set():
             self._wake.clear()
             try:
-                wait = self._deliver_due()
+                wait = self.deliver_due()
             except Exception as exc:  # the thread must outlive a broken record or a failing share
                 log.exception("hook.error", error=f"{type(exc).__name__}: {exc}")
                 wait = SCAN_SECONDS
             self._wake.wait(timeout=wait)
 
-    def _deliver_due(self) -> float:
-        """One pass: take over records of gone workers, try those due; seconds until the next."""
+    def deliver_due(self) -> float:
+        """One pass of the thread (tests drive it directly): take over the records of gone
+        workers, try those due; returns the seconds until the next pass is wanted."""
         now = time.monotonic()
         if now >= self._next_scan:
             self._take_over_orphans()
