@@ -92,6 +92,11 @@ class Spool:
         """Every file in the inbox that looks like audio or video and is not a temporary name."""
         return self._inbox.scan()
 
+    def not_regular(self) -> list[Path]:
+        """The last scan's entries with a wanted name that are no regular files (links, FIFOs,
+        sockets, device nodes): nothing to settle, so they may be taken (and failed) at once."""
+        return self._inbox.not_regular()
+
     def stray_sidecars(self, older_than: float) -> list[Path]:
         """Sidecars in the inbox, untouched for `older_than` seconds, whose audio is not there."""
         return self._inbox.stray_sidecars(older_than)

@@ -15,6 +15,7 @@ import os
 import threading
 import time
 import traceback
+from collections import deque
 from collections.abc import Callable, Iterable, Iterator
 from datetime import datetime, timezone
 from pathlib import Path
@@ -40,6 +41,9 @@ from .stats import Stats
 from .watcher import Arrivals
 
 log = logs.get_logger()
+
+#: The inbox is looked at again at least this often while files found earlier wait to be claimed.
+READY_REFRESH_SECONDS = 1.0
 
 T = TypeVar("T")
 
@@ -75,6 +79,9 @@ class Worker:
         self._finish_lock = threading.Lock()
         self._abandoned: set[str] = set()
         self._next_rescan = 0.0
+        #: Complete files found by the last look at the inbox, not yet claimed (_ready_files).
+        self._ready: deque[Path] = deque()
+        self._ready_until = 0.0
 
     # --- the loop --------------------------------------------------------------------------------
 
@@ -125,17 +132,30 @@ class Worker:
 
     def _claim_ready(self, up_to: int) -> list[Job]:
         """Claim up to `up_to` complete files from the inbox, oldest arrival first."""
-        waiting = self.spool.scan()
-        self._count_waiting(waiting)
+        ready = self._ready_files()
         claimed: list[Job] = []
-        for path in self.arrivals.ready(waiting):
-            if len(claimed) >= up_to:
-                break
-            job = self.spool.claim(path)
+        while ready and len(claimed) < up_to:
+            job = self.spool.claim(ready.popleft())  # None: gone since, or claims paused
             if job is not None:
                 log.info("job.claimed", job_id=job.id, file=str(job.relpath))
                 claimed.append(job)
         return claimed
+
+    def _ready_files(self) -> deque[Path]:
+        """The complete files of the last look at the inbox, oldest arrival first. The inbox is
+        looked at again (a scan, the settle rules) once they are all taken, or READY_REFRESH_SECONDS
+        after the last look: a flood of 10 000 files is not scanned, nor each file's stat read,
+        once per claim. A file that came since is later in arrival order than every queued one;
+        one gone since is skipped by its claim, one left over is found by the next look. Links,
+        FIFOs and the like have nothing to settle: they come first, and fail at once."""
+        now = time.monotonic()
+        if not self._ready or now >= self._ready_until:
+            waiting = self.spool.scan()
+            self._count_waiting(waiting)
+            fresh = [*self.spool.not_regular(), *self.arrivals.ready(waiting)]
+            self._ready = deque(dict.fromkeys(fresh))
+            self._ready_until = now + READY_REFRESH_SECONDS
+        return self._ready
 
     def _wait_for_work(self, stop: threading.Event) -> None:
         waits = [max(0.0, self._next_rescan - time.monotonic()), self.beat_interval]

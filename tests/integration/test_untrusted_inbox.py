@@ -77,3 +77,124 @@ def test_a_fifo_goes_to_failed_as_not_a_regular_file_and_blocks_nothing(
     assert stat.S_ISFIFO(os.lstat(folders.failed / "pipe.wav").st_mode)
     _still_serving(folders)
     assert daemon.stop(timeout=15) == 0
+
+
+def test_a_socket_and_a_dangling_link_go_to_failed_as_what_they_are(
+        folders: Folders, daemon: DaemonProcess, tmp_path: Path) -> None:
+    """A unix socket bound in the inbox, and a link to nothing (which no stat can settle)."""
+    server = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    server.bind(str(folders.inbox / "sock.wav"))
+    try:
+        (folders.inbox / "nowhere.wav").symlink_to(tmp_path / "missing.wav")
+        assert "socket" in _report(folders, "sock.wav")["error"]
+        report = _report(folders, "nowhere.wav")
+        assert report["error_kind"] == "not_a_regular_file" and "symbolic link" in report["error"]
+        assert os.path.islink(folders.failed / "nowhere.wav")
+        _still_serving(folders)
+    finally:
+        server.close()
+
+
+def test_a_link_to_a_private_recording_is_not_followed(folders: Folders, daemon: DaemonProcess,
+                                                       tmp_path: Path) -> None:
+    """`ln -s /private/recording.flac inbox/link.flac`: no transcript of it is published; the
+    link itself (not the recording) is in failed/, and the recording is where it was."""
+    private = tmp_path / "private"
+    private.mkdir()
+    shutil.copy(corpus_dir() / SHORT, private / "recording.wav")
+    (folders.inbox / "link.wav").symlink_to(private / "recording.wav")
+    report = _report(folders, "link.wav")
+    assert report["error_kind"] == "not_a_regular_file" and "input.follow_symlinks" in report["error"]
+    assert os.readlink(folders.failed / "link.wav") == str(private / "recording.wav")
+    assert (private / "recording.wav").is_file() and not list(folders.outbox.glob("link.*"))
+    _still_serving(folders)
+
+
+def test_a_file_swapped_for_a_link_after_detection_is_caught(
+        folders: Folders, daemon: DaemonProcess, tmp_path: Path) -> None:
+    """The daemon saw a regular file being written; before its claim it became a link to a
+    private file (the writer still open, so the regular file was never complete)."""
+    private = tmp_path / "secret.wav"
+    shutil.copy(corpus_dir() / SHORT, private)
+    decoy = folders.inbox / "swap.wav"
+    with open(decoy, "wb") as writer:
+        writer.write((corpus_dir() / SHORT).read_bytes()[:1000])
+        writer.flush()
+        daemon.wait_for("file.detected", path=str(decoy))
+        decoy.unlink()
+        decoy.symlink_to(private)
+        report = _report(folders, "swap.wav")
+        assert report["error_kind"] == "not_a_regular_file"
+        assert not list(folders.outbox.glob("swap.*"))
+        _still_serving(folders)
+
+
+def test_special_files_in_a_copied_in_folder_and_as_sidecars(folders: Folders,
+                                                             daemon: DaemonProcess) -> None:
+    """A folder renamed in holding a FIFO; a good file whose sidecar is a FIFO fails (its
+    options cannot be read) and moves with it; nothing blocks."""
+    def tree(path: Path) -> None:
+        path.mkdir()
+        os.mkfifo(path / "pipe.mp3")
+        shutil.copy(corpus_dir() / SHORT, path / "good.wav")
+        os.mkfifo(path / "good.wav.yaml")
+    _deliver(folders, "session", tree)
+    assert "FIFO" in _report(folders, "session/pipe.mp3")["error"]
+    report = _report(folders, "session/good.wav")
+    assert report["error_kind"] == "not_a_regular_file" and "sidecar good.wav.yaml" in report["error"]
+    assert stat.S_ISFIFO(os.lstat(folders.failed / "session" / "good.wav.yaml").st_mode)
+    _still_serving(folders)
+
+
+def test_a_device_node_is_never_opened(folders: Folders, daemon: DaemonProcess) -> None:
+    """A character device (the numbers of /dev/zero: read, it never ends) goes to failed/."""
+    try:
+        _deliver(folders, "zero.wav", lambda p: os.mknod(p, stat.S_IFCHR | 0o644, os.makedev(1, 5)))
+    except PermissionError:
+        pytest.skip("creating a device node needs CAP_MKNOD (root)")
+    report = _report(folders, "zero.wav")
+    assert report["error_kind"] == "not_a_regular_file" and "character device" in report["error"]
+    _still_serving(folders)
+
+
+def test_links_are_followed_only_into_the_configured_roots(folders: Folders, tmp_path: Path) -> None:
+    """input.follow_symlinks with input.symlink_roots: a link into a root is transcribed, one
+    elsewhere is refused saying so."""
+    shared, private = tmp_path / "shared", tmp_path / "private"
+    shared.mkdir()
+    private.mkdir()
+    shutil.copy(corpus_dir() / SHORT, shared / "meeting.wav")
+    shutil.copy(corpus_dir() / SHORT, private / "secret.wav")
+    folders.write_config(input={"follow_symlinks": True, "symlink_roots": [str(shared)]})
+    with DaemonProcess(folders.config, engine="fake", env={"TRANSCRIBED_FAKE": "{}"}):
+        (folders.inbox / "in.wav").symlink_to(shared / "meeting.wav")
+        (folders.inbox / "out.wav").symlink_to(private / "secret.wav")
+        wait_until(lambda: (folders.outbox / "in.json").exists(), NEXT_FILE_SECONDS, "in.json")
+        assert "outside the folders" in _report(folders, "out.wav")["error"]
+    assert os.path.islink(folders.done / "in.wav") and (shared / "meeting.wav").is_file()
+
+
+# --- sidecars, length, names, modes ------------------------------------------------------------
+
+def test_an_oversized_or_aliased_sidecar_fails_its_job_with_a_clear_report(
+        folders: Folders, daemon: DaemonProcess) -> None:
+    big = "initial_prompt: " + "x" * 70_000 + "\n"
+    laughs = 'a: &a ["lol", "lol"]\nb: &b [*a, *a]\nlanguage: *b\n'
+    for name, text, words in (("big.wav", big, "larger than 64 KiB"), ("lol.wav", laughs, "aliases")):
+        _deliver(folders, name + ".yaml", lambda p, t=text: p.write_text(t))
+        _deliver(folders, name, _copy_of(SHORT))
+        report = _report(folders, name)
+        assert report["error_kind"] == "bad_sidecar" and words in report["error"]
+    _still_serving(folders)
+
+
+def test_audio_longer_than_max_audio_seconds_is_refused_before_decoding(folders: Folders) -> None:
+    """The header says 8.3 s; the limit is 5 s: too_long, both figures, nothing decoded."""
+    folders.write_config(input={"max_audio_seconds": 5})
+    with DaemonProcess(folders.config, engine="fake", env={"TRANSCRIBED_FAKE": "{}"}) as daemon:
+        _deliver(folders, "long.wav", _copy_of("cmu_sphinx/an4_10001-90210-01803.wav"))
+        report = _report(folders, "long.wav")
+        assert report["error_kind"] == "too_long" and report["stage"] == "decode"
+        assert "declares 8.3" in report["error"] and "(5 s" in report["error"]
+        assert daemon.count("job.decoded") == 0
+        _still_serving(folders)
