@@ -69,6 +69,22 @@ class Aligner:
                 log.warning("align.unavailable", language=language, reason=str(exc),
                             effect="no word timestamps for this language")
 
+    def release(self) -> list[str]:
+        """Drop the resident models (the idle unload); returns their languages, for `reload`."""
+        languages = list(self._models)
+        self._models.clear()
+        return languages
+
+    def reload(self, languages: list[str]) -> None:
+        """Load the models of `languages` again from disk (never the network: they were loaded
+        before); one that cannot load is said in the log and its jobs go without words."""
+        for language in languages:
+            try:
+                self._load(language, download=False)
+            except AlignModelMissing as exc:
+                self._missing[language] = str(exc)
+                log.warning("align.unavailable", language=language, reason=str(exc))
+
     def align(self, result: Transcript, samples: np.ndarray) -> Transcript:
         """`result` with words (start, end, score) per segment; raises AlignModelMissing."""
         language = result["language"]

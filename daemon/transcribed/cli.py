@@ -52,6 +52,8 @@ def _parser() -> argparse.ArgumentParser:
     transcribe.add_argument("files", nargs="+", type=Path, metavar="FILE")
     transcribe.add_argument("--config", type=Path, help=config_help)
     transcribe.add_argument("--out", type=Path, default=Path("."), help="where results go (default: .)")
+    transcribe.add_argument("--engine", choices=["whisperx", "fake"], default="whisperx",
+                            help=argparse.SUPPRESS)  # fake: for tests ($TRANSCRIBED_FAKE)
     transcribe.set_defaults(command=_transcribe)
 
     show = commands.add_parser("config", help="print the effective configuration as YAML")
@@ -131,20 +133,25 @@ def _reading_in_place(config: Config, files: list[Path]) -> Config:
 
 
 def _transcribe(args: argparse.Namespace) -> int:
-    """The daemon's engine and outputs for a few files: each is read in place, results go to --out."""
+    """The daemon's engine and outputs for a few files: each is read in place, results go to --out.
+    On a terminal, a progress bar per file, with the log lines printed above the bars."""
     from .durable import move_no_clobber
     from .jobs import Job
     from .pipeline import Pipeline
+    from .terminal import file_bar, log_stream_above_bars
 
     logs.configure()
     config = _load(args)
+    bars = sys.stdout.isatty()
+    if bars:
+        logs.configure(config.log.format, config.log.level, stream=log_stream_above_bars(sys.stdout))
     missing = [str(f) for f in args.files if not f.is_file()]
     if missing:
         raise ConfigError(f"FILE: no such file: {', '.join(missing)}")
     config = _reading_in_place(config, args.files)
-    engine = build_engine(config)
+    engine = build_engine(config, args.engine)
     engine.load()
-    aligner, diarizer = load_later_stages(config, engine)
+    aligner, diarizer = load_later_stages(config, engine) if args.engine == "whisperx" else (None, None)
     pipeline = Pipeline(config, engine, heartbeat=lambda: None, worker_name="transcribe",
                         aligner=aligner, diarizer=diarizer)
     args.out.mkdir(parents=True, exist_ok=True)
@@ -156,7 +163,11 @@ def _transcribe(args: argparse.Namespace) -> int:
             job.source.symlink_to(path.resolve())
             job.staging.mkdir()
             try:
-                finished = pipeline.run(job)
+                with file_bar(path.name, sys.stdout, shown=bars) as bar:
+                    pipeline.on_progress = bar.update if bar is not None else None
+                    finished = pipeline.run(job)
+                    if bar is not None:
+                        bar.done()
             except TranscribedError as exc:
                 stage, error = (exc.stage, exc.error) if isinstance(exc, FailedIn) else (None, exc)
                 logs.get_logger().error("job.failed", file=str(path), error=str(error), stage=stage)

@@ -53,6 +53,11 @@ class Diarizer:
             return
         log.info("diarize.model_loaded", model=settings.model)
 
+    def release(self) -> bool:
+        """Drop the pipeline (the idle unload); True if there was one, to `load` again."""
+        loaded, self.pipeline = self.pipeline is not None, None
+        return loaded
+
     def _token(self) -> str | None:
         token_file = self.config.diarize.token_file
         if token_file is not None:

@@ -76,7 +76,16 @@ class StatsCollector(Collector):
         yield _gauge("queue_length", "Complete files waiting in the inbox at the last scan, plus "
                      "this daemon's retries (the inbox is shared: take max(), not sum(), across "
                      "daemons).", s["queue_length"])
+        yield _gauge("queue_audio_seconds", "Declared audio seconds of the waiting files whose "
+                     "headers tell it (the inbox is shared: take max() across daemons); over "
+                     "rate(audio_seconds_total): the backlog's ETA.", s["queue_audio_s"])
         yield _gauge("busy", "1 while a job runs.", int(s["current_file"] is not None))
+        progress = s["progress"]["percent"] / 100 if s["progress"] else 0.0
+        yield _gauge("job_progress_ratio", "How far the running job's model decoding is, 0 to 1 "
+                     "(0 when idle).", progress)
+        yield _gauge("model_resident", "1 while the models are loaded; 0 after an idle unload "
+                     "(model.idle_unload_seconds) until the next file loads them again.",
+                     int(s["model_load_s"] is not None and s["unloaded_at"] is None))
         if s["batch_size"] is not None:
             yield _gauge("batch_size", "The batch size the next job runs with (halved on "
                          "out-of-memory, raised again after successes).", s["batch_size"])

@@ -27,6 +27,7 @@ from .jobs import Job
 from .logs import get_logger
 from .options import Effective, effective_options, read_sidecar
 from .outputs import plain_result, write_outputs
+from .progress import JobProgress
 from .stats import Stats
 
 log = get_logger()
@@ -103,7 +104,8 @@ class Pipeline:
 
     def __init__(self, config: Config, engine: Engine, heartbeat: Callable[[], None],
                  worker_name: str = "", stats: Stats | None = None,
-                 aligner: Aligner | None = None, diarizer: Diarizer | None = None) -> None:
+                 aligner: Aligner | None = None, diarizer: Diarizer | None = None,
+                 on_progress: Callable[[float], None] | None = None) -> None:
         self.config = config
         self.stats = stats or Stats()
         self.aligner = aligner
@@ -113,6 +115,13 @@ class Pipeline:
         self.worker_name = worker_name
         self.governor = BatchGovernor(engine.settings.batch_size, config.oom.probe_after_jobs)
         self.run_state = _Run()
+        #: The engine's figures go here too (`transcribed transcribe`'s progress bar).
+        self.on_progress = on_progress
+        #: The job (or shared call) whose progress the engine reports now.
+        self.tracker: JobProgress | None = None
+        #: Seconds the models took to load again before the next job (after an idle unload):
+        #: that job's `model_load` timing.
+        self.pending_model_load: float | None = None
 
     def run(self, job: Job) -> Finished:
         """Decode, transcribe, write the plain transcript, then align and diarize and rewrite."""
@@ -129,6 +138,7 @@ class Pipeline:
             audio = decode_input(job.source, self.config.input)
         log.info("job.decoded", audio_s=round(audio.seconds, 3), declared_s=audio.declared_seconds,
                  truncated=audio.truncated, seconds=self.run_state.timings["decode"])
+        self._track(job.id, audio.seconds, started)
         request = Request(language=options.language, task=options.task, file=job.relpath.name,
                           initial_prompt=options.initial_prompt, hotwords=options.hotwords)
         return Prepared(job, options, audio, request, started, self.run_state)
@@ -152,6 +162,7 @@ class Pipeline:
         """One model call for the speech of several prepared jobs that share a request."""
         batch_size = self.governor.current
         started = time.monotonic()
+        self._track(group[0].job.id, sum(p.audio.seconds for p in group), started).model_started()
         self.heartbeat()
         try:
             results = self.engine.transcribe_speech(
@@ -172,6 +183,11 @@ class Pipeline:
         """Transcribe (unless `result` came from a shared call), write, align, diarize, rewrite."""
         self.run_state = prepared.state
         job, audio, options, started = prepared.job, prepared.audio, prepared.options, prepared.started
+        if self.pending_model_load is not None:
+            self.run_state.timings["model_load"], self.pending_model_load = self.pending_model_load, None
+        tracker = self._track(job.id, audio.seconds, started)
+        if result is not None:
+            tracker.update(100.0)  # its speech was decoded in a shared call
         if result is None:
             with self._stage("transcribe"):
                 result = self._transcribe(audio, prepared.request, prepared.speech)
@@ -273,6 +289,9 @@ class Pipeline:
         """Transcribe (finding the speech first unless it is known), halving the batch size on
         out-of-memory; at 1, apply `oom.fallback`."""
         engine, fallback = self.engine, None
+        if self.tracker is not None:
+            self.tracker.model_started()
+            self._log_progress(self.tracker)
         while True:
             batch_size = self.governor.current if fallback is None else fallback.settings.batch_size
             error = None
@@ -312,8 +331,27 @@ class Pipeline:
         self.run_state.backoffs.append({"stage": stage, "fallback": "cpu"})
         return self.engine.on_cpu()
 
+    def _track(self, job_id: str, audio_seconds: float, started: float) -> JobProgress:
+        """Follow this job's progress from here on, in this pipeline and in the reports."""
+        self.tracker = JobProgress(job_id, audio_seconds, started, self.stats.recent_speed.factor())
+        self.stats.track(self.tracker)
+        return self.tracker
+
     def _progress(self, percent: float) -> None:
+        """The engine's figure after each batch: the job's progress (log, status, metrics, the
+        CLI's bar), and the consumer's heartbeat during a long job."""
+        if self.tracker is not None:
+            self.tracker.update(percent)
+            self._log_progress(self.tracker)
+        if self.on_progress is not None:
+            self.on_progress(percent)
         self.heartbeat()
+
+    def _log_progress(self, tracker: JobProgress) -> None:
+        """`job.progress`, at most every `log.progress_seconds` and per 5 %."""
+        estimate = tracker.due_for_log(self.config.log.progress_seconds)
+        if estimate is not None:
+            log.info("job.progress", **estimate.as_dict())
 
     def _metadata(self, job: Job, audio: Audio, result: Transcript, options: Effective,
                   started: float) -> Metadata:

@@ -13,6 +13,8 @@ from collections import Counter
 from dataclasses import dataclass, field
 from typing import Any
 
+from .progress import JobProgress, RecentSpeed, describe_eta
+
 #: Upper bounds (seconds) of the processing-time histogram: a short clip up to a long recording.
 PROCESSING_BUCKETS = (1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 120.0, 300.0, 600.0, 1200.0, 1800.0, 3600.0)
 
@@ -35,7 +37,8 @@ class Stats:
     """Counters and the current state of one daemon."""
 
     started_at: float = field(default_factory=time.time)
-    #: starting -> loading -> running -> stopping.
+    #: starting -> loading -> running -> stopping; with `model.idle_unload_seconds`, running ->
+    #: unloaded (the models released while idle) -> reloading (for the next file) -> running.
     state: str = "starting"
     model: str = ""
     device: str = ""
@@ -50,6 +53,15 @@ class Stats:
     last_realtime_factor: float | None = None
     oom_backoffs: int = 0
     queue_length: int = 0
+    #: Declared seconds of audio of each waiting file whose header tells it (relative name ->
+    #: seconds), from the last inbox scan; a job that starts leaves it.
+    queue_audio: dict[str, float] = field(default_factory=dict)
+    #: The running job's progress (None between jobs), and the speed of the last done jobs.
+    progress: JobProgress | None = None
+    recent_speed: RecentSpeed = field(default_factory=RecentSpeed)
+    #: Idle unloads so far, and when the models were last released (Unix time; None: resident).
+    model_unloads: int = 0
+    unloaded_at: float | None = None
     current_file: str | None = None
     #: The job id of `current_file` (a job claimed ahead finishing does not clear it).
     current_job: str | None = None
@@ -79,6 +91,20 @@ class Stats:
     def stopping(self) -> None:
         self.state = "stopping"
 
+    def models_unloaded(self) -> None:
+        """The models were released after an idle spell (the daemon still runs and beats)."""
+        with self._lock:
+            self.model_unloads += 1
+            self.state, self.unloaded_at = "unloaded", time.time()
+
+    def models_reloading(self) -> None:
+        with self._lock:
+            self.state = "reloading"
+
+    def models_reloaded(self) -> None:
+        with self._lock:
+            self.state, self.unloaded_at = "running", None
+
     def beat(self) -> None:
         self.last_beat = time.monotonic()
 
@@ -87,6 +113,18 @@ class Stats:
             self.current_file, self.current_job, self.current_since = file, job_id, time.time()
             # The worker counted this job among the waiting ones at its last scan; it no longer waits.
             self.queue_length = max(0, self.queue_length - 1)
+            self.queue_audio.pop(file, None)
+
+    def waiting(self, count: int, audio: dict[str, float]) -> None:
+        """What the last inbox scan found waiting: how many files, and the audio of those whose
+        header tells it (relative name -> seconds)."""
+        with self._lock:
+            self.queue_length, self.queue_audio = count, dict(audio)
+
+    def track(self, progress: JobProgress) -> None:
+        """The job whose progress the reports show, from now on."""
+        with self._lock:
+            self.progress = progress
 
     def job_finished(self, outcome: str, job_id: str, audio_seconds: float | None = None,
                      processing_seconds: float | None = None) -> None:
@@ -102,6 +140,9 @@ class Stats:
                 self.processing_buckets[bucket] += 1
                 if processing_seconds > 0:
                     self.last_realtime_factor = round(audio_seconds / processing_seconds, 3)
+                self.recent_speed.add(audio_seconds, processing_seconds)
+            if self.progress is not None and self.progress.job_id == job_id:
+                self.progress = None
             if job_id == self.current_job:
                 self.current_file = self.current_job = self.current_since = None
 
@@ -121,6 +162,7 @@ class Stats:
         age = time.monotonic() - self.last_beat
         if self.state == "stopping":
             return Health(False, "stopping", age)
+        # Idle-unloaded or reloading for the next file is healthy: the consumer runs and beats.
         if self.model_load_seconds is None or self.state in ("starting", "loading"):
             return Health(False, f"model not loaded yet ({self.state})", age)
         if age > stale_after:
@@ -146,8 +188,12 @@ class Stats:
                 "model_load_s": self.model_load_seconds,
                 "batch_size": self.batch_size,
                 "queue_length": self.queue_length,
+                "queue_audio_s": round(sum(self.queue_audio.values()), 3),
                 "current_file": self.current_file,
                 "current_for_s": round(now - self.current_since, 1) if self.current_since else None,
+                "progress": self.progress.estimate().as_dict() if self.progress else None,
+                "model_unloads": self.model_unloads,
+                "unloaded_at": round(self.unloaded_at, 3) if self.unloaded_at else None,
                 "jobs": {"done": 0, "failed": 0, **self.jobs},
                 "audio_s": round(self.audio_seconds, 3),
                 "processing_s": round(self.processing_seconds, 3),
@@ -167,13 +213,32 @@ class Stats:
         return counts
 
 
+#: What an idle daemon is doing, by state.
+_IDLE = {"running": "idle", "loading": "loading the model", "unloaded": "idle, models unloaded",
+         "reloading": "loading the models again for the next file"}
+
+
 def describe(snapshot: dict[str, Any]) -> str:
-    """One line a person reads in `systemctl status` and `transcribed status`."""
+    """One line a person reads in `systemctl status` and `transcribed status`, e.g.
+    "transcribing talks/keynote.mp3: 42 %, about 3 min left; 3 waiting; 41 done, 2 failed"."""
     jobs, state = snapshot["jobs"], snapshot["state"]
     if snapshot["current_file"]:
-        doing = f"transcribing {snapshot['current_file']} ({snapshot['current_for_s'] or 0:.0f} s)"
+        doing = f"transcribing {snapshot['current_file']}{_how_far(snapshot)}"
         doing = f"stopping, {doing}" if state == "stopping" else doing
     else:
-        doing = {"running": "idle", "loading": "loading the model"}.get(state, state)
+        doing = _IDLE.get(state, state)
     return (f"{doing}; {snapshot['queue_length']} waiting; {jobs['done']} done, "
             f"{jobs['failed']} failed" + (f", {jobs['retried']} retried" if jobs.get("retried") else ""))
+
+
+def _how_far(snapshot: dict[str, Any]) -> str:
+    """": 42 %, about 3 min left" (its parts where known), else how long it has run: " (12 s)"."""
+    progress = snapshot.get("progress")
+    parts = []
+    if progress and progress["percent"] > 0:
+        parts.append(f"{progress['percent']:.0f} %")
+    if progress and progress["eta_s"] is not None:
+        parts.append(describe_eta(progress["eta_s"]))
+    if parts:
+        return ": " + ", ".join(parts)
+    return f" ({snapshot['current_for_s'] or 0:.0f} s)"

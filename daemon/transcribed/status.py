@@ -22,6 +22,7 @@ from pathlib import Path
 from typing import Any
 
 from . import __version__
+from .progress import describe_eta
 from .stats import describe
 from .workers import WorkerId, is_running, pid_namespace
 
@@ -30,6 +31,9 @@ STATUS_FOLDER = "status"
 #: A status file of a daemon on another machine is removed at start-up when it is this old: its
 #: daemon died without cleaning up (kill -9, a lost node). This machine's dead ones go at once.
 FORGET_AFTER_SECONDS = 24 * 3600.0
+#: States of a daemon fit to work: running, or idle with its models unloaded (or loading them
+#: again for the next file), which `model.idle_unload_seconds` asks for.
+WORKING_STATES = ("running", "unloaded", "reloading")
 
 
 def status_dir(state: Path) -> Path:
@@ -101,7 +105,7 @@ def judge(record: dict[str, Any], now: float | None = None) -> Verdict:
         return Verdict(alive, False, record["error"], age)
     if alive is False:
         return Verdict(False, False, f"the daemon (pid {record.get('pid')}) is not running", age)
-    if record.get("state") != "running":
+    if record.get("state") not in WORKING_STATES:
         return Verdict(alive, False, record.get("reason") or str(record.get("state")), age)
     limit = float(record.get("stale_after_s") or 0)
     if age is None or age > limit:
@@ -197,6 +201,14 @@ def _render_one(record: dict[str, Any], verdict: Verdict) -> list[str]:
     if "error" in record or "jobs" not in record:
         return lines
     lines.append(f"  {describe(record)}")
+    if record.get("progress"):
+        lines.append(_progress_line(record["progress"]))
+    if record.get("queue_audio_s"):
+        lines.append(f"  {record['queue_length']} waiting with {record['queue_audio_s']:.0f} s of audio "
+                     "(where their headers tell it)")
+    if record.get("unloaded_at"):
+        lines.append(f"  models unloaded {_ago(record['unloaded_at'])} (idle): "
+                     "the next file loads them again")
     model = f"  model {record['model'] or '?'} on {record['device'] or '?'}"
     if record.get("model_load_s") is not None:
         model += f" (loaded in {record['model_load_s']:.1f} s)"
@@ -212,6 +224,23 @@ def _render_one(record: dict[str, Any], verdict: Verdict) -> list[str]:
         used, total = record["gpu_memory_used_bytes"], record.get("gpu_memory_total_bytes") or 0
         lines.append(f"  GPU memory {used / 2**30:.1f} of {total / 2**30:.1f} GiB in use")
     return lines
+
+
+def _progress_line(progress: dict[str, Any]) -> str:
+    """E.g. "  42 % of 7200 s of audio in 95 s, about 3 min left (from this job's rate)"."""
+    line = f"  {progress['percent']:.0f} %"
+    if progress.get("audio_total_s") is not None:
+        line += f" of {progress['audio_total_s']:.0f} s of audio"
+    line += f" in {progress['elapsed_s']:.0f} s"
+    if progress.get("eta_s") is not None:
+        basis = {"this job": "this job's rate", "recent jobs": "recent jobs' speed"}
+        line += f", {describe_eta(progress['eta_s'])} (from {basis.get(progress['eta_from'], '?')})"
+    return line
+
+
+def _ago(when: float) -> str:
+    seconds = max(0.0, time.time() - when)
+    return f"{seconds:.0f} s ago" if seconds < 120 else f"{seconds / 60:.0f} min ago"
 
 
 def _process_alive(record: dict[str, Any]) -> bool:

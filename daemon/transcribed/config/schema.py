@@ -57,6 +57,10 @@ class Model:
     beam_size: int = 5
     #: Named models are downloaded here once, then used offline.
     download_dir: Path = Path("data/models")
+    #: Release the models (Whisper, VAD, aligners, diarization) and the GPU memory they hold after
+    #: this many seconds with nothing to do; the next file loads them again first. null: never
+    #: (they stay resident).
+    idle_unload_seconds: float | None = None
 
 
 @dataclass(frozen=True)
@@ -259,6 +263,8 @@ class Log:
 
     format: Literal["json", "console"] = "json"
     level: Literal["debug", "info", "warning", "error"] = "info"
+    #: `job.progress` events: at most one per this many seconds (and per 5 % of the job).
+    progress_seconds: float = 10.0
 
 
 @dataclass(frozen=True)

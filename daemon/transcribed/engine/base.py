@@ -105,7 +105,11 @@ class Engine(Protocol):
     multilingual: bool
 
     def load(self) -> None:
-        """Load the models (once, at start, before the first job)."""
+        """Load the models: at start, before the first job, and again after `unload`."""
+
+    def unload(self) -> None:
+        """Release the models and the accelerator memory they hold (`model.idle_unload_seconds`:
+        nothing to do for a while); the engine is unusable until `load` is called again."""
 
     def find_speech(self, samples: np.ndarray) -> list[SpeechChunk]:
         """Voice activity detection: the speech chunks of 16 kHz mono float32 samples."""

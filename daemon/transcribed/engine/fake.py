@@ -6,9 +6,10 @@ replaces is only the model: it answers "fake transcript of NAME, 3.2 s" at once 
 `delay` seconds, or `delays[NAME]`), and can be told to run out of memory above a batch size, to
 lose the GPU, to raise for a given file, to kill its own process with SIGKILL on a given file
 (a file that crashes the daemon), or to hang on one (a stuck consumer), so the real back-off,
-failure, recovery and health handling run around it. Like the real engine, `transcribe` is speech
-finding plus one `transcribe_speech` call, so cross-file batching and the prefetch run the same
-consumer code against it.
+failure, recovery and health handling run around it. `model_bytes` of real memory stand for its
+weights, which `unload` (the idle unload) gives back and `load` takes again. Like the real
+engine, `transcribe` is speech finding plus one `transcribe_speech` call, so cross-file batching
+and the prefetch run the same consumer code against it.
 `transcribed run --engine fake` takes these settings as JSON from $TRANSCRIBED_FAKE.
 """
 
@@ -55,7 +56,14 @@ class FakeEngine:
     multilingual: bool = True
     #: Seconds `load` takes (a large model loading: to test a stop during start-up).
     load_seconds: float = 0.0
+    #: Bytes of memory `load` takes and `unload` gives back (real pages, so the RSS shows them).
+    model_bytes: int = 0
     loaded: bool = False
+    #: How often `load` and `unload` ran.
+    loads: int = 0
+    unloads: int = 0
+    _weights: np.ndarray | None = field(default=None, repr=False)
+    _released: bool = field(default=False, repr=False)
 
     @classmethod
     def from_environment(cls) -> FakeEngine:
@@ -68,7 +76,15 @@ class FakeEngine:
 
     def load(self) -> None:
         time.sleep(self.load_seconds)
-        self.loaded = True
+        if self.model_bytes:
+            self._weights = np.ones(self.model_bytes, dtype=np.uint8)  # touched: resident
+        self.loaded, self._released = True, False
+        self.loads += 1
+
+    def unload(self) -> None:
+        self._weights = None
+        self.loaded, self._released = False, True
+        self.unloads += 1
 
     def find_speech(self, samples: np.ndarray) -> list[SpeechChunk]:
         """All of the audio as one chunk, or none when it is silent."""
@@ -93,6 +109,8 @@ class FakeEngine:
     def transcribe_speech(self, items: list[SpeechOf], request: Request, batch_size: int,
                           progress: Progress) -> list[Transcript]:
         """One scripted model call for the files of `items`; each gets its own fake text."""
+        if self._released:
+            raise RuntimeError("the fake model was unloaded and not loaded again")
         self.calls.append(("+".join(item.file for item in items), batch_size))
         for item in items:
             self._script(item.file, batch_size)

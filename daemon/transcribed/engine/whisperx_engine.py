@@ -282,6 +282,26 @@ class WhisperXEngine:
         engine.load()
         return engine
 
+    def unload(self) -> None:
+        """Release the pipeline (CTranslate2's Whisper and pyannote's VAD) and the memory it holds,
+        for `model.idle_unload_seconds`; `load` builds it again. The libraries stay imported, so
+        a reload costs the model load alone (measured: docs/performance.md).
+
+        `load` froze the models' objects out of the collector's reach (gc.freeze, for the
+        decoder's per-file gc.collect): they are unfrozen here, or their reference cycles would
+        never be freed."""
+        pipe, self._pipe = self._pipe, None
+        if pipe is not None:
+            with contextlib.suppress(RuntimeError):
+                pipe.model.model.unload_model()  # the weights, and CTranslate2's CUDA cache with them
+        del pipe
+        gc.unfreeze()
+        gc.collect()
+        if self.settings.device == "cuda":
+            import torch
+
+            torch.cuda.empty_cache()  # the VAD's (and the aligners') blocks in torch's cache
+
     def close(self) -> None:
         self._pipe = None
         gc.collect()

@@ -1,0 +1,78 @@
+"""The backlog's audio: the declared duration of each waiting file, from its header.
+
+Read on every inbox scan for `transcribed_queue_audio_seconds` (an ETA for the whole queue), so
+each header is read once per (path, size, mtime): a big inbox is not probed again on every scan,
+and a file that changes (still being copied, or replaced) is read again. Reading is bounded per
+scan (PROBE_BUDGET_SECONDS), so a thousand files dropped at once delay the next job by a fraction
+of a second, not by a thousand header reads; the rest are read on the following scans.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from collections.abc import Callable, Iterable
+from pathlib import Path
+
+from .audio import declared_seconds
+from .errors import BadInput
+
+#: Header reads per scan stop after this many seconds (the rest wait for the next scan).
+PROBE_BUDGET_SECONDS = 0.25
+
+Key = tuple[str, int, int]
+
+
+def read_declared_seconds(path: Path) -> float | None:
+    """The duration the header declares, None when it declares none or the file is unreadable
+    (the job itself reports why, in its turn)."""
+    try:
+        seconds = declared_seconds(path)
+    except (BadInput, OSError):
+        return None
+    return seconds if seconds is not None and seconds > 0 else None
+
+
+class BacklogAudio:
+    """Declared durations of waiting files, cached by (path, size, mtime)."""
+
+    def __init__(self, probe: Callable[[Path], float | None] = read_declared_seconds,
+                 budget_seconds: float = PROBE_BUDGET_SECONDS,
+                 clock: Callable[[], float] = time.monotonic) -> None:
+        self.probe = probe
+        self.budget_seconds = budget_seconds
+        self.clock = clock
+        self._known: dict[Key, float | None] = {}
+        #: How many headers were read (each at most once per size and mtime).
+        self.probes = 0
+
+    def durations(self, paths: Iterable[Path]) -> dict[Path, float]:
+        """Each waiting file whose header tells its duration: path -> seconds. Entries of files
+        no longer waiting are forgotten."""
+        deadline = self.clock() + self.budget_seconds
+        seen: dict[Key, float | None] = {}
+        found: dict[Path, float] = {}
+        for path in paths:
+            key = _key(path)
+            if key is None:
+                continue
+            if key in self._known:
+                seconds = self._known[key]
+            elif self.clock() < deadline:
+                seconds = self.probe(path)
+                self.probes += 1
+            else:
+                continue  # over this scan's budget: read at a later scan
+            seen[key] = seconds
+            if seconds is not None:
+                found[path] = seconds
+        self._known = seen
+        return found
+
+
+def _key(path: Path) -> Key | None:
+    try:
+        stat = os.stat(path)
+    except OSError:
+        return None  # gone since the scan (claimed by another daemon, or removed)
+    return str(path), stat.st_size, stat.st_mtime_ns
