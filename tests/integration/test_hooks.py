@@ -8,9 +8,11 @@ import hashlib
 import hmac
 import json
 import os
+import shutil
 import signal
 import sys
 import threading
+import urllib.parse
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -19,7 +21,8 @@ from typing import Any
 
 import pytest
 
-from tests.support.daemon import DaemonProcess, Folders, wait_until
+from tests.conftest import IN_CI
+from tests.support.daemon import REPO, DaemonProcess, Folders, wait_until
 from tests.support.media import write_text_as, write_tone_wav
 
 SECRET = b"a signing key\n"  # the trailing newline is not part of the key
@@ -32,6 +35,8 @@ class Delivery:
     headers: dict[str, str]
     body: bytes
     status: int
+    method: str = "POST"
+    path: str = ""
 
     @property
     def json(self) -> dict[str, Any]:
@@ -47,10 +52,11 @@ class Receiver:
     lock: threading.Lock = field(default_factory=threading.Lock)
 
     def handle(self, handler: BaseHTTPRequestHandler) -> None:
-        body = handler.rfile.read(int(handler.headers["Content-Length"]))
+        body = handler.rfile.read(int(handler.headers.get("Content-Length") or 0))
         with self.lock:
             status = 500 if len(self.requests) < self.fail_first else 204
-            self.requests.append(Delivery(dict(handler.headers), body, status))
+            self.requests.append(Delivery(dict(handler.headers), body, status, handler.command,
+                                          handler.path))
         handler.send_response(status)
         handler.end_headers()
 
@@ -65,6 +71,9 @@ def receiver() -> Iterator[tuple[Receiver, str]]:
 
     class Handler(BaseHTTPRequestHandler):
         def do_POST(self) -> None:  # noqa: N802 - http.server's name
+            state.handle(self)
+
+        def do_GET(self) -> None:  # noqa: N802 - http.server's name
             state.handle(self)
 
         def log_message(self, *_args: object) -> None:
@@ -283,3 +292,45 @@ def test_only_the_configured_outcomes_fire_and_a_route_overrides_them(
     assert not owned.exists()
     assert len(_records(folders, "delivered")) == 3
     assert (folders.done / "a.wav").is_file() and (folders.failed / "drafts" / "bad.wav").is_file()
+
+
+@pytest.mark.parametrize("server_kind", ["jellyfin", "plex"])
+def test_the_shipped_media_server_hooks_put_the_subtitle_beside_the_video_and_ask_for_a_refresh(
+        folders: Folders, receiver: tuple[Receiver, str], server_kind: str) -> None:
+    """deploy/hooks/{jellyfin-refresh,plex-scan}.sh, run by the daemon against a stand-in for the
+    media server on 127.0.0.1: Keynote.en.srt lands beside done/shows/Keynote.wav (the outbox's
+    copy is left), and the server gets the request its API documents."""
+    missing = [tool for tool in ("curl", "jq") if shutil.which(tool) is None]
+    if missing:
+        if IN_CI:
+            pytest.fail(f"the media-server hook examples need {', '.join(missing)}")
+        pytest.skip(f"{', '.join(missing)} not installed")
+    server, url = receiver
+    base = url.rpartition("/hook")[0]
+    token = folders.root / "server.token"
+    token.write_text("s3cret-token\n")
+    if server_kind == "jellyfin":
+        command = ["env", f"JELLYFIN_URL={base}", f"JELLYFIN_TOKEN_FILE={token}",
+                   str(REPO / "deploy/hooks/jellyfin-refresh.sh")]
+    else:
+        command = ["env", f"PLEX_URL={base}", "PLEX_SECTION=3", f"PLEX_TOKEN_FILE={token}",
+                   str(REPO / "deploy/hooks/plex-scan.sh")]
+    _hook_config(folders, command=command, events=["done"])
+    with _daemon(folders) as daemon:
+        _deliver(folders, "shows/Keynote.wav")
+        daemon.wait_for("hook.delivered", timeout=30)
+        assert daemon.stop() == 0
+    subtitle = folders.done / "shows" / "Keynote.en.srt"
+    assert subtitle.read_text() == (folders.outbox / "shows" / "Keynote.srt").read_text()
+    _untouched(folders, "shows/Keynote.wav")
+    (request,) = server.requests
+    headers = {k.lower(): v for k, v in request.headers.items()}
+    if server_kind == "jellyfin":
+        assert (request.method, request.path) == ("POST", "/Library/Media/Updated")
+        assert headers["authorization"] == 'MediaBrowser Token="s3cret-token"'
+        assert request.json == {"Updates": [{"Path": str(subtitle), "UpdateType": "Created"}]}
+    else:
+        path, _, query = request.path.partition("?")
+        assert (request.method, path) == ("GET", "/library/sections/3/refresh")
+        assert urllib.parse.parse_qs(query) == {"path": [str(folders.done / "shows")]}
+        assert headers["x-plex-token"] == "s3cret-token"

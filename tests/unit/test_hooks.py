@@ -4,12 +4,14 @@ the pending record written before a job's moves, and delivery only once the file
 from __future__ import annotations
 
 import json
+import re
 import sys
 import threading
 import time
 from pathlib import Path, PurePosixPath
 
 import pytest
+import yaml
 
 from transcribed.config import Config, Folders, Hooks, Route, load_config, parse_config
 from transcribed.errors import BadInput, ConfigError
@@ -67,6 +69,16 @@ class TestConfig:
         config_file = tmp_path / "transcribed.yaml"
         config_file.write_text("hooks: {command: [curl, -fsS, 'http://127.0.0.1/x']}\n")
         assert load_config(config_file).hooks.command == ("curl", "-fsS", "http://127.0.0.1/x")
+
+
+def test_every_yaml_example_in_docs_hooks_md_passes_the_loader() -> None:
+    """The documentation's configs are real configs."""
+    text = (Path(__file__).resolve().parents[2] / "docs" / "hooks.md").read_text()
+    blocks = re.findall(r"```yaml\n(.*?)```", text, re.S)
+    assert len(blocks) >= 4
+    for block in blocks:
+        config = parse_config(yaml.safe_load(block))
+        assert config.hooks.command or config.hooks.url
 
 
 class TestOnlyTheDaemonsConfig:
