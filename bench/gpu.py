@@ -1,4 +1,5 @@
-"""Speed on a GPU: the corpus through the daemon's own pipeline with each available model size.
+"""Speed on a GPU, in one command: each model size through the daemon's own pipeline, then the
+daemon's switches on and off side by side (the comparisons of bench/compare.py).
 
 For every model it prints the realtime factor, seconds per minute of audio (the user's table:
 tiny 5 s and large 100 s per minute of audio on an RTX 3080), the peak GPU memory, the batch
@@ -6,11 +7,18 @@ size `auto` chose and the one it ended at, and whether any out-of-memory back-of
 Each file goes through `Pipeline.run` with the engine and settings the daemon would use
 (`hardware.choose`), so the numbers include VAD, the back-off and writing the outputs.
 
+Then, through the harness (harness.py), with the first model: the plain whisperx loop built
+from the engine's settings and one daemon per variant, the baseline with overlap and batching
+off, then each switch alone (overlap on, batching on, and `vad.method: silero` where the config
+has that key), interleaved, the least of `--compare-runs` runs per chunk; speed, ratios against
+the baseline and the plain loop (issue 16's target: 1.4x), WER, peak RSS and GPU memory.
+
 Without a GPU it says so, and why, and measures the CPU (so the script is tested everywhere).
+With the bundled tiny.en on a GPU the defaults take a few minutes (well under 10).
 
     .venv/bin/python bench/gpu.py                          # every model on disk, the English corpus
     .venv/bin/python bench/gpu.py --models tiny.en,large-v3 --download
-    .venv/bin/python bench/gpu.py --max-seconds 60         # a quick run on the first minute of clips
+    .venv/bin/python bench/gpu.py --max-seconds 60 --compare-files 10   # a quick run
 
 Peak GPU memory is sampled every 20 ms from the driver's free-memory figure (torch's own
 counters miss CTranslate2, which allocates outside torch), minus what was in use before the
@@ -23,6 +31,7 @@ import argparse
 import json
 import os
 import platform
+import shutil
 import sys
 import tempfile
 import threading
@@ -101,7 +110,23 @@ def main(argv: list[str] | None = None) -> int:
         args.json.write_text(json.dumps([{**r.__dict__, "realtime": r.realtime,
                                           "seconds_per_minute": r.seconds_per_minute} for r in runs],
                                          indent=2))
-    return 1 if any(r.error for r in runs) else 0
+    compared = 0 if args.compare_files == 0 else _compare(args, next((r.model for r in runs if not r.error), None))
+    return 1 if any(r.error for r in runs) or compared else 0
+
+
+def _compare(args: argparse.Namespace, model: str | None) -> int:
+    """The switches on and off beside the plain loop, through the harness (compare.py)."""
+    import compare
+
+    switches = ["overlap", "batching"] + (["vad.method"] if hasattr(Config().vad, "method") else [])
+    argv = [arg for s in switches for arg in ("--switch", s)] + [
+        "--one-at-a-time", "--plain", "--target", "plain=1.4", "--files", str(args.compare_files),
+        "--runs", str(args.compare_runs), "--max-seconds", "30", "--set", f"model.device={args.device}",
+        "--set", f"model.download_dir={args.download_dir}"]
+    argv += ["--model", model] if model else []
+    argv += ["--save", str(args.json.with_suffix(".compare.json"))] if args.json else []
+    print(f"\nComparisons (bench/compare.py {' '.join(argv)}):", flush=True)
+    return compare.main(argv)
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -114,7 +139,11 @@ def _parser() -> argparse.ArgumentParser:
                         help="where named models are (and are downloaded to)")
     parser.add_argument("--device", choices=("auto", "cuda", "cpu"), default="auto")
     parser.add_argument("--max-seconds", type=float, help="stop adding clips after this much audio")
-    parser.add_argument("--json", type=Path, help="also write the results here")
+    parser.add_argument("--json", type=Path, help="also write the results here (and the comparisons "
+                        "beside it, as NAME.compare.json)")
+    parser.add_argument("--compare-files", type=int, default=20,
+                        help="timed files of the on/off comparisons (0: none)")
+    parser.add_argument("--compare-runs", type=int, default=2, help="runs of each chunk in the comparisons")
     return parser
 
 
@@ -187,7 +216,7 @@ def _one(pipeline: Any, path: Path) -> dict[str, Any]:
     with tempfile.TemporaryDirectory(prefix="bench-gpu-") as tmp:
         job = Job(id=path.stem, relpath=PurePosixPath(path.name), dir=Path(tmp), attempts=1)
         job.source.parent.mkdir()
-        job.source.symlink_to(path.resolve())
+        shutil.copyfile(path, job.source)  # a copy: the pipeline refuses a link, as the daemon does
         job.staging.mkdir()
         return dict(pipeline.run(job).metadata)
 

@@ -21,8 +21,8 @@ import time
 from contextlib import ExitStack
 from pathlib import Path
 
-from common import (corpus_items, event_time, machine, median, print_table, require_corpus,
-                    running_daemon, scratch_dir)
+from common import (bench_sections, corpus_items, event_time, machine, median, parser, print_table,
+                    require_corpus, running_daemon, scratch_dir)
 
 from transcribed.config import Config
 
@@ -43,9 +43,11 @@ def main(argv: list[str] | None = None) -> int:
           f"settle_seconds {watch.settle_seconds}, poll_interval_seconds {watch.poll_interval_seconds}")
     results: dict[str, list[tuple[float, float]]] = {mode: [] for mode in MODES}
     with scratch_dir(args.keep) as scratch, ExitStack() as stack:
+        # The config's own alignment setting, as a user runs it (bench_sections turns it off).
         daemons = {mode: stack.enter_context(running_daemon(
-            Path(scratch) / mode, engine=args.engine, watch={"polling": polling},
-            kept=("job.claimed", "job.started", "job.moved")))
+            Path(scratch) / mode, bench_sections(None, {"watch": {"polling": polling},
+                                                        "align": {"enabled": "auto"}}),
+            engine=args.engine, kept=("job.claimed", "job.started", "job.moved")))
             for mode, polling in MODES.items()}
         for trial in range(args.trials):
             order = list(MODES) if trial % 2 == 0 else list(reversed(MODES))
@@ -90,16 +92,10 @@ def _report(results: dict[str, list[tuple[float, float]]], settle: float, strict
 
 
 def _parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
-        description="Seconds from a file's close in the inbox to its job starting, idle daemon, "
-        "inotify and polling side by side.")
-    parser.add_argument("--trials", type=int, default=10, help="files per watcher (default 10)")
-    parser.add_argument("--engine", choices=["whisperx", "fake"], default="whisperx",
-                        help="the daemon's engine (default whisperx; fake skips the model)")
-    parser.add_argument("--seed", type=int, default=6, help="seed of the random pauses")
-    parser.add_argument("--keep", type=Path, help="work in this folder and leave it (default: a temp dir)")
-    parser.add_argument("--strict", action="store_true", help="exit 1 when the inotify median misses 0.5 s")
-    return parser
+    result = parser(__doc__, engine="whisperx", keep=None, strict=False)
+    result.add_argument("--trials", type=int, default=10, help="files per watcher")
+    result.add_argument("--seed", type=int, default=6, help="seed of the random pauses")
+    return result
 
 
 if __name__ == "__main__":

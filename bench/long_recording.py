@@ -23,8 +23,8 @@ from pathlib import Path
 
 import numpy as np
 
-from common import (SAMPLE_RATE, corpus_items, machine, print_table, proc_status_mib, require_corpus,
-                    running_daemon, scratch_dir, text_of)
+from common import (SAMPLE_RATE, corpus_items, machine, parser, print_table, proc_status_mib,
+                    require_corpus, running_daemon, scratch_dir, text_of, yes)
 from tests.support.media import write_wav
 from transcribed.audio import decode
 
@@ -40,7 +40,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"recording: {recording.name}, {recording.stat().st_size / 2**20:.0f} MiB as 16 kHz wav", flush=True)
         for name, env in variants.items():
             row, texts[name] = _run(Path(scratch) / f"daemon-{len(rows)}", recording, env, args.minutes)
-            rows.append([name, *row, "-" if name == "default" else _yes(texts[name] == texts["default"])])
+            rows.append([name, *row, "-" if name == "default" else yes(texts[name] == texts["default"])])
             print(f"  {name}: peak {row[3]} MiB, {row[4]} s", flush=True)
     print()
     print_table(["variant", "idle MiB", "after decode+VAD MiB", "at end MiB", "peak MiB (process)", "job s",
@@ -64,8 +64,7 @@ def _build_recording(path: Path, minutes: float) -> Path:
 
 def _run(root: Path, recording: Path, env: dict[str, str], minutes: float) -> tuple[list, str]:
     """The recording through a fresh daemon; RSS sampled every second from another thread."""
-    with running_daemon(root, transcribe_only=True, env=env,
-                        kept=("job.decoded", "job.moved")) as (folders, daemon, events):
+    with running_daemon(root, env=env, kept=("job.decoded", "job.moved")) as (folders, daemon, events):
         pid = daemon.process.pid
         idle = proc_status_mib(pid)
         samples: list[float] = []
@@ -95,18 +94,13 @@ def _run(root: Path, recording: Path, env: dict[str, str], minutes: float) -> tu
     return row, text_of(result)
 
 
-def _yes(flag: bool) -> str:
-    return "yes" if flag else "NO"
-
-
 def _parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--minutes", type=float, default=20.0, help="length of the recording (default 20)")
-    parser.add_argument("--env", action="append", default=None,
+    result = parser(__doc__, keep=None)
+    result.add_argument("--minutes", type=float, default=20.0, help="length of the recording")
+    result.add_argument("--env", action="append", default=None,
                         help="a variant: NAME=VALUE in the daemon's environment (repeatable; "
                              "default MALLOC_ARENA_MAX=2)")
-    parser.add_argument("--keep", type=Path, help="work in this folder and leave it (default: a temp dir)")
-    return parser
+    return result
 
 
 if __name__ == "__main__":

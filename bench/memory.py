@@ -14,13 +14,12 @@ from __future__ import annotations
 
 import argparse
 import shutil
-import subprocess
 import sys
 import time
 from pathlib import Path
 
-from common import (corpus_items, machine, median, print_table, proc_status_mib, require_corpus,
-                    running_daemon, scratch_dir)
+from common import (bench_sections, corpus_items, gpu_mib, machine, median, parser, print_table,
+                    proc_status_mib, require_corpus, running_daemon, scratch_dir)
 
 #: Issue 6: RSS growth after warm-up below 5 %.
 TARGET_GROWTH_PERCENT = 5.0
@@ -42,8 +41,9 @@ def main(argv: list[str] | None = None) -> int:
     failed = 0
     started = time.monotonic()
     with scratch_dir(args.keep) as scratch:
-        with running_daemon(Path(scratch) / "daemon", engine=args.engine,
-                            config={"overlap": {"enabled": args.overlap}}) as (folders, daemon, events):
+        # The config's own alignment setting, as a user runs it (bench_sections turns it off).
+        sections = bench_sections(None, {"overlap": {"enabled": args.overlap}, "align": {"enabled": "auto"}})
+        with running_daemon(Path(scratch) / "daemon", sections, engine=args.engine) as (folders, daemon, events):
             pid = daemon.process.pid
             loaded = proc_status_mib(pid)
             sent = 0
@@ -59,26 +59,13 @@ def main(argv: list[str] | None = None) -> int:
                 waiting.discard(event["file"])
                 failed += "failed" in event
                 rss.append(proc_status_mib(pid))
-                if (used := _gpu_mib(pid)) is not None:
+                if (used := gpu_mib(pid)) is not None:
                     gpu.append(used)
                 if len(rss) % max(1, args.jobs // 10) == 0:
                     print(f"  {len(rss)} jobs, RSS {rss[-1]:.0f} MiB, {time.monotonic() - started:.0f} s",
                           flush=True)
             peak = proc_status_mib(pid, "VmHWM")
     return _report(rss, gpu, loaded, peak, warmup, failed, args.strict)
-
-
-def _gpu_mib(pid: int) -> float | None:
-    """GPU memory the process holds, from nvidia-smi (None without a GPU)."""
-    if shutil.which("nvidia-smi") is None:
-        return None
-    out = subprocess.run(["nvidia-smi", "--query-compute-apps=pid,used_memory", "--format=csv,noheader,nounits"],
-                         capture_output=True, text=True, check=False).stdout
-    for line in out.splitlines():
-        fields = [f.strip() for f in line.split(",")]
-        if len(fields) == 2 and fields[0] == str(pid):
-            return float(fields[1])
-    return None
 
 
 def growth(samples: list[float], warmup: int) -> tuple[float, float, float, int]:
@@ -125,17 +112,12 @@ def _report(rss: list[float], gpu: list[float], loaded: float, peak: float, warm
 
 
 def _parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
-        description="The daemon's RSS over consecutive jobs, and its growth after warm-up.")
-    parser.add_argument("--jobs", type=int, default=300, help="consecutive jobs (default 300)")
-    parser.add_argument("--engine", choices=["whisperx", "fake"], default="whisperx",
-                        help="the daemon's engine (default whisperx: the real pipeline's memory)")
-    parser.add_argument("--warmup", type=int, help="jobs before the baseline (default: 10 %% of --jobs)")
-    parser.add_argument("--overlap", action="store_true",
+    result = parser(__doc__, engine="whisperx", keep=None, strict=False)
+    result.add_argument("--jobs", type=int, default=300, help="consecutive jobs")
+    result.add_argument("--warmup", type=int, help="jobs before the baseline (default: 10 %% of --jobs)")
+    result.add_argument("--overlap", action="store_true",
                         help="with overlap.enabled: true (the next file decoded on a second thread)")
-    parser.add_argument("--keep", type=Path, help="work in this folder and leave it (default: a temp dir)")
-    parser.add_argument("--strict", action="store_true", help="exit 1 when growth is 5 %% or more")
-    return parser
+    return result
 
 
 if __name__ == "__main__":
