@@ -65,6 +65,10 @@ class TestConfig:
         assert config.hooks.secret_file == tmp_path / "etc" / "hook.key"
         assert config.routes["quiet"] == Route(hooks_events=())
 
+    def test_the_documented_config_file_states_the_hooks_defaults(self) -> None:
+        shipped = load_config(Path(__file__).resolve().parents[2] / "config" / "transcribed.yaml")
+        assert shipped.hooks == Config().hooks
+
     def test_a_bare_program_name_is_left_for_path_lookup(self, tmp_path: Path) -> None:
         config_file = tmp_path / "transcribed.yaml"
         config_file.write_text("hooks: {command: [curl, -fsS, 'http://127.0.0.1/x']}\n")
