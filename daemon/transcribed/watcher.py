@@ -22,7 +22,7 @@ from pathlib import Path
 
 from watchdog.events import FileSystemEvent, FileSystemEventHandler
 from watchdog.observers import Observer
-from watchdog.observers.api import BaseObserver
+from watchdog.observers.api import BaseObserver, ObservedWatch
 from watchdog.observers.polling import PollingObserver
 
 from .config import Watch
@@ -135,16 +135,21 @@ def _signature(path: Path) -> tuple[int, int, int] | None:
 class _WakeOnChange(FileSystemEventHandler):
     """Turns observer events into wake-ups of the consumer (and close events into 'complete')."""
 
-    def __init__(self, arrivals: Arrivals, wake: threading.Event, sees_writers: bool) -> None:
+    def __init__(self, arrivals: Arrivals, wake: threading.Event, sees_writers: bool,
+                 on_inbox_gone: Callable[[], None] = lambda: None, inbox: str = "") -> None:
         self.arrivals = arrivals
         self.wake = wake
         #: inotify reports writes and closes; a polling observer only sees changed stat data.
         self.sees_writers = sees_writers
+        self.on_inbox_gone = on_inbox_gone
+        self.inbox = inbox
 
     def on_any_event(self, event: FileSystemEvent) -> None:
         if event.event_type in ("opened", "closed_no_write"):
             return
-        if event.event_type == "closed" and not event.is_directory:
+        if event.event_type == "deleted" and os.fsdecode(event.src_path) == self.inbox:
+            self.on_inbox_gone()  # the observer has stopped watching it
+        elif event.event_type == "closed" and not event.is_directory:
             self.arrivals.closed(Path(os.fsdecode(event.src_path)))
         elif event.event_type == "moved" and not event.is_directory and event.dest_path:
             self.arrivals.closed(Path(os.fsdecode(event.dest_path)))  # renamed into place: complete
@@ -157,11 +162,57 @@ def start_observer(inbox: Path, watch: Watch, arrivals: Arrivals, wake: threadin
     """Watch the inbox recursively, with inotify or polling (`watch.polling`), and start it."""
     polling, reason = choose_polling(inbox, watch.polling)
     observer: BaseObserver = PollingObserver(timeout=watch.poll_interval_seconds) if polling else Observer()
-    observer.schedule(_WakeOnChange(arrivals, wake, sees_writers=not polling), str(inbox), recursive=True)
+    keeper = _InboxKeeper(observer, inbox, watch.poll_interval_seconds, wake)
+    keeper.watch_with(_WakeOnChange(arrivals, wake, sees_writers=not polling,
+                                    on_inbox_gone=keeper.inbox_gone, inbox=str(inbox)))
     observer.start()
     log.info("watcher.started", inbox=str(inbox), observer=type(observer).__name__,
              polling=polling, reason=reason)
     return observer
+
+
+class _InboxKeeper:
+    """Watches the inbox again when it comes back after it went away.
+
+    An observer stops watching a folder that is gone (watchdog reports it deleted and ends that
+    watch): a share unmounted under the daemon, or the inbox removed and made again. New files
+    are still found by the consumer's rescans meanwhile; this says what happened and brings the
+    events back once the folder is there again.
+    """
+
+    def __init__(self, observer: BaseObserver, inbox: Path, interval: float, wake: threading.Event) -> None:
+        self.observer = observer
+        self.inbox = inbox
+        self.interval = interval
+        self.wake = wake
+        self.handler: FileSystemEventHandler | None = None
+        self.watch: ObservedWatch | None = None
+        self._waiting = threading.Lock()
+
+    def watch_with(self, handler: FileSystemEventHandler) -> None:
+        self.handler = handler
+        self.watch = self.observer.schedule(handler, str(self.inbox), recursive=True)
+
+    def inbox_gone(self) -> None:
+        """Called from the observer's thread: wait for the inbox in a thread of our own."""
+        if not self._waiting.acquire(blocking=False):
+            return  # already waiting for it
+        log.warning("watcher.inbox_gone", inbox=str(self.inbox),
+                    action="new files are found by rescans until it is back; then it is watched again")
+        threading.Thread(target=self._watch_when_back, name="watcher-inbox", daemon=True).start()
+
+    def _watch_when_back(self) -> None:
+        try:
+            while not self.observer.stopped_event.wait(self.interval):
+                if os.path.isdir(self.inbox):  # False on any error: an unreachable share too
+                    if self.watch is not None and self.handler is not None:
+                        self.observer.unschedule(self.watch)
+                        self.watch_with(self.handler)
+                    log.info("watcher.inbox_back", inbox=str(self.inbox))
+                    self.wake.set()
+                    return
+        finally:
+            self._waiting.release()
 
 
 def choose_polling(inbox: Path, setting: bool | str,
