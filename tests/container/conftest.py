@@ -37,8 +37,17 @@ WHEELS = Path(os.environ.get("TRANSCRIBED_CI_CACHE", Path.home() / ".cache" / "t
     / "container-base" / "wheels"
 
 
-#: The session's image, for the summary line at the end.
+#: The session's image, for the summary line at the end; a failed build's message.
 BUILT: list[BuiltImage] = []
+BUILD_FAILED: list[str] = []
+#: pytest-timeout counts fixture set-up: the first test also waits for the build (minutes).
+TIMEOUT_S = 1800
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    for item in items:
+        if HERE in Path(str(item.fspath)).parents:
+            item.add_marker(pytest.mark.timeout(TIMEOUT_S))
 
 
 def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:
@@ -73,12 +82,18 @@ def image() -> Iterator[BuiltImage]:
         if IN_CI:
             pytest.fail(f"the container tests cannot run: {reason}")
         pytest.skip(reason)
+    if BUILD_FAILED:
+        pytest.fail(f"the image did not build (see the first error): {BUILD_FAILED[0][:300]}")
     name = f"localhost/{unique('transcribed-test')}:latest"
     with tempfile.TemporaryDirectory(prefix="transcribed-checkout-") as checkout:
         export_head(Path(checkout))
         started = time.monotonic()
         try:
-            build(Path(checkout), name)
+            try:
+                build(Path(checkout), name)
+            except AssertionError as failure:
+                BUILD_FAILED.append(str(failure))  # pytest would build again for every test
+                raise
             built = BuiltImage(name, round(time.monotonic() - started, 1), image_size_bytes(name))
             BUILT.append(built)
             yield built
