@@ -17,30 +17,22 @@ Records of a worker that is gone (its work folder removed, or `workers.Liveness`
 taken over by rename, so exactly one daemon delivers each. Delivery is at least once: a crash
 after the call and before the ledger repeats it, and the `Idempotency-Key` header (the job id)
 lets a receiver tell. Nothing here touches a transcript or a source, and the consumer's share is
-two small durable writes; the commands and requests run on the hook thread.
+two small durable writes; the commands and requests (hook_calls.py) run on the hook thread.
 """
 
 from __future__ import annotations
 
 import contextlib
-import hashlib
-import hmac
-import http.client
 import os
-import signal
-import subprocess
-import tempfile
 import threading
 import time
-import urllib.error
-import urllib.request
 from collections.abc import Callable, Mapping
 from pathlib import Path, PurePosixPath
-from typing import IO, Any
+from typing import Any
 
 from . import __version__, durable
 from .config import Config, Route
-from .errors import ConfigError
+from .hook_calls import SIGNATURE_HEADER, CommandRunner, environment, post_json, read_secret, signature
 from .jobs import Job
 from .logs import get_logger
 from .options import route_for
@@ -61,10 +53,6 @@ SCAN_SECONDS = 5.0
 READY_POLL_SECONDS = 0.25
 #: Delivered records older than this leave the ledger (at start).
 LEDGER_KEEP_SECONDS = 30 * 86400.0
-#: How much of a failed command's output, or of a refusing server's answer, the log shows.
-OUTPUT_TAIL = 2000
-#: The body's HMAC-SHA256 with the key of `hooks.secret_file`, as "sha256=<hex>".
-SIGNATURE_HEADER = "X-Transcribed-Signature"
 
 log = get_logger()
 
@@ -79,41 +67,6 @@ def wanted(config: Config, relpath: PurePosixPath, outcome: str) -> bool:
     if isinstance(route, Route) and route.hooks_events is not None:
         events = route.hooks_events
     return outcome in events
-
-
-def signature(secret: bytes, body: bytes) -> str:
-    """The signature header's value: "sha256=" and the body's HMAC-SHA256 in hex."""
-    return "sha256=" + hmac.new(secret, body, hashlib.sha256).hexdigest()
-
-
-def read_secret(path: Path) -> bytes:
-    """The signing key: the file's content without its trailing newline. Never logged."""
-    try:
-        secret = path.read_bytes().rstrip(b"\r\n")
-    except OSError as exc:
-        raise ConfigError(f"hooks.secret_file: cannot read {path}: {exc.strerror or exc}") from None
-    if not secret:
-        raise ConfigError(f"hooks.secret_file: {path} is empty")
-    return secret
-
-
-def environment(body: Mapping[str, Any]) -> dict[str, str]:
-    """The TRANSCRIBED_* variables a hook command gets: the body's main fields, absent ones unset.
-    Each result is TRANSCRIBED_RESULT_<FORMAT> (SRT, JSON, LOG_JSONL...)."""
-    error = body.get("error") or {}
-    values = {
-        "JOB_ID": body["job_id"], "OUTCOME": body["outcome"], "FILE": body["file"],
-        "SOURCE": _path_of(body.get("source")), "SOURCE_RELATIVE": _relative_of(body.get("source")),
-        "ERROR_REPORT": _path_of(body.get("error_report")), "LOG": _path_of(body.get("log")),
-        "ERROR_KIND": error.get("kind"), "ERROR": error.get("message"),
-        "LANGUAGE": body.get("language"), "AUDIO_SECONDS": body.get("audio_seconds"),
-        "WALL_SECONDS": body.get("wall_seconds"),
-    }
-    for result in body.get("results", []):
-        values["RESULT_" + result["format"].upper().replace(".", "_")] = result["path"]
-    if body.get("results"):
-        values["RESULT_DIR"] = str(Path(body["results"][0]["path"]).parent)
-    return {f"TRANSCRIBED_{key}": str(value) for key, value in values.items() if value is not None}
 
 
 def _note(job: Job, outcome: str, files: Mapping[str, Path], metadata: Mapping[str, Any],
@@ -161,14 +114,6 @@ def _inside(job_dir: Path, path: Path) -> str:
         return str(path)
 
 
-def _path_of(entry: Mapping[str, str] | None) -> str | None:
-    return entry["path"] if entry else None
-
-
-def _relative_of(entry: Mapping[str, str] | None) -> str | None:
-    return entry["relative"] if entry else None
-
-
 class Hooks:
     """One daemon's completion hooks: the note and the pending record on the consumer's side,
     the deliveries on a thread of their own (`start`, `stop`)."""
@@ -188,7 +133,7 @@ class Hooks:
         self._stop = threading.Event()
         self._wake = threading.Event()
         self._thread: threading.Thread | None = None
-        self._command: subprocess.Popen[bytes] | None = None
+        self._command = CommandRunner()
         self._next_scan = 0.0
 
     # --- the consumer's side ---------------------------------------------------------------------
@@ -272,9 +217,7 @@ class Hooks:
         stay on disk for the next start (a request in flight may be repeated then)."""
         self._stop.set()
         self._wake.set()
-        command = self._command
-        if command is not None:
-            _kill_group(command)
+        self._command.kill()
         if self._thread is not None:
             self._thread.join(timeout)
         with contextlib.suppress(OSError):
@@ -340,10 +283,12 @@ class Hooks:
         attempt = state["attempts"] + 1
         started = time.monotonic()
         if target == "command":
-            error = self._run_command(payload, {**os.environ, **environment(body),
-                                                "TRANSCRIBED_ATTEMPT": str(attempt)})
+            env = {**os.environ, **environment(body), "TRANSCRIBED_ATTEMPT": str(attempt)}
+            error = self._command.run(list(self.settings.command or ()), payload, env,
+                                      self.settings.timeout_seconds)
         else:
-            error = self._post(payload, body, attempt)
+            error = post_json(self.settings.url or "", payload, self._headers(body, payload, attempt),
+                              self.settings.timeout_seconds)
         if self._stop.is_set() and error is not None:
             return False
         state["attempts"] = attempt
@@ -363,51 +308,13 @@ class Hooks:
                         max_attempts=self.settings.max_attempts, **fields)
         return True
 
-    def _run_command(self, payload: bytes, env: dict[str, str]) -> str | None:
-        """Run the command with the JSON on stdin; None when it exits 0, else why not. Its own
-        process group, so that a timeout kills whatever it started too."""
-        argv = list(self.settings.command or ())
-        timeout = self.settings.timeout_seconds
-        with tempfile.TemporaryFile() as output:
-            try:
-                process = subprocess.Popen(argv, stdin=subprocess.PIPE, stdout=output,
-                                           stderr=subprocess.STDOUT, env=env, start_new_session=True)
-            except OSError as exc:
-                return f"cannot run {argv[0]}: {exc.strerror or exc}"
-            self._command = process
-            try:
-                process.communicate(payload, timeout=timeout)
-            except subprocess.TimeoutExpired:
-                _kill_group(process)
-                process.wait()
-                return f"still running after {timeout:g} s (hooks.timeout_seconds): killed"
-            finally:
-                self._command = None
-            if process.returncode != 0:
-                return f"exited with status {process.returncode}: {_tail(output)}"
-        return None
-
-    def _post(self, payload: bytes, body: Mapping[str, Any], attempt: int) -> str | None:
-        """POST the JSON to the URL; None on a 2xx answer, else why not (redirects not followed:
-        a redirected POST would arrive as a GET without its body)."""
+    def _headers(self, body: Mapping[str, Any], payload: bytes, attempt: int) -> dict[str, str]:
         headers = {"Content-Type": "application/json", "User-Agent": f"transcribed/{__version__}",
                    "Idempotency-Key": body["job_id"], "X-Transcribed-Event": body["outcome"],
                    "X-Transcribed-Attempt": str(attempt)}
         if self.secret is not None:
             headers[SIGNATURE_HEADER] = signature(self.secret, payload)
-        # S310: hooks.url is checked to be http(s) when the config is read (config/checks.py).
-        request = urllib.request.Request(self.settings.url or "", data=payload,  # noqa: S310
-                                         headers=headers, method="POST")
-        try:
-            with _OPENER.open(request, timeout=self.settings.timeout_seconds) as response:
-                response.read(65536)
-        except urllib.error.HTTPError as exc:
-            answer = exc.read(OUTPUT_TAIL).decode("utf-8", "replace")
-            return f"HTTP {exc.code} {exc.reason}: {answer}".strip()
-        except (urllib.error.URLError, OSError, http.client.HTTPException) as exc:
-            reason = exc.reason if isinstance(exc, urllib.error.URLError) else exc
-            return f"{type(exc).__name__}: {reason}"
-        return None
+        return headers
 
     def _body(self, record: Mapping[str, Any]) -> dict[str, Any]:
         """The JSON a delivery sends: the note's fields, each file relative and absolute."""
@@ -487,24 +394,3 @@ class Hooks:
             with contextlib.suppress(OSError):
                 if path.stat().st_mtime < cutoff:
                     path.unlink()
-
-
-class _NoRedirects(urllib.request.HTTPRedirectHandler):
-    """A redirect is an error answer for a webhook (urllib would resend the POST as a GET)."""
-
-    def redirect_request(self, *_args: Any, **_kwargs: Any) -> None:
-        return None
-
-
-_OPENER = urllib.request.build_opener(_NoRedirects)
-
-
-def _kill_group(process: subprocess.Popen[bytes]) -> None:
-    with contextlib.suppress(OSError):
-        os.killpg(process.pid, signal.SIGKILL)
-
-
-def _tail(output: IO[bytes]) -> str:
-    output.seek(0, os.SEEK_END)
-    output.seek(max(0, output.tell() - OUTPUT_TAIL))
-    return output.read().decode("utf-8", "replace").strip()

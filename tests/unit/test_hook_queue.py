@@ -16,8 +16,9 @@ import yaml
 from transcribed.config import Config, Folders, Hooks, Route, load_config, parse_config
 from transcribed.errors import BadInput, ConfigError
 from transcribed.finish import Finisher
+from transcribed.hook_calls import environment, signature
 from transcribed.hooks import Hooks as HookQueue
-from transcribed.hooks import environment, signature, wanted
+from transcribed.hooks import wanted
 from transcribed.jobs import Claims, Job
 from transcribed.options import read_sidecar
 from transcribed.workers import WorkerId
@@ -121,6 +122,16 @@ class TestWhichOutcomesFire:
     ])
     def test_events(self, relpath: str, outcome: str, fires: bool) -> None:
         assert wanted(self.config, PurePosixPath(relpath), outcome) is fires
+
+
+def test_a_secret_file_that_cannot_be_read_stops_the_start_naming_the_key(tmp_path: Path) -> None:
+    config = _config(tmp_path, url="http://127.0.0.1:9/", secret_file=tmp_path / "missing.key")
+    with pytest.raises(ConfigError, match="hooks.secret_file: cannot read"):
+        HookQueue(config, WorkerId("h", 1, 2))
+    (tmp_path / "empty.key").write_text("\n")
+    config = _config(tmp_path / "2", url="http://127.0.0.1:9/", secret_file=tmp_path / "empty.key")
+    with pytest.raises(ConfigError, match="is empty"):
+        HookQueue(config, WorkerId("h", 1, 2))
 
 
 def test_signature_is_hmac_sha256_of_the_body() -> None:
