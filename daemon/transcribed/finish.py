@@ -103,10 +103,15 @@ class Finisher:
         return self._finish(job, JobState.WAITING, {}, job.sidecars())[str(job.source)]
 
     def resume(self, job_dir: Path) -> bool:
-        """Carry out the plan on disk; True when done, False when a folder refused (held)."""
+        """Carry out the plan on disk; True when done, False when a folder refused (held).
+
+        A plan that cannot be carried out for any other reason (damaged, a name no folder
+        takes) is held the same way: retried with a doubling delay and logged each time, never
+        spun on, and never an error that ends the consumer (which would meet it again when the
+        restarted daemon adopts the job)."""
         try:
             self._carry_out(job_dir)
-        except OSError as exc:
+        except (OSError, ValueError, KeyError, TypeError, RuntimeError) as exc:
             self._hold(job_dir, exc, None, None)
             return False
         return True
@@ -202,15 +207,16 @@ class Finisher:
 
     # --- jobs a folder refused -------------------------------------------------------------------
 
-    def _hold(self, job_dir: Path, exc: OSError, plan: dict[str, Any] | None,
+    def _hold(self, job_dir: Path, exc: Exception, plan: dict[str, Any] | None,
               report: dict[str, Any] | None) -> None:
         held = self._held.get(job_dir.name)
+        blocking = getattr(exc, "errno", None) in FOLDER_ERRORS
         if held is None:
-            held = self._held[job_dir.name] = HeldJob(job_dir, plan, report, exc.errno in FOLDER_ERRORS)
+            held = self._held[job_dir.name] = HeldJob(job_dir, plan, report, blocking)
         else:
             held.delay = min(held.delay * 2, RETRY_MAX_SECONDS)
             held.plan, held.report = plan if plan is not None else held.plan, report or held.report
-            held.blocking = exc.errno in FOLDER_ERRORS
+            held.blocking = blocking
         held.due = time.monotonic() + held.delay
         log.error("job.move_refused", job_id=job_dir.name, error=str(exc), retry_in_s=held.delay,
                   claims_paused=held.blocking,
@@ -236,7 +242,8 @@ def free_name_beside(path: Path) -> Path:
     """A free name next to `path`: `x.2.json` for `x.json` (the extension kept, so it opens)."""
     stem, dot, last = path.name.rpartition(".")
     for n in range(2, 100_000):
-        name = f"{stem}.{n}.{last}" if dot and stem else f"{path.name}.{n}"
+        # Shortened (fit_name) where the `.2` would pass NAME_MAX.
+        name = fit_name(stem, f".{n}.{last}") if dot and stem else fit_name(path.name, f".{n}")
         candidate = path.with_name(name)
         if not os.path.lexists(candidate):
             return candidate

@@ -19,7 +19,7 @@ from pathlib import Path, PurePosixPath
 from typing import Any
 
 from . import durable
-from .inbox import sidecar_paths, sidecars_of
+from .inbox import sidecars_of
 from .logs import get_logger
 from .workers import WorkerId, timestamp
 
@@ -177,8 +177,9 @@ def new_job_id() -> str:
 
 
 def _claim_sidecars(path: Path, job: Job) -> None:
-    """Per-file options (`<name>.yaml`, `.yml`, `.json`) travel with their audio."""
-    for _, sidecar in sidecar_paths(path):
+    """Per-file options (`<name>.yaml`, `.yml`, `.json`) travel with their audio: those there
+    (a 255-byte audio name has no room for a sidecar's: nothing to move, no ENAMETOOLONG)."""
+    for sidecar in sidecars_of(path).values():
         with contextlib.suppress(FileNotFoundError):
             os.rename(sidecar, job.source.parent / sidecar.name)
 

@@ -14,6 +14,7 @@ from typing import Any
 
 from .config import Outputs
 from .engine.base import Transcript
+from .finish import fit_name
 
 
 def writer_options(outputs: Outputs) -> dict[str, Any]:
@@ -30,7 +31,7 @@ def write_outputs(result: Transcript, metadata: Mapping[str, object], outputs: O
     written = {}
     for fmt in formats or outputs.formats:
         data = {**result, "transcribed": metadata} if fmt == "json" else result
-        path = staging / f"{stem}.{fmt}"
+        path = staging / fit_name(stem, f".{fmt}")  # a 255-byte source name has no room for .json
         with open(path, "w", encoding="utf-8") as file:
             get_writer(fmt, str(staging)).write_result(data, file=file, options=writer_options(outputs))
             file.flush()

@@ -22,7 +22,9 @@ from types import FrameType
 
 from . import __version__, logs
 from .alignment import Aligner
+from .audio import max_audio_seconds
 from .config import Config
+from .config.checks import parse_umask
 from .diarization import Diarizer
 from .engine.base import Engine
 from .errors import GpuLost
@@ -107,8 +109,12 @@ class Service:
     def run(self) -> int:
         """Serve until stopped; returns the exit code."""
         self._install_signal_handlers()
+        os.umask(parse_umask(self.config.daemon.umask))  # before any file or folder is made
+        max_audio, max_audio_from = max_audio_seconds(self.config.input.max_audio_seconds)
         log.info("daemon.starting", version=__version__, pid=os.getpid(),
-                 config=str(self.config.source) if self.config.source else None)
+                 config=str(self.config.source) if self.config.source else None,
+                 umask=f"{parse_umask(self.config.daemon.umask):04o}",
+                 max_audio_seconds=max_audio, max_audio_from=max_audio_from)
         worker_id = WorkerId.of_this_process()
         self.hooks = Hooks(self.config, worker_id)  # its pending records are written by the finisher
         spool = Spool(self.config, worker_id, before_moves=self.hooks.before_moves)

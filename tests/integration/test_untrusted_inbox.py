@@ -198,3 +198,43 @@ def test_audio_longer_than_max_audio_seconds_is_refused_before_decoding(folders:
         assert "declares 8.3" in report["error"] and "(5 s" in report["error"]
         assert daemon.count("job.decoded") == 0
         _still_serving(folders)
+
+
+def test_results_and_folders_get_their_modes_from_daemon_umask(folders: Folders) -> None:
+    """Default 0007: results rw for owner and group, nothing for others; "0027" as configured."""
+    for umask, file_mode, dir_mode in (("0007", 0o660, 0o770), ("0027", 0o640, 0o750)):
+        folders.write_config(daemon={"umask": umask, "shutdown_grace_seconds": 10})
+        with DaemonProcess(folders.config, engine="fake", env={"TRANSCRIBED_FAKE": "{}"}) as daemon:
+            name = f"u{umask}/talk.wav"
+            _deliver(folders, name, _copy_of(SHORT))
+            wait_until((folders.done / name).exists, NEXT_FILE_SECONDS, f"{name} in done/")
+            assert daemon.wait_for("daemon.starting")["umask"] == umask
+        result = folders.outbox / f"u{umask}" / "talk.json"
+        assert stat.S_IMODE(result.stat().st_mode) == file_mode
+        assert stat.S_IMODE(result.parent.stat().st_mode) == dir_mode
+
+
+def test_the_max_audio_figure_is_said_at_start(folders: Folders, daemon: DaemonProcess) -> None:
+    event = daemon.wait_for("daemon.starting")
+    assert event["max_audio_seconds"] >= 3600 and event["max_audio_from"].startswith("auto: ")
+
+
+@pytest.mark.parametrize("stem_bytes", [251, 245])
+def test_a_name_at_the_filesystem_limit_ends_with_results_and_a_findable_source(
+        folders: Folders, daemon: DaemonProcess, stem_bytes: int) -> None:
+    """A 255-byte name (stem 251 + .wav), and one that fits until `.2.json` or `.wav.error.json`
+    is added: results in the outbox under a shortened name, the source in done/ (twice, so the
+    second takes the `.2` name), the metadata naming the source as it was."""
+    name = "é" * (stem_bytes // 2) + "x" * (stem_bytes % 2) + ".wav"
+    assert len(os.fsencode(name)) == stem_bytes + 4
+    for round_ in (1, 2):
+        _deliver(folders, name, _copy_of(SHORT))
+        wait_until(lambda r=round_: len(os.listdir(folders.done)) >= r, NEXT_FILE_SECONDS,
+                   f"delivery {round_} of the long name in done/")
+    done = sorted(os.listdir(folders.done))
+    assert name in done and len(done) == 2
+    results = [n for n in os.listdir(folders.outbox) if n.endswith(".json")]
+    assert len(results) == 2 and all(len(os.fsencode(n)) <= 255 for n in results)
+    sources = {json.loads((folders.outbox / n).read_text())["transcribed"]["source"] for n in results}
+    assert sources == {name}
+    _still_serving(folders)

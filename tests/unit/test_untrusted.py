@@ -203,3 +203,30 @@ def test_a_sidecar_that_is_a_fifo_or_a_link_is_not_read(tmp_path: Path) -> None:
     for name in ("a.wav.yaml", "b.wav.yaml"):
         error = _refused(read_sidecar, tmp_path / name)
         assert error.kind == "not_a_regular_file" and error.args[0].startswith(f"sidecar {name}:")
+
+
+def test_free_names_beside_stay_within_name_max(tmp_path: Path) -> None:
+    """`x.2.json` for a name already at the limit is shortened with a hash, not ENAMETOOLONG."""
+    from transcribed.finish import NAME_MAX, free_name_beside
+
+    long_name = "a" * (NAME_MAX - len(".json")) + ".json"
+    (tmp_path / long_name).write_text("{}")
+    beside = free_name_beside(tmp_path / long_name)
+    assert len(os.fsencode(beside.name)) <= NAME_MAX and beside.name.endswith(".2.json")
+    beside.write_text("{}")  # a real name on a real filesystem
+
+
+def test_a_damaged_plan_is_held_and_retried_not_raised(tmp_path: Path) -> None:
+    """A plan.json that is not JSON: the job is held (retried later, logged), the caller goes on."""
+    from transcribed.config import Folders
+    from transcribed.finish import PLAN_FILE, Finisher
+
+    folders = Folders(*(tmp_path / n for n in ("inbox", "outbox", "done", "failed", "state")))
+    job_dir = tmp_path / "state" / "work" / "w" / "job1"
+    (job_dir / "src").mkdir(parents=True)
+    (job_dir / PLAN_FILE).write_text("{not json")
+    finisher = Finisher(folders)
+    assert finisher.resume(job_dir) is False
+    assert finisher._held["job1"].delay == 1.0
+    finisher.retry_held(now=1e12)
+    assert finisher._held["job1"].delay == 2.0  # retried, refused again, the delay doubled
