@@ -209,6 +209,28 @@ def test_a_slow_command_is_killed_past_the_timeout_and_retried(folders: Folders)
     _untouched(folders, "a.wav")
 
 
+def test_a_hanging_hook_neither_holds_up_the_next_files_nor_the_stop(folders: Folders) -> None:
+    """While the first job's command hangs, the next files are transcribed; SIGTERM then ends the
+    daemon at once (the command killed, its try not counted) and both deliveries wait on disk."""
+    started = folders.root / "started"
+    script = f"import os, pathlib, time; pathlib.Path({str(started)!r}).write_text(str(os.getpid())); time.sleep(120)"
+    _hook_config(folders, command=[sys.executable, "-c", script], timeout_seconds=100)
+    with _daemon(folders) as daemon:
+        _deliver(folders, "a.wav")
+        wait_until(lambda: started.exists() and started.read_text(), 30, "the first hook command to start")
+        _deliver(folders, "b.wav")
+        _deliver(folders, "c.wav")
+        wait_until(lambda: daemon.count("job.done") == 3, 30, "the next two files, done meanwhile")
+        assert daemon.count("hook.failed") == daemon.count("hook.delivered") == 0
+        assert daemon.stop(timeout=15) == 0
+    assert not _running(started), "the hanging command is killed on stop"
+    assert len(_records(folders, "pending")) == 3
+    for record in _records(folders, "pending"):
+        assert json.loads(record.read_text())["targets"].get("command", {}).get("attempts", 0) == 0
+    for name in ("a.wav", "b.wav", "c.wav"):
+        _untouched(folders, name)
+
+
 def test_a_command_that_exits_non_zero_is_retried_then_given_up(folders: Folders) -> None:
     """Exit 3 each time: hook.failed twice, hook.gave_up on the third; the record kept for an
     operator in state/hooks/gave_up; the transcript and the source are where they belong."""

@@ -260,3 +260,31 @@ def test_stop_kills_a_running_command_and_keeps_its_delivery_pending(tmp_path: P
     assert not any(t.name == "hooks" for t in threading.enumerate())
     (record,) = _pending(config)
     assert json.loads(record.read_text())["targets"] == {}
+
+
+def test_the_records_of_a_gone_worker_are_taken_over_and_a_live_ones_left(tmp_path: Path) -> None:
+    """A worker whose work folder is gone, or whose process has ended, is gone: its pending
+    deliveries move to us (and run); this process's own records, as another worker, stay put."""
+    ran = tmp_path / "ran"
+    ran.mkdir()
+    script = f"import os, pathlib; pathlib.Path({str(ran)!r}, os.environ['TRANSCRIBED_JOB_ID']).touch()"
+    config = _config(tmp_path / "t", command=(sys.executable, "-c", script))
+    hooks_root = config.folders.state / "hooks"
+    alive = WorkerId.of_this_process()
+    ended = WorkerId(alive.host, 999_999_999, 5)  # this machine, no such pid
+    forgotten = WorkerId(alive.host, 999_999_998, 5)
+    ids = {}
+    for owner in (alive, ended, forgotten):
+        job = _job(config, f"{owner.pid}.wav")
+        writer = HookQueue(config, owner)
+        writer.job_ended(job, "done", {".srt": job.staging / "a.srt"})
+        Finisher(config.folders, before_moves=writer.before_moves).complete(job, {".srt": job.staging / "a.srt"})
+        ids[owner] = job.id
+    (config.folders.state / "work" / alive.name).mkdir(parents=True)   # a live worker's folder
+    (config.folders.state / "work" / ended.name).mkdir(parents=True)   # left by a crash
+    me = HookQueue(config, WorkerId(alive.host, 1, 1))  # another daemon on this machine
+    me.deliver_due()
+    assert sorted(p.name for p in ran.iterdir()) == sorted([ids[ended], ids[forgotten]])
+    assert sorted(p.stem for p in (hooks_root / "delivered").iterdir()) == sorted([ids[ended], ids[forgotten]])
+    assert [p.stem for p in (hooks_root / alive.name).iterdir()] == [ids[alive]]
+    assert not (hooks_root / ended.name).exists() and not (hooks_root / forgotten.name).exists()
