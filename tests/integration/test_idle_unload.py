@@ -201,3 +201,23 @@ class TestResidency:
         with pytest.raises(RuntimeError, match="out of memory"):
             broken.ensure_loaded(lambda: None, 0.1)
         assert not broken.resident, "still unloaded: the consumer gives its files back and exits"
+
+
+def test_models_that_cannot_load_again_put_the_file_back_and_end_the_daemon(folders: Folders) -> None:
+    """The reload fails (say another program filled the GPU): the file that needed it goes back to
+    the inbox untouched, its attempt not counted, and the daemon exits 1 for a restart."""
+    folders.write_config(model={"idle_unload_seconds": 1.0})
+    fake = {"delay": 0.1, "fail_reload": True}
+    daemon = DaemonProcess(folders.config, engine="fake", env={"TRANSCRIBED_FAKE": json.dumps(fake)})
+    with daemon:
+        drop(folders, "first.wav")
+        daemon.wait_for("model.unloaded", timeout=30)
+        drop(folders, "second.wav")
+        code = daemon.process.wait(timeout=60)
+    assert code == 1
+    requeued = daemon.wait_for("job.requeued", timeout=1)
+    assert requeued["file"] == "second.wav" and "could not be loaded again" in requeued["reason"]
+    assert "out of memory" in daemon.wait_for("daemon.consumer_crashed", timeout=1)["error"]
+    assert folders.files(folders.inbox) == ["second.wav"]
+    assert folders.files(folders.done) == ["first.wav"]
+    assert daemon.count("job.started") == 1

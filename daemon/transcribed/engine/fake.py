@@ -58,6 +58,8 @@ class FakeEngine:
     load_seconds: float = 0.0
     #: Bytes of memory `load` takes and `unload` gives back (real pages, so the RSS shows them).
     model_bytes: int = 0
+    #: Fail every `load` after the first (a GPU another program filled while the models were out).
+    fail_reload: bool = False
     loaded: bool = False
     #: How often `load` and `unload` ran.
     loads: int = 0
@@ -76,6 +78,8 @@ class FakeEngine:
 
     def load(self) -> None:
         time.sleep(self.load_seconds)
+        if self.fail_reload and self.loads:
+            raise RuntimeError("CUDA failed with error out of memory (the fake's scripted reload failure)")
         if self.model_bytes:
             self._weights = np.ones(self.model_bytes, dtype=np.uint8)  # touched: resident
         self.loaded, self._released = True, False
