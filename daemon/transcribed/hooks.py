@@ -45,6 +45,8 @@ DELIVERED = "delivered"
 GAVE_UP = "gave_up"
 #: The places a hook can deliver to, in the order they are tried.
 TARGETS = ("command", "url")
+#: What a note or record damaged from outside raises when read (bad JSON, missing keys...).
+DAMAGE = (ValueError, KeyError, TypeError, AttributeError, IndexError)
 #: Longest pause between two tries of one delivery.
 MAX_DELAY_SECONDS = 3600.0
 #: How often the thread looks for records of workers that are gone.
@@ -157,18 +159,30 @@ class Hooks:
         and this with them), so no job is finished without its hook recorded."""
         if not self.enabled:
             return
-        note = self._read_note(job_dir)
-        if note is None or not self._plan_is_the_notes(note, job_dir, moves):
+        try:
+            record = self._pending_record(job_dir, moves)
+        except DAMAGE as exc:  # a note damaged from outside costs its hook, never the job's moves
+            log.error("hook.gave_up", job_id=job_dir.name, reason=f"its note is damaged: {exc!r}")
             return
-        if self._known(job_dir.name):
+        if record is None:
             return
-        record = {"version": 1, "note": note, "places": _places(note, job_dir, moves, self._place),
-                  "targets": {}, "recorded_at": timestamp(), "recorded_by": self.mine.name}
         self.mine.mkdir(parents=True, exist_ok=True)
         durable.write_json_atomic(self.mine / f"{job_dir.name}.json", record)
+        note = record["note"]
         log.info("hook.pending", job_id=note["job_id"], file=note["file"], outcome=note["outcome"])
         durable.failpoint("hooked")
         self._wake.set()
+
+    def _pending_record(self, job_dir: Path, moves: list[tuple[Path, Path]]) -> dict[str, Any] | None:
+        """The record to write, or None: no note, a plan that is not the note's end, or a
+        delivery already recorded or settled."""
+        note = self._read_note(job_dir)
+        if note is None or not self._plan_is_the_notes(note, job_dir, moves):
+            return None
+        if self._known(job_dir.name):
+            return None
+        return {"version": 1, "note": note, "places": _places(note, job_dir, moves, self._place),
+                "targets": {}, "recorded_at": timestamp(), "recorded_by": self.mine.name}
 
     def _read_note(self, job_dir: Path) -> dict[str, Any] | None:
         try:
@@ -244,18 +258,20 @@ class Hooks:
         for path in sorted(self.mine.glob("*.json")) if self.mine.is_dir() else []:
             if self._stop.is_set():
                 break
-            waits.append(self._deliver(path))
+            try:
+                waits.append(self._deliver(path))
+            except OSError as exc:  # the state folder's share hiccups: this record waits
+                log.warning("hook.error", job_id=path.stem, error=str(exc), action="tried again later")
+                waits.append(SCAN_SECONDS)
+            except DAMAGE as exc:  # one damaged record must not hold up the others
+                self._set_aside(path, f"its record is damaged: {exc!r}")
         return max(0.01, min(waits))
 
     # --- one delivery ----------------------------------------------------------------------------
 
     def _deliver(self, path: Path) -> float:
         """Try the targets of one record that are due; seconds until it wants another look."""
-        try:
-            record = durable.read_json(path)
-        except ValueError as exc:
-            self._settle(path, {"damaged": str(exc)}, GAVE_UP)
-            return SCAN_SECONDS
+        record = durable.read_json(path)
         if not self._ready(path.stem, record):
             return READY_POLL_SECONDS
         body = self._body(record)
@@ -358,6 +374,13 @@ class Hooks:
         durable.write_json_atomic(folder / path.name, kept)
         path.unlink(missing_ok=True)
         durable.fsync_dir(path.parent)
+
+    def _set_aside(self, path: Path, reason: str) -> None:
+        """A record that cannot be read goes, as it is, to gave_up/ for an operator."""
+        folder = self.root / GAVE_UP
+        folder.mkdir(parents=True, exist_ok=True)
+        os.replace(path, folder / path.name)
+        log.error("hook.gave_up", job_id=path.stem, reason=reason, kept_in=str(folder))
 
     # --- records of workers that are gone --------------------------------------------------------
 

@@ -288,3 +288,30 @@ def test_the_records_of_a_gone_worker_are_taken_over_and_a_live_ones_left(tmp_pa
     assert sorted(p.stem for p in (hooks_root / "delivered").iterdir()) == sorted([ids[ended], ids[forgotten]])
     assert [p.stem for p in (hooks_root / alive.name).iterdir()] == [ids[alive]]
     assert not (hooks_root / ended.name).exists() and not (hooks_root / forgotten.name).exists()
+
+
+def test_damaged_records_and_notes_cost_their_hook_only(tmp_path: Path) -> None:
+    """A pending record that is not JSON, or lacks its keys, goes as it is to gave_up/ and the
+    good one after it is delivered; a note damaged in the job's folder leaves the moves alone."""
+    ran = tmp_path / "ran"
+    script = f"import pathlib; pathlib.Path({str(ran)!r}).touch()"
+    config = _config(tmp_path / "t", command=(sys.executable, "-c", script))
+    me = WorkerId("h", 1, 2)
+    hooks = HookQueue(config, me)
+    finisher = Finisher(config.folders, before_moves=hooks.before_moves)
+    broken = _job(config, "broken.wav")
+    (broken.dir / "hook.json").write_text('{"outcome": "done"}')  # valid JSON, no keys
+    finisher.complete(broken, {".srt": broken.staging / "a.srt"})
+    assert (config.folders.done / "broken.wav").exists() and not broken.dir.exists()
+    good = _job(config, "zz-good.wav")
+    hooks.job_ended(good, "done", {".srt": good.staging / "a.srt"})
+    finisher.complete(good, {".srt": good.staging / "a.srt"})
+    mine = config.folders.state / "hooks" / me.name
+    (mine / "00-not-json.json").write_text("{half a rec")
+    (mine / "01-no-keys.json").write_text('{"note": {}}')
+    hooks.deliver_due()
+    assert ran.exists()
+    gave_up = config.folders.state / "hooks" / "gave_up"
+    assert (gave_up / "00-not-json.json").read_text() == "{half a rec"
+    assert (gave_up / "01-no-keys.json").read_text() == '{"note": {}}'
+    assert [p.stem for p in (config.folders.state / "hooks" / "delivered").iterdir()] == [good.id]
