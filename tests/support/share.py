@@ -27,7 +27,7 @@ from tests.support.daemon import DaemonProcess, wait_until
 
 #: What the share tests need, by command, with the Debian package that provides it.
 TOOLS = {"sshd": "openssh-server", "ssh-keygen": "openssh-client", "sshfs": "sshfs",
-         "fusermount3": "fuse3", "unshare": "util-linux"}
+         "fusermount3": "fuse3", "unshare": "util-linux", "hostname": "hostname"}
 
 #: Where sshd and other admin tools live when /usr/sbin is not on PATH.
 SBIN_PATH = os.pathsep.join([os.environ.get("PATH", ""), "/usr/local/sbin", "/usr/sbin", "/sbin"])
