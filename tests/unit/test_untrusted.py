@@ -14,6 +14,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from structlog.testing import capture_logs
 
 from transcribed import durable
 from transcribed.audio import decode, memory_limit
@@ -226,7 +227,10 @@ def test_a_damaged_plan_is_held_and_retried_not_raised(tmp_path: Path) -> None:
     (job_dir / "src").mkdir(parents=True)
     (job_dir / PLAN_FILE).write_text("{not json")
     finisher = Finisher(folders)
-    assert finisher.resume(job_dir) is False
-    assert finisher._held["job1"].delay == 1.0
-    finisher.retry_held(now=1e12)
-    assert finisher._held["job1"].delay == 2.0  # retried, refused again, the delay doubled
+    with capture_logs() as logged:
+        assert finisher.resume(job_dir) is False
+        finisher.retry_held(now=1e12)
+    refused = [entry for entry in logged if entry["event"] == "job.move_refused"]
+    # Held, then retried, refused again: the delay doubled; the job never left its folder.
+    assert [(entry["job_id"], entry["retry_in_s"]) for entry in refused] == [("job1", 1.0), ("job1", 2.0)]
+    assert (job_dir / PLAN_FILE).read_text() == "{not json" and (job_dir / "src").is_dir()
