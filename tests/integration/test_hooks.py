@@ -239,7 +239,8 @@ def test_a_command_that_exits_non_zero_is_retried_then_given_up(folders: Folders
     with _daemon(folders) as daemon:
         _deliver(folders, "a.wav")
         gave_up = daemon.wait_for("hook.gave_up", timeout=30)
-        wait_until(lambda: _records(folders, "gave_up"), 10, "the record in state/hooks/gave_up")
+        wait_until(lambda: _records(folders, "gave_up") and not _records(folders, "pending"), 10,
+                   "the record moved to state/hooks/gave_up")
         assert daemon.count("hook.failed") == 2
         assert daemon.count("hook.delivered") == 0
     assert gave_up["attempt"] == 3
@@ -271,7 +272,8 @@ def test_a_kill_between_the_jobs_end_and_its_delivery_delivers_once_after_a_rest
     assert len(_records(folders, "pending")) == (1 if point == "hooked" else 0)
     with _daemon(folders) as second:
         delivered = second.wait_for("hook.delivered", timeout=30)
-        wait_until(lambda: _records(folders, "delivered"), 10, "the delivery in the ledger")
+        wait_until(lambda: _records(folders, "delivered") and not _records(folders, "pending"), 10,
+                   "the delivery in the ledger")
         assert second.stop() == 0
     assert [r.json["job_id"] for r in server.requests] == [delivered["job_id"]]
     assert server.requests[0].json["source"]["path"] == str(folders.done / "a.wav")
