@@ -221,3 +221,16 @@ def test_models_that_cannot_load_again_put_the_file_back_and_end_the_daemon(fold
     assert folders.files(folders.inbox) == ["second.wav"]
     assert folders.files(folders.done) == ["first.wav"]
     assert daemon.count("job.started") == 1
+
+
+@pytest.mark.usefixtures("corpus")
+def test_the_bench_prints_the_rss_after_unloading_and_the_reload_time() -> None:
+    """bench/idle_unload.py (fake engine: the daemon's own code) runs its cycles and prints both."""
+    from tests.support.daemon import REPO
+
+    result = subprocess.run([sys.executable, str(REPO / "bench" / "idle_unload.py"), "--engine", "fake",
+                             "--cycles", "2", "--idle", "0.5"], cwd=REPO, capture_output=True, text=True,
+                            timeout=300, check=False)
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "RSS after unload MiB" in result.stdout
+    assert "reload: median" in result.stdout and "RSS after unloading: median" in result.stdout
