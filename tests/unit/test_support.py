@@ -1,4 +1,5 @@
-"""Checks that the test-support builders, corpus helpers and media writers give what they claim."""
+"""Checks that the test-support builders, corpus helpers and media writers give what they claim
+(without loading a model: the models themselves are checked in tests/e2e/test_support_models.py)."""
 
 import os
 import shutil
@@ -10,11 +11,8 @@ import pytest
 # Importing tests.support turns pyannote telemetry off before anything imports pyannote.
 from tests.support import corpus, media, models
 
-needs_corpus = pytest.mark.skipif(not corpus.corpus_available(), reason="shared speech corpus not found")
-
 RUSSIAN_CLIP = "multilingual/ru_deepspeech_sample.wav"
 SHORT_ENGLISH_CLIP = "librispeech/1988-24833-0003.flac"
-TWO_SPEAKER_5S_CLIP = "diarization/librispeech_stereo_2ch.wav"
 PUNKT_FILES = ("collocations.tab", "sent_starters.txt", "abbrev_types.txt", "ortho_context.tab")
 
 
@@ -47,7 +45,7 @@ def test_whisperx_punkt_name_loads_and_keeps_mr_in_the_sentence(shipped_punkt_on
     assert splitter.tokenize("Mr. Smith went home. He slept.") == ["Mr. Smith went home.", "He slept."]
 
 
-# --- model builders ---------------------------------------------------------------------------
+# --- model builders' cache ---------------------------------------------------------------------------
 
 
 def test_cache_root_follows_the_environment(monkeypatch, tmp_path):
@@ -84,81 +82,10 @@ def test_cached_build_uses_the_copy_of_a_concurrent_builder_that_finished_first(
     assert os.listdir(tmp_path) == ["thing-r1"]
 
 
-def test_bundled_tiny_en_is_an_english_only_ctranslate2_model():
-    from faster_whisper import WhisperModel
-
-    path = models.bundled_tiny_en()
-    assert (path / "model.bin").is_file() and (path / "tokenizer.json").is_file()
-    assert not WhisperModel(str(path), device="cpu", compute_type="int8").model.is_multilingual
-
-
-def test_multilingual_base_loads_in_faster_whisper_and_is_multilingual():
-    from faster_whisper import WhisperModel
-
-    path = models.multilingual_base()
-    assert {"model.bin", "config.json", "tokenizer.json"} <= {p.name for p in path.iterdir()}
-    model = WhisperModel(str(path), device="cpu", compute_type="int8", cpu_threads=2)
-    assert model.model.is_multilingual
-    assert "ru" in model.supported_languages
-
-
-@pytest.mark.e2e
-@needs_corpus
-def test_multilingual_base_detects_russian_in_whisperx():
-    import whisperx
-
-    pipe = whisperx.load_model(str(models.multilingual_base()), device="cpu", compute_type="int8", threads=2)
-    audio = _decode(corpus.clip(RUSSIAN_CLIP).path)
-    result = pipe.transcribe(audio, batch_size=4, language=None)
-    assert result["language"] == "ru"
-    assert result["segments"]
-
-
-@pytest.mark.e2e
-@needs_corpus
-def test_tiny_aligner_gives_word_times_in_whisperx_align(shipped_punkt_only):
-    import whisperx
-
-    clip = corpus.clip(SHORT_ENGLISH_CLIP)
-    audio = _decode(clip.path)
-    model, metadata = whisperx.load_align_model(
-        language_code="en", device="cpu", model_name=str(models.tiny_aligner())
-    )
-    segment = {"start": 0.0, "end": clip.duration_s, "text": " Mr. Smith went home. He slept."}
-    aligned = whisperx.align([segment], model, metadata, audio, "cpu")
-
-    assert [s["text"].strip() for s in aligned["segments"]] == ["Mr. Smith went home.", "He slept."]
-    words = [w for s in aligned["segments"] for w in s["words"]]
-    assert [w["word"] for w in words] == ["Mr.", "Smith", "went", "home.", "He", "slept."]
-    assert all(0.0 <= w["start"] <= w["end"] <= clip.duration_s for w in words)
-
-
-@pytest.mark.e2e
-def test_tiny_aligner_vocabulary_follows_the_alphabet():
-    import whisperx
-
-    _, metadata = whisperx.load_align_model(
-        language_code="ru", device="cpu", model_name=str(models.tiny_aligner(models.RUSSIAN_ALPHABET))
-    )
-    assert set(models.RUSSIAN_ALPHABET) <= set(metadata["dictionary"])
-    assert metadata["dictionary"]["<pad>"] == 0 and "|" in metadata["dictionary"]
-
-
-@pytest.mark.e2e
-@needs_corpus
-def test_tiny_diarization_pipeline_runs_offline_in_whisperx():
-    from whisperx.diarize import DiarizationPipeline
-
-    pipeline = DiarizationPipeline(model_name=str(models.tiny_diarization()), device="cpu")
-    frame = pipeline(_decode(corpus.clip(TWO_SPEAKER_5S_CLIP).path), min_speakers=1, max_speakers=2)
-    assert "speaker" in frame.columns and len(frame) > 0
-    assert frame["speaker"].str.startswith("SPEAKER_").all()
-
-
 # --- corpus and scoring -----------------------------------------------------------------------
 
 
-@needs_corpus
+@pytest.mark.usefixtures("corpus")
 def test_clips_filter_by_language_duration_speakers_and_set():
     assert all(c.language == "ru" for c in corpus.clips(language="ru"))
     assert corpus.clip(RUSSIAN_CLIP) in corpus.clips(language="ru")
@@ -168,7 +95,7 @@ def test_clips_filter_by_language_duration_speakers_and_set():
     assert all(c.path.is_file() and c.reference for c in corpus.clips(speakers=None))
 
 
-@needs_corpus
+@pytest.mark.usefixtures("corpus")
 def test_multi_speaker_references_lose_their_speaker_labels():
     clip = corpus.clip("diarization/pyannote_sample.wav")
     labels = {line.split(":", 1)[0] for line in clip.path.with_suffix(".txt").read_text().splitlines() if line}
@@ -176,7 +103,7 @@ def test_multi_speaker_references_lose_their_speaker_labels():
     assert not any(f"{label}:" in clip.reference for label in labels)
 
 
-@needs_corpus
+@pytest.mark.usefixtures("corpus")
 @pytest.mark.parametrize("language", ["en", "de", "ru", "zh", "ja"])
 def test_word_error_rate_is_zero_for_the_same_words_and_positive_otherwise(language):
     reference = corpus.clips(language=language, speakers=None)[0].reference
@@ -197,7 +124,7 @@ def test_wav_writers_give_the_requested_durations(tmp_path):
     assert media.decoded_seconds(media.write_tone_wav(tmp_path / "t.wav", 2.0)) == pytest.approx(2.0, abs=0.01)
 
 
-@needs_corpus
+@pytest.mark.usefixtures("corpus")
 def test_mp3_of_speech_decodes_fully_and_a_truncated_copy_partially(tmp_path):
     source = corpus.clip(SHORT_ENGLISH_CLIP)
     mp3 = media.write_mp3(tmp_path / "speech.mp3", source.path)
@@ -208,7 +135,7 @@ def test_mp3_of_speech_decodes_fully_and_a_truncated_copy_partially(tmp_path):
     assert 0.2 * source.duration_s < media.decoded_seconds(cut) < 0.6 * source.duration_s  # no error
 
 
-@needs_corpus
+@pytest.mark.usefixtures("corpus")
 def test_m4a_truncation_fails_without_faststart_and_is_partial_with_it(tmp_path):
     source = corpus.clip(SHORT_ENGLISH_CLIP)
     plain = media.write_m4a(tmp_path / "plain.m4a", source.path)
@@ -267,8 +194,3 @@ def test_copy_slowly_grows_one_file_over_time_and_ends_identical(tmp_path):
     assert target.read_bytes() == source.read_bytes()
 
 
-def _decode(path):
-    """16 kHz float32 mono samples, decoded in-process (whisperx.load_audio needs the ffmpeg CLI)."""
-    from faster_whisper import decode_audio
-
-    return decode_audio(str(path))
