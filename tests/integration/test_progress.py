@@ -215,3 +215,22 @@ def test_transcribe_into_a_pipe_draws_no_bar(tmp_path: Path) -> None:
     assert "%|" not in result.stdout and "%|" not in result.stderr and "\r" not in result.stdout
     events = [json.loads(line) for line in result.stdout.splitlines()]
     assert sum(e["event"] == "job.output" for e in events) == 8
+
+
+def test_before_the_engines_first_figure_the_eta_comes_from_the_last_jobs(folders: Folders) -> None:
+    """With log.progress_seconds 0, the event at the model's start (0 %, nothing decoded yet) of
+    the second job predicts its time from the first job's speed; the first job had nothing to go by."""
+    folders.write_config(log={"progress_seconds": 0})
+    with DaemonProcess(folders.config, engine="fake",
+                       env={"TRANSCRIBED_FAKE": json.dumps({"delay": 1.0})}) as daemon:
+        drop(folders, "first.wav", 4.0)
+        first = daemon.wait_for("job.done", timeout=60)
+        drop(folders, "second.wav", 8.0)
+        daemon.wait_for("job.done", timeout=60, file="second.wav")
+    starts = [e for e in daemon.events() if e["event"] == "job.progress" and e["percent"] == 0]
+    assert [e["file"] for e in starts] == ["first.wav", "second.wav"], starts
+    assert starts[0]["eta_s"] is None and starts[0]["eta_from"] is None
+    # 8 s of audio at the first job's realtime factor, less the little time already spent.
+    predicted = 8.0 / first["rtf"]
+    assert starts[1]["eta_from"] == "recent jobs"
+    assert predicted - 0.5 <= starts[1]["eta_s"] <= predicted, (starts[1], predicted)
