@@ -36,6 +36,9 @@ NETWORK_FILESYSTEMS = ("nfs", "nfs4", "cifs", "smb", "smb2", "smb3", "smbfs", "n
 #: A file seen being written, unchanged this long with no close event seen, counts as closed.
 STALE_WRITER_SECONDS = 60.0
 
+#: A file an event named but no scan listed yet is remembered this long (the scan may predate it).
+EVENT_GRACE_SECONDS = 10.0
+
 #: Where the kernel lists this process's mounts (and their filesystem types).
 MOUNTS = Path("/proc/self/mounts")
 
@@ -93,7 +96,10 @@ class Arrivals:
                 if seen.closed or settled:
                     ready.append(path)
             for gone in set(self._seen) - set(candidates):
-                del self._seen[gone]
+                # An event may name a file the scan was made too early to list: keep what the
+                # event said (a writer has it open) for a while, unless the file is gone.
+                if now - self._seen[gone].first_seen > EVENT_GRACE_SECONDS or not os.path.lexists(gone):
+                    del self._seen[gone]
             return sorted(ready, key=lambda p: (self._seen[p].first_seen, str(p)))
 
     def next_check_in(self) -> float | None:

@@ -234,3 +234,27 @@ def test_a_damaged_plan_is_held_and_retried_not_raised(tmp_path: Path) -> None:
     # Held, then retried, refused again: the delay doubled; the job never left its folder.
     assert [(entry["job_id"], entry["retry_in_s"]) for entry in refused] == [("job1", 1.0), ("job1", 2.0)]
     assert (job_dir / PLAN_FILE).read_text() == "{not json" and (job_dir / "src").is_dir()
+
+
+def test_sidecars_and_routes_can_set_only_transcription_options(tmp_path: Path) -> None:
+    """Whoever writes to the inbox writes sidecars: no key of theirs names a path, a command or
+    a URL (the hooks, folders and models are the config's alone): every JobOptions field is a
+    plain value (text, number, flag, a list of words), none is named like a place or a program,
+    and a route adds only which outcomes fire the config's own hooks."""
+    import dataclasses
+    import typing
+
+    from transcribed.config import JobOptions
+    from transcribed.config.schema import Route
+
+    for name, hint in typing.get_type_hints(Route).items():
+        assert "Path" not in str(hint), name
+        assert not any(word in name for word in ("path", "dir", "file", "command", "url", "model",
+                                                 "token", "secret", "hook")) or name == "hooks_events"
+    assert {f.name for f in dataclasses.fields(Route)} - {f.name for f in dataclasses.fields(JobOptions)} \
+        == {"hooks_events"}
+    for key in ("command", "url", "model", "folders", "hooks", "token_file"):
+        sidecar = tmp_path / f"{key}.wav.yaml"
+        sidecar.write_text(f"{key}: /etc/passwd\n")
+        error = _refused(read_sidecar, sidecar)
+        assert error.kind == "bad_sidecar" and "unknown key" in str(error)
