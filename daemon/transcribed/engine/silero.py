@@ -1,0 +1,52 @@
+"""Silero VAD v6, as faster-whisper ships it (ONNX, run by onnxruntime: no hub, no download).
+
+whisperx's own `vad_method="silero"` loads Silero through torch hub, which cannot work offline;
+faster-whisper carries the same model as `assets/silero_vad_v6.onnx` with
+`faster_whisper.vad.get_speech_timestamps`. This module turns its speech stretches into the chunks
+the Whisper batches take, merged like whisperx's `merge_chunks`: consecutive stretches joined
+while the chunk stays within `vad.chunk_seconds`.
+
+Thresholds map onto the config's: `vad.onset` is Silero's speech threshold and `vad.offset` its
+silence threshold (`neg_threshold`); a stretch longer than a chunk is split by Silero itself at
+its last pause (`max_speech_duration_s`).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from ..config import Vad
+from .base import SpeechChunk
+
+SAMPLE_RATE = 16_000
+
+
+class SileroSpeech:
+    """Finds speech with faster-whisper's Silero; stateless between calls, so thread-safe."""
+
+    def __init__(self, settings: Vad) -> None:
+        from faster_whisper.vad import VadOptions, get_vad_model
+
+        self.chunk_seconds = settings.chunk_seconds
+        self.options = VadOptions(threshold=settings.onset, neg_threshold=settings.offset,
+                                  max_speech_duration_s=settings.chunk_seconds)
+        get_vad_model()  # load the ONNX session now, at start, not on the first file
+
+    def find(self, samples: np.ndarray) -> list[SpeechChunk]:
+        """Speech chunks (seconds) of 16 kHz mono float32 samples, each at most chunk_seconds."""
+        from faster_whisper.vad import get_speech_timestamps
+
+        stretches = get_speech_timestamps(samples, self.options, sampling_rate=SAMPLE_RATE)
+        return merge_into_chunks([(s["start"] / SAMPLE_RATE, s["end"] / SAMPLE_RATE)
+                                  for s in stretches], self.chunk_seconds)
+
+
+def merge_into_chunks(stretches: list[tuple[float, float]], chunk_seconds: float) -> list[SpeechChunk]:
+    """Join consecutive (start, end) stretches while a chunk stays within `chunk_seconds`."""
+    chunks: list[SpeechChunk] = []
+    for start, end in stretches:
+        if chunks and end - chunks[-1]["start"] <= chunk_seconds:
+            chunks[-1]["end"] = round(end, 3)
+        else:
+            chunks.append(SpeechChunk(start=round(start, 3), end=round(end, 3)))
+    return chunks

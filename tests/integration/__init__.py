@@ -1,0 +1,1 @@
+"""Test tier package: unique module names across tiers."""
