@@ -143,11 +143,13 @@ def _started(daemons: list[DaemonProcess]) -> Counter[str]:
     return Counter(e["file"] for d in daemons for e in d.events() if e.get("event") == "job.started")
 
 
-def _job_in_flight(daemon: DaemonProcess) -> dict[str, object] | None:
-    """The job this daemon has started and not yet moved to done/ (None when idle)."""
+def _job_in_the_engine(daemon: DaemonProcess) -> dict[str, object] | None:
+    """The job this daemon is transcribing now: decoded, the engine not done (None otherwise).
+    A kill then surely leaves a claim; one just after job.done could fall between the removal
+    of the finished job's folder and its job.moved line, leaving nothing to adopt."""
     events = daemon.events()
-    moved = {e.get("job_id") for e in events if e.get("event") == "job.moved"}
-    running = [e for e in events if e.get("event") == "job.started" and e.get("job_id") not in moved]
+    done = {e.get("job_id") for e in events if e.get("event") == "job.done"}
+    running = [e for e in events if e.get("event") == "job.decoded" and e.get("job_id") not in done]
     return running[-1] if running else None
 
 
@@ -197,11 +199,14 @@ def test_a_killed_hosts_claims_are_taken_over_by_the_other_host_after_the_lease(
         batch = _names(f"r{round_}-", 4)
         names += batch
         share.deliver(batch)
-        job = wait_until(lambda: _job_in_flight(hosts[victim]), 30, f"{victim} to be running a job")
+        job = wait_until(lambda: _job_in_the_engine(hosts[victim]), 30, f"{victim} to be running a job")
         worker = _worker(hosts[victim])
         hosts[victim].kill()
         killed_at = time.monotonic()
-        adopted = hosts[survivor].wait_for("job.adopted", timeout=30, previous_worker=worker)
+        try:
+            adopted = hosts[survivor].wait_for("job.adopted", timeout=30, previous_worker=worker)
+        except AssertionError as exc:
+            raise AssertionError(f"{exc}\n{share.describe()}") from None
         waited = time.monotonic() - killed_at
         assert adopted["file"] == job["file"]
         # Renewed every lease/4, so the last renewal was at most that long before the kill.
