@@ -12,6 +12,10 @@ peaks near three times that (an int16 buffer, then two float32 copies). A file l
 MB of FLAC but 230 MB decoded, so a small file could otherwise ask for the machine's memory), and
 a file whose header lies or says nothing is stopped once it has decoded past the limit.
 
+Which audio stream: `audio.track` (or a route's or sidecar's `audio_track`) chooses among a
+file's audio streams by number, by the languages its streams are tagged with, or (auto) the one
+flagged default, else the first (`choose_track`); the choice and why go into the job's metadata.
+
 The file is never opened by path by PyAV: `untrusted.open_regular` opens it (only a regular
 file, never through a link, never blocking on a FIFO) and PyAV reads that open file.
 """
@@ -29,6 +33,7 @@ from typing import Any, BinaryIO
 
 import numpy as np
 
+from . import languages
 from .config import Input
 from .errors import BadInput
 from .untrusted import NO_LINKS, LinkPolicy, open_regular
@@ -49,6 +54,35 @@ MIN_DERIVED_SECONDS = 3600.0
 _UNLIMITED = 1 << 60
 
 
+#: `audio.track`: "auto", an audio stream's number, or two-letter languages in order of preference.
+TrackSetting = str | int | tuple[str, ...]
+
+
+@dataclass(frozen=True)
+class Stream:
+    """What a container says about one of its audio streams."""
+
+    #: Its number among the file's audio streams (0 = the first), as `audio.track` counts.
+    number: int
+    #: The stream's language tag as written (`eng`, `ger`, `und`), or None.
+    language: str | None = None
+    default: bool = False
+
+
+@dataclass(frozen=True)
+class Track:
+    """The audio stream chosen for a job, and why (the job's metadata shows both)."""
+
+    number: int
+    streams: int
+    language: str | None
+    reason: str
+
+    def describe(self) -> dict[str, object]:
+        return {"stream": self.number, "streams": self.streams, "language": self.language,
+                "reason": self.reason}
+
+
 @dataclass(frozen=True)
 class Audio:
     """Decoded samples and what the container said about them."""
@@ -56,6 +90,7 @@ class Audio:
     samples: np.ndarray
     declared_seconds: float | None
     truncated: bool = False
+    track: Track | None = None
 
     @property
     def seconds(self) -> float:
@@ -63,23 +98,23 @@ class Audio:
 
 
 def decode(path: Path, accept_truncated: bool = False, max_seconds: float | None = None,
-           links: LinkPolicy = NO_LINKS) -> Audio:
-    """Decode `path`, or raise BadInput saying plainly what is wrong with it: not a regular file,
-    empty, longer than `max_seconds` (by its header, before decoding; or once decoding passes
-    it), truncated, not audio."""
+           links: LinkPolicy = NO_LINKS, track: TrackSetting = "auto") -> Audio:
+    """Decode `path` (the audio stream `track` chooses), or raise BadInput saying plainly what is
+    wrong with it: not a regular file, empty, longer than `max_seconds` (by its header, before
+    decoding; or once decoding passes it), truncated, not audio, no such stream."""
     try:
         with open_regular(path, links) as file:
             size = os.fstat(file.fileno()).st_size
             if size == 0:
                 raise BadInput("empty", "the file is empty (0 bytes)")
-            declared = _declared_seconds_of(file, path)
+            declared, chosen = _probe(file, path, track)
             if max_seconds is not None and declared is not None and declared > max_seconds:
                 raise _too_long(f"its header declares {declared:.2f} s of audio", max_seconds)
             file.seek(0)
-            samples = _decode_samples(file, path, declared, max_seconds)
+            samples = _decode_samples(file, path, declared, max_seconds, chosen.number)
     except OSError as exc:
         raise BadInput("unreadable", f"cannot read the file: {exc.strerror}") from None
-    audio = Audio(samples, declared)
+    audio = Audio(samples, declared, track=chosen)
     if declared and audio.seconds < declared - _tolerance(declared):
         if not accept_truncated:
             raise BadInput(
@@ -87,17 +122,18 @@ def decode(path: Path, accept_truncated: bool = False, max_seconds: float | None
                 f"the file is truncated: its header declares {declared:.2f} s of audio but only "
                 f"{audio.seconds:.2f} s could be decoded (set input.accept_truncated to transcribe "
                 "what is there)")
-        audio = Audio(samples, declared, truncated=True)
+        audio = Audio(samples, declared, truncated=True, track=chosen)
     if len(samples) == 0:
         raise BadInput("no_audio", "the file holds no audio samples")
     return audio
 
 
-def decode_input(path: Path, settings: Input) -> Audio:
-    """Decode a job's source under the config's `input` rules: truncation, length, links."""
+def decode_input(path: Path, settings: Input, track: TrackSetting = "auto") -> Audio:
+    """Decode a job's source under the config's `input` rules (truncation, length, links), the
+    audio stream `track` chooses (the job's `audio.track`)."""
     links = LinkPolicy(settings.follow_symlinks, tuple(map(Path, settings.symlink_roots)))
     return decode(path, settings.accept_truncated, max_audio_seconds(settings.max_audio_seconds)[0],
-                  links)
+                  links, track)
 
 
 def declared_seconds(path: Path, links: LinkPolicy = NO_LINKS) -> float | None:
@@ -110,6 +146,11 @@ def declared_seconds(path: Path, links: LinkPolicy = NO_LINKS) -> float | None:
 
 
 def _declared_seconds_of(file: BinaryIO, path: Path) -> float | None:
+    return _probe(file, path, "auto")[0]
+
+
+def _probe(file: BinaryIO, path: Path, track: TrackSetting) -> tuple[float | None, Track]:
+    """The audio stream `track` chooses, and the duration the container declares for it."""
     import av
 
     try:
@@ -119,18 +160,57 @@ def _declared_seconds_of(file: BinaryIO, path: Path) -> float | None:
                 kinds = sorted({s.type for s in container.streams}) or ["no streams"]
                 raise BadInput("no_audio_stream",
                                f"the file has no audio stream (it has: {', '.join(kinds)})")
-            stream = streams[0]
+            chosen = choose_track([_stream_of(number, s) for number, s in enumerate(streams)], track)
+            stream = streams[chosen.number]
             if stream.duration is not None and stream.time_base is not None:
-                return float(stream.duration * stream.time_base)
+                return float(stream.duration * stream.time_base), chosen
             if container.duration is not None:
-                return float(container.duration / av.time_base)
-            return None
+                return float(container.duration / av.time_base), chosen
+            return None, chosen
     except PermissionError as exc:
         raise BadInput("unreadable", f"cannot read the file: {exc.strerror}") from None
     except BadInput:
         raise
     except (av.error.FFmpegError, ValueError, IndexError, RuntimeError, OSError) as exc:
         raise BadInput("not_audio", f"not a readable audio or video file: {_last_line(exc, path)}") from None
+
+
+def _stream_of(number: int, stream: Any) -> Stream:
+    import av
+
+    default = bool(stream.disposition & av.stream.Disposition.default)
+    return Stream(number, (stream.metadata or {}).get("language") or None, default)
+
+
+def choose_track(streams: list[Stream], setting: TrackSetting) -> Track:
+    """The stream `setting` names: its number; the first stream tagged with the first of the
+    languages present (two-letter codes against the containers' three-letter tags: `de` is
+    `ger` and `deu`), the default-flagged one first among several; else (and for "auto") the
+    stream flagged default, else the first. BadInput for a number the file does not have."""
+    count = len(streams)
+    if isinstance(setting, int):
+        if setting >= count:
+            raise BadInput("no_such_track", f"audio.track is {setting}, but the file has {count} "
+                           f"audio stream{'s' if count > 1 else ''} (numbered from 0)")
+        return Track(setting, count, streams[setting].language, f"audio.track is {setting}")
+    if isinstance(setting, tuple):
+        for wanted in setting:
+            matching = [s for s in streams if languages.code_of_tag(s.language) == wanted]
+            if matching:
+                best = next((s for s in matching if s.default), matching[0])
+                return Track(best.number, count, best.language,
+                             f"tagged {best.language}: {wanted}, the first of {', '.join(setting)} present")
+    fallback = next((s for s in streams if s.default), streams[0])
+    if count == 1:
+        why = "the only audio stream"
+    elif fallback.default:
+        why = "the stream flagged default"
+    else:
+        why = "the first audio stream (none is flagged default)"
+    if isinstance(setting, tuple):
+        tags = sorted({s.language or "untagged" for s in streams})
+        why = f"no stream in {', '.join(setting)} (the file has {', '.join(tags)}): {why}"
+    return Track(fallback.number, count, fallback.language, why)
 
 
 def max_audio_seconds(setting: float | str) -> tuple[float, str]:
@@ -189,26 +269,28 @@ def _too_long(what: str, limit: float) -> BadInput:
 
 
 def _decode_samples(file: BinaryIO, path: Path, declared: float | None,
-                    max_seconds: float | None) -> np.ndarray:
+                    max_seconds: float | None, stream: int = 0) -> np.ndarray:
     import av
 
     try:
-        return _decode_into_array(file, declared, max_seconds)
+        return _decode_into_array(file, declared, max_seconds, stream)
     except PermissionError as exc:
         raise BadInput("unreadable", f"cannot read the file: {exc.strerror}") from None
     except (av.error.FFmpegError, ValueError, IndexError, RuntimeError, OSError) as exc:
         raise BadInput("not_audio", f"the audio cannot be decoded: {_last_line(exc, path)}") from None
 
 
-def _decode_into_array(file: BinaryIO, declared: float | None, max_seconds: float | None) -> np.ndarray:
-    """faster-whisper's decoding (s16 mono at 16 kHz, then / 32768), one array, no copies."""
+def _decode_into_array(file: BinaryIO, declared: float | None, max_seconds: float | None,
+                       stream: int = 0) -> np.ndarray:
+    """faster-whisper's decoding (s16 mono at 16 kHz, then / 32768) of audio stream `stream`,
+    one array, no copies."""
     import av
 
     resampler = av.audio.resampler.AudioResampler(format="s16", layout="mono", rate=SAMPLE_RATE)
     limit = None if max_seconds is None else round(max_seconds * SAMPLE_RATE) + SAMPLE_RATE
     out = _Growing(round((declared or 60.0) * SAMPLE_RATE * 1.01) + SAMPLE_RATE, limit, max_seconds)
     with av.open(file, mode="r", metadata_errors="ignore") as container:
-        for group in _grouped(_valid_frames(container.decode(audio=0)), 500_000):
+        for group in _grouped(_valid_frames(container.decode(audio=stream)), 500_000):
             for frame in resampler.resample(group):
                 out.append(frame.to_ndarray().reshape(-1))
         for frame in resampler.resample(None):

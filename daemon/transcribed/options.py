@@ -6,11 +6,12 @@ checked like the config; a bad one fails that job (BadInput) with a message nami
 nothing else.
 
 Sidecars are written by whoever writes to the inbox, so they are untrusted (docs/security.md):
-they set only `JobOptions` (language, task, prompt, hotwords, speakers, formats: never a path, a
-command or a URL); one is read only as a regular file (never through a link, never a FIFO) of at
-most `SIDECAR_MAX_BYTES`; and YAML aliases are refused outright. A sidecar is a handful of
-scalar keys, so an alias has no use in one, and without aliases what the YAML builds is bounded
-by its text: a "billion laughs" sidecar cannot expand, and no expansion count is needed.
+they set only `JobOptions` (language, task, prompt, hotwords, speakers, formats, the audio track,
+Whisper's decoding thresholds: never a path, a command or a URL); one is read only as a regular
+file (never through a link, never a FIFO) of at most `SIDECAR_MAX_BYTES`; and YAML aliases are
+refused outright. A sidecar is a handful of scalar keys, so an alias has no use in one, and
+without aliases what the YAML builds is bounded by its text: a "billion laughs" sidecar cannot
+expand, and no expansion count is needed.
 """
 
 from __future__ import annotations
@@ -28,6 +29,9 @@ from .untrusted import read_limited
 
 #: A sidecar larger than this fails its job: a few options take a few hundred bytes.
 SIDECAR_MAX_BYTES = 64 * 1024
+#: Whisper's decoding settings a route or sidecar may set over the `model` section's.
+DECODING_KEYS = ("no_speech_threshold", "log_prob_threshold", "compression_ratio_threshold",
+                 "temperature_fallback", "condition_on_previous_text")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -42,6 +46,14 @@ class Effective:
     min_speakers: int | None
     max_speakers: int | None
     formats: tuple[str, ...]
+    #: `audio.track`: auto, an audio stream's number, or languages in order of preference.
+    audio_track: str | int | tuple[str, ...] = "auto"
+    #: Whisper's decoding thresholds (the `model` keys of the same names).
+    no_speech_threshold: float = 0.6
+    log_prob_threshold: float = -1.0
+    compression_ratio_threshold: float = 2.4
+    temperature_fallback: bool = False
+    condition_on_previous_text: bool = False
 
     def describe(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
@@ -113,4 +125,6 @@ def effective_options(config: Config, relpath: PurePosixPath, sidecar: JobOption
         min_speakers=pick("min_speakers", config.diarize.min_speakers),
         max_speakers=pick("max_speakers", config.diarize.max_speakers),
         formats=pick("formats", config.outputs.formats),
+        audio_track=pick("audio_track", config.audio.track),
+        **{key: pick(key, getattr(config.model, key)) for key in DECODING_KEYS},
     )

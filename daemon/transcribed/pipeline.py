@@ -14,18 +14,19 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, TypedDict
 
-from . import __version__
+from . import __version__, filters
 from .alignment import Aligner, AlignModelMissing
 from .audio import Audio, decode_input
 from .config import Config
 from .diarization import Diarizer
 from .engine.base import Engine, Request, SpeechChunk, SpeechOf, Transcript
+from .engine.decoding import Thresholds
 from .engine.oom import BatchGovernor, is_gpu_lost, is_out_of_memory
 from .errors import FailedIn, GpuLost, OutOfMemory, StageFailed, TranscribedError
 from .inbox import sidecar_next_to
 from .jobs import Job
 from .logs import get_logger
-from .options import Effective, effective_options, read_sidecar
+from .options import DECODING_KEYS, Effective, effective_options, read_sidecar
 from .outputs import plain_result, write_outputs
 from .progress import JobProgress
 from .stats import Stats
@@ -61,6 +62,9 @@ class Metadata(TypedDict, total=False):
     speakers: int
     prepared_ahead: bool
     shared_batch_files: int
+    #: The audio stream transcribed and why (audio.track), and what each post-filter removed.
+    audio_track: dict[str, Any]
+    filters: dict[str, int]
 
 
 @dataclass
@@ -135,12 +139,13 @@ class Pipeline:
         with self._stage("options"):
             options = self._options(job)
         with self._stage("decode"):
-            audio = decode_input(job.source, self.config.input)
+            audio = decode_input(job.source, self.config.input, options.audio_track)
         log.info("job.decoded", audio_s=round(audio.seconds, 3), declared_s=audio.declared_seconds,
                  truncated=audio.truncated, seconds=self.run_state.timings["decode"])
         self._track(job.id, audio.seconds, started)
         request = Request(language=options.language, task=options.task, file=job.relpath.name,
-                          initial_prompt=options.initial_prompt, hotwords=options.hotwords)
+                          initial_prompt=options.initial_prompt, hotwords=options.hotwords,
+                          decoding=Thresholds(**{key: getattr(options, key) for key in DECODING_KEYS}))
         return Prepared(job, options, audio, request, started, self.run_state)
 
     def find_speech(self, prepared: Prepared) -> Prepared:
@@ -193,7 +198,7 @@ class Pipeline:
                 result = self._transcribe(audio, prepared.request, prepared.speech)
             if not self.run_state.backoffs:
                 self.governor.succeeded()
-        result = plain_result(result)
+        result = self._filtered(plain_result(result), options)
         if result.get("language_probability") is not None:
             log.info("job.language_detected", language=result["language"],
                      probability=result["language_probability"])
@@ -204,6 +209,15 @@ class Pipeline:
             with self._stage("write"):
                 written = self._write(job, audio, later, options, started)
         return Finished(written, self._metadata(job, audio, later, options, started))
+
+    def _filtered(self, result: Transcript, options: Effective) -> Transcript:
+        """The post-filters (filters.py) over the plain transcript; what each removed goes into
+        the metadata and, when anything was, the log (job.filtered)."""
+        filtered, counts = filters.apply(result, filters.FilterRules.of(self.config.filters, options))
+        self.run_state.notes["filters"] = counts
+        if any(counts.values()):
+            log.info("job.filtered", **counts)
+        return filtered
 
     def _options(self, job: Job) -> Effective:
         sidecar = sidecar_next_to(job.source)
@@ -362,7 +376,9 @@ class Pipeline:
             "source": _printable(str(job.relpath)), "job_id": job.id, "attempts": job.attempts,
             "worker": self.worker_name, "version": __version__,
             "audio_seconds": round(audio.seconds, 3), "declared_seconds": audio.declared_seconds,
-            "truncated": audio.truncated, "language": result.get("language"),
+            "truncated": audio.truncated,
+            **({"audio_track": audio.track.describe()} if audio.track else {}),
+            "language": result.get("language"),
             "language_probability": result.get("language_probability"),
             "model": settings.model, "model_source": settings.model_source,
             "device": self.run_state.device,

@@ -13,11 +13,13 @@ from .schema import (
     HOOK_EVENTS,
     KNOWN_FORMATS,
     Align,
+    Audio,
     Auto,
     Batching,
     Config,
     Daemon,
     Diarize,
+    Filters,
     Folders,
     Hooks,
     Input,
@@ -35,8 +37,8 @@ from .schema import (
 )
 
 __all__ = [
-    "CONFIG_ENV", "DEFAULT_EXTENSIONS", "HOOK_EVENTS", "KNOWN_FORMATS", "Align", "Auto", "Batching",
-    "Config", "Daemon", "Diarize", "Folders", "Hooks", "Input", "JobOptions", "Jobs", "Log",
+    "CONFIG_ENV", "DEFAULT_EXTENSIONS", "HOOK_EVENTS", "KNOWN_FORMATS", "Align", "Audio", "Auto", "Batching",
+    "Config", "Daemon", "Diarize", "Filters", "Folders", "Hooks", "Input", "JobOptions", "Jobs", "Log",
     "Metrics", "Model", "Oom", "Outputs", "Overlap", "Route", "Vad", "Watch", "check_job_options",
     "check_values", "load_config",
     "parse_config", "parse_listen", "parse_options", "render_yaml", "resolve_paths", "to_plain",

@@ -11,8 +11,21 @@ import os
 import urllib.parse
 from typing import Any
 
+from .. import languages
 from ..errors import ConfigError
-from .schema import HOOK_EVENTS, KNOWN_FORMATS, Config, Folders, Hooks, Input, JobOptions, Metrics, Route, Vad
+from .schema import (
+    HOOK_EVENTS,
+    KNOWN_FORMATS,
+    Config,
+    Filters,
+    Folders,
+    Hooks,
+    Input,
+    JobOptions,
+    Metrics,
+    Route,
+    Vad,
+)
 
 #: Longest step of pyannote's VAD window: the window itself is 5 s.
 VAD_WINDOW_SECONDS = 5
@@ -36,6 +49,10 @@ def check_values(config: Config) -> None:
     _check_metrics(config.metrics)
     _check_hooks(config.hooks)
     _check_input(config.input)
+    _check_track("audio.track", config.audio.track)
+    _check_decoding("model", config.model)
+    _check_languages("model.languages", config.model.languages)
+    _check_filters(config.filters)
     parse_umask(config.daemon.umask)
     if not config.watch.extensions:
         raise ConfigError("watch.extensions: expected at least one extension")
@@ -46,6 +63,47 @@ def check_job_options(options: JobOptions, where: str) -> None:
     _check_speakers(where, options.min_speakers, options.max_speakers)
     if options.formats is not None:
         _check_formats(f"{where}.formats", options.formats)
+    if options.audio_track is not None:
+        _check_track(f"{where}.audio_track", options.audio_track)
+    _check_decoding(where, options)
+
+
+def _check_track(key: str, track: int | tuple[str, ...] | str) -> None:
+    """An audio stream's number (0 = the first audio stream), or languages this table knows."""
+    if isinstance(track, int) and track < 0:
+        raise ConfigError(f"{key}: expected auto, a stream number (0 or more) or a list of "
+                          f"languages, got {track}")
+    if isinstance(track, tuple):
+        _check_languages(key, track)
+
+
+def _check_languages(key: str, codes: tuple[str, ...]) -> None:
+    unknown = [code for code in codes if not languages.known(code)]
+    if unknown:
+        raise ConfigError(f"{key}: expected two-letter language codes (ISO 639-1, e.g. en, de), "
+                          f"got {', '.join(map(repr, unknown))}")
+
+
+def _check_decoding(where: str, section: Any) -> None:
+    """Whisper's thresholds: a probability in [0, 1], a log-probability at most 0, a ratio above 0."""
+    no_speech = getattr(section, "no_speech_threshold", None)
+    if no_speech is not None and not 0 <= no_speech <= 1:
+        raise ConfigError(f"{where}.no_speech_threshold: expected a probability from 0 to 1, got {no_speech}")
+    log_prob = getattr(section, "log_prob_threshold", None)
+    if log_prob is not None and log_prob > 0:
+        raise ConfigError(f"{where}.log_prob_threshold: expected 0 or less (a log-probability), "
+                          f"got {log_prob}")
+    ratio = getattr(section, "compression_ratio_threshold", None)
+    if ratio is not None and ratio <= 0:
+        raise ConfigError(f"{where}.compression_ratio_threshold: expected a number above 0, got {ratio}")
+
+
+def _check_filters(filters: Filters) -> None:
+    if filters.max_repeats is not None:
+        _positive("filters.max_repeats", filters.max_repeats)
+    rate = filters.max_words_per_speech_second
+    if rate is not None and rate <= 0:
+        raise ConfigError(f"filters.max_words_per_speech_second: expected a number above 0, got {rate}")
 
 
 def parse_listen(listen: str) -> tuple[str, int]:

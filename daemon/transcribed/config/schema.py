@@ -52,6 +52,8 @@ class Model:
     batch_size: int | Auto = "auto"
     #: null: detect per file (multilingual models); English-only models always use "en".
     language: str | None = None
+    #: Detection picks the most probable of these (two-letter codes, e.g. [en, de]); empty: any.
+    languages: tuple[str, ...] = ()
     #: auto: the CPUs this process may use.
     cpu_threads: int | Auto = "auto"
     beam_size: int = 5
@@ -61,6 +63,19 @@ class Model:
     #: this many seconds with nothing to do; the next file loads them again first. null: never
     #: (they stay resident).
     idle_unload_seconds: float | None = None
+    #: A chunk whose no-speech probability is above this and whose average log-probability is
+    #: below `log_prob_threshold` is silence (Whisper's rule; the no_speech filter drops it).
+    no_speech_threshold: float = 0.6
+    log_prob_threshold: float = -1.0
+    #: With `temperature_fallback`: a chunk whose text compresses more than this (a loop), or
+    #: whose log-probability is below `log_prob_threshold`, is decoded again, hotter.
+    compression_ratio_threshold: float = 2.4
+    #: Decode a chunk again at temperatures 0.2 ... 1.0 when it fails the thresholds above, as
+    #: faster-whisper does (whisperx's batched pipeline decodes each chunk once).
+    temperature_fallback: bool = False
+    #: Prompt each chunk with the previous chunk's text; the chunks of a file are then decoded
+    #: one after another (no batching within the file).
+    condition_on_previous_text: bool = False
 
 
 @dataclass(frozen=True)
@@ -114,6 +129,29 @@ class Input:
     #: from the memory this process may use (cgroup limit, else RAM) less room for the model;
     #: the figure is logged at start (input.limits).
     max_audio_seconds: float | Auto = "auto"
+
+
+@dataclass(frozen=True)
+class Audio:
+    """Which audio stream of a file with several is transcribed."""
+
+    #: auto: the stream flagged default, else the first; a number: that audio stream (0 is the
+    #: first); a list of languages (two-letter, e.g. [de, en]): the first stream tagged with
+    #: the first of them present, else auto.
+    track: Auto | int | tuple[str, ...] = "auto"
+
+
+@dataclass(frozen=True)
+class Filters:
+    """Post-filters over the transcript against Whisper's hallucinations (docs/quality.md)."""
+
+    #: Drop segments that are silence by `model.no_speech_threshold` and `model.log_prob_threshold`.
+    no_speech: bool = True
+    #: A phrase repeated more than this many times in a row is kept once; null: never collapsed.
+    max_repeats: int | None = 4
+    #: Drop segments with more words than this per second of speech the VAD found under them
+    #: (text over music or silence); null: off.
+    max_words_per_speech_second: float | None = None
 
 
 @dataclass(frozen=True)
@@ -218,6 +256,14 @@ class JobOptions:
     min_speakers: int | None = None
     max_speakers: int | None = None
     formats: tuple[str, ...] | None = None
+    #: As `audio.track`.
+    audio_track: Auto | int | tuple[str, ...] | None = None
+    #: As the `model` keys of the same names.
+    no_speech_threshold: float | None = None
+    log_prob_threshold: float | None = None
+    compression_ratio_threshold: float | None = None
+    temperature_fallback: bool | None = None
+    condition_on_previous_text: bool | None = None
 
 
 #: The job outcomes a completion hook can fire on.
@@ -302,6 +348,8 @@ class Config:
     vad: Vad = field(default_factory=Vad)
     watch: Watch = field(default_factory=Watch)
     input: Input = field(default_factory=Input)
+    audio: Audio = field(default_factory=Audio)
+    filters: Filters = field(default_factory=Filters)
     jobs: Jobs = field(default_factory=Jobs)
     outputs: Outputs = field(default_factory=Outputs)
     oom: Oom = field(default_factory=Oom)

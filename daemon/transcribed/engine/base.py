@@ -15,15 +15,23 @@ from typing import Any, NamedTuple, Protocol, TypedDict
 
 import numpy as np
 
+from .decoding import Thresholds
+
 #: Called with the percentage done; also the consumer's heartbeat during long jobs.
 Progress = Callable[[float], None]
 
 
-class SpeechChunk(TypedDict):
-    """A stretch of speech found by voice activity detection, in seconds from the start."""
-
+class _SpeechChunkCore(TypedDict):
     start: float
     end: float
+
+
+class SpeechChunk(_SpeechChunkCore, total=False):
+    """A stretch of speech found by voice activity detection, in seconds from the start."""
+
+    #: How much of it the VAD marked as speech (a chunk joins stretches and the gaps between
+    #: them); absent where the VAD does not say.
+    speech_seconds: float
 
 
 class _SegmentCore(TypedDict):
@@ -36,6 +44,11 @@ class Segment(_SegmentCore, total=False):
     """One piece of a transcript, as whisperx's writers read it."""
 
     avg_logprob: float
+    #: Whisper's probability that the chunk holds no speech, how much its text compresses (a
+    #: loop compresses well), and the speech the VAD found under it: what filters.py reads.
+    no_speech_prob: float
+    compression_ratio: float
+    speech_seconds: float
     #: Word timings (after alignment) and the speaker label (after diarization).
     words: list[dict[str, Any]]
     speaker: str
@@ -73,6 +86,8 @@ class Request:
     #: Text that steers the decoder (names, spellings), and words to favour.
     initial_prompt: str | None = None
     hotwords: str | None = None
+    #: Whisper's thresholds, and whether it decodes again hotter or prompts with earlier text.
+    decoding: Thresholds = field(default_factory=Thresholds)
 
 
 @dataclass(frozen=True)

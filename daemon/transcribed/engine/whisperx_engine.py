@@ -31,7 +31,7 @@ import numpy as np
 from .. import logs
 from ..config import Config, Vad
 from ..errors import GpuLost
-from .base import EngineSettings, Progress, Request, SpeechChunk, SpeechOf, Transcript
+from .base import EngineSettings, Progress, Request, Segment, SpeechChunk, SpeechOf, Transcript
 from .hardware import CPU_BATCH_SIZE
 from .oom import BatchGovernor
 from .silero import SileroSpeech
@@ -60,12 +60,20 @@ def load_model_arguments(config: Config, settings: EngineSettings) -> dict[str, 
         "device": settings.device,
         "device_index": settings.device_index,
         "compute_type": settings.compute_type,
-        "asr_options": {"beam_size": config.model.beam_size},
+        "asr_options": {"beam_size": config.model.beam_size, **decoding_options(config)},
         "vad_method": "pyannote",
         "vad_options": {"vad_onset": config.vad.onset, "vad_offset": config.vad.offset},
         "language": language,
         "threads": settings.cpu_threads,
     }
+
+
+def decoding_options(config: Config) -> dict[str, Any]:
+    """The `model` section's decoding thresholds as whisperx's `asr_options` (they sit in the
+    pipeline's options; whisperx's batched decoding never reads them: engine/decoding.py does)."""
+    return {key: getattr(config.model, key) for key in (
+        "no_speech_threshold", "log_prob_threshold", "compression_ratio_threshold",
+        "condition_on_previous_text")}
 
 
 class WhisperXEngine:
@@ -153,15 +161,16 @@ class WhisperXEngine:
             raise
         if self.vad_batch is not None:
             self.vad_batch.succeeded()
-        return [SpeechChunk(start=c["start"], end=c["end"]) for c in chunks]
+        return [SpeechChunk(start=c["start"], end=c["end"], speech_seconds=_speech_in(c)) for c in chunks]
 
     def language_of(self, samples: np.ndarray, speech: list[SpeechChunk],
                     request: Request) -> tuple[str, float | None]:
         """The job's language and, when detected, its probability.
 
         An English-only model is always English; a given language is used as it is; otherwise
-        Whisper detects it from the first 30 s of speech (not of the file, which may open with
-        silence or music).
+        Whisper detects it from up to 30 s of speech gathered from the VAD's chunks (not 30 s of
+        the file, nor of the first chunk's start onwards: a music intro between chunks does not
+        count), picking the most probable of `model.languages` when that is set.
         """
         if not self.multilingual:
             return "en", None
@@ -169,42 +178,59 @@ class WhisperXEngine:
             return request.language, None
         from whisperx.audio import N_SAMPLES, log_mel_spectrogram
 
-        first = int(speech[0]["start"] * SAMPLE_RATE) if speech else 0
-        audio = samples[first: first + N_SAMPLES]
+        audio = speech_window(samples, speech, N_SAMPLES)
         mels = self._pipe.model.feat_kwargs.get("feature_size") or 80
         features = log_mel_spectrogram(audio, n_mels=mels, padding=max(0, N_SAMPLES - audio.shape[0]))
-        token, probability = self._pipe.model.model.detect_language(self._pipe.model.encode(features))[0][0]
-        return token[2:-2], round(float(probability), 3)
+        ranked = self._pipe.model.model.detect_language(self._pipe.model.encode(features))[0]
+        return most_probable_language(ranked, self.config.model.languages)
 
     def transcribe_speech(self, items: list[SpeechOf], request: Request, batch_size: int,
                           progress: Progress) -> list[Transcript]:
         """Decode the speech chunks of one or more files in shared batches; one result per file.
 
         All files share `request` (its language must be decided). Chunks of several short
-        files fill a batch that one short file alone would leave nearly empty.
+        files fill a batch that one short file alone would leave nearly empty. Each segment
+        keeps Whisper's figures for filters.py: avg_logprob, no_speech_prob, compression_ratio,
+        and the speech the VAD found under it (engine/decoding.py: whisperx's own call, plus the
+        no-speech probability, the temperature fallback and the previous-text prompt).
         """
+        from .decoding import ChunkDecoder, batches, decode_in_order
+
         chunks = [(index, item.samples, chunk) for index, item in enumerate(items)
                   for chunk in item.speech]
         results = [Transcript(segments=[], language=request.language) for _ in items]
         if not chunks:
             return results
-        inputs = ({"inputs": samples[int(c["start"] * SAMPLE_RATE): int(c["end"] * SAMPLE_RATE)]}
-                  for _index, samples, c in chunks)
+
+        def features_of(i: int) -> np.ndarray:
+            _index, samples, c = chunks[i]
+            return decoder.features(samples[int(c["start"] * SAMPLE_RATE): int(c["end"] * SAMPLE_RATE)],
+                                    self._pipe)
+
+        def done(i: int, out: Any) -> None:
+            index, _samples, chunk = chunks[i]
+            segment = Segment(text=out.text, start=round(chunk["start"], 3), end=round(chunk["end"], 3),
+                              avg_logprob=out.avg_logprob, no_speech_prob=round(out.no_speech_prob, 4),
+                              compression_ratio=out.compression_ratio)
+            if "speech_seconds" in chunk:
+                segment["speech_seconds"] = chunk["speech_seconds"]
+            results[index]["segments"].append(segment)
+            progress(100.0 * sum(len(r["segments"]) for r in results) / len(chunks))
+
         with self._job_options(request), logs.prints_as_logs("whisperx"):
-            outputs = self._pipe(inputs, batch_size=batch_size, num_workers=0)
-            for done, ((index, _samples, chunk), out) in enumerate(zip(chunks, outputs), start=1):
-                text, logprob = out["text"], out["avg_logprob"]
-                if batch_size in (0, 1, None):
-                    text, logprob = text[0], logprob[0]
-                results[index]["segments"].append({
-                    "text": text, "start": round(chunk["start"], 3), "end": round(chunk["end"], 3),
-                    "avg_logprob": logprob})
-                progress(100.0 * done / len(chunks))
+            decoder = ChunkDecoder(self._pipe, request.decoding)
+            if request.decoding.condition_on_previous_text:
+                decode_in_order(decoder, features_of, [index for index, _s, _c in chunks], done)
+            else:
+                for batch in batches(len(chunks), batch_size):
+                    outs = decoder.decode(np.stack([features_of(i) for i in batch]))
+                    for i, out in zip(batch, outs, strict=True):
+                        done(i, out)
         return results
 
     @contextlib.contextmanager
     def _job_options(self, request: Request) -> Iterator[None]:
-        """This job's language, task, prompt and hotwords, for the duration of one call.
+        """This job's language, task, prompt, hotwords and thresholds, for the duration of one call.
 
         whisperx keeps the tokenizer (and so a detected language) on the pipeline, and resets it
         only after a successful call: a failed job would leave its language to the next file.
@@ -219,7 +245,11 @@ class WhisperXEngine:
         pipe.options = dataclasses.replace(
             saved_options,
             initial_prompt=request.initial_prompt or saved_options.initial_prompt,
-            hotwords=request.hotwords or saved_options.hotwords)
+            hotwords=request.hotwords or saved_options.hotwords,
+            no_speech_threshold=request.decoding.no_speech_threshold,
+            log_prob_threshold=request.decoding.log_prob_threshold,
+            compression_ratio_threshold=request.decoding.compression_ratio_threshold,
+            condition_on_previous_text=request.decoding.condition_on_previous_text)
         try:
             yield
         finally:
@@ -305,6 +335,37 @@ class WhisperXEngine:
     def close(self) -> None:
         self._pipe = None
         gc.collect()
+
+
+def _speech_in(chunk: dict[str, Any]) -> float:
+    """The seconds whisperx's merged chunk holds of the VAD's own speech stretches (its gaps out)."""
+    return round(float(sum(end - start for start, end in chunk.get("segments", []))), 3)
+
+
+def speech_window(samples: np.ndarray, speech: list[SpeechChunk], length: int) -> np.ndarray:
+    """Up to `length` samples of speech, gathered chunk after chunk (the gaps between chunks
+    left out); the file's opening `length` samples when the VAD found none."""
+    if not speech:
+        return samples[:length]
+    parts, total = [], 0
+    for chunk in speech:
+        part = samples[int(chunk["start"] * SAMPLE_RATE): int(chunk["end"] * SAMPLE_RATE)][: length - total]
+        parts.append(part)
+        total += len(part)
+        if total >= length:
+            break
+    return np.concatenate(parts) if len(parts) > 1 else parts[0]
+
+
+def most_probable_language(ranked: list[tuple[str, float]],
+                           allowed: tuple[str, ...]) -> tuple[str, float | None]:
+    """The most probable language of CTranslate2's ranking (`[("<|de|>", 0.9), ...]`, every
+    language token, most probable first), among `allowed` when that is not empty."""
+    for token, probability in ranked:
+        code = token[2:-2]
+        if not allowed or code in allowed:
+            return code, round(float(probability), 3)
+    return allowed[0], None  # unreachable for Whisper's languages: the ranking holds them all
 
 
 def _disable_pyannote_telemetry() -> None:

@@ -1,0 +1,172 @@
+"""Batched Whisper decoding of speech chunks, as whisperx does it, plus what whisperx leaves out.
+
+whisperx's `FasterWhisperPipeline` decodes each chunk once (`WhisperModel.generate_segment_batched`,
+whisperx/asr.py): it never reads the thresholds its `asr_options` carry (`no_speech_threshold`,
+`log_prob_threshold`, `compression_ratio_threshold`, `condition_on_previous_text`, the
+temperatures), and it returns only the text and the average log-probability of each chunk, no
+no-speech probability. This module makes the same CTranslate2 call, with the same arguments, so
+its text is whisperx's to the token, and asks CTranslate2 for the no-speech probability too
+(`return_no_speech_prob`: read from the first decoding step, it does not change the search). On
+top, as faster-whisper's sequential `transcribe` does:
+
+- `temperature_fallback`: a chunk whose text compresses more than `compression_ratio_threshold`
+  (a loop) or whose average log-probability is below `log_prob_threshold` is decoded again by
+  sampling at each further temperature, unless it is silence by the no-speech rule; the first
+  passing result is kept, else the best;
+- `condition_on_previous_text`: each chunk is prompted with the text before it (the chunks of a
+  file are then decoded one at a time, in order).
+"""
+
+from __future__ import annotations
+
+import zlib
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+#: A decode at or above this temperature does not prompt the next chunk (faster-whisper's
+#: `prompt_reset_on_temperature`).
+PROMPT_RESET_TEMPERATURE = 0.5
+
+
+@dataclass(frozen=True)
+class Thresholds:
+    """Whisper's decoding rules for one job (the `model` keys, or a route's, or a sidecar's)."""
+
+    no_speech_threshold: float = 0.6
+    log_prob_threshold: float = -1.0
+    compression_ratio_threshold: float = 2.4
+    temperature_fallback: bool = False
+    condition_on_previous_text: bool = False
+
+
+@dataclass(frozen=True)
+class Decoded:
+    """One chunk's text and the figures Whisper's rules read."""
+
+    text: str
+    tokens: tuple[int, ...]
+    avg_logprob: float
+    no_speech_prob: float
+    compression_ratio: float
+    temperature: float = 0.0
+
+    def is_silence(self, rules: Thresholds) -> bool:
+        """Whisper's no-speech rule: the no-speech token likely and the text unlikely."""
+        return (self.no_speech_prob > rules.no_speech_threshold
+                and self.avg_logprob < rules.log_prob_threshold)
+
+    def needs_fallback(self, rules: Thresholds) -> bool:
+        if self.is_silence(rules):
+            return False
+        return (self.compression_ratio > rules.compression_ratio_threshold
+                or self.avg_logprob < rules.log_prob_threshold)
+
+
+def compression_ratio(text: str) -> float:
+    """How much zlib shrinks the text: a looped phrase compresses far more than speech does."""
+    data = text.encode("utf-8")
+    return len(data) / len(zlib.compress(data)) if data else 0.0
+
+
+class ChunkDecoder:
+    """Decodes mel features of 30 s windows with a whisperx pipeline's model, tokenizer and options."""
+
+    def __init__(self, pipe: Any, rules: Thresholds) -> None:
+        self.model, self.tokenizer, self.options = pipe.model, pipe.tokenizer, pipe.options
+        self.rules = rules
+
+    def features(self, audio: np.ndarray, pipe: Any) -> np.ndarray:
+        """Log-mel features of one chunk, padded to 30 s (whisperx's own `preprocess`)."""
+        return np.asarray(pipe.preprocess({"inputs": audio})["inputs"], dtype=np.float32)
+
+    def decode(self, features: np.ndarray, previous: Sequence[Sequence[int]] | None = None) -> list[Decoded]:
+        """Decode a batch of chunks (features: batch x mels x frames); `previous`: each chunk's
+        earlier text tokens to prompt with (condition_on_previous_text), else the job's prompt."""
+        prompts = [self._prompt(previous[i] if previous else ()) for i in range(len(features))]
+        results = self._generate(features, prompts, 0.0)
+        if not self.rules.temperature_fallback:
+            return results
+        return self._fall_back(features, prompts, results)
+
+    def _fall_back(self, features: np.ndarray, prompts: list[list[int]],
+                   first: list[Decoded]) -> list[Decoded]:
+        """faster-whisper's rule: decode the failing chunks hotter; keep the first that passes,
+        else the most probable of those under the compression limit (else of all)."""
+        tries = [[result] for result in first]
+        failing = [i for i, r in enumerate(first) if r.needs_fallback(self.rules)]
+        for temperature in tuple(self.options.temperatures)[1:]:
+            if not failing:
+                break
+            again = self._generate(features[failing], [prompts[i] for i in failing], float(temperature))
+            for i, result in zip(failing, again, strict=True):
+                tries[i].append(result)
+            failing = [i for i, r in zip(failing, again, strict=True) if r.needs_fallback(self.rules)]
+        return [_best(chunk_tries, self.rules) for chunk_tries in tries]
+
+    def _prompt(self, previous: Sequence[int]) -> list[int]:
+        tokens: list[int] = []
+        if self.options.initial_prompt is not None:
+            tokens.extend(self.tokenizer.encode(" " + self.options.initial_prompt.strip()))
+        tokens.extend(previous)
+        prompt: list[int] = self.model.get_prompt(
+            self.tokenizer, tokens, without_timestamps=self.options.without_timestamps,
+            prefix=self.options.prefix, hotwords=self.options.hotwords)
+        return prompt
+
+    def _generate(self, features: np.ndarray, prompts: list[list[int]], temperature: float) -> list[Decoded]:
+        """whisperx's `generate_segment_batched` call (the same arguments), with the no-speech
+        probability asked for; at a temperature above 0, sampling as faster-whisper does."""
+        options = self.options
+        if temperature > 0:
+            search = {"beam_size": 1, "num_hypotheses": options.best_of,
+                      "sampling_topk": 0, "sampling_temperature": temperature}
+        else:
+            search = {"beam_size": options.beam_size, "patience": options.patience}
+        results = self.model.model.generate(
+            self.model.encode(features), prompts, length_penalty=options.length_penalty,
+            max_length=self.model.max_length, suppress_blank=options.suppress_blank,
+            suppress_tokens=options.suppress_tokens, no_repeat_ngram_size=options.no_repeat_ngram_size,
+            repetition_penalty=options.repetition_penalty, return_scores=True,
+            return_no_speech_prob=True, **search)
+        decoded = []
+        for result in results:
+            tokens = [t for t in result.sequences_ids[0] if t < self.tokenizer.eot]
+            length = len(result.sequences_ids[0])
+            logprob = result.scores[0] * (length ** options.length_penalty) / (length + 1)
+            text = self.tokenizer.tokenizer.decode_batch([tokens])[0]
+            decoded.append(Decoded(text, tuple(tokens), float(logprob), float(result.no_speech_prob),
+                                   round(compression_ratio(text), 3), temperature))
+        return decoded
+
+
+def _best(tries: list[Decoded], rules: Thresholds) -> Decoded:
+    passing = [t for t in tries if not t.needs_fallback(rules)]
+    if passing:
+        return passing[0]
+    compact = [t for t in tries if t.compression_ratio <= rules.compression_ratio_threshold]
+    return max(compact or tries, key=lambda t: t.avg_logprob)
+
+
+def batches(count: int, size: int) -> Iterator[range]:
+    """Index ranges of `size` (at least 1) covering `count` items."""
+    size = max(1, size)
+    for start in range(0, count, size):
+        yield range(start, min(start + size, count))
+
+
+def decode_in_order(decoder: ChunkDecoder, features_of: Callable[[int], np.ndarray],
+                    owners: list[int], done: Callable[[int, Decoded], None]) -> None:
+    """condition_on_previous_text: chunk by chunk, each prompted with its own file's earlier text
+    (`owners[i]`: the file chunk i belongs to), reset after a hot decode as faster-whisper does."""
+    history: dict[int, list[int]] = {}
+    for index, owner in enumerate(owners):
+        previous = history.setdefault(owner, [])
+        result = decoder.decode(features_of(index)[None], [previous])[0]
+        if result.temperature >= PROMPT_RESET_TEMPERATURE:
+            previous.clear()
+        else:
+            previous.extend(result.tokens)
+        done(index, result)

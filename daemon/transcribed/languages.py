@@ -1,0 +1,56 @@
+"""Language codes: the config's two-letter ISO 639-1 codes (Whisper's) against the three-letter
+ISO 639-2 tags that containers carry on their streams (Matroska and MP4 write 639-2/B, `ger`;
+some tools write 639-2/T, `deu`: both are German).
+
+No library installed here maps 639-1 to 639-2 (pycountry, langcodes and iso639 are absent), so
+this is a small table: every language Whisper knows, with both of its 639-2 forms where the
+bibliographic (B) and terminology (T) codes differ.
+"""
+
+from __future__ import annotations
+
+#: ISO 639-1 (Whisper's codes) -> ISO 639-2 codes: the B form first, then T where it differs.
+#: Whisper's "jw" is ISO's "jv"; "haw" and "yue" have no two-letter code and stand for themselves.
+ISO_639_2: dict[str, tuple[str, ...]] = {
+    "af": ("afr",), "am": ("amh",), "ar": ("ara",), "as": ("asm",), "az": ("aze",),
+    "ba": ("bak",), "be": ("bel",), "bg": ("bul",), "bn": ("ben",), "bo": ("tib", "bod"),
+    "br": ("bre",), "bs": ("bos",), "ca": ("cat",), "cs": ("cze", "ces"), "cy": ("wel", "cym"),
+    "da": ("dan",), "de": ("ger", "deu"), "el": ("gre", "ell"), "en": ("eng",), "es": ("spa",),
+    "et": ("est",), "eu": ("baq", "eus"), "fa": ("per", "fas"), "fi": ("fin",), "fo": ("fao",),
+    "fr": ("fre", "fra"), "gl": ("glg",), "gu": ("guj",), "ha": ("hau",), "haw": ("haw",),
+    "he": ("heb",), "hi": ("hin",), "hr": ("hrv",), "ht": ("hat",), "hu": ("hun",),
+    "hy": ("arm", "hye"), "id": ("ind",), "is": ("ice", "isl"), "it": ("ita",), "ja": ("jpn",),
+    "jw": ("jav",), "ka": ("geo", "kat"), "kk": ("kaz",), "km": ("khm",), "kn": ("kan",),
+    "ko": ("kor",), "la": ("lat",), "lb": ("ltz",), "ln": ("lin",), "lo": ("lao",),
+    "lt": ("lit",), "lv": ("lav",), "mg": ("mlg",), "mi": ("mao", "mri"), "mk": ("mac", "mkd"),
+    "ml": ("mal",), "mn": ("mon",), "mr": ("mar",), "ms": ("may", "msa"), "mt": ("mlt",),
+    "my": ("bur", "mya"), "ne": ("nep",), "nl": ("dut", "nld"), "nn": ("nno",),
+    "no": ("nor", "nob"), "oc": ("oci",), "pa": ("pan",), "pl": ("pol",), "ps": ("pus",),
+    "pt": ("por",), "ro": ("rum", "ron"), "ru": ("rus",), "sa": ("san",), "sd": ("snd",),
+    "si": ("sin",), "sk": ("slo", "slk"), "sl": ("slv",), "sn": ("sna",), "so": ("som",),
+    "sq": ("alb", "sqi"), "sr": ("srp",), "su": ("sun",), "sv": ("swe",), "sw": ("swa",),
+    "ta": ("tam",), "te": ("tel",), "tg": ("tgk",), "th": ("tha",), "tk": ("tuk",),
+    "tl": ("tgl", "fil"), "tr": ("tur",), "tt": ("tat",), "uk": ("ukr",), "ur": ("urd",),
+    "uz": ("uzb",), "vi": ("vie",), "yi": ("yid",), "yo": ("yor",), "yue": ("yue",),
+    "zh": ("chi", "zho", "cmn"),
+}
+#: Tags that say "no language": undetermined, multiple, none applicable.
+NO_LANGUAGE_TAGS = frozenset({"und", "mul", "zxx", "mis", ""})
+#: Every tag a stream may carry -> the two-letter code it means (also two-letter tags as such).
+_BY_TAG = {tag: code for code, tags in ISO_639_2.items() for tag in (code, *tags)}
+
+
+def known(code: str) -> bool:
+    """Whether `code` is a language this table (and Whisper) knows."""
+    return code.lower() in ISO_639_2
+
+
+def code_of_tag(tag: str | None) -> str | None:
+    """The two-letter code a stream's language tag means (`ger`, `deu`, `de`, `de-DE` -> `de`), or
+    None for no tag, `und` and tags this table does not know."""
+    if not tag:
+        return None
+    base = tag.strip().lower().replace("_", "-").split("-")[0]
+    if base in NO_LANGUAGE_TAGS:
+        return None
+    return _BY_TAG.get(base)
