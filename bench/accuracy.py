@@ -55,7 +55,7 @@ def main(argv: list[str] | None = None) -> int:
 def _english_only(path: Path) -> bool:
     import ctranslate2
 
-    return not ctranslate2.models.Whisper(str(path), device="cpu").is_multilingual
+    return not ctranslate2.models.Whisper(str(path), device="cpu", compute_type="int8").is_multilingual
 
 
 def _group(item: Item) -> str:
