@@ -3,7 +3,8 @@
 The daemon is a child process (`python -m transcribed run --engine fake`) with NOTIFY_SOCKET
 (and WATCHDOG_USEC) in its environment, exactly what a `Type=notify` unit gives it. Its stdout
 goes to a file, so "READY=1 came after model.loaded" can be checked at the instant READY arrives:
-the log line was written before the datagram was sent.
+the log line was written before the datagram was sent. The client's pacing and its abstract
+socket names are unit tests (tests/unit/test_notify.py).
 """
 
 from __future__ import annotations
@@ -25,8 +26,6 @@ import pytest
 
 from tests.support.daemon import Folders
 from tests.support.media import write_tone_wav
-
-from transcribed.notify import Notifier
 
 
 @dataclass
@@ -177,33 +176,6 @@ def test_status_lines_tell_what_the_daemon_does(start_daemon, notify_socket, fol
     done = _status_with(notify_socket, "1 done", timeout=30)
     assert done.startswith("idle; 0 waiting; 1 done, 0 failed"), done
     assert child.terminate() == 0
-
-
-def test_notifier_speaks_to_an_abstract_socket_and_paces_its_pings(monkeypatch):
-    """NOTIFY_SOCKET=@name (abstract namespace) works, and WATCHDOG=1 is rate-limited."""
-    name = f"transcribed-test-{os.getpid()}-{time.monotonic_ns()}"
-    with socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM) as sock:
-        sock.bind("\0" + name)
-        sock.settimeout(2)
-        monkeypatch.setenv("NOTIFY_SOCKET", "@" + name)
-        monkeypatch.setenv("WATCHDOG_USEC", "400000")
-        monkeypatch.setenv("WATCHDOG_PID", str(os.getpid()))
-        notifier = Notifier()
-        assert notifier.watchdog_interval == pytest.approx(0.2)
-        for _ in range(3):
-            notifier.watchdog()  # only the first is due
-        time.sleep(0.25)
-        notifier.watchdog()
-        notifier.status("hello")
-        received = [sock.recv(100).decode() for _ in range(3)]
-    assert received == ["WATCHDOG=1", "WATCHDOG=1", "STATUS=hello"]
-
-
-def test_watchdog_is_off_when_meant_for_another_process(monkeypatch):
-    """WATCHDOG_PID naming another process (a parent's watchdog) means: do not ping."""
-    monkeypatch.setenv("WATCHDOG_USEC", "1000000")
-    monkeypatch.setenv("WATCHDOG_PID", str(os.getppid()))
-    assert Notifier().watchdog_interval is None
 
 
 def _ping_times(notify_socket: NotifySocket, seconds: float) -> list[float]:
