@@ -22,11 +22,14 @@ from .schema import (
     Hooks,
     Input,
     JobOptions,
+    Library,
     Metrics,
     Route,
     Vad,
 )
 
+#: The formats a library may write beside its media (subtitles a media server reads).
+LIBRARY_FORMATS = ("srt", "vtt")
 #: Longest step of pyannote's VAD window: the window itself is 5 s.
 VAD_WINDOW_SECONDS = 5
 #: The voice activity detectors the engine can run (engine/whisperx_engine.py, engine/silero.py).
@@ -45,6 +48,7 @@ def check_values(config: Config) -> None:
     _check_batching_and_overlap(config)
     _check_speakers("diarize", config.diarize.min_speakers, config.diarize.max_speakers)
     _check_routes(config.routes)
+    _check_libraries(config.libraries)
     _check_folders(config.folders)
     _check_metrics(config.metrics)
     _check_hooks(config.hooks)
@@ -200,6 +204,44 @@ def _check_routes(routes: dict[str, Route]) -> None:
         check_job_options(options, f"routes.{folder}")
         if options.hooks_events is not None:
             _check_hook_events(f"routes.{folder}.hooks_events", options.hooks_events)
+
+
+def _check_libraries(libraries: tuple[Library, ...]) -> None:
+    """Each library names its folder, real languages, subtitle formats and a one-word tag."""
+    for i, lib in enumerate(libraries):
+        where = f"libraries[{i}]"
+        if lib.path is None:
+            raise ConfigError(f"{where}.path: expected the library's folder, e.g. /media/movies")
+        check_job_options(lib, where)
+        if not lib.languages:
+            raise ConfigError(f"{where}.languages: expected at least one language, e.g. [en]")
+        _check_languages(f"{where}.languages", lib.languages)
+        if lib.formats is not None and not set(lib.formats) <= set(LIBRARY_FORMATS):
+            raise ConfigError(f"{where}.formats: expected some of {', '.join(LIBRARY_FORMATS)} "
+                              f"(subtitles a media server reads), got {list(lib.formats)}")
+        if lib.tag is not None and not lib.tag.replace("-", "").replace("_", "").isalnum():
+            raise ConfigError(f"{where}.tag: expected one word (letters, digits, - or _), e.g. "
+                              f"transcribed or forced, got {lib.tag!r}")
+        if lib.hooks_events is not None:
+            _check_hook_events(f"{where}.hooks_events", lib.hooks_events)
+
+
+def check_library_folders(config: Config) -> None:
+    """A library must not overlap the daemon's own folders, nor another library (once the paths
+    are absolute): the inbox's files move, a library's never do."""
+    def inside(a: str, b: str) -> bool:
+        return a == b or a.startswith(b.rstrip(os.sep) + os.sep)
+
+    own = {f"folders.{f.name}": os.path.normpath(str(getattr(config.folders, f.name)))
+           for f in dataclasses.fields(Folders)}
+    seen: dict[str, str] = {}
+    for i, lib in enumerate(config.libraries):
+        path = os.path.normpath(str(lib.path))
+        for key, folder in {**own, **seen}.items():
+            if inside(path, folder) or inside(folder, path):
+                raise ConfigError(f"libraries[{i}].path: {path} overlaps {key} ({folder}); a library "
+                                  "must be a folder of its own")
+        seen[f"libraries[{i}].path"] = path
 
 
 def _check_hooks(hooks: Hooks) -> None:

@@ -19,7 +19,7 @@ from typing import TYPE_CHECKING, Any, Literal, TypeVar, Union
 import yaml
 
 from ..errors import ConfigError
-from .checks import check_values, describe
+from .checks import check_library_folders, check_values, describe
 from .schema import CONFIG_ENV, Config, Folders, Hooks, JobOptions
 
 if TYPE_CHECKING:
@@ -83,8 +83,12 @@ def resolve_paths(config: Config, base: Path) -> Config:
             for lang, name in align.model.items()})
     if _names_a_directory(config.model.name, base):
         model = dataclasses.replace(model, name=str(_absolute(Path(config.model.name), base)))
-    return dataclasses.replace(config, folders=folders, model=model, diarize=diarize, align=align,
-                               hooks=_resolve_hook_paths(config.hooks, base))
+    libraries = tuple(dataclasses.replace(lib, path=_absolute(lib.path, base)) if lib.path else lib
+                      for lib in config.libraries)
+    resolved = dataclasses.replace(config, folders=folders, model=model, diarize=diarize, align=align,
+                                   hooks=_resolve_hook_paths(config.hooks, base), libraries=libraries)
+    check_library_folders(resolved)  # the folders' places are known only now
+    return resolved
 
 
 def _resolve_hook_paths(hooks: Hooks, base: Path) -> Hooks:
@@ -153,12 +157,22 @@ def _coerce(hint: Any, value: Any, path: str) -> Any:
             raise ConfigError(f"{path}: expected a mapping, got {describe(value)}")
         return {str(k): _coerce(value_type, v, f"{path}.{k}") for k, v in value.items()}
     if origin is tuple:
-        if isinstance(value, str):
-            value = [value]
-        if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
-            raise ConfigError(f"{path}: expected a list of strings, got {describe(value)}")
-        return tuple(v.lower().lstrip(".") if path.endswith("extensions") else v for v in value)
+        return _coerce_tuple(typing.get_args(hint)[0], value, path)
     return _coerce_scalar(hint, value, path)
+
+
+def _coerce_tuple(item: Any, value: Any, path: str) -> tuple[Any, ...]:
+    """A list of strings (a lone string is a list of one), or of sections (`libraries`: each
+    built and checked, named by its place, `libraries[0]`)."""
+    if dataclasses.is_dataclass(item):
+        if not isinstance(value, list):
+            raise ConfigError(f"{path}: expected a list of mappings, got {describe(value)}")
+        return tuple(_build(item, v, f"{path}[{i}]") for i, v in enumerate(value))  # type: ignore[arg-type]
+    if isinstance(value, str):
+        value = [value]
+    if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
+        raise ConfigError(f"{path}: expected a list of strings, got {describe(value)}")
+    return tuple(v.lower().lstrip(".") if path.endswith("extensions") else v for v in value)
 
 
 def _coerce_union(options: tuple[Any, ...], value: Any, path: str) -> Any:

@@ -280,6 +280,25 @@ class Route(JobOptions):
 
 
 @dataclass(frozen=True)
+class Library(Route):
+    """A media library folder (Plex, Jellyfin, Emby): subtitles are written beside its media,
+    which is never moved or changed (docs/libraries.md). Its job options are a route's."""
+
+    #: The folder: absolute, or relative to the config file's folder.
+    path: Path | None = None
+    #: The subtitle languages wanted. A file with a subtitle in each is passed by; with one
+    #: language, it is also Whisper's (unless `language` says otherwise); with several, Whisper
+    #: detects the spoken one and that subtitle is written.
+    languages: tuple[str, ...] = ("en",)
+    #: A word between the language and the extension: `transcribed` gives Movie.en.transcribed.srt
+    #: (told apart from others' subtitles), `forced` gives Movie.en.forced.srt.
+    tag: str | None = None
+    #: Opt-in: a subtitle stream in a wanted language inside the container counts too (PyAV
+    #: reads the header once per file; the answer is kept in the ledger).
+    check_streams: bool = False
+
+
+@dataclass(frozen=True)
 class Hooks:
     """What runs, or is called, when a job ends: a command and a webhook (docs/hooks.md).
 
@@ -359,6 +378,8 @@ class Config:
     diarize: Diarize = field(default_factory=Diarize)
     #: Inbox subfolder -> options for the files in it, e.g. {ru: {language: ru}}.
     routes: dict[str, Route] = field(default_factory=dict)
+    #: Media library folders whose files get subtitles beside them (docs/libraries.md).
+    libraries: tuple[Library, ...] = ()
     hooks: Hooks = field(default_factory=Hooks)
     log: Log = field(default_factory=Log)
     metrics: Metrics = field(default_factory=Metrics)
