@@ -3,22 +3,23 @@
 Read on every inbox scan for `transcribed_queue_audio_seconds` (an ETA for the whole queue), so
 each header is read once per (path, size, mtime): a big inbox is not probed again on every scan,
 and a file that changes (still being copied, or replaced) is read again. Reading is bounded per
-scan (PROBE_BUDGET_SECONDS), so a thousand files dropped at once delay the next job by a fraction
-of a second, not by a thousand header reads; the rest are read on the following scans.
+scan (PROBES_PER_SCAN headers, a few ms each), so a thousand files dropped at once delay the next
+job by a fraction of a second, not by a thousand header reads; the rest are read on the
+following scans. A count, not a time budget: on a busy machine a time budget would leave files
+out at random.
 """
 
 from __future__ import annotations
 
 import os
-import time
 from collections.abc import Callable, Iterable
 from pathlib import Path
 
 from .audio import declared_seconds
 from .errors import BadInput
 
-#: Header reads per scan stop after this many seconds (the rest wait for the next scan).
-PROBE_BUDGET_SECONDS = 0.25
+#: New headers read per scan at most (the rest wait for the next scan).
+PROBES_PER_SCAN = 100
 
 Key = tuple[str, int, int]
 
@@ -37,11 +38,9 @@ class BacklogAudio:
     """Declared durations of waiting files, cached by (path, size, mtime)."""
 
     def __init__(self, probe: Callable[[Path], float | None] = read_declared_seconds,
-                 budget_seconds: float = PROBE_BUDGET_SECONDS,
-                 clock: Callable[[], float] = time.monotonic) -> None:
+                 probes_per_scan: int = PROBES_PER_SCAN) -> None:
         self.probe = probe
-        self.budget_seconds = budget_seconds
-        self.clock = clock
+        self.probes_per_scan = probes_per_scan
         self._known: dict[Key, float | None] = {}
         #: How many headers were read (each at most once per size and mtime).
         self.probes = 0
@@ -49,7 +48,7 @@ class BacklogAudio:
     def durations(self, paths: Iterable[Path]) -> dict[Path, float]:
         """Each waiting file whose header tells its duration: path -> seconds. Entries of files
         no longer waiting are forgotten."""
-        deadline = self.clock() + self.budget_seconds
+        left = self.probes_per_scan
         seen: dict[Key, float | None] = {}
         found: dict[Path, float] = {}
         for path in paths:
@@ -58,11 +57,11 @@ class BacklogAudio:
                 continue
             if key in self._known:
                 seconds = self._known[key]
-            elif self.clock() < deadline:
+            elif left > 0:
                 seconds = self.probe(path)
-                self.probes += 1
+                self.probes, left = self.probes + 1, left - 1
             else:
-                continue  # over this scan's budget: read at a later scan
+                continue  # over this scan's share: read at a later scan
             seen[key] = seconds
             if seconds is not None:
                 found[path] = seconds

@@ -83,16 +83,16 @@ def watchdog_pings(notify_socket: NotifySocket, seconds: float) -> int:
 
 def test_an_idle_daemon_gives_its_memory_back_stays_healthy_and_reloads_for_the_next_file(
         folders: Folders, notify_socket: NotifySocket) -> None:
-    """After 1.5 s idle: model.unloaded with the RSS it freed; /healthz 200 with state
+    """After 2.5 s idle: model.unloaded with the RSS it freed; /healthz 200 with state
     `unloaded`, `status --check` healthy and saying so, the watchdog still fed; the next file
     reloads first (model.loading, model.loaded) and its timings carry model_load."""
     address = f"127.0.0.1:{free_port()}"
-    folders.write_config(model={"idle_unload_seconds": 1.5}, metrics={"listen": address})
+    folders.write_config(model={"idle_unload_seconds": 2.5}, metrics={"listen": address})
+    drop(folders, "first.wav")  # before the start: its job begins before any idle spell could end
     fake = {"delay": 0.2, "load_seconds": 0.5, "model_bytes": MODEL_BYTES}
     env = {"TRANSCRIBED_FAKE": json.dumps(fake), "NOTIFY_SOCKET": notify_socket.path,
            "WATCHDOG_USEC": "2000000"}
     with DaemonProcess(folders.config, engine="fake", env=env) as daemon:
-        drop(folders, "first.wav")
         finished = daemon.wait_for("job.done", timeout=30)
         unloaded = daemon.wait_for("model.unloaded", timeout=30)
         wait_until(lambda: "idle, models unloaded" in status(folders).stdout, 30, "the status file to say so")
@@ -102,11 +102,12 @@ def test_an_idle_daemon_gives_its_memory_back_stays_healthy_and_reloads_for_the_
         pings = watchdog_pings(notify_socket, 2.5)
         drop(folders, "second.wav")
         second = daemon.wait_for("job.done", timeout=30, file="second.wav")
+        assert daemon.count("model.unloaded") == 1, "one idle spell, after the first job"
         resident_again = metric(address, "transcribed_model_resident")
         assert daemon.stop() == 0
     assert MODEL_BYTES * 0.8 <= unloaded["rss_freed_bytes"] <= MODEL_BYTES * 1.2, unloaded
     assert unloaded["rss_after_bytes"] < unloaded["rss_before_bytes"]
-    assert unloaded["idle_s"] >= 1.5 and "gpu_used_freed_bytes" not in unloaded  # no GPU: not known
+    assert unloaded["idle_s"] >= 2.5 and "gpu_used_freed_bytes" not in unloaded  # no GPU: not known
     assert health[0] == 200 and json.loads(health[1])["state"] == "unloaded", health
     assert resident == 0 and resident_again == 1
     assert checked.returncode == 0, checked.stdout
@@ -206,11 +207,12 @@ class TestResidency:
 def test_models_that_cannot_load_again_put_the_file_back_and_end_the_daemon(folders: Folders) -> None:
     """The reload fails (say another program filled the GPU): the file that needed it goes back to
     the inbox untouched, its attempt not counted, and the daemon exits 1 for a restart."""
-    folders.write_config(model={"idle_unload_seconds": 1.0})
+    folders.write_config(model={"idle_unload_seconds": 2.5})
+    drop(folders, "first.wav")  # before the start: its job begins before any idle spell could end
     fake = {"delay": 0.1, "fail_reload": True}
     daemon = DaemonProcess(folders.config, engine="fake", env={"TRANSCRIBED_FAKE": json.dumps(fake)})
     with daemon:
-        drop(folders, "first.wav")
+        daemon.wait_for("job.done", timeout=30, file="first.wav")
         daemon.wait_for("model.unloaded", timeout=30)
         drop(folders, "second.wav")
         code = daemon.process.wait(timeout=60)

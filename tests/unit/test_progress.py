@@ -254,13 +254,9 @@ class TestBacklogAudio:
         assert backlog.durations([a]) == {a: pytest.approx(1.0)}
         assert backlog.probes == 2, "a.wav was forgotten when it stopped waiting, then read again"
 
-    def test_a_scan_reads_headers_only_within_its_budget(self, tmp_path: Path) -> None:
+    def test_a_scan_reads_only_so_many_new_headers(self, tmp_path: Path) -> None:
         files = [write_tone_wav(tmp_path / f"{n}.wav", 1.0) for n in range(5)]
-        clock = Clock()
-
-        def slow_probe(path: Path) -> float:
-            clock.advance(0.1)
-            return 1.0
-        backlog = BacklogAudio(probe=slow_probe, budget_seconds=0.25, clock=clock)
-        assert len(backlog.durations(files)) == 3, "0.3 s of reads: the budget stops the fourth"
+        backlog = BacklogAudio(probes_per_scan=3)
+        assert len(backlog.durations(files)) == 3, "three new headers per scan"
         assert len(backlog.durations(files)) == 5, "the next scan reads the rest"
+        assert backlog.probes == 5
