@@ -23,7 +23,7 @@ from typing import Any, TextIO, TypeVar
 
 import structlog
 
-from . import logs
+from . import durable, logs
 from .alignment import Aligner
 from .backlog import BacklogAudio
 from .config import Config
@@ -42,8 +42,10 @@ from .watcher import Arrivals
 
 log = logs.get_logger()
 
-#: The inbox is looked at again at least this often while files found earlier wait to be claimed.
+#: While files found earlier wait to be claimed, the inbox is looked at again after this long, or
+#: after LOOKS_AT_MOST times what the last look took (so looks take at most a tenth of the time).
 READY_REFRESH_SECONDS = 1.0
+LOOKS_AT_MOST = 10
 
 T = TypeVar("T")
 
@@ -154,7 +156,8 @@ class Worker:
             self._count_waiting(waiting)
             fresh = [*self.spool.not_regular(), *self.arrivals.ready(waiting)]
             self._ready = deque(dict.fromkeys(fresh))
-            self._ready_until = now + READY_REFRESH_SECONDS
+            took = time.monotonic() - now  # a look at 10 000 files may take a good part of a second
+            self._ready_until = now + max(READY_REFRESH_SECONDS, LOOKS_AT_MOST * took)
         return self._ready
 
     def _wait_for_work(self, stop: threading.Event) -> None:
@@ -190,6 +193,7 @@ class Worker:
             self.pipeline.pending_model_load = seconds
 
     def _take_back_orphans(self) -> None:
+        self.spool.sweep()
         for job in self.spool.adopt_orphans():
             self.backlog[job.id] = (0.0, job)
 
@@ -310,7 +314,8 @@ class Worker:
                 value = work()
             except Exception as exc:  # noqa: BLE001 - every failure is decided by outcome.decide
                 stage, error = (exc.stage, exc.error) if isinstance(exc, FailedIn) else ("finish", exc)
-                self._settle(job, decide(error, job.attempts, self.config.jobs), stage, error)
+                reachable = durable.reachable(job.source) is True
+                self._settle(job, decide(error, job.attempts, self.config.jobs, reachable), stage, error)
                 return None
             if then is not None:
                 then(job, value)
@@ -319,12 +324,14 @@ class Worker:
     def _settle(self, job: Job, outcome: Outcome, stage: str,
                 error: BaseException | None = None) -> None:
         """Carry out a decided outcome: the only place a failed job's file is moved or kept."""
-        if error is not None and outcome.action is not Action.REQUEUE_AND_EXIT:
+        if error is not None and outcome.action in (Action.FAIL, Action.RETRY):
             self.spool.note_error(job, f"{type(error).__name__}: {error}")  # in the report's history
         if outcome.action is Action.FAIL:
             self._fail(job, outcome, stage)
         elif outcome.action is Action.RETRY:
             self._retry_later(job, outcome, stage, error)
+        elif outcome.action is Action.WAIT:
+            self._wait_for_folder(job, outcome, stage)
         elif outcome.action is Action.REQUEUE_AND_EXIT:
             log.critical("engine.gpu_lost", error=outcome.message,
                          action="the files in flight go back to the inbox; the daemon exits for a restart")
@@ -379,6 +386,18 @@ class Worker:
             if error is not None else None
         log.warning("job.retry_later", error=outcome.message, stage=stage, attempts=job.attempts,
                     retry_in_s=outcome.retry_in, traceback=trace)
+        self.stats.job_finished("retried", job.id)
+        self.in_flight.pop(job.id, None)
+        self.backlog[job.id] = (time.monotonic() + (outcome.retry_in or 0.0), job)
+
+    def _wait_for_folder(self, job: Job, outcome: Outcome, stage: str) -> None:
+        """The job's folder is away (a share unmounted or its server down): the file is not to
+        blame, so this attempt does not count; the job is run again once the folder is back."""
+        job.attempts = max(0, job.attempts - 1)
+        if job.history:
+            job.history.pop()
+        log.warning("job.folder_unreachable", error=outcome.message, stage=stage,
+                    retry_in_s=outcome.retry_in, action="retried later; this attempt does not count")
         self.stats.job_finished("retried", job.id)
         self.in_flight.pop(job.id, None)
         self.backlog[job.id] = (time.monotonic() + (outcome.retry_in or 0.0), job)
