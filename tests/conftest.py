@@ -15,6 +15,7 @@ import structlog
 
 from tests.support.corpus import corpus_available
 from tests.support.daemon import Folders
+from tests.support.worker import close_workers
 
 IN_CI = bool(os.environ.get("CI"))
 
@@ -69,6 +70,14 @@ def no_thread_left_running(request: pytest.FixtureRequest) -> Iterator[None]:
     if left:
         names = ", ".join(f"{thread.name} ({_target_of(thread)})" for thread in left)
         pytest.fail(f"{request.node.nodeid} left {len(left)} thread(s) running: {names}", pytrace=False)
+
+
+@pytest.fixture(autouse=True)
+def close_test_workers(no_thread_left_running: None) -> Iterator[None]:
+    """Workers made in-process by tests.support.worker.make_worker are closed after each test
+    (their prefetch thread pool shut down), before the thread check looks."""
+    yield
+    close_workers()
 
 
 def _threads_still_running(before: set[threading.Thread], deadline: float) -> list[threading.Thread]:

@@ -28,10 +28,27 @@ def make_config(root: Path, **sections: dict[str, Any]) -> Config:
     return resolve_paths(parse_config(data), root)
 
 
+#: Every Worker made by `make_worker` in the running test, closed by `close_workers` after it.
+_made: list[Worker] = []
+
+
 def make_worker(config: Config, engine: Engine) -> Worker:
+    """A Worker on `config`'s folders, as service.py builds it (without its threads). Its decode
+    ahead (a thread pool when overlap is on) is shut down after the test by `close_workers`
+    (tests/conftest.py), as `Worker.run` does when it ends, for tests that never call `run`."""
     spool = Spool(config)
     spool.prepare()
-    return Worker(config, spool, engine, Arrivals(config.watch.settle_seconds), threading.Event())
+    worker = Worker(config, spool, engine, Arrivals(config.watch.settle_seconds), threading.Event())
+    _made.append(worker)
+    return worker
+
+
+def close_workers() -> None:
+    """Stop the decode ahead of every worker the test made (their files are the test's own)."""
+    while _made:
+        worker = _made.pop()
+        if worker.prefetch is not None:
+            worker.prefetch.close()
 
 
 def drop(config: Config, name: str, seconds: float = 1.0) -> Path:
