@@ -68,17 +68,33 @@ def test_cached_build_runs_once_and_leaves_no_staging_dirs(monkeypatch, tmp_path
     assert os.listdir(tmp_path) == ["thing-r1"]
 
 
-def test_cached_build_uses_the_copy_of_a_concurrent_builder_that_finished_first(monkeypatch, tmp_path):
+def test_builders_racing_for_one_key_all_get_the_one_complete_copy_that_won(monkeypatch, tmp_path):
+    """Several test processes may build the same model at once (pytest-xdist, two checkouts):
+    here four threads all build before any renames, and each must get the same complete copy,
+    with no staging folder left behind."""
     monkeypatch.setenv("TRANSCRIBED_TEST_CACHE", str(tmp_path))
+    racers = 4
+    all_building = threading.Barrier(racers, timeout=10)
+    results, errors = [], []
 
-    def slow_build_that_loses_the_race(out):
-        (out / "weights").write_text("ours")
-        winner = tmp_path / "thing-r1"  # another process completes its build meanwhile
-        winner.mkdir()
-        (winner / "weights").write_text("theirs")
+    def build(out):
+        (out / "weights").write_text(f"by {threading.get_ident()}")
+        all_building.wait()  # nobody renames before everyone has a staged copy
+        (out / "done").write_text("complete")
 
-    path = models.cached_build("thing-r1", slow_build_that_loses_the_race)
-    assert (path / "weights").read_text() == "theirs"
+    def racer():
+        try:
+            results.append(models.cached_build("thing-r1", build))
+        except Exception as exc:  # noqa: BLE001 - reported by the assert below
+            errors.append(exc)
+
+    threads = [threading.Thread(target=racer) for _ in range(racers)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(15)
+    assert errors == [] and results == [tmp_path / "thing-r1"] * racers
+    assert sorted(p.name for p in results[0].iterdir()) == ["done", "weights"]
     assert os.listdir(tmp_path) == ["thing-r1"]
 
 
