@@ -43,7 +43,7 @@ class Spool:
     def __init__(self, config: Config, worker: WorkerId | None = None,
                  before_moves: BeforeMoves | None = None) -> None:
         self.folders = config.folders
-        self._inbox = Inbox(self.folders.inbox, config.watch.extensions)
+        self._inbox = Inbox(self.folders.inbox, config.watch.extensions, config.watch.rescan_seconds)
         self.worker = worker or WorkerId.of_this_process()
         self.work = self.folders.state / "work"
         self.mine = self.work / self.worker.name
