@@ -62,3 +62,38 @@ def test_a_sidecar_is_a_stray_only_when_old_and_its_audio_is_nowhere(tmp_path: P
     _touch(inbox.folder / "copying.wav.part")
     _touch(inbox.folder / "notes.txt.yaml", age=100)  # names no watched file: not ours
     assert inbox.stray_sidecars(older_than=50) == [stray]
+
+
+def test_a_folder_is_read_again_only_when_changed_recently_or_on_the_full_walk(tmp_path: Path) -> None:
+    """A change the folder's mtime does not show (mtime put back, as a filesystem without folder
+    mtimes would) is found on the full walk, never lost; a recent mtime is always read again."""
+    now = [0.0]
+    inbox = Inbox(tmp_path / "inbox", ["wav"], full_walk_seconds=60, clock=lambda: now[0])
+    inbox.folder.mkdir()
+    _touch(inbox.folder / "a.wav")
+    old = time.time() - 100
+    os.utime(inbox.folder, (old, old))
+    assert [p.name for p in inbox.scan()] == ["a.wav"]
+    _touch(inbox.folder / "b.wav")
+    os.utime(inbox.folder, (old, old))  # the change hidden from the mtime
+    now[0] = 30.0
+    assert [p.name for p in inbox.scan()] == ["a.wav"]  # the listing kept: one lstat, no read
+    now[0] = 61.0
+    assert [p.name for p in inbox.scan()] == ["a.wav", "b.wav"]  # the full walk finds it
+    _touch(inbox.folder / "c.wav")  # a fresh mtime: read again at once
+    now[0] = 62.0
+    assert [p.name for p in inbox.scan()] == ["a.wav", "b.wav", "c.wav"]
+
+
+def test_links_fifos_and_sockets_are_offered_and_named_not_regular(tmp_path: Path) -> None:
+    """They are jobs (to fail with not_a_regular_file), and need no settling; a link to a folder
+    is not descended into."""
+    inbox = _inbox(tmp_path / "inbox")
+    _touch(inbox.folder / "a.wav")
+    os.mkfifo(inbox.folder / "pipe.wav")
+    (inbox.folder / "link.wav").symlink_to(tmp_path / "nowhere")
+    (tmp_path / "elsewhere").mkdir()
+    _touch(tmp_path / "elsewhere" / "x.wav")
+    (inbox.folder / "dir").symlink_to(tmp_path / "elsewhere")
+    assert [p.name for p in inbox.scan()] == ["a.wav", "link.wav", "pipe.wav"]
+    assert [p.name for p in inbox.not_regular()] == ["link.wav", "pipe.wav"]
