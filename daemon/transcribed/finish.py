@@ -32,6 +32,7 @@ from typing import Any
 from . import durable
 from .config import Folders
 from .jobs import Job, JobState
+from .library_place import copy_no_clobber
 from .logs import get_logger
 
 #: Longest file name (bytes) of Linux filesystems and SMB; longer result names are shortened.
@@ -101,6 +102,16 @@ class Finisher:
         """Put the source back in the inbox untouched (shutdown, lost GPU) and forget the job.
         The sidecars go first: the audio's arrival in the inbox is what makes it a job again."""
         return self._finish(job, JobState.WAITING, {}, job.sidecars())[str(job.source)]
+
+    def place_beside(self, job: Job, placements: list[tuple[Path, Path]],
+                     report: dict[str, Any] | None = None) -> dict[str, Path]:
+        """A library job's end (library.py): each (file of the job, absolute destination) pair,
+        the destinations beside the media or in the state folder. The media is not in the plan:
+        it stays where it is, untouched. The same plan, hold and resume as every other end."""
+        plan = {"version": PLAN_VERSION, "moves": [
+            {"from": _inside(job.dir, src), "to": [str(dst.parent), dst.name]} for src, dst in placements]}
+        self._write_plan(job.dir, plan, report)
+        return {str(src): dst for src, dst in placements}
 
     def resume(self, job_dir: Path) -> bool:
         """Carry out the plan on disk; True when done, False when a folder refused (held).
@@ -192,6 +203,8 @@ class Finisher:
         self._held.pop(job_dir.name, None)
 
     def _root(self, name: str) -> Path:
+        if name.startswith("/"):
+            return Path(name)  # a library job's destination folder (place_beside)
         return {"outbox": self.folders.outbox, "done": self.folders.done,
                 "failed": self.folders.failed, "inbox": self.folders.inbox}[name]
 
@@ -267,12 +280,23 @@ def _move_all(moves: list[tuple[Path, Path]]) -> None:
         dst.parent.mkdir(parents=True, exist_ok=True)
         if os.path.lexists(src):
             durable.fsync_file(src)
-        if not durable.move_no_clobber(src, dst) and os.path.lexists(src):
+        if not _move_or_copy(src, dst) and os.path.lexists(src):
             # Someone put a file of that name there since we planned: keep both.
-            durable.move_no_clobber(src, free_name_beside(dst))
+            _move_or_copy(src, free_name_beside(dst))
         touched.update((src.parent, dst.parent))
     for directory in touched:
         durable.fsync_dir(directory)
+
+
+def _move_or_copy(src: Path, dst: Path) -> bool:
+    """A move that never overwrites; across filesystems (a library elsewhere than the state
+    folder) a copy to a temporary name beside `dst`, then a link (library_place.py)."""
+    try:
+        return durable.move_no_clobber(src, dst)
+    except OSError as exc:
+        if exc.errno != errno.EXDEV:
+            raise
+    return copy_no_clobber(src, dst)
 
 
 def _target(job: Job, stem: str, suffix: str) -> PurePosixPath:

@@ -101,7 +101,7 @@ def _places(note: Mapping[str, Any], job_dir: Path, moves: list[tuple[Path, Path
             places["error_report"] = where
         elif inside == "log.jsonl":
             places["log"] = where
-        elif where["root"] == "outbox":
+        elif where["root"] == "outbox" or inside in formats:  # a library's: beside its media
             fmt = formats.get(inside) or dst.name.rpartition(".")[2]
             places["results"].append({"format": fmt, **where})
         else:
@@ -197,6 +197,8 @@ class Hooks:
     def _plan_is_the_notes(self, note: Mapping[str, Any], job_dir: Path,
                            moves: list[tuple[Path, Path]]) -> bool:
         """Is this plan the end the note speaks of (not a requeue after a note left by a crash)?"""
+        if Path(note.get("source", "")).is_absolute():
+            return True  # a library job's media stays in place: its only plan is its end
         source = job_dir / note.get("source", "")
         return any(src == source and self._place(dst)["root"] == note.get("outcome")
                    for src, dst in moves)

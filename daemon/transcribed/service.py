@@ -29,6 +29,7 @@ from .diarization import Diarizer
 from .engine.base import Engine
 from .errors import GpuLost
 from .hooks import Hooks
+from .library import LibrarySpool, library_routes
 from .notify import Notifier
 from .reporting import Reporter
 from .spool import Spool
@@ -116,8 +117,11 @@ class Service:
                  umask=f"{parse_umask(self.config.daemon.umask):04o}",
                  max_audio_seconds=max_audio, max_audio_from=max_audio_from)
         worker_id = WorkerId.of_this_process()
+        if self.config.libraries:
+            self.config = library_routes(self.config)  # each library is a route over its folder
         self.hooks = Hooks(self.config, worker_id)  # its pending records are written by the finisher
-        spool = Spool(self.config, worker_id, before_moves=self.hooks.before_moves)
+        spool_kind = LibrarySpool if self.config.libraries else Spool
+        spool = spool_kind(self.config, worker_id, before_moves=self.hooks.before_moves)
         spool.prepare()
         try:
             self.reporter.start(self.config.folders.state, spool.worker)
@@ -185,7 +189,8 @@ class Service:
         worker = Worker(self.config, spool, loaded.engine, arrivals, self.wake,
                         on_beat=self.reporter.on_beat, stats=self.stats, aligner=loaded.aligner,
                         diarizer=loaded.diarizer, beat_interval=self._idle_beat_interval(),
-                        hooks=self.hooks)
+                        hooks=self.hooks,
+                        library=spool.libraries.claim if isinstance(spool, LibrarySpool) else None)
         observer = start_observer(self.config.folders.inbox, self.config.watch, arrivals, self.wake)
         lease = threading.Thread(target=self._renew_lease, args=(spool,), name="lease", daemon=True)
         lease.start()

@@ -57,10 +57,13 @@ class Worker:
                  wake: threading.Event, *, on_beat: Callable[[], None] = lambda: None,
                  stats: Stats | None = None, aligner: Aligner | None = None,
                  diarizer: Diarizer | None = None, beat_interval: float = 5.0,
-                 hooks: Hooks | None = None) -> None:
+                 hooks: Hooks | None = None,
+                 library: Callable[[int], list[Job]] | None = None) -> None:
         self.config = config
         #: The completion hooks: told each job's end before its finish plan (hooks.py).
         self.hooks = hooks
+        #: Claims up to N library files (library.py), asked when the inbox has none ready.
+        self.library = library
         self.beat_interval = beat_interval
         self.stats = stats or Stats()
         self.spool = spool
@@ -141,6 +144,8 @@ class Worker:
             if job is not None:
                 log.info("job.claimed", job_id=job.id, file=str(job.relpath))
                 claimed.append(job)
+        if len(claimed) < up_to and self.library is not None:
+            claimed += self.library(up_to - len(claimed))  # the inbox first, then the libraries
         return claimed
 
     def _ready_files(self) -> deque[Path]:

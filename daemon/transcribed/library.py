@@ -1,0 +1,394 @@
+"""Libraries: a second way in. Subtitles are written beside media that never moves (docs/libraries.md).
+
+A library file becomes a job without leaving its folder. What is claimed is a marker, not the
+media: the job folder (`state/work/<worker>/<job>/`, with `library.json` naming the media in
+place) is made first, then `state/library/claims/<content id>.json` is created with O_EXCL, so
+among any number of daemons on one library exactly one wins each file. The job then runs through
+the same consumer, engine, attempts, adoption and finish plans as an inbox file; its plan puts the
+subtitles beside the media (`finish.Finisher.place_beside`) and the JSON transcript, log or error
+report in `state/library/`. The ledger (library_ledger.py) is written before the plan, so a
+finished file is never taken again, and the marker goes last.
+
+A crash leaves the job folder: it is adopted like any other, and the adopter takes the marker
+over when it names that job (or names a job no worker folder holds any more). A marker whose job
+is held by a live worker means the file is someone else's.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import dataclasses
+import os
+import shutil
+import time
+from dataclasses import dataclass
+from pathlib import Path, PurePosixPath
+from typing import Any
+
+from . import durable
+from .config import Config, Route
+from .finish import BeforeMoves, has_plan
+from .jobs import RECORD_FILE, Job, new_job_id
+from .library_ledger import Ledger, content_id, file_key, library_state
+from .library_scan import (
+    Found,
+    ScanCounts,
+    embedded_subtitle_languages,
+    media_stem,
+    subtitle_languages,
+    subtitle_name,
+    walk,
+)
+from .logs import get_logger
+from .spool import Spool
+from .watcher import Arrivals
+from .workers import WorkerId, timestamp
+
+#: The reference to the media in a library job's folder (its presence makes it a library job).
+LIBRARY_RECORD = "library.json"
+#: At most this many candidates are watched settling at once (the rest wait their turn), so a
+#: new library of 10 000 files does not log 10 000 `file.detected` lines at once.
+SETTLE_WINDOW = 64
+#: The formats a library writes beside its media when it names none.
+DEFAULT_FORMATS = ("srt",)
+
+log = get_logger()
+
+
+@dataclass
+class LibraryJob(Job):
+    """A job whose source stays where it is, in a library."""
+
+    origin: Path = Path()
+    library: Path = Path()
+    content_id: str = ""
+    key: tuple[int, int] = (0, 0)
+    #: The library's languages this file had no subtitle for when it was claimed.
+    languages: tuple[str, ...] = ()
+    tag: str | None = None
+    formats: tuple[str, ...] = DEFAULT_FORMATS
+
+    @property
+    def source(self) -> Path:
+        return self.origin
+
+    def sidecars(self) -> dict[str, Path]:
+        return {}  # nothing travels with a library file
+
+    def reference(self) -> dict[str, Any]:
+        return {"origin": str(self.origin), "library": str(self.library), "content_id": self.content_id,
+                "key": list(self.key), "languages": list(self.languages), "tag": self.tag,
+                "formats": list(self.formats)}
+
+
+def library_routes(config: Config) -> Config:
+    """The config the pipeline and hooks read: each library is a route over its absolute folder
+    (inbox routes are relative, so they never meet), with the library's formats plus the JSON
+    transcript (kept in the state folder), and its one language given to Whisper."""
+    routes = dict(config.routes)
+    for lib in config.libraries:
+        fields = {f.name: getattr(lib, f.name) for f in dataclasses.fields(Route)}
+        fields["formats"] = (*(lib.formats or DEFAULT_FORMATS), "json")
+        if fields["language"] is None and len(lib.languages) == 1:
+            fields["language"] = lib.languages[0]
+        routes[str(lib.path)] = Route(**fields)
+    return dataclasses.replace(config, routes=routes)
+
+
+class LibrarySpool(Spool):
+    """The spool, with library jobs beside inbox jobs: their claim, their end, their adoption."""
+
+    def __init__(self, config: Config, worker: WorkerId | None = None,
+                 before_moves: BeforeMoves | None = None) -> None:
+        super().__init__(config, worker, before_moves)
+        self.libraries = Libraries(config, self)
+
+    def prepare(self) -> None:
+        super().prepare()
+        self.libraries.prepare()
+
+    def load(self, job_dir: Path) -> Job | None:
+        if (job_dir / LIBRARY_RECORD).exists() and not has_plan(job_dir):
+            return self.libraries.take_back(job_dir)
+        return super().load(job_dir)
+
+    def complete(self, job: Job, outputs: dict[str, Path]) -> dict[str, Path]:
+        if isinstance(job, LibraryJob):
+            return self.libraries.complete(job, outputs)
+        return super().complete(job, outputs)
+
+    def fail(self, job: Job, report: dict[str, Any], outputs: dict[str, Path] | None = None,
+             logs: dict[str, Path] | None = None) -> dict[str, Path]:
+        if isinstance(job, LibraryJob):
+            return self.libraries.fail(job, report, {**(outputs or {}), **(logs or {})})
+        return super().fail(job, report, outputs, logs)
+
+    def requeue(self, job: Job) -> Path:
+        if isinstance(job, LibraryJob):
+            return self.libraries.release(job)
+        return super().requeue(job)
+
+    def place_beside(self, job: Job, placements: list[tuple[Path, Path]],
+                     report: dict[str, Any] | None = None) -> dict[str, Path]:
+        return self._finisher.place_beside(job, placements, report)
+
+
+class Libraries:
+    """The scans of every library, the claims of their files, and the ends of their jobs."""
+
+    def __init__(self, config: Config, spool: LibrarySpool) -> None:
+        self.config = config
+        self.spool = spool
+        root = library_state(config.folders.state)
+        self.claims, self.results, self.failed = root / "claims", root / "results", root / "failed"
+        self.ledger = Ledger(config.folders.state, spool.worker.name)
+        self.arrivals = Arrivals(config.watch.settle_seconds)
+        self.extensions = frozenset(config.watch.extensions)
+        self._pending: dict[Path, Found] = {}
+        self._next_scan = 0.0
+        self._last_counts: dict[str, dict[str, int]] = {}
+
+    def prepare(self) -> None:
+        for folder in (self.claims, self.results, self.failed):
+            folder.mkdir(parents=True, exist_ok=True)
+        for lib in self.config.libraries:
+            if not os.path.isdir(str(lib.path)):
+                log.warning("library.unavailable", library=str(lib.path),
+                            action="scanned again every watch.rescan_seconds")
+
+    # --- finding and claiming ----------------------------------------------------------------------
+
+    def claim(self, up_to: int) -> list[Job]:
+        """Up to `up_to` complete library files without subtitles, each claimed by its marker."""
+        if not self.config.libraries or up_to < 1 or self.spool.paused:
+            return []
+        self.scan_if_due()
+        window = sorted(self._pending)[:SETTLE_WINDOW]
+        claimed: list[Job] = []
+        for path in self.arrivals.ready(window):
+            if len(claimed) >= up_to:
+                break
+            job = self._claim(self._pending.pop(path))
+            if job is not None:
+                log.info("job.claimed", job_id=job.id, file=str(job.relpath), library=str(job.library))
+                claimed.append(job)
+        return claimed
+
+    def scan_if_due(self, now: float | None = None) -> None:
+        """Walk every library (at start, then every `watch.rescan_seconds`): the files neither in
+        the ledger nor with subtitles become candidates. A summary is logged when it changes."""
+        now = time.monotonic() if now is None else now
+        if now < self._next_scan:
+            return
+        self._next_scan = now + self.config.watch.rescan_seconds
+        self.ledger.refresh()
+        pending: dict[Path, Found] = {}
+        for lib in self.config.libraries:
+            started, counts = time.monotonic(), ScanCounts()
+            known = 0
+            for found in walk(lib, self.extensions, counts):
+                if self.ledger.settled(found.path, found.key) is not None:
+                    known += 1
+                else:
+                    pending[found.path] = found
+            summary = {**dataclasses.asdict(counts), "in_ledger": known,
+                       "waiting": sum(1 for f in pending.values() if f.library is lib)}
+            if self._last_counts.get(str(lib.path)) != summary:
+                log.info("library.scanned", library=str(lib.path),
+                         seconds=round(time.monotonic() - started, 3), **summary)
+            self._last_counts[str(lib.path)] = summary
+        self._pending = pending
+
+    def _claim(self, found: Found) -> LibraryJob | None:
+        key = file_key(found.path)
+        if key is None or self.ledger.settled(found.path, key) is not None:
+            return None
+        try:
+            cid = content_id(found.path, key)
+        except OSError as exc:
+            log.warning("library.unreadable", file=str(found.path), error=str(exc))
+            return None
+        missing = self._still_missing(found, cid, key)
+        if not missing:
+            return None
+        job = self._new_job(found, cid, key, missing)
+        if job is None or self._take_marker(job):
+            return job
+        shutil.rmtree(job.dir, ignore_errors=True)  # another daemon was faster
+        return None
+
+    def _still_missing(self, found: Found, cid: str, key: tuple[int, int]) -> tuple[str, ...]:
+        """The languages still wanted once the ledger (a renamed file keeps its id) and, opt-in,
+        the container's own subtitle streams have had their say."""
+        entry = self.ledger.of_id(cid)
+        if entry is not None:
+            self.ledger.record(cid, entry.outcome, found.path, key, moved_from=entry.path)
+            log.info("library.known", file=str(found.path), outcome=entry.outcome, was=entry.path)
+            return ()
+        missing = found.missing
+        if found.library.check_streams:
+            inside = embedded_subtitle_languages(found.path)
+            missing = tuple(lang for lang in missing if lang not in inside)
+            if not missing:
+                self.ledger.record(cid, "embedded", found.path, key, languages=sorted(inside))
+                log.info("library.embedded_subtitles", file=str(found.path), languages=sorted(inside))
+        return missing
+
+    def _new_job(self, found: Found, cid: str, key: tuple[int, int],
+                 missing: tuple[str, ...]) -> LibraryJob | None:
+        job_id = new_job_id()
+        lib = found.library
+        job = LibraryJob(id=job_id, relpath=PurePosixPath(found.path), dir=self.spool.mine / job_id,
+                         claimed_at=timestamp(), origin=found.path, library=Path(str(lib.path)),
+                         content_id=cid, key=key, languages=missing, tag=lib.tag,
+                         formats=lib.formats or DEFAULT_FORMATS)
+        try:
+            job.staging.mkdir(parents=True)
+            durable.write_json_atomic(job.dir / RECORD_FILE, job.record())
+            durable.write_json_atomic(job.dir / LIBRARY_RECORD, job.reference())
+        except OSError as exc:
+            shutil.rmtree(job.dir, ignore_errors=True)
+            log.error("job.claim_failed", file=str(found.path), error=str(exc))
+            return None
+        return job
+
+    def _marker(self, job: LibraryJob) -> Path:
+        return self.claims / f"{job.content_id}.json"
+
+    def _take_marker(self, job: LibraryJob) -> bool:
+        """Create the claim marker (O_EXCL: one daemon wins); True when it is this job's."""
+        marker = self._marker(job)
+        body = durable.to_json({"job_id": job.id, "worker": self.spool.worker.name,
+                                "file": str(job.origin), "at": timestamp()}).encode()
+        try:
+            fd = os.open(marker, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, 0o666)
+        except FileExistsError:
+            return self._marker_is_free_for(job, marker)
+        try:
+            os.write(fd, body)
+            os.fsync(fd)
+        finally:
+            os.close(fd)
+        durable.fsync_dir(marker.parent)
+        durable.failpoint("library_claimed")
+        return True
+
+    def _marker_is_free_for(self, job: LibraryJob, marker: Path) -> bool:
+        """A marker exists: this job's (an adopted one), or a job that no worker folder holds any
+        more (a crash after its end): then it is taken over. Else the file is another's."""
+        try:
+            holder = durable.read_json(marker).get("job_id", "")
+        except (OSError, ValueError, AttributeError):
+            holder = ""
+        if holder == job.id:
+            return True
+        work = self.spool.work
+        if holder and any((folder / holder).is_dir() for folder in work.iterdir() if folder.is_dir()):
+            return False
+        durable.write_json_atomic(marker, {"job_id": job.id, "worker": self.spool.worker.name,
+                                           "file": str(job.origin), "at": timestamp(),
+                                           "took_over": holder})
+        return True
+
+    def _drop_marker(self, job: LibraryJob) -> None:
+        marker = self._marker(job)
+        with contextlib.suppress(OSError, ValueError, AttributeError):
+            if durable.read_json(marker).get("job_id") == job.id:
+                marker.unlink()
+
+    # --- a job's end -------------------------------------------------------------------------------
+
+    def complete(self, job: LibraryJob, outputs: dict[str, Path]) -> dict[str, Path]:
+        """The subtitles beside the media (never over one there), the JSON transcript and the
+        log in `state/library/results/`; the ledger says done before any of it moves."""
+        language = _language_of(outputs, job)
+        folder = job.origin.parent
+        have = subtitle_languages(media_stem(job.origin.name), _names_in(folder))
+        stem = media_stem(job.origin.name)
+        placements: list[tuple[Path, Path]] = []
+        kept: list[str] = []
+        for suffix, staged in outputs.items():
+            fmt = suffix.lstrip(".")
+            beside = folder / subtitle_name(stem, language, job.tag, fmt)
+            if fmt in job.formats and language not in have and not os.path.lexists(beside):
+                placements.append((staged, beside))
+            else:
+                kept.append(fmt)
+                placements.append((staged, self.results / f"{job.content_id}{suffix}"))
+        written = [str(dst) for _, dst in placements if dst.parent == folder]
+        if not written:
+            log.warning("library.subtitle_exists", language=language, kept_in=str(self.results),
+                        reason="a subtitle in this language is beside the media already; none is overwritten")
+        self.ledger.record(job.content_id, "done", job.origin, job.key, language=language,
+                           subtitles=written, job_id=job.id)
+        return self._carry_out(job, placements, None)
+
+    def fail(self, job: LibraryJob, report: dict[str, Any], files: dict[str, Path]) -> dict[str, Path]:
+        """The report, log and any partial transcript in `state/library/failed/`; the media stays.
+        Tried again when the file changes, or after `transcribed retry PATH`."""
+        self.ledger.record(job.content_id, "failed", job.origin, job.key,
+                           error_kind=report.get("error_kind"), job_id=job.id)
+        placements = [(job.dir / "error.json", self.failed / f"{job.content_id}.error.json")]
+        placements += [(path, self.failed / f"{job.content_id}{suffix}") for suffix, path in files.items()]
+        return self._carry_out(job, placements, report)
+
+    def _carry_out(self, job: LibraryJob, placements: list[tuple[Path, Path]],
+                   report: dict[str, Any] | None) -> dict[str, Path]:
+        placed = self.spool.place_beside(job, placements, report)
+        if not self.spool.is_held(job):
+            self._drop_marker(job)
+        return {str(job.source): job.source, **placed}
+
+    def release(self, job: LibraryJob) -> Path:
+        """Give a library file back (the daemon stops, the GPU is lost): the marker goes first, so
+        a crash between leaves a job folder to adopt, never a marker nobody holds."""
+        self._drop_marker(job)
+        shutil.rmtree(job.dir, ignore_errors=True)
+        durable.fsync_dir(job.dir.parent)
+        return job.source
+
+    # --- after a restart -----------------------------------------------------------------------------
+
+    def take_back(self, job_dir: Path) -> LibraryJob | None:
+        """A library job found in a work folder (adopted, or this worker's after a restart): run
+        again, unless its file is gone, finished meanwhile, or another daemon holds it."""
+        try:
+            job = _read_library_job(job_dir)
+        except (OSError, ValueError, KeyError, TypeError) as exc:
+            log.warning("library.job_unreadable", job_id=job_dir.name, error=str(exc))
+            shutil.rmtree(job_dir, ignore_errors=True)  # only the job's state: the media is elsewhere
+            return None
+        self.ledger.refresh()
+        finished = self.ledger.of_id(job.content_id) is not None
+        if finished or not os.path.lexists(job.origin) or not self._take_marker(job):
+            reason = "finished already" if finished else "its file is gone or another daemon holds it"
+            log.info("library.job_dropped", job_id=job.id, file=str(job.origin), reason=reason)
+            shutil.rmtree(job_dir, ignore_errors=True)
+            return None
+        return job
+
+
+def _read_library_job(job_dir: Path) -> LibraryJob:
+    ref, record = durable.read_json(job_dir / LIBRARY_RECORD), durable.read_json(job_dir / RECORD_FILE)
+    return LibraryJob(
+        id=record["id"], relpath=PurePosixPath(record["relpath"]), dir=job_dir,
+        attempts=record.get("attempts", 0), claimed_at=record.get("claimed_at", ""),
+        history=record.get("history", []), origin=Path(ref["origin"]), library=Path(ref["library"]),
+        content_id=ref["content_id"], key=(int(ref["key"][0]), int(ref["key"][1])),
+        languages=tuple(ref["languages"]), tag=ref.get("tag"), formats=tuple(ref["formats"]))
+
+
+def _language_of(outputs: dict[str, Path], job: LibraryJob) -> str:
+    """The transcript's language, from the staged JSON (Whisper's code), else the wanted one."""
+    with contextlib.suppress(OSError, ValueError, KeyError, TypeError):
+        language = durable.read_json(outputs[".json"])["language"]
+        if isinstance(language, str) and language:
+            return language
+    return job.languages[0] if job.languages else "und"
+
+
+def _names_in(folder: Path) -> list[str]:
+    try:
+        return os.listdir(folder)
+    except OSError:
+        return []
