@@ -44,7 +44,9 @@ def main(argv: list[str] | None = None) -> int:
     print(f"machine: {machine()}")
     with scratch_dir(args.keep) as scratch:
         folders = Folders(Path(scratch) / "flood")
-        folders.write_config(watch={"settle_seconds": 2.0, "rescan_seconds": 60.0},
+        # settle_seconds long enough that no file open for writing counts as complete by
+        # settling during the idle phase (under load, inotify's write events can lag the scan).
+        folders.write_config(watch={"settle_seconds": 300.0, "rescan_seconds": 60.0},
                              jobs={"retry_delay_seconds": 0.2})
         paths = _layout(folders.inbox, args.files, args.depth)
         payload = _payload(Path(scratch) / "payload.wav")

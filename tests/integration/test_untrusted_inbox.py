@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import shutil
 import socket
 import stat
@@ -273,3 +274,19 @@ def test_a_flood_into_a_tree_20_folders_deep_is_done_once_each_in_arrival_order(
     assert claims == list(dict.fromkeys(seen))
     assert max(claims.index(n) for n in waves[0]) < min(claims.index(n) for n in waves[1])
     assert (folders.outbox / deep[20] / "w1-020.json").exists()
+
+
+def test_the_flood_bench_runs_and_passes_its_checks_on_a_small_flood(tmp_path: Path) -> None:
+    """bench/flood.py --strict on 40 files, 20 folders deep: exit 0 only when none is lost, none
+    claimed twice, and the claims are in arrival order (the 10 000-file figures: docs/security.md)."""
+    import subprocess
+    import sys
+
+    repo = Path(__file__).resolve().parents[2]
+    result = subprocess.run(
+        [sys.executable, str(repo / "bench" / "flood.py"), "--files", "40", "--idle-seconds", "1",
+         "--timeout", "120", "--strict", "--keep", str(tmp_path / "run")],
+        cwd=repo, capture_output=True, text=True, timeout=300)
+    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
+    assert re.search(r"flood: lost\s+0\s", result.stdout), result.stdout
+    assert re.search(r"flood: in_order\s+True\s", result.stdout), result.stdout
