@@ -1,4 +1,4 @@
-"""The `transcribed` command: run, transcribe, config, doctor, status.
+"""The `transcribed` command: run, transcribe, config, doctor, status, retry.
 
 Exit codes: 0 clean stop, 1 anything else, 2 bad configuration or usage (the message names the
 key), 3 the GPU was lost (restart for a fresh CUDA context).
@@ -75,7 +75,27 @@ def _parser() -> argparse.ArgumentParser:
                         help="judge this machine's daemons: exit 0 healthy, 1 not")
     status.add_argument("--json", action="store_true", help="one JSON object for machines")
     status.set_defaults(command=_status)
+    retry = commands.add_parser(
+        "retry", help="take a library file (or every file under a folder) again",
+        description="Cancel what the library ledger says of PATH (failed, done, embedded "
+        "subtitles), or of every file under it when PATH is a folder, so the daemons' next scan "
+        "takes it again. A file with a subtitle beside it in the wanted language is still passed by.")
+    retry.add_argument("path", type=Path, metavar="PATH")
+    retry.add_argument("--config", type=Path, help=config_help)
+    retry.set_defaults(command=_retry)
     return parser
+
+
+def _retry(args: argparse.Namespace) -> int:
+    """`transcribed retry PATH`: one line per file forgotten; exit 1 when the ledger had none."""
+    from .library_ledger import forget
+
+    forgotten = forget(load_config(args.config).folders.state, args.path)
+    for entry in forgotten:
+        print(f"retry: {entry.path} (was {entry.outcome})")
+    if not forgotten:
+        print(f"transcribed: the library ledger records nothing at or under {args.path}", file=sys.stderr)
+    return EXIT_OK if forgotten else EXIT_ERROR
 
 
 def _load(args: argparse.Namespace) -> Config:

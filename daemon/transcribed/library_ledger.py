@@ -148,6 +148,21 @@ class Ledger:
         self._by_path[entry.path] = entry
 
 
+def forget(state: Path, target: Path) -> list[Entry]:
+    """`transcribed retry PATH`: the ledger's outcomes of the file `target`, or of every file
+    under the folder `target`, are cancelled (a `retry` record each), so the next scan takes
+    those files again (a file with a subtitle beside it is still passed by). Returns them."""
+    ledger = Ledger(state, worker="transcribed retry")
+    ledger.refresh()
+    where = os.path.abspath(target)
+    under = where.rstrip(os.sep) + os.sep
+    matched = [e for e in ledger.entries() if e.path == where or e.path.startswith(under)]
+    for entry in matched:
+        ledger.record(entry.content_id, "retry", Path(entry.path), (entry.size, entry.mtime),
+                      was=entry.outcome)
+    return matched
+
+
 def _parse(line: bytes) -> dict[str, Any] | None:
     """One record, or None for a line damaged from outside (or two appends mixed on NFS)."""
     try:
