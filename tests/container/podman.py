@@ -26,7 +26,9 @@ BASE_IMAGE = os.environ.get("TRANSCRIBED_TEST_BASE", "localhost/transcribed-test
 BUILD_FLAGS = ["--isolation", "chroot", "--network", "host"]
 #: The CLI of the image's daemon with its own config (the image's CMD), for `--engine` variants.
 DAEMON_COMMAND = ["run", "--config", "/etc/transcribed/transcribed.yaml"]
-#: A short recording through the real engine, start-up aside, takes seconds; 2 shared cores.
+#: Start-up with the real engine takes about 20 s here (imports, the model); 2 shared cores.
+START_TIMEOUT = 240
+#: A short recording through the real engine, start-up aside, takes seconds.
 JOB_TIMEOUT = 240
 
 

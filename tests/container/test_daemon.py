@@ -13,13 +13,19 @@ from pathlib import Path
 
 import pytest
 from tests.container.conftest import BuiltImage
-from tests.container.podman import DAEMON_COMMAND, JOB_TIMEOUT, Container, drop, files_in, transcribed
+from tests.container.podman import (
+    DAEMON_COMMAND,
+    JOB_TIMEOUT,
+    START_TIMEOUT,
+    Container,
+    drop,
+    files_in,
+    transcribed,
+)
 from tests.support.corpus import Clip, word_error_rate
 from tests.support.daemon import wait_until
 
 FOLDERS = ["done", "failed", "inbox", "outbox", "state"]
-#: Start-up with the real engine takes about 20 s here (imports and the model); 2 cores shared.
-START_TIMEOUT = 240
 
 
 def owners(folder: Path) -> set[tuple[int, int]]:

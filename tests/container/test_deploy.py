@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 import yaml
 from tests.container.conftest import REPO, BuiltImage, podman_compose
-from tests.container.podman import JOB_TIMEOUT, drop, podman, transcribed, unique
+from tests.container.podman import JOB_TIMEOUT, START_TIMEOUT, Container, drop, podman, transcribed, unique
 from tests.support.corpus import Clip
 from tests.support.daemon import wait_until
 
@@ -66,6 +66,7 @@ def test_the_compose_file_runs_with_podman_compose(compose_project, recording: C
                        f"label=com.docker.compose.project={env['COMPOSE_PROJECT_NAME']}").stdout.split()
     assert len(container) == 1, container
     assert podman("inspect", "--format", "{{.HostConfig.Init}}", container[0]).stdout.strip() == "true"
+    Container(env["TRANSCRIBED_IMAGE"], name=container[0]).wait_for("daemon.started", START_TIMEOUT)
 
     name = drop(recording, folder / "data", (10001, 10001))
     assert transcribed(folder / "data", name).strip()
