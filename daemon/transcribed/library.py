@@ -212,10 +212,21 @@ class Libraries:
         if not missing:
             return None
         job = self._new_job(found, cid, key, missing)
-        if job is None or self._take_marker(job):
+        if job is None:
+            return None
+        if self._take_marker(job) and not self._finished_meanwhile(job):
             return job
         shutil.rmtree(job.dir, ignore_errors=True)  # another daemon was faster
         return None
+
+    def _finished_meanwhile(self, job: LibraryJob) -> bool:
+        """With the marker won, the ledger is read again: another daemon may have finished the
+        file since this one's scan (its ledger record is written before its marker goes)."""
+        self.ledger.refresh()
+        if self.ledger.of_id(job.content_id) is None:
+            return False
+        self._drop_marker(job)
+        return True
 
     def _still_missing(self, found: Found, cid: str, key: tuple[int, int]) -> tuple[str, ...]:
         """The languages still wanted once the ledger (a renamed file keeps its id) and, opt-in,
