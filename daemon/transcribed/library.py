@@ -21,15 +21,16 @@ import dataclasses
 import os
 import shutil
 import time
-from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 from typing import Any
 
 from . import durable
-from .config import Config, Route
+from .config import Config
 from .finish import BeforeMoves, has_plan
 from .jobs import RECORD_FILE, Job, new_job_id
+from .library_job import DEFAULT_FORMATS, LIBRARY_RECORD, LibraryJob, read_library_job
 from .library_ledger import Ledger, content_id, file_key, library_state
+from .library_markers import ClaimMarkers
 from .library_scan import (
     Found,
     ScanCounts,
@@ -44,55 +45,11 @@ from .spool import Spool
 from .watcher import Arrivals
 from .workers import WorkerId, timestamp
 
-#: The reference to the media in a library job's folder (its presence makes it a library job).
-LIBRARY_RECORD = "library.json"
 #: At most this many candidates are watched settling at once (the rest wait their turn), so a
 #: new library of 10 000 files does not log 10 000 `file.detected` lines at once.
 SETTLE_WINDOW = 64
-#: The formats a library writes beside its media when it names none.
-DEFAULT_FORMATS = ("srt",)
 
 log = get_logger()
-
-
-@dataclass
-class LibraryJob(Job):
-    """A job whose source stays where it is, in a library."""
-
-    origin: Path = Path()
-    library: Path = Path()
-    content_id: str = ""
-    key: tuple[int, int] = (0, 0)
-    #: The library's languages this file had no subtitle for when it was claimed.
-    languages: tuple[str, ...] = ()
-    tag: str | None = None
-    formats: tuple[str, ...] = DEFAULT_FORMATS
-
-    @property
-    def source(self) -> Path:
-        return self.origin
-
-    def sidecars(self) -> dict[str, Path]:
-        return {}  # nothing travels with a library file
-
-    def reference(self) -> dict[str, Any]:
-        return {"origin": str(self.origin), "library": str(self.library), "content_id": self.content_id,
-                "key": list(self.key), "languages": list(self.languages), "tag": self.tag,
-                "formats": list(self.formats)}
-
-
-def library_routes(config: Config) -> Config:
-    """The config the pipeline and hooks read: each library is a route over its absolute folder
-    (inbox routes are relative, so they never meet), with the library's formats plus the JSON
-    transcript (kept in the state folder), and its one language given to Whisper."""
-    routes = dict(config.routes)
-    for lib in config.libraries:
-        fields = {f.name: getattr(lib, f.name) for f in dataclasses.fields(Route)}
-        fields["formats"] = (*(lib.formats or DEFAULT_FORMATS), "json")
-        if fields["language"] is None and len(lib.languages) == 1:
-            fields["language"] = lib.languages[0]
-        routes[str(lib.path)] = Route(**fields)
-    return dataclasses.replace(config, routes=routes)
 
 
 class LibrarySpool(Spool):
@@ -142,6 +99,7 @@ class Libraries:
         root = library_state(config.folders.state)
         self.claims, self.results, self.failed = root / "claims", root / "results", root / "failed"
         self.ledger = Ledger(config.folders.state, spool.worker.name)
+        self.markers = ClaimMarkers(self.claims, spool.work, spool.worker.name)
         self.arrivals = Arrivals(config.watch.settle_seconds)
         self.extensions = frozenset(config.watch.extensions)
         self._pending: dict[Path, Found] = {}
@@ -214,7 +172,7 @@ class Libraries:
         job = self._new_job(found, cid, key, missing)
         if job is None:
             return None
-        if self._take_marker(job) and not self._finished_meanwhile(job):
+        if self.markers.take(job) and not self._finished_meanwhile(job):
             return job
         shutil.rmtree(job.dir, ignore_errors=True)  # another daemon was faster
         return None
@@ -225,7 +183,7 @@ class Libraries:
         self.ledger.refresh()
         if self.ledger.of_id(job.content_id) is None:
             return False
-        self._drop_marker(job)
+        self.markers.drop(job)
         return True
 
     def _still_missing(self, found: Found, cid: str, key: tuple[int, int]) -> tuple[str, ...]:
@@ -262,50 +220,6 @@ class Libraries:
             log.error("job.claim_failed", file=str(found.path), error=str(exc))
             return None
         return job
-
-    def _marker(self, job: LibraryJob) -> Path:
-        return self.claims / f"{job.content_id}.json"
-
-    def _take_marker(self, job: LibraryJob) -> bool:
-        """Create the claim marker (O_EXCL: one daemon wins); True when it is this job's."""
-        marker = self._marker(job)
-        body = durable.to_json({"job_id": job.id, "worker": self.spool.worker.name,
-                                "file": str(job.origin), "at": timestamp()}).encode()
-        try:
-            fd = os.open(marker, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, 0o666)
-        except FileExistsError:
-            return self._marker_is_free_for(job, marker)
-        try:
-            os.write(fd, body)
-            os.fsync(fd)
-        finally:
-            os.close(fd)
-        durable.fsync_dir(marker.parent)
-        durable.failpoint("library_claimed")
-        return True
-
-    def _marker_is_free_for(self, job: LibraryJob, marker: Path) -> bool:
-        """A marker exists: this job's (an adopted one), or a job that no worker folder holds any
-        more (a crash after its end): then it is taken over. Else the file is another's."""
-        try:
-            holder = durable.read_json(marker).get("job_id", "")
-        except (OSError, ValueError, AttributeError):
-            holder = ""
-        if holder == job.id:
-            return True
-        work = self.spool.work
-        if holder and any((folder / holder).is_dir() for folder in work.iterdir() if folder.is_dir()):
-            return False
-        durable.write_json_atomic(marker, {"job_id": job.id, "worker": self.spool.worker.name,
-                                           "file": str(job.origin), "at": timestamp(),
-                                           "took_over": holder})
-        return True
-
-    def _drop_marker(self, job: LibraryJob) -> None:
-        marker = self._marker(job)
-        with contextlib.suppress(OSError, ValueError, AttributeError):
-            if durable.read_json(marker).get("job_id") == job.id:
-                marker.unlink()
 
     # --- a job's end -------------------------------------------------------------------------------
 
@@ -347,13 +261,13 @@ class Libraries:
                    report: dict[str, Any] | None) -> dict[str, Path]:
         placed = self.spool.place_beside(job, placements, report)
         if not self.spool.is_held(job):
-            self._drop_marker(job)
+            self.markers.drop(job)
         return {str(job.source): job.source, **placed}
 
     def release(self, job: LibraryJob) -> Path:
         """Give a library file back (the daemon stops, the GPU is lost): the marker goes first, so
         a crash between leaves a job folder to adopt, never a marker nobody holds."""
-        self._drop_marker(job)
+        self.markers.drop(job)
         shutil.rmtree(job.dir, ignore_errors=True)
         durable.fsync_dir(job.dir.parent)
         return job.source
@@ -364,29 +278,19 @@ class Libraries:
         """A library job found in a work folder (adopted, or this worker's after a restart): run
         again, unless its file is gone, finished meanwhile, or another daemon holds it."""
         try:
-            job = _read_library_job(job_dir)
+            job = read_library_job(job_dir)
         except (OSError, ValueError, KeyError, TypeError) as exc:
             log.warning("library.job_unreadable", job_id=job_dir.name, error=str(exc))
             shutil.rmtree(job_dir, ignore_errors=True)  # only the job's state: the media is elsewhere
             return None
         self.ledger.refresh()
         finished = self.ledger.of_id(job.content_id) is not None
-        if finished or not os.path.lexists(job.origin) or not self._take_marker(job):
+        if finished or not os.path.lexists(job.origin) or not self.markers.take(job):
             reason = "finished already" if finished else "its file is gone or another daemon holds it"
             log.info("library.job_dropped", job_id=job.id, file=str(job.origin), reason=reason)
             shutil.rmtree(job_dir, ignore_errors=True)
             return None
         return job
-
-
-def _read_library_job(job_dir: Path) -> LibraryJob:
-    ref, record = durable.read_json(job_dir / LIBRARY_RECORD), durable.read_json(job_dir / RECORD_FILE)
-    return LibraryJob(
-        id=record["id"], relpath=PurePosixPath(record["relpath"]), dir=job_dir,
-        attempts=record.get("attempts", 0), claimed_at=record.get("claimed_at", ""),
-        history=record.get("history", []), origin=Path(ref["origin"]), library=Path(ref["library"]),
-        content_id=ref["content_id"], key=(int(ref["key"][0]), int(ref["key"][1])),
-        languages=tuple(ref["languages"]), tag=ref.get("tag"), formats=tuple(ref["formats"]))
 
 
 def _language_of(outputs: dict[str, Path], job: LibraryJob) -> str:

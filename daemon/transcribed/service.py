@@ -29,7 +29,8 @@ from .diarization import Diarizer
 from .engine.base import Engine
 from .errors import GpuLost
 from .hooks import Hooks
-from .library import LibrarySpool, library_routes
+from .library import LibrarySpool
+from .library_job import library_routes
 from .notify import Notifier
 from .reporting import Reporter
 from .spool import Spool
