@@ -258,3 +258,25 @@ def test_sidecars_and_routes_can_set_only_transcription_options(tmp_path: Path) 
         sidecar.write_text(f"{key}: /etc/passwd\n")
         error = _refused(read_sidecar, sidecar)
         assert error.kind == "bad_sidecar" and "unknown key" in str(error)
+
+
+@pytest.mark.parametrize(("section", "message"), [
+    ({"daemon": {"umask": "0999"}}, "daemon.umask: expected an octal mode"),
+    ({"daemon": {"umask": "rwx"}}, "daemon.umask: expected an octal mode"),
+    ({"input": {"follow_symlinks": True, "symlink_roots": ["relative/dir"]}}, "expected absolute folders"),
+    ({"input": {"symlink_roots": ["/srv/shared"]}}, "input.follow_symlinks is false"),
+    ({"input": {"max_audio_seconds": 0}}, "input.max_audio_seconds: expected a number above 0"),
+])
+def test_the_new_keys_are_checked(section: dict[str, dict[str, object]], message: str) -> None:
+    from transcribed.config import parse_config
+    from transcribed.errors import ConfigError
+
+    with pytest.raises(ConfigError, match=message):
+        parse_config(section)
+
+
+def test_umask_reads_octal_text_and_yaml_octal_numbers() -> None:
+    from transcribed.config.checks import parse_umask
+
+    assert parse_umask("0007") == parse_umask("0o007") == parse_umask(0o007) == 0o007
+    assert parse_umask("027") == 0o027
