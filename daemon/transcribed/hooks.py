@@ -93,6 +93,8 @@ def _places(note: Mapping[str, Any], job_dir: Path, moves: list[tuple[Path, Path
     places: dict[str, Any] = {"source": None, "results": [], "error_report": None, "log": None,
                               "sidecars": []}
     formats = note.get("formats", {})
+    if Path(note["source"]).is_absolute():  # a library job: its media is not moved, it is there
+        places["in_place"] = place(Path(note["source"]))
     for src, dst in moves:
         inside, where = _inside(job_dir, src), place(dst)
         if inside == note["source"]:
@@ -131,6 +133,9 @@ class Hooks:
             if self.enabled and self.settings.secret_file is not None else None
         self._roots = {"outbox": config.folders.outbox, "done": config.folders.done,
                        "failed": config.folders.failed, "inbox": config.folders.inbox}
+        #: A library job's media and subtitles are placed under its library (docs/libraries.md).
+        self._roots.update({f"libraries[{i}]": lib.path for i, lib in enumerate(config.libraries)
+                            if lib.path is not None})
         self._liveness = Liveness(worker, machine_identity(), config.daemon.lease_seconds)
         self._stop = threading.Event()
         self._wake = threading.Event()
@@ -348,7 +353,7 @@ class Hooks:
         body: dict[str, Any] = {"version": 1}
         body.update((key, value) for key, value in note.items() if key not in ("source", "formats"))
         body.update({
-            "source": located(places["source"]),
+            "source": located(places["source"] or places.get("in_place")),
             "results": [{"format": r["format"], **(located(r) or {})} for r in places["results"]],
             "error_report": located(places["error_report"]), "log": located(places["log"]),
             "sidecars": [located(s) for s in places["sidecars"]],

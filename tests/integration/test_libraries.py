@@ -110,6 +110,9 @@ def test_subtitles_beside_the_media_which_never_moves(tmp_path: Path, library: P
     (body,) = bodies
     assert body["outcome"] == "done"
     assert {r["path"] for r in body["results"] if r["format"] == "srt"} == {str(subtitle)}
+    assert body["source"] == {"path": str(movie), "relative": "Movies/Movie (2010)/Movie (2010).mkv"}
+    assert {r["relative"] for r in body["results"] if r["format"] == "srt"} == {
+        "Movies/Movie (2010)/Movie (2010).en.transcribed.srt"}
     (entry,) = ledger(folders)
     assert (entry["outcome"], entry["path"], entry["subtitles"]) == ("done", str(movie), [str(subtitle)])
 
