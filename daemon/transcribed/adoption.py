@@ -35,11 +35,14 @@ class Adoption:
     def adopt_orphans(self) -> list[Job]:
         """Move the jobs of dead workers into this worker's folder; returns those still to run."""
         adopted: list[Job] = []
-        if not self.work.is_dir():
+        try:
+            others = sorted(p for p in self.work.iterdir() if p != self.mine and p.is_dir())
+        except FileNotFoundError:
             return adopted
-        for worker_dir in sorted(self.work.iterdir()):
-            if worker_dir == self.mine or not worker_dir.is_dir():
-                continue
+        except OSError as exc:  # the share is away (EIO, ENOTCONN): look again at the next rescan
+            log.warning("spool.adoption_skipped", error=str(exc), reason="the work folder cannot be read")
+            return adopted
+        for worker_dir in others:
             reason = self.liveness.gone_because(worker_dir)
             if reason is None:
                 continue

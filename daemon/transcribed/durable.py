@@ -16,6 +16,9 @@ from typing import Any
 
 #: Errors of filesystems that have no hard links (some SMB/FUSE mounts): fall back to rename.
 _NO_LINKS = {errno.EPERM, errno.ENOTSUP, errno.EOPNOTSUPP, errno.EMLINK, errno.ENOSYS}
+#: What a share answers while it is away (its server down, its mount hung): not the file's fault.
+UNREACHABLE = frozenset({errno.EIO, errno.ENOTCONN, errno.ETIMEDOUT, errno.ESTALE, errno.EHOSTDOWN,
+                         errno.EHOSTUNREACH, errno.ECONNABORTED, errno.ECONNRESET})
 
 #: Crash points for tests, from $TRANSCRIBED_FAILPOINTS: "name" or "name:N", comma-separated.
 #: The Nth time (default 1st) the process passes point `name`, it kills itself with SIGKILL,
@@ -140,3 +143,14 @@ def _same_file(a: Path, b: Path) -> bool:
     """Are `a` and `b` two names of one inode (a link whose unlink a crash prevented)?"""
     sa, sb = os.lstat(a), os.lstat(b)
     return (sa.st_dev, sa.st_ino) == (sb.st_dev, sb.st_ino)
+
+
+def reachable(path: Path) -> bool | None:
+    """Does `path` exist? None when that cannot be told (the share it is on is away)."""
+    try:
+        os.stat(path)
+    except (FileNotFoundError, NotADirectoryError):
+        return False
+    except OSError:
+        return None
+    return True

@@ -132,9 +132,10 @@ class Finisher:
         `time.monotonic()` reading; the present by default)."""
         now = time.monotonic() if now is None else now
         for name, held in list(self._held.items()):
-            if not held.job_dir.is_dir():
-                del self._held[name]  # finished by someone else (adopted after our restart)
-                continue
+            if not durable.reachable(held.job_dir):
+                if durable.reachable(held.job_dir.parent):
+                    del self._held[name]  # finished by someone else (adopted after our restart)
+                continue  # else the share is away: the job waits for it
             if held.due > now:
                 continue
             if held.plan is not None:

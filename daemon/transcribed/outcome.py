@@ -11,6 +11,7 @@ thread or a clock, so every rule is a row of a table test (tests/unit/test_outco
 | OutOfMemory (oom.fallback: fail)        | failed/ as `out_of_memory`                      |
 | StageFailed (align, diarize)            | failed/ as `stage_failed`, plain transcript kept|
 | GpuLost                                 | every file in flight back to the inbox, exit 3  |
+| anything, the job's folder unreachable  | wait: retried later, the attempt not counted    |
 | anything else, attempts < max           | retried after retry_delay * 2^(attempts-1)      |
 | anything else, attempts >= max          | failed/ as `poison`, with the last error        |
 """
@@ -31,6 +32,8 @@ class Action(str, Enum):
     RUN = "run"
     FAIL = "fail"
     RETRY = "retry"
+    #: The job's own folder cannot be reached (a share away): retried, the attempt not counted.
+    WAIT = "wait"
     REQUEUE_AND_EXIT = "requeue_and_exit"
 
 
@@ -48,14 +51,19 @@ class Outcome:
     kept: dict[str, Path] | None = None
 
 
-def decide(error: BaseException | None, attempts: int, jobs: Jobs) -> Outcome:  # noqa: PLR0911 - a return per row of the table
+def decide(error: BaseException | None, attempts: int, jobs: Jobs,  # noqa: PLR0911 - a return per row of the table
+           reachable: bool = True) -> Outcome:
     """The outcome of a job that has been started `attempts` times, given `error` (None: the job
-    is about to start)."""
+    is about to start) and whether the job's own folder could still be reached."""
     if error is None:
         if attempts >= jobs.max_attempts:
             return Outcome(Action.FAIL, "poison", f"the file was tried {attempts} times and each "
                            "attempt killed or failed the daemon; it is not tried again")
         return Outcome(Action.RUN)
+    if not reachable and not isinstance(error, GpuLost):
+        return Outcome(Action.WAIT, message=f"the job's folder cannot be reached "
+                       f"({type(error).__name__}: {error}); the file is not to blame",
+                       retry_in=jobs.retry_delay_seconds)
     if isinstance(error, BadInput):
         return Outcome(Action.FAIL, error.kind, str(error))
     if isinstance(error, OutOfMemory):

@@ -21,13 +21,16 @@ Set-up is here: the folders exist, and share one filesystem, before anything is 
 
 from __future__ import annotations
 
+import contextlib
 import os
+import time
 from pathlib import Path, PurePosixPath
 from typing import Any
 
+from . import durable
 from .adoption import Adoption
 from .config import Config
-from .errors import ConfigError
+from .errors import ConfigError, TranscribedError
 from .finish import BeforeMoves, Finisher, has_plan
 from .inbox import Inbox
 from .jobs import Claims, Job, read_job
@@ -63,6 +66,9 @@ class Spool:
             try:
                 path.mkdir(parents=True, exist_ok=True)
             except OSError as exc:
+                if exc.errno in durable.UNREACHABLE:  # not the config's fault: exit 1, restarted
+                    raise TranscribedError(f"folders: {path} cannot be reached ({exc.strerror}); "
+                                           "is the share mounted and its server up?") from None
                 raise ConfigError(f"folders: cannot create {path}: {exc.strerror}") from None
         self._refuse_split_filesystems()
         self.mine.mkdir(parents=True, exist_ok=True)
@@ -84,7 +90,19 @@ class Spool:
     def retire(self) -> None:
         """On a clean stop, remove this worker's lease and folder, unless jobs wait in it: those
         stay (with their attempt counts) for the next daemon to adopt."""
+        self.sweep(wait=RETIRE_SWEEP_SECONDS)
         self._lease.retire()
+
+    def sweep(self, wait: float = 0.0) -> None:
+        """Remove finished jobs' folders left behind holding only a network filesystem's stand-in
+        for a file unlinked while still open (`.fuse_hidden*` on sshfs, `.nfs*` on NFS: the job's
+        log, closed a moment later), waiting up to `wait` seconds for those to go."""
+        deadline = time.monotonic() + wait
+        while True:
+            left = [d for d in _subfolders(self.mine) if _only_leftovers(d) and not _removed(d)]
+            if not left or time.monotonic() >= deadline:
+                return
+            time.sleep(0.1)
 
     # --- the inbox -------------------------------------------------------------------------------
 
@@ -179,3 +197,31 @@ class Spool:
         """Move the jobs of dead workers into this worker's folder; returns those still to run."""
         self.retry_held()
         return self._adoption.adopt_orphans()
+
+
+#: How long a clean stop waits for a share to drop its stand-ins of the last job's log.
+RETIRE_SWEEP_SECONDS = 2.0
+#: Names network filesystems give a file unlinked while open (libfuse, the NFS client).
+_LEFTOVER_PREFIXES = (".fuse_hidden", ".nfs")
+
+
+def _subfolders(folder: Path) -> list[Path]:
+    with contextlib.suppress(OSError):
+        return [p for p in folder.iterdir() if p.is_dir()]
+    return []
+
+
+def _only_leftovers(folder: Path) -> bool:
+    """Nothing in `folder` but stand-ins of unlinked open files (a live job always has job.json)."""
+    try:
+        return all(name.startswith(_LEFTOVER_PREFIXES) for name in os.listdir(folder))
+    except OSError:
+        return False
+
+
+def _removed(folder: Path) -> bool:
+    try:
+        folder.rmdir()
+    except OSError:
+        return False
+    return True

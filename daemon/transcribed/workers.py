@@ -21,9 +21,12 @@ from pathlib import Path
 from typing import Any
 
 from . import durable
+from .logs import get_logger
 
 #: The lease file in a worker's folder.
 LEASE_FILE = "worker.json"
+
+log = get_logger()
 
 
 @dataclass(frozen=True)
@@ -150,15 +153,23 @@ class Lease:
         attempt counts) for the next daemon to adopt, and the lease with them."""
         with self._lock:
             self._retired = True  # a late heartbeat must not bring the lease back
-            (self.folder / LEASE_FILE).unlink(missing_ok=True)
+            try:
+                (self.folder / LEASE_FILE).unlink(missing_ok=True)
+            except OSError as exc:  # the share is away: the lease expires by itself
+                log.warning("spool.retire_failed", error=str(exc),
+                            reason="the lease could not be removed; other daemons see it expire")
+                return
             try:
                 self.folder.rmdir()
             except OSError:
-                self._write()  # jobs left: keep the lease so the folder is recognised
+                with contextlib.suppress(OSError):
+                    self._write()  # jobs left: keep the lease so the folder is recognised
 
     def _write(self) -> None:
         self._beats += 1
-        self.folder.mkdir(parents=True, exist_ok=True)  # removed by a daemon that took us for gone
+        # Our folder may have been removed by a daemon that took us for gone: make it again, but
+        # never its parents, which would be a local copy of the share's tree under a bare mount point.
+        self.folder.mkdir(exist_ok=True)
         durable.write_json_atomic(self.folder / LEASE_FILE, {
             "host": self.worker.host, "pid": self.worker.pid, "started": self.worker.started,
             **self.machine, "beat": self._beats, "renewed_at": timestamp(),

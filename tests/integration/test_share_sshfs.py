@@ -221,12 +221,6 @@ def test_a_killed_hosts_claims_are_taken_over_by_the_other_host_after_the_lease(
     assert max(restarts) >= 2  # the adopted files were run again, and say so
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "bug (worker/finish, not here): the job's log.jsonl is still open when the finished job's "
-    "folder is removed; sshfs (libfuse) and NFS keep an unlinked open file as .fuse_hidden* / "
-    ".nfs*, so the rmtree (ignore_errors) leaves the folder, empty once the log is closed: one "
-    "per job. At a clean stop the worker folder is then not empty, so its lease stays behind "
-    "as if jobs waited in it."))
 def test_a_finished_job_leaves_no_folder_behind_on_the_share(share: Share) -> None:
     """After two files and a clean stop, no job folder is left in the state folder."""
     names = _names("tidy", 2)
@@ -272,7 +266,8 @@ def _unmount_until_the_job_notices(share: Share, daemon: DaemonProcess) -> None:
     back_at = time.monotonic() + OUTAGE_SECONDS
     daemon.wait_for("watcher.inbox_gone", timeout=15)
     wait_until(lambda: time.monotonic() >= back_at and any(
-        e.get("event") in ("job.retry_later", "job.move_refused", "job.failed") for e in daemon.events()),
+        e.get("event") in ("job.folder_unreachable", "job.retry_later", "job.move_refused", "job.failed")
+        for e in daemon.events()),
         15, "the job to run into the missing share")
     mount.mount()
 
@@ -312,12 +307,6 @@ def test_a_mount_that_disappears_mid_job_loses_nothing(share: Share) -> None:
     assert _nothing_beneath_the_mount_point(share) == []
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "bug (worker/finish, not here): during the outage the job's own files answer ENOENT, so the "
-    "healthy file is failed as unreadable input (job.failed, error_kind unreadable) and its "
-    "moves are held; retry_held then drops the held job because its folder 'is gone' (taken as "
-    "finished by someone else), and after the remount nobody looks at it again (adoption skips "
-    "the worker's own folder): it waits in state/work until the daemon restarts."))
 def test_after_the_mount_comes_back_the_interrupted_job_finishes_without_a_restart(share: Share) -> None:
     """Same outage: the running daemon itself finishes every file once the share is back, and
     never calls a healthy file bad."""
@@ -344,11 +333,6 @@ def test_a_share_server_that_stops_mid_job_loses_nothing(share: Share) -> None:
     assert_each_done_exactly_once(share, OUTAGE_FILES)
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "bug (adoption/workers/service, not here): an EIO from the share escapes the consumer "
-    "(Path.is_dir() in adopt_orphans re-raises EIO, where ENOENT would be False), "
-    "daemon.consumer_crashed is logged, then the worker's retire() (unlink of worker.json) "
-    "raises EIO outside any handler: a traceback on stderr, exit 1, no daemon.stopped."))
 def test_a_daemon_rides_out_a_share_server_outage_without_exiting(share: Share) -> None:
     """Same outage: the daemon stays up, and once the server is back finishes every file."""
     daemon = _busy_daemon_when_the_share_goes(share)
@@ -360,11 +344,6 @@ def test_a_daemon_rides_out_a_share_server_outage_without_exiting(share: Share) 
     assert_each_done_exactly_once(share, OUTAGE_FILES)
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "bug (spool prepare, not here): creating the folders fails with EIO and is reported as a "
-    "configuration error, exit 2; the systemd units say RestartPreventExitStatus=2, so a daemon "
-    "that crashed in an outage (see above) and is restarted while the share is still down gives "
-    "up for good. An unreachable folder should be exit 1 (retried) or waited for."))
 def test_a_daemon_started_while_the_share_server_is_down_is_not_told_its_config_is_wrong(
         share: Share) -> None:
     """The share's server is down when the daemon starts: whatever it does (wait, or exit for a

@@ -52,3 +52,15 @@ def test_a_failed_later_stage_keeps_the_plain_transcript() -> None:
 
 def test_a_retry_says_what_went_wrong() -> None:
     assert decide(RuntimeError("a bug"), 1, JOBS).message == "RuntimeError: a bug"
+
+
+@pytest.mark.parametrize("error", [BadInput("unreadable", "no such file"), OSError(5, "I/O error"),
+                                   RuntimeError("a bug")])
+def test_a_job_whose_folder_is_away_waits_whatever_it_raised(error: BaseException) -> None:
+    """A share that went away makes every step fail; the file is not to blame, even at the last attempt."""
+    outcome = decide(error, 3, JOBS, reachable=False)
+    assert (outcome.action, outcome.kind, outcome.retry_in) == (Action.WAIT, None, 2.0)
+
+
+def test_a_lost_gpu_is_a_lost_gpu_even_with_the_folder_away() -> None:
+    assert decide(GpuLost("CUDA error 999"), 1, JOBS, reachable=False).action is Action.REQUEUE_AND_EXIT
