@@ -49,6 +49,8 @@ class Segment(_SegmentCore, total=False):
     no_speech_prob: float
     compression_ratio: float
     speech_seconds: float
+    #: The sampling temperature of a chunk decoded again (`model.temperature_fallback`).
+    temperature: float
     #: Word timings (after alignment) and the speaker label (after diarization).
     words: list[dict[str, Any]]
     speaker: str

@@ -214,6 +214,8 @@ class WhisperXEngine:
                               compression_ratio=out.compression_ratio)
             if "speech_seconds" in chunk:
                 segment["speech_seconds"] = chunk["speech_seconds"]
+            if out.temperature > 0:
+                segment["temperature"] = out.temperature  # decoded again (temperature_fallback)
             results[index]["segments"].append(segment)
             progress(100.0 * sum(len(r["segments"]) for r in results) / len(chunks))
 
