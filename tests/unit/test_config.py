@@ -133,3 +133,11 @@ def test_printed_config_loads_back_to_the_same(tmp_path: Path) -> None:
     again = tmp_path / "again.yaml"
     again.write_text(render_yaml(config))
     assert to_plain(load_config(again)) == to_plain(config)
+
+
+@pytest.mark.parametrize(("section", "key", "value"), [
+    ("log", "progress_seconds", -1), ("model", "idle_unload_seconds", 0),
+    ("model", "idle_unload_seconds", -5)])
+def test_durations_that_make_no_sense_are_refused_naming_the_key(section: str, key: str, value: float) -> None:
+    with pytest.raises(ConfigError, match=f"{section}.{key}"):
+        parse_config({section: {key: value}})

@@ -175,6 +175,11 @@ def _check_durations(config: Config) -> None:
             raise ConfigError(f"{key}: expected a number above 0, got {value}")
     if config.daemon.shutdown_grace_seconds < 0:
         raise ConfigError("daemon.shutdown_grace_seconds: expected 0 or more")
+    if config.log.progress_seconds < 0:
+        raise ConfigError(f"log.progress_seconds: expected 0 or more, got {config.log.progress_seconds}")
+    unload = config.model.idle_unload_seconds
+    if unload is not None and unload <= 0:
+        raise ConfigError(f"model.idle_unload_seconds: expected a number above 0 or null (never), got {unload}")
 
 
 def _check_vad(vad: Vad) -> None:
