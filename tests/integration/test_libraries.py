@@ -209,3 +209,63 @@ def test_a_file_still_being_copied_is_not_taken(tmp_path: Path, library: Path, f
     assert done["audio_s"] > 5.5  # the whole file, not the part there when it was first seen
     from datetime import datetime
     assert datetime.fromisoformat(claimed["ts"].replace("Z", "+00:00")).timestamp() >= copied
+
+
+def test_a_crash_after_the_finish_plan_places_the_subtitle_once(tmp_path: Path, library: Path,
+                                                                 ffmpeg: str) -> None:
+    """SIGKILL once the plan is written (the ledger already says done): the next daemon carries
+    the plan out; one subtitle, no temporary name left in the media's folder."""
+    folders = Folders(tmp_path / "d")
+    film = make_video(ffmpeg, library / "Film" / "Film.mkv")
+    config = library_config(folders, library)
+    crashing = DaemonProcess(config, engine="fake", env={"TRANSCRIBED_FAILPOINTS": "planned"})
+    crashing.start()
+    assert crashing.process is not None
+    assert crashing.process.wait(timeout=60) == -9
+    assert [p.name for p in film.parent.iterdir()] == ["Film.mkv"]  # nothing placed yet
+    with DaemonProcess(config, engine="fake") as after:
+        wait_until(lambda: (film.parent / "Film.en.transcribed.srt").exists(), 60, "the subtitle")
+        wait_until(lambda: not any((folders.state / "work").glob("*/*/library.json")), 30,
+                   "the job folder gone")
+        assert after.count("job.claimed") == 0  # finished from its plan, not transcribed again
+        assert after.stop() == 0
+    assert sorted(p.name for p in film.parent.iterdir()) == ["Film.en.transcribed.srt", "Film.mkv"]
+    assert [e["outcome"] for e in ledger(folders)] == ["done"]
+
+
+def test_a_subtitle_stream_inside_the_file_counts_when_asked(tmp_path: Path, library: Path,
+                                                             ffmpeg: str) -> None:
+    """check_streams: an mkv carrying an English subtitle stream is recorded `embedded` and gets
+    no file beside it; one without gets its subtitle."""
+    folders = Folders(tmp_path / "d")
+    plain = make_video(ffmpeg, library / "Plain" / "Plain.mkv")
+    srt = tmp_path / "s.srt"
+    srt.write_text("1\n00:00:00,000 --> 00:00:01,000\nHello\n")
+    inside = library / "Inside" / "Inside.mkv"
+    inside.parent.mkdir(parents=True)
+    subprocess.run([ffmpeg, "-loglevel", "error", "-i", str(plain), "-i", str(srt), "-map", "0",
+                    "-map", "1", "-c", "copy", "-c:s", "srt", "-metadata:s:s:0", "language=eng",
+                    str(inside)], check=True)
+    path = library_config(folders, library)
+    data = yaml.safe_load(path.read_text())
+    data["libraries"][0]["check_streams"] = True
+    path.write_text(yaml.safe_dump(data))
+    with DaemonProcess(path, engine="fake") as daemon:
+        daemon.wait_for("library.embedded_subtitles", timeout=60, file=str(inside))
+        daemon.wait_for("job.moved", timeout=60, file=str(plain))
+        assert daemon.stop() == 0
+    assert [p.name for p in inside.parent.iterdir()] == ["Inside.mkv"]
+    assert sorted((e["path"], e["outcome"]) for e in ledger(folders)) == [
+        (str(inside), "embedded"), (str(plain), "done")]
+
+
+def test_the_scan_bench_runs_and_finds_nothing_to_do(tmp_path: Path) -> None:
+    """bench/library_scan.py on a small library: its table, with no job claimed."""
+    repo = Path(__file__).resolve().parents[2]
+    result = subprocess.run([sys.executable, str(repo / "bench" / "library_scan.py"), "--files", "60",
+                             "--seconds", "2", "--runs", "2", "--keep", str(tmp_path / "bench")],
+                            cwd=repo, capture_output=True, text=True, timeout=180, check=False)
+    assert result.returncode == 0, result.stdout + result.stderr
+    rows = [line.split() for line in result.stdout.splitlines() if line.startswith(("subtitled", "ledger"))]
+    assert [row[0] for row in rows] == ["subtitled", "ledger"]
+    assert all(row[1] == "60" and row[-1] == "0" for row in rows)  # 60 files, none claimed
