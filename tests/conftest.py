@@ -6,7 +6,6 @@ from __future__ import annotations
 import logging
 import os
 import threading
-import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -15,6 +14,7 @@ import structlog
 
 from tests.support.corpus import corpus_available
 from tests.support.daemon import Folders
+from tests.support.threads import THREAD_GRACE_SECONDS, describe, threads_left_running
 from tests.support.worker import close_workers
 
 IN_CI = bool(os.environ.get("CI"))
@@ -41,35 +41,22 @@ def _reset_logging() -> None:
     logging.captureWarnings(False)
 
 
-#: How long the threads a test started may take to end once it is over (a reader whose process
-#: just exited, an executor told to shut down, an observer that was stopped): a thread still
-#: alive after that was left running by the test.
-THREAD_GRACE_SECONDS = 5.0
-
-#: Threads a library keeps for the life of the process, started by the first test that needs
-#: them and never stopped: (name prefix, why it may stay).
-LIFELONG_THREADS: tuple[tuple[str, str], ...] = (
-    ("OtelBatchSpanRecordProcessor",
-     "pyannote.audio.telemetry starts an OpenTelemetry span exporter when it is imported, even with "
-     "its metrics disabled, and never shuts it down (TracerProvider(shutdown_on_exit=False))"),
-)
-
-
 @pytest.fixture(autouse=True)
 def no_thread_left_running(request: pytest.FixtureRequest) -> Iterator[None]:
     """Fail a test that leaves a thread running (watchdog's test suite does the same).
 
     A thread that outlives its test keeps files open, writes into the next test's folders or
     logs, and hides a missing stop in the code or the test helper that started it. Threads that
-    are ending get `THREAD_GRACE_SECONDS` to do so (joined with a deadline). Fixtures wider than
-    a test (module, session) are set up before this one, so their threads are in `before`.
+    are ending get `THREAD_GRACE_SECONDS` to do so (joined with a deadline); the few a library
+    keeps for the process's life are listed in tests/support/threads.py. Fixtures wider than a
+    test (module, session) are set up before this one, so their threads are in `before`.
     """
     before = set(threading.enumerate())
     yield
-    left = _threads_still_running(before, time.monotonic() + THREAD_GRACE_SECONDS)
+    left = threads_left_running(before, THREAD_GRACE_SECONDS)
     if left:
-        names = ", ".join(f"{thread.name} ({_target_of(thread)})" for thread in left)
-        pytest.fail(f"{request.node.nodeid} left {len(left)} thread(s) running: {names}", pytrace=False)
+        pytest.fail(f"{request.node.nodeid} left {len(left)} thread(s) running: {describe(left)}",
+                    pytrace=False)
 
 
 @pytest.fixture(autouse=True)
@@ -78,30 +65,6 @@ def close_test_workers(no_thread_left_running: None) -> Iterator[None]:
     (their prefetch thread pool shut down), before the thread check looks."""
     yield
     close_workers()
-
-
-def _threads_still_running(before: set[threading.Thread], deadline: float) -> list[threading.Thread]:
-    """The threads started since `before` that are still alive at `deadline`."""
-    left = []
-    for thread in threading.enumerate():
-        if thread in before or _lifelong(thread):
-            continue
-        thread.join(max(0.0, deadline - time.monotonic()))
-        if thread.is_alive():
-            left.append(thread)
-    return left
-
-
-def _lifelong(thread: threading.Thread) -> bool:
-    return any(thread.name.startswith(prefix) for prefix, _why in LIFELONG_THREADS)
-
-
-def _target_of(thread: threading.Thread) -> str:
-    """What the thread runs (its target's qualified name), to find who started it."""
-    target = getattr(thread, "_target", None)
-    if target is None:
-        return type(thread).__qualname__
-    return getattr(target, "__qualname__", repr(target))
 
 
 @pytest.fixture

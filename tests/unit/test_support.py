@@ -9,7 +9,7 @@ import time
 import pytest
 
 # Importing tests.support turns pyannote telemetry off before anything imports pyannote.
-from tests.support import corpus, media, models
+from tests.support import corpus, media, models, threads
 
 RUSSIAN_CLIP = "multilingual/ru_deepspeech_sample.wav"
 SHORT_ENGLISH_CLIP = "librispeech/1988-24833-0003.flac"
@@ -210,3 +210,42 @@ def test_copy_slowly_grows_one_file_over_time_and_ends_identical(tmp_path):
     assert target.read_bytes() == source.read_bytes()
 
 
+
+
+# --- the thread check (tests/conftest.py) -----------------------------------------------------
+
+
+def test_a_thread_still_blocked_after_the_grace_is_reported_with_its_target():
+    before = set(threading.enumerate())
+    release = threading.Event()
+
+    def blocked_until_released():
+        release.wait(30)
+
+    stuck = threading.Thread(target=blocked_until_released, name="stuck", daemon=True)
+    stuck.start()
+    try:
+        started = time.monotonic()
+        left = threads.threads_left_running(before, grace=0.2)
+        assert left == [stuck] and time.monotonic() - started >= 0.2
+        assert threads.describe(left) == ("stuck (test_a_thread_still_blocked_after_the_grace_is_"
+                                          "reported_with_its_target.<locals>.blocked_until_released)")
+    finally:
+        release.set()
+        stuck.join(5)
+
+
+def test_a_thread_that_ends_within_the_grace_and_a_lifelong_one_are_not_reported():
+    before = set(threading.enumerate())
+    ending = threading.Thread(target=time.sleep, args=(0.2,), name="ending")
+    release = threading.Event()
+    lifelong_name = threads.LIFELONG_THREADS[0][0]
+    lifelong = threading.Thread(target=release.wait, args=(30,), name=lifelong_name, daemon=True)
+    ending.start()
+    lifelong.start()
+    try:
+        assert threads.threads_left_running(before, grace=5) == []
+        assert not ending.is_alive()
+    finally:
+        release.set()
+        lifelong.join(5)
