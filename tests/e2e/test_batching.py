@@ -8,34 +8,14 @@ from pathlib import Path
 
 import pytest
 
+from tests.support.alone import SHORT_CLIPS, texts_alone
 from tests.support.corpus import clip
 from tests.support.daemon import DaemonProcess, Folders, wait_until
 from tests.support.media import write_random_bytes
-from transcribed.audio import decode
-from transcribed.config import Config
-from transcribed.engine.base import Request
-from transcribed.engine.hardware import Hardware, choose
-from transcribed.engine.models import bundled_model_path
-from transcribed.engine.whisperx_engine import WhisperXEngine
 
 pytestmark = [pytest.mark.e2e, pytest.mark.usefixtures("corpus")]
 
-CLIPS = ["librispeech/1988-24833-0000.flac", "librispeech/3752-4944-0000.flac",
-         "ljspeech/LJ001-0004.flac", "misc_en/cmu_arctic_a0024.wav", "cmu_sphinx/goforward.wav"]
-
-
-def _alone(names: list[str]) -> dict[str, str]:
-    """Each clip's text from the engine one file at a time, with the daemon's settings."""
-    config = Config()
-    engine = WhisperXEngine(config, choose(config.model, Hardware(cpu_count=2),
-                                           bundled_model_path(), "bundled"))
-    engine.load()
-    texts = {}
-    for name in names:
-        result = engine.transcribe(decode(clip(name).path).samples, Request(language="en"), 4,
-                                   lambda _p: None)
-        texts[Path(name).stem] = " ".join(s["text"].strip() for s in result["segments"])
-    return texts
+CLIPS = SHORT_CLIPS
 
 
 def test_waiting_short_files_share_a_call_and_keep_their_own_text(folders: Folders) -> None:
@@ -49,7 +29,7 @@ def test_waiting_short_files_share_a_call_and_keep_their_own_text(folders: Folde
                    "every clip in done/")
         wait_until(lambda: (folders.failed / "broken.wav.error.json").exists(), 60, "the broken file")
         assert daemon.stop() == 0
-    alone = _alone(CLIPS)
+    alone = texts_alone(CLIPS)
     shared = []
     for name in CLIPS:
         stem = Path(name).stem

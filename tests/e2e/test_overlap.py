@@ -9,7 +9,8 @@ from pathlib import Path
 
 import pytest
 
-from tests.e2e.test_batching import CLIPS, _alone
+from tests.support.alone import SHORT_CLIPS as CLIPS
+from tests.support.alone import texts_alone
 from tests.support.corpus import clip
 from tests.support.daemon import DaemonProcess, Folders, wait_until
 from tests.support.media import write_random_bytes
@@ -31,7 +32,7 @@ def test_files_prepared_ahead_keep_their_own_text(folders: Folders) -> None:
         assert daemon.stop() == 0
         assert not [e for e in daemon.events() if e.get("level") in ("error", "critical")
                     and e.get("file") != "broken.wav"]
-    alone = _alone(CLIPS)
+    alone = texts_alone(CLIPS)
     ahead = []
     for name in CLIPS:
         stem = Path(name).stem
