@@ -146,9 +146,10 @@ def _same_file(a: Path, b: Path) -> bool:
 
 
 def reachable(path: Path) -> bool | None:
-    """Does `path` exist? None when that cannot be told (the share it is on is away)."""
+    """Does `path` exist (the entry itself: a link to nothing exists)? None when that cannot be
+    told (the share it is on is away)."""
     try:
-        os.stat(path)
+        os.lstat(path)
     except (FileNotFoundError, NotADirectoryError):
         return False
     except OSError:

@@ -105,7 +105,22 @@ class Claims:
                       reason="cannot write the job's state; the file stays in the inbox")
             return None
         try:
-            os.rename(path, job.source)  # rename, not copy: the claim must be atomic
+            folder = open_folder_of(path, relpath)
+        except OSError as exc:
+            shutil.rmtree(job.dir, ignore_errors=True)
+            if not isinstance(exc, FileNotFoundError):
+                log.warning("job.claim_refused", file=str(job.relpath), error=str(exc),
+                            reason="a folder on its path is not a folder (a link?); not followed")
+            return None
+        try:
+            return self._take(folder, path, job)
+        finally:
+            os.close(folder)
+
+    def _take(self, folder: int, path: Path, job: Job) -> Job | None:
+        """The claim's rename, of the entry `path.name` in the open inbox folder `folder`."""
+        try:
+            os.rename(path.name, job.source, src_dir_fd=folder)  # rename, not copy: atomic
         except OSError as exc:
             # NFS: a rename whose reply was lost is sent again and answers ENOENT, though the
             # first one moved the file. So look before deciding the claim was lost.
@@ -115,7 +130,7 @@ class Claims:
                     log.error("job.claim_failed", file=str(job.relpath), error=str(exc))
                 return None
         durable.failpoint("claim")
-        _claim_sidecars(path, job)
+        _claim_sidecars(folder, path, job)
         durable.fsync_dir(path.parent)
         durable.fsync_dir(job.source.parent)
         return job
@@ -176,12 +191,30 @@ def new_job_id() -> str:
     return datetime.now(timezone.utc).strftime("%Y%m%dT%H%M%S%fZ") + "-" + secrets.token_hex(3)
 
 
-def _claim_sidecars(path: Path, job: Job) -> None:
+def open_folder_of(path: Path, relpath: PurePosixPath) -> int:
+    """A descriptor of the inbox folder holding `path` (at `relpath` in the inbox), reached from
+    the inbox one folder at a time with O_NOFOLLOW: a subfolder an inbox writer swapped for a
+    link since the scan cannot send the claim's rename to the link's target (ELOOP or ENOTDIR
+    instead). The inbox itself is the config's, and may be a link."""
+    flags = getattr(os, "O_PATH", os.O_RDONLY) | os.O_DIRECTORY | os.O_CLOEXEC
+    fd = os.open(Path(*path.parts[: len(path.parts) - len(relpath.parts)]), flags)
+    try:
+        for part in relpath.parent.parts:
+            inner = os.open(part, flags | os.O_NOFOLLOW, dir_fd=fd)
+            os.close(fd)
+            fd = inner
+    except BaseException:
+        os.close(fd)
+        raise
+    return fd
+
+
+def _claim_sidecars(folder: int, path: Path, job: Job) -> None:
     """Per-file options (`<name>.yaml`, `.yml`, `.json`) travel with their audio: those there
     (a 255-byte audio name has no room for a sidecar's: nothing to move, no ENAMETOOLONG)."""
     for sidecar in sidecars_of(path).values():
         with contextlib.suppress(FileNotFoundError):
-            os.rename(sidecar, job.source.parent / sidecar.name)
+            os.rename(sidecar.name, job.source.parent / sidecar.name, src_dir_fd=folder)
 
 
 def _files_in(folder: Path) -> list[Path]:

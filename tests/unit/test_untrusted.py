@@ -10,7 +10,7 @@ import socket
 import stat
 import threading
 from collections.abc import Iterator
-from pathlib import Path
+from pathlib import Path, PurePosixPath
 
 import numpy as np
 import pytest
@@ -280,3 +280,23 @@ def test_umask_reads_octal_text_and_yaml_octal_numbers() -> None:
 
     assert parse_umask("0007") == parse_umask("0o007") == parse_umask(0o007) == 0o007
     assert parse_umask("027") == 0o027
+
+
+def test_a_subfolder_swapped_for_a_link_before_the_claim_sends_no_rename_through_it(tmp_path: Path) -> None:
+    """The scan saw inbox/sub/x.wav; sub became a link to a folder of the daemon's own (another
+    user's done/, say): the claim refuses (O_NOFOLLOW on each folder), the file there stays."""
+    from transcribed.jobs import Claims
+    from transcribed.workers import WorkerId
+
+    inbox, private = tmp_path / "inbox", tmp_path / "private"
+    (inbox / "sub").mkdir(parents=True)
+    private.mkdir()
+    (private / "x.wav").write_bytes(b"RIFF")
+    claims = Claims(tmp_path / "work", WorkerId.of_this_process(), 3)
+    (inbox / "sub" / "x.wav").write_bytes(b"RIFF")
+    ok = claims.claim(inbox / "sub" / "x.wav", PurePosixPath("sub/x.wav"))
+    assert ok is not None and ok.source.exists()
+    (inbox / "sub").rmdir()
+    (inbox / "sub").symlink_to(private)
+    assert claims.claim(inbox / "sub" / "x.wav", PurePosixPath("sub/x.wav")) is None
+    assert (private / "x.wav").exists()
