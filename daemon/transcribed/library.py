@@ -121,7 +121,7 @@ class Libraries:
         if not self.config.libraries or up_to < 1 or self.spool.paused:
             return []
         self.scan_if_due()
-        window = sorted(self._pending)[:SETTLE_WINDOW]
+        window = self.waiting()[:SETTLE_WINDOW]
         claimed: list[Job] = []
         for path in self.arrivals.ready(window):
             if len(claimed) >= up_to:
@@ -131,6 +131,10 @@ class Libraries:
                 log.info("job.claimed", job_id=job.id, file=str(job.relpath), library=str(job.library))
                 claimed.append(job)
         return claimed
+
+    def waiting(self) -> list[Path]:
+        """The files the last scan found missing a subtitle, not yet claimed, in path order."""
+        return sorted(self._pending)
 
     def scan_if_due(self, now: float | None = None) -> None:
         """Walk every library (at start, then every `watch.rescan_seconds`): the files neither in
@@ -144,7 +148,8 @@ class Libraries:
         for lib in self.config.libraries:
             started, counts = time.monotonic(), ScanCounts()
             known = 0
-            for found in walk(lib, self.extensions, counts):
+            extensions = frozenset(lib.extensions) if lib.extensions else self.extensions
+            for found in walk(lib, extensions, counts):
                 if self.ledger.settled(found.path, found.key) is not None:
                     known += 1
                 else:

@@ -23,11 +23,13 @@ def _write(tmp_path: Path, **data: object) -> Path:
 def test_a_library_path_counts_from_the_config_files_folder(tmp_path: Path) -> None:
     config = load_config(_write(tmp_path, libraries=[
         {"path": "../media/movies", "languages": ["en"], "tag": "transcribed", "formats": ["srt", "vtt"]},
-        {"path": str(tmp_path / "shows"), "languages": ["de", "en"], "check_streams": True}]))
+        {"path": str(tmp_path / "shows"), "languages": ["de", "en"], "check_streams": True,
+         "extensions": [".MKV", "mp4"]}]))
     movies, shows = config.libraries
     assert movies.path == tmp_path / "media" / "movies"
     assert (movies.tag, movies.formats, shows.check_streams) == ("transcribed", ("srt", "vtt"), True)
     assert shows.path == tmp_path / "shows" and shows.languages == ("de", "en")
+    assert (movies.extensions, shows.extensions) == (None, ("mkv", "mp4"))
 
 
 @pytest.mark.parametrize(("path", "key"), [("in/movies", "folders.inbox"), ("state", "folders.state"),
@@ -51,6 +53,7 @@ def test_two_libraries_one_inside_the_other_are_refused(tmp_path: Path) -> None:
     ({"path": "/m", "tag": "a.b"}, r"libraries\[0\].tag: expected one word"),
     ({"path": "/m", "langauges": ["en"]}, r"libraries\[0\].langauges: unknown key \(did you"),
     ({"path": "/m", "hooks_events": ["started"]}, r"libraries\[0\].hooks_events"),
+    ({"path": "/m", "extensions": []}, r"libraries\[0\].extensions: expected at least one"),
 ])
 def test_bad_library_values_name_their_key(library: dict, message: str) -> None:
     with pytest.raises(ConfigError, match=message):

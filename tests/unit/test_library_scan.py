@@ -95,3 +95,32 @@ def test_a_subtitle_stream_inside_the_container_is_read_by_language(tmp_path: Pa
     assert embedded_subtitle_languages(mkv) == {"de"}
     assert embedded_subtitle_languages(plain) == set()
     assert embedded_subtitle_languages(srt) == set()  # not a container: no streams, no error
+
+
+def test_a_library_scan_takes_its_own_extensions_and_passes_the_ledgers_files(tmp_path: Path) -> None:
+    """Libraries.scan_if_due over a real tree: `extensions` keeps theme music out; a file the
+    ledger records (same path, size, mtime) is passed by; one changed since is waiting again."""
+    import yaml
+
+    from transcribed.config import load_config
+    from transcribed.library import LibrarySpool
+    from transcribed.library_ledger import Ledger, file_key
+
+    lib = tmp_path / "lib"
+    episode = _touch(lib / "Show" / "Show.S01E01.mkv")
+    done = _touch(lib / "Show" / "Show.S01E02.mkv")
+    changed = _touch(lib / "Show" / "Show.S01E03.mkv")
+    _touch(lib / "Show" / "theme.mp3")
+    config_path = tmp_path / "transcribed.yaml"
+    config_path.write_text(yaml.safe_dump({
+        "folders": {name: name for name in ("inbox", "outbox", "done", "failed", "state")},
+        "libraries": [{"path": "lib", "extensions": ["mkv"]}]}))
+    ledger = Ledger(tmp_path / "state")
+    ledger.record("id-done", "done", done, file_key(done) or (0, 0))
+    ledger.record("id-changed", "failed", changed, file_key(changed) or (0, 0))
+    changed.write_text("re-muxed, longer")
+    spool = LibrarySpool(load_config(config_path))
+    spool.prepare()
+    spool.libraries.scan_if_due(now=0.0)
+    assert spool.libraries.waiting() == [episode, changed]
+    spool.retire()

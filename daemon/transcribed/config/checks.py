@@ -227,6 +227,9 @@ def _check_libraries(libraries: tuple[Library, ...]) -> None:
         if lib.tag is not None and not lib.tag.replace("-", "").replace("_", "").isalnum():
             raise ConfigError(f"{where}.tag: expected one word (letters, digits, - or _), e.g. "
                               f"transcribed or forced, got {lib.tag!r}")
+        if lib.extensions is not None and not lib.extensions:
+            raise ConfigError(f"{where}.extensions: expected at least one extension, or null for "
+                              "watch.extensions")
         if lib.hooks_events is not None:
             _check_hook_events(f"{where}.hooks_events", lib.hooks_events)
 

@@ -296,6 +296,9 @@ class Library(Route):
     #: Opt-in: a subtitle stream in a wanted language inside the container counts too (PyAV
     #: reads the header once per file; the answer is kept in the ledger).
     check_streams: bool = False
+    #: The file extensions taken here (null: `watch.extensions`), e.g. video only: [mkv, mp4, avi],
+    #: so a show's theme.mp3 gets no subtitle.
+    extensions: tuple[str, ...] | None = None
 
 
 @dataclass(frozen=True)
