@@ -1,6 +1,6 @@
-"""`transcribed doctor --json` run for real on this CPU-only machine, its sample transcribed in a
-child process: what it says, its exit code. The checks and the text report without the sample
-are unit tests (tests/unit/test_doctor.py)."""
+"""`transcribed doctor` (--json and text) run for real on this CPU-only machine, its sample
+transcribed in a child process: what it says, its exit code. The checks and the text report
+without the sample are unit tests (tests/unit/test_doctor.py)."""
 
 from __future__ import annotations
 
@@ -13,6 +13,7 @@ import pytest
 
 from tests.support.doctor import write_config
 from transcribed import doctor
+from transcribed.config import load_config
 
 
 @pytest.fixture(scope="module")
@@ -64,3 +65,15 @@ class TestOnThisCpuOnlyMachine:
         _, report, _ = json_run
         check = next(c for c in report["checks"] if c["name"] == "folders")
         assert check["status"] == "ok" and "the daemon creates them" in check["detail"]
+
+    def test_text_report_with_the_sample_says_cpu_and_why_one_line_per_check(self, tmp_path, capsys):
+        code = doctor.run_doctor(load_config(write_config(tmp_path)), as_json=False)
+        out = capsys.readouterr().out
+        assert code == 0
+        lines = out.splitlines()
+        device = next(line for line in lines if "Will run on" in line)
+        assert device.split()[0] == "warn" and "the CPU: int8, batch size 4" in device
+        sample = next(line for line in lines if "Transcription" in line)
+        assert sample.split()[0] == "ok" and "x realtime" in sample, sample
+        assert lines[-1].startswith("READY: transcribes on the CPU (int8), because ")
+        assert sum(line.startswith(("  ok", "  warn", "  FAIL")) for line in lines) == len(doctor.ORDER)
