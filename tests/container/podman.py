@@ -152,9 +152,19 @@ def drop(clip: Clip, data: Path, owner: tuple[int, int]) -> str:
     return clip.path.name
 
 
-def transcribed(data: Path, name: str) -> str:
-    """Wait until the recording's source is in done/ and its transcript in outbox/; the text."""
+def transcribed(data: Path, name: str, daemon: Container) -> str:
+    """Wait until the recording's source is in done/ and its transcript in outbox/; the text.
+
+    Fails at once, with the daemon's last lines, when its container has exited meanwhile.
+    """
     stem = Path(name).stem
-    wait_until(lambda: (data / "done" / name).exists() and (data / "outbox" / f"{stem}.txt").exists(),
-               JOB_TIMEOUT, f"{name} in done/ and {stem}.txt in outbox/", interval=0.5)
+
+    def finished() -> bool:
+        if (data / "done" / name).exists() and (data / "outbox" / f"{stem}.txt").exists():
+            return True
+        if not daemon.running():
+            raise AssertionError(f"{daemon.name} exited ({daemon.exit_code()}) before {name} was done:\n"
+                                 + "\n".join(daemon.logs()[-10:]))
+        return False
+    wait_until(finished, JOB_TIMEOUT, f"{name} in done/ and {stem}.txt in outbox/", interval=0.5)
     return (data / "outbox" / f"{stem}.txt").read_text(encoding="utf-8")

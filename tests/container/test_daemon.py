@@ -43,7 +43,7 @@ def test_the_daemon_runs_as_10001_and_turns_an_inbox_recording_into_a_transcript
         assert owners(data) == {(10001, 10001)}
 
         name = drop(recording, data, (10001, 10001))
-        text = transcribed(data, name)
+        text = transcribed(data, name, daemon)
         assert word_error_rate(recording.reference, text, "en") < 0.3, text
         assert not (data / "inbox" / name).exists()
         assert files_in(data / "failed") == []
@@ -62,7 +62,7 @@ def test_run_as_the_host_user_works_the_same_and_the_results_are_theirs(
     with Container(image.name, ["--volume", f"{data}:/data", "--user", "1234:1234"]) as daemon:
         daemon.wait_for("daemon.started", START_TIMEOUT)
         name = drop(recording, data, user)
-        text = transcribed(data, name)
+        text = transcribed(data, name, daemon)
         assert word_error_rate(recording.reference, text, "en") < 0.3, text
         daemon.wait_for("job.done", 30)
         assert owners(data) == {user}, sorted(owners(data))

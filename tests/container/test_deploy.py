@@ -66,10 +66,11 @@ def test_the_compose_file_runs_with_podman_compose(compose_project, recording: C
                        f"label=com.docker.compose.project={env['COMPOSE_PROJECT_NAME']}").stdout.split()
     assert len(container) == 1, container
     assert podman("inspect", "--format", "{{.HostConfig.Init}}", container[0]).stdout.strip() == "true"
-    Container(env["TRANSCRIBED_IMAGE"], name=container[0]).wait_for("daemon.started", START_TIMEOUT)
+    daemon = Container(env["TRANSCRIBED_IMAGE"], name=container[0])
+    daemon.wait_for("daemon.started", START_TIMEOUT)
 
     name = drop(recording, folder / "data", (10001, 10001))
-    assert transcribed(folder / "data", name).strip()
+    assert transcribed(folder / "data", name, daemon).strip()
     compose(compose_project, "stop", "transcribed-cpu")  # with stop_grace_period's 45 s
     assert podman("inspect", "--format", "{{.State.ExitCode}}", container[0]).stdout.strip() == "0"
 
@@ -97,17 +98,18 @@ def kube_file(tmp_path: Path, image: BuiltImage) -> Iterator[Path]:
     podman("volume", "rm", "--force", *volumes, check=False)
 
 
-def test_podman_kube_play_runs_a_pod_that_transcribes_a_file(kube_file: Path, recording: Clip) -> None:
+def test_podman_kube_play_runs_a_pod_that_transcribes_a_file(
+        image: BuiltImage, kube_file: Path, recording: Clip) -> None:
     """The manifests as they are (image aside): the pod runs as 10001 with the ConfigMap's config."""
     podman("kube", "play", str(kube_file), timeout=300)
     containers = podman("ps", "--format", "{{.Names}}", "--filter", "pod=transcribed-pod-0").stdout.split()
-    daemon = next(name for name in containers if name.endswith("-transcribed"))
-    assert podman("inspect", "--format", "{{.Config.User}}", daemon).stdout.strip() == "10001:10001"
-    config = podman("exec", daemon, "cat", "/etc/transcribed/transcribed.yaml").stdout
+    daemon = Container(image.name, name=next(name for name in containers if name.endswith("-transcribed")))
+    assert daemon.inspect("{{.Config.User}}") == "10001:10001"
+    config = daemon.exec("cat", "/etc/transcribed/transcribed.yaml").stdout
     assert "ReadWriteMany" in config  # the ConfigMap's file, not the image's
 
     mountpoint = podman("volume", "inspect", "--format", "{{.Mountpoint}}", "transcribed-data").stdout
     volume = Path(mountpoint.strip())
     wait_until((volume / "inbox").is_dir, JOB_TIMEOUT, "the pod's daemon to make its folders")
     name = drop(recording, volume, (10001, 10001))
-    assert transcribed(volume, name).strip()
+    assert transcribed(volume, name, daemon).strip()
