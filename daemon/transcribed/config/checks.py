@@ -179,7 +179,8 @@ def _check_durations(config: Config) -> None:
         raise ConfigError(f"log.progress_seconds: expected 0 or more, got {config.log.progress_seconds}")
     unload = config.model.idle_unload_seconds
     if unload is not None and unload <= 0:
-        raise ConfigError(f"model.idle_unload_seconds: expected a number above 0 or null (never), got {unload}")
+        raise ConfigError(f"model.idle_unload_seconds: expected a number above 0 or null (never), "
+                          f"got {unload}")
 
 
 def _check_vad(vad: Vad) -> None:

@@ -94,7 +94,7 @@ class WhisperXEngine:
         keep_libraries_offline_and_private()
         import torch
         import whisperx
-        import whisperx.asr  # noqa: F401 - imports pyannote and lightning now, so that...
+        import whisperx.asr  # imports pyannote and lightning now, so that...
 
         logs.quiet_libraries()  # ...the handlers lightning attaches at import are removed here
         _disable_pyannote_telemetry()
