@@ -17,11 +17,12 @@ or a loop.
 from __future__ import annotations
 
 import argparse
+import json
 import shutil
 import subprocess
 import tempfile
 import time
-from pathlib import Path
+from pathlib import Path, PurePosixPath
 from typing import Any
 
 from common import (Item, bench_sections, checked, corpus_items, corpus_wer, describe, engine_settings,
@@ -29,6 +30,8 @@ from common import (Item, bench_sections, checked, corpus_items, corpus_wer, des
 
 from transcribed import filters
 from transcribed.audio import decode
+from transcribed.config import Config, Filters
+from transcribed.options import effective_options
 from transcribed.engine.base import Request
 from transcribed.engine.decoding import Thresholds
 
@@ -38,9 +41,11 @@ VARIANTS: dict[str, filters.FilterRules | None] = {
     "no_speech": filters.FilterRules(no_speech=True, max_repeats=None),
     "repeats>4": filters.FilterRules(no_speech=False, max_repeats=4),
     "repeats>2": filters.FilterRules(no_speech=False, max_repeats=2),
+    "repeats>8": filters.FilterRules(no_speech=False, max_repeats=8),
     "outside_speech>6": filters.FilterRules(no_speech=False, max_repeats=None, max_words_per_speech_second=6.0),
     "outside_speech>4": filters.FilterRules(no_speech=False, max_repeats=None, max_words_per_speech_second=4.0),
-    "all(defaults)": filters.FilterRules(),
+    "outside_speech>10": filters.FilterRules(no_speech=False, max_repeats=None, max_words_per_speech_second=10.0),
+    "defaults": filters.FilterRules.of(Filters(), effective_options(Config(), PurePosixPath("a.wav"), None)),
 }
 
 
@@ -56,6 +61,8 @@ def main(argv: list[str] | None = None) -> int:
     engine.load()
     items = corpus_items("en")[: args.limit or None]
     results = {item.path: _transcribe(engine, item.path, settings.batch_size) for item in items}
+    if args.save:
+        args.save.write_text(json.dumps({str(p): r for p, r in results.items()}, default=float))
     same = _same_as_whisperx(engine, items, results, settings.batch_size)
     print(f"\ncorpus: {len(items)} English clips, {sum(i.seconds for i in items):.1f} s; the engine's "
           f"text equals whisperx's pipe.transcribe on {same}/{len(items)}")
@@ -70,6 +77,7 @@ def _parser() -> argparse.ArgumentParser:
     result.add_argument("--model", help="model.name (default: the config's, the bundled tiny.en)")
     result.add_argument("--limit", type=int, default=0, help="only the first N clips")
     result.add_argument("--no-bait", action="store_true", help="skip the generated noise/loop set")
+    result.add_argument("--save", type=Path, help="write the unfiltered transcripts to this JSON file")
     return result
 
 
@@ -144,7 +152,7 @@ def make_bait(folder: Path) -> dict[str, Path]:
            "phrase x8": folder / "loop.wav", "speech in 20 s silence": folder / "padded.wav"}
     _run(["sox", "-n", "-r", "16000", str(out["pink noise 20 s"]), "synth", "20", "pinknoise", "vol", "0.5"])
     _run(["sox", "-n", "-r", "16000", str(out["plucked tones 20 s"]), "synth", "0.5", "pluck", "C4",
-          "pluck", "E4", "pluck", "G4", "repeat", "39", "vol", "0.7"])
+          "pluck", "E4", "pluck", "G4", "repeat", "39", "remix", "-", "vol", "0.7"])
     phrase = "I will see you tomorrow. " * 8
     _run(["espeak-ng", "-w", str(out["phrase x8"]), phrase])
     speech = folder / "speech.wav"

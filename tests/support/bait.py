@@ -72,7 +72,7 @@ def plucked_tones(path: Path, seconds: float = 10.0) -> Path:
     """Music-like audio: a plucked C major chord, every half second."""
     need("sox")
     run("sox", "-n", "-r", "16000", str(path), "synth", "0.5", "pluck", "C4", "pluck", "E4",
-        "pluck", "G4", "repeat", str(max(0, int(seconds * 2) - 1)), "vol", "0.7")
+        "pluck", "G4", "repeat", str(max(0, int(seconds * 2) - 1)), "remix", "-", "vol", "0.7")
     return path
 
 
