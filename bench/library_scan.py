@@ -35,8 +35,8 @@ from common import DaemonProcess, Folders, machine, parser, print_table, scratch
 
 from transcribed import logs
 from transcribed.config import load_config
-from transcribed.library import LibrarySpool
-from transcribed.library_ledger import LEDGER_FILE, content_id, file_key, library_state
+from transcribed.library.spool import LibrarySpool
+from transcribed.library.ledger import LEDGER_FILE, content_id, file_key, library_state
 
 EPISODES_PER_SEASON = 20
 SEASONS_PER_SHOW = 5

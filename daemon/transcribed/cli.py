@@ -88,7 +88,7 @@ def _parser() -> argparse.ArgumentParser:
 
 def _retry(args: argparse.Namespace) -> int:
     """`transcribed retry PATH`: one line per file forgotten; exit 1 when the ledger had none."""
-    from .library_ledger import forget
+    from .library.ledger import forget
 
     forgotten = forget(load_config(args.config).folders.state, args.path)
     for entry in forgotten:

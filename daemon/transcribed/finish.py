@@ -32,7 +32,7 @@ from typing import Any
 from . import durable
 from .config import Folders
 from .jobs import Job, JobState
-from .library_place import copy_no_clobber
+from .library.place import copy_no_clobber
 from .logs import get_logger
 
 #: Longest file name (bytes) of Linux filesystems and SMB; longer result names are shortened.
@@ -291,7 +291,7 @@ def _move_all(moves: list[tuple[Path, Path]]) -> None:
 
 def _move_or_copy(src: Path, dst: Path) -> bool:
     """A move that never overwrites; across filesystems (a library elsewhere than the state
-    folder) a copy to a temporary name beside `dst`, then a link (library_place.py)."""
+    folder) a copy to a temporary name beside `dst`, then a link (library/place.py)."""
     try:
         return durable.move_no_clobber(src, dst)
     except OSError as exc:

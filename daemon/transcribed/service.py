@@ -29,8 +29,8 @@ from .diarization import Diarizer
 from .engine.base import Engine
 from .errors import GpuLost
 from .hooks import Hooks
-from .library import LibrarySpool
-from .library_job import library_routes
+from .library.job import library_routes
+from .library.spool import LibrarySpool
 from .notify import Notifier
 from .reporting import Reporter
 from .spool import Spool

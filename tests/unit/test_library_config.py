@@ -9,7 +9,7 @@ import yaml
 
 from transcribed.config import load_config, parse_config
 from transcribed.errors import ConfigError
-from transcribed.library_job import library_routes
+from transcribed.library.job import library_routes
 
 
 def _write(tmp_path: Path, **data: object) -> Path:

@@ -1,5 +1,5 @@
 """The library ledger: content ids, records shared by daemons through one append-only file, a
-damaged or half-written line, and `retry` (library_ledger.forget)."""
+damaged or half-written line, and `retry` (library/ledger.py forget)."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ import os
 import shutil
 from pathlib import Path
 
-from transcribed.library_ledger import EDGE_BYTES, Ledger, content_id, file_key, forget
+from transcribed.library.ledger import EDGE_BYTES, Ledger, content_id, file_key, forget
 
 
 def _media(path: Path, size: int, seed: int = 1) -> Path:

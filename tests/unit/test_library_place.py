@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from tests.conftest import IN_CI
-from transcribed.library_place import copy_no_clobber
+from transcribed.library.place import copy_no_clobber
 
 SHM = Path("/dev/shm")
 

@@ -11,7 +11,7 @@ import pytest
 
 from tests.conftest import IN_CI
 from transcribed.config import Library
-from transcribed.library_scan import (
+from transcribed.library.scan import (
     ScanCounts,
     embedded_subtitle_languages,
     media_stem,
@@ -103,8 +103,8 @@ def test_a_library_scan_takes_its_own_extensions_and_passes_the_ledgers_files(tm
     import yaml
 
     from transcribed.config import load_config
-    from transcribed.library import LibrarySpool
-    from transcribed.library_ledger import Ledger, file_key
+    from transcribed.library.spool import LibrarySpool
+    from transcribed.library.ledger import Ledger, file_key
 
     lib = tmp_path / "lib"
     episode = _touch(lib / "Show" / "Show.S01E01.mkv")

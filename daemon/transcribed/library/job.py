@@ -12,9 +12,9 @@ from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 from typing import Any
 
-from . import durable
-from .config import Config, Route
-from .jobs import RECORD_FILE, Job
+from .. import durable
+from ..config import Config, Route
+from ..jobs import RECORD_FILE, Job
 
 #: The reference to the media in a library job's folder (its presence makes it a library job).
 LIBRARY_RECORD = "library.json"

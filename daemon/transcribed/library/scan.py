@@ -20,10 +20,10 @@ from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
-from .config import Library
-from .inbox import TEMPORARY_SUFFIXES
-from .languages import code_of_tag
-from .logs import get_logger
+from ..config import Library
+from ..inbox import TEMPORARY_SUFFIXES
+from ..languages import code_of_tag
+from ..logs import get_logger
 
 #: A folder holding a file of this name is skipped, with everything under it.
 SKIP_MARKER = ".transcribed-skip"

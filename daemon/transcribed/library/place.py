@@ -18,7 +18,7 @@ import secrets
 import shutil
 from pathlib import Path
 
-from . import durable
+from .. import durable
 
 #: Errors of filesystems without hard links (some SMB/FUSE mounts): check, then rename.
 _NO_LINKS = {errno.EPERM, errno.ENOTSUP, errno.EOPNOTSUPP, errno.EMLINK, errno.ENOSYS}

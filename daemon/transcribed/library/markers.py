@@ -15,9 +15,9 @@ import os
 import time
 from pathlib import Path
 
-from . import durable
-from .library_job import LibraryJob
-from .workers import timestamp
+from .. import durable
+from ..workers import timestamp
+from .job import LibraryJob
 
 #: An empty or unreadable marker this young may be one another daemon is writing: not free.
 BEING_WRITTEN_SECONDS = 60.0

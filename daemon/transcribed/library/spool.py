@@ -24,14 +24,18 @@ import time
 from pathlib import Path, PurePosixPath
 from typing import Any
 
-from . import durable
-from .config import Config
-from .finish import BeforeMoves, has_plan
-from .jobs import RECORD_FILE, Job, new_job_id
-from .library_job import DEFAULT_FORMATS, LIBRARY_RECORD, LibraryJob, read_library_job
-from .library_ledger import Ledger, content_id, file_key, library_state
-from .library_markers import ClaimMarkers
-from .library_scan import (
+from .. import durable
+from ..config import Config
+from ..finish import BeforeMoves, has_plan
+from ..jobs import RECORD_FILE, Job, new_job_id
+from ..logs import get_logger
+from ..spool import Spool
+from ..watcher import Arrivals
+from ..workers import WorkerId, timestamp
+from .job import DEFAULT_FORMATS, LIBRARY_RECORD, LibraryJob, read_library_job
+from .ledger import Ledger, content_id, file_key, library_state
+from .markers import ClaimMarkers
+from .scan import (
     Found,
     ScanCounts,
     embedded_subtitle_languages,
@@ -40,10 +44,6 @@ from .library_scan import (
     subtitle_name,
     walk,
 )
-from .logs import get_logger
-from .spool import Spool
-from .watcher import Arrivals
-from .workers import WorkerId, timestamp
 
 #: At most this many candidates are watched settling at once (the rest wait their turn), so a
 #: new library of 10 000 files does not log 10 000 `file.detected` lines at once.

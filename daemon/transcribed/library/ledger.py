@@ -28,8 +28,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from . import durable
-from .workers import timestamp
+from .. import durable
+from ..workers import timestamp
 
 #: Bytes read from each end of a file for its content id (4 MiB read per new file at most).
 EDGE_BYTES = 2 * 1024 * 1024
