@@ -16,7 +16,7 @@ import yaml
 from transcribed.config import Config, Folders, Hooks, Route, load_config, parse_config
 from transcribed.errors import BadInput, ConfigError
 from transcribed.finish import Finisher
-from transcribed.hook_calls import environment, signature
+from transcribed.hooks.calls import environment, signature
 from transcribed.hooks import Hooks as HookQueue
 from transcribed.hooks import wanted
 from transcribed.jobs import Claims, Job

@@ -23,7 +23,7 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import IO, Any
 
-from .errors import ConfigError
+from ..errors import ConfigError
 
 #: How much of a failed command's output, or of a refusing server's answer, the log shows.
 OUTPUT_TAIL = 2000

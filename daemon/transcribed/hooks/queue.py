@@ -17,7 +17,7 @@ Records of a worker that is gone (its work folder removed, or `workers.Liveness`
 taken over by rename, so exactly one daemon delivers each. Delivery is at least once: a crash
 after the call and before the ledger repeats it, and the `Idempotency-Key` header (the job id)
 lets a receiver tell. Nothing here touches a transcript or a source, and the consumer's share is
-two small durable writes; the commands and requests (hook_calls.py) run on the hook thread.
+two small durable writes; the commands and requests (calls.py) run on the hook thread.
 """
 
 from __future__ import annotations
@@ -26,20 +26,18 @@ import contextlib
 import os
 import threading
 import time
-from collections.abc import Callable, Mapping
-from pathlib import Path, PurePosixPath
+from collections.abc import Mapping
+from pathlib import Path
 from typing import Any
 
-from . import __version__, durable
-from .config import Config, Route
-from .hook_calls import SIGNATURE_HEADER, CommandRunner, environment, post_json, read_secret, signature
-from .jobs import Job
-from .logs import get_logger
-from .options import route_for
-from .workers import Liveness, WorkerId, machine_identity, timestamp
+from .. import __version__, durable
+from ..config import Config
+from ..jobs import Job
+from ..logs import get_logger
+from ..workers import Liveness, WorkerId, machine_identity, timestamp
+from .calls import SIGNATURE_HEADER, CommandRunner, environment, post_json, read_secret, signature
+from .notes import NOTE_FILE, job_note, places_of, wanted
 
-#: The consumer's note of a job's outcome, in the job's folder (removed with the folder).
-NOTE_FILE = "hook.json"
 #: Ledger folders under state/hooks/: a job whose record is in one is never delivered again.
 DELIVERED = "delivered"
 GAVE_UP = "gave_up"
@@ -57,65 +55,6 @@ READY_POLL_SECONDS = 0.25
 LEDGER_KEEP_SECONDS = 30 * 86400.0
 
 log = get_logger()
-
-
-# --- what a delivery says ----------------------------------------------------------------------------
-
-def wanted(config: Config, relpath: PurePosixPath, outcome: str) -> bool:
-    """Does `outcome` fire the hooks for this inbox file (its route's `hooks_events`, else
-    `hooks.events`)? Sidecars have no say: they are parsed without these keys."""
-    route = route_for(config, relpath)
-    events = config.hooks.events
-    if isinstance(route, Route) and route.hooks_events is not None:
-        events = route.hooks_events
-    return outcome in events
-
-
-def _note(job: Job, outcome: str, files: Mapping[str, Path], metadata: Mapping[str, Any],
-          error: Mapping[str, Any] | None) -> dict[str, Any]:
-    """What the consumer knows of a job's end; the places of its files come from the plan."""
-    timings = metadata.get("timings") or {}
-    return {
-        "job_id": job.id, "outcome": outcome, "file": str(job.relpath),
-        "source": _inside(job.dir, job.source), "attempts": job.attempts,
-        "formats": {_inside(job.dir, path): suffix.lstrip(".") for suffix, path in files.items()},
-        "error": dict(error) if error else None, "language": metadata.get("language"),
-        "audio_seconds": metadata.get("audio_seconds"), "wall_seconds": timings.get("total"),
-        "realtime_factor": metadata.get("realtime_factor"), "timings": timings or None,
-        "model": metadata.get("model"), "device": metadata.get("device"),
-        "finished_at": timestamp(),
-    }
-
-
-def _places(note: Mapping[str, Any], job_dir: Path, moves: list[tuple[Path, Path]],
-            place: Callable[[Path], dict[str, str]]) -> dict[str, Any]:
-    """Where the plan sends each file of the job, as (folder root's name, path under it)."""
-    places: dict[str, Any] = {"source": None, "results": [], "error_report": None, "log": None,
-                              "sidecars": []}
-    formats = note.get("formats", {})
-    if Path(note["source"]).is_absolute():  # a library job: its media is not moved, it is there
-        places["in_place"] = place(Path(note["source"]))
-    for src, dst in moves:
-        inside, where = _inside(job_dir, src), place(dst)
-        if inside == note["source"]:
-            places["source"] = where
-        elif inside == "error.json":
-            places["error_report"] = where
-        elif inside == "log.jsonl":
-            places["log"] = where
-        elif where["root"] == "outbox" or inside in formats:  # a library's: beside its media
-            fmt = formats.get(inside) or dst.name.rpartition(".")[2]
-            places["results"].append({"format": fmt, **where})
-        else:
-            places["sidecars"].append(where)
-    return places
-
-
-def _inside(job_dir: Path, path: Path) -> str:
-    try:
-        return path.relative_to(job_dir).as_posix()
-    except ValueError:
-        return str(path)
 
 
 class Hooks:
@@ -153,7 +92,8 @@ class Hooks:
         if not self.enabled or not wanted(self.config, job.relpath, outcome):
             return
         try:
-            durable.write_json_atomic(job.dir / NOTE_FILE, _note(job, outcome, files, metadata or {}, error))
+            note = job_note(job, outcome, files, metadata or {}, error)
+            durable.write_json_atomic(job.dir / NOTE_FILE, note)
         except OSError as exc:
             log.error("hook.gave_up", job_id=job.id, file=str(job.relpath),
                       reason=f"the job's outcome could not be noted in its folder: {exc}")
@@ -181,15 +121,15 @@ class Hooks:
     def _pending_record(self, job_dir: Path, moves: list[tuple[Path, Path]]) -> dict[str, Any] | None:
         """The record to write, or None: no note, a plan that is not the note's end, or a
         delivery already recorded or settled."""
-        note = self._read_note(job_dir)
+        note = self._readjob_note(job_dir)
         if note is None or not self._plan_is_the_notes(note, job_dir, moves):
             return None
         if self._known(job_dir.name):
             return None
-        return {"version": 1, "note": note, "places": _places(note, job_dir, moves, self._place),
+        return {"version": 1, "note": note, "places": places_of(note, job_dir, moves, self._place),
                 "targets": {}, "recorded_at": timestamp(), "recorded_by": self.mine.name}
 
-    def _read_note(self, job_dir: Path) -> dict[str, Any] | None:
+    def _readjob_note(self, job_dir: Path) -> dict[str, Any] | None:
         try:
             note = durable.read_json(job_dir / NOTE_FILE)
         except FileNotFoundError:
