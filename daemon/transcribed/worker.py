@@ -3,8 +3,8 @@
 One job at a time; on a GPU, the next file is decoded meanwhile (prefetch.py), and several short
 files may share one model call (`process_together`), each still finished on its own. What happens
 to a job is decided by one pure function (outcome.decide: failed/ with a report, retried later,
-or every file in flight back to the inbox and the daemon exits) and applied in one place,
-`_settle`.
+or every file in flight back to the inbox and the daemon exits) and carried out in one place,
+settle.Settler.
 """
 
 from __future__ import annotations
@@ -14,10 +14,8 @@ import functools
 import os
 import threading
 import time
-import traceback
 from collections import deque
-from collections.abc import Callable, Iterable, Iterator
-from datetime import datetime, timezone
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any, TextIO, TypeVar
 
@@ -32,10 +30,11 @@ from .engine.base import Engine, Transcript
 from .errors import BadInput, FailedIn, GpuLost
 from .hooks import Hooks
 from .jobs import Job
-from .outcome import Action, Outcome, decide
-from .pipeline import Finished, Pipeline, Prepared
+from .outcome import Action, decide
+from .pipeline import Pipeline, Prepared
 from .prefetch import Prefetch
 from .residency import Residency
+from .settle import Settler
 from .spool import Spool
 from .stats import Stats
 from .watcher import Arrivals
@@ -75,14 +74,12 @@ class Worker:
         #: The models' idle unload (model.idle_unload_seconds), and the waiting audio's durations.
         self.residency = Residency(config, engine, self.stats, aligner, diarizer)
         self.backlog_audio = BacklogAudio()
-        #: Jobs already in this worker's folder (adopted, or waiting for a retry): id -> due time.
-        self.backlog: dict[str, tuple[float, Job]] = {}
-        #: Jobs claimed and not yet finished (several when short files share a model call).
-        self.in_flight: dict[str, Job] = {}
+        #: Carries out each job's end; holds the jobs in flight and those waiting for a retry.
+        self.settler = Settler(spool, self.stats, hooks)
+        self.backlog = self.settler.backlog
+        self.in_flight = self.settler.in_flight
         self.batching = _batching_wanted(config, engine)
         self.prefetch = self._make_prefetch(engine) if _overlap_wanted(config, engine) else None
-        self._finish_lock = threading.Lock()
-        self._abandoned: set[str] = set()
         self._next_rescan = 0.0
         #: Complete files found by the last look at the inbox, not yet claimed (_ready_files).
         self._ready: deque[Path] = deque()
@@ -217,7 +214,7 @@ class Worker:
                                  f"within {wait:g} s of this sidecar (watch.sidecar_wait_seconds). A "
                                  "sidecar that arrives after its audio was taken is not applied: "
                                  "deliver it before or with its audio")
-                self._settle(job, decide(stray, job.attempts, self.config.jobs), stage="arrival")
+                self.settler.settle(job, decide(stray, job.attempts, self.config.jobs), stage="arrival")
 
     def beat(self) -> None:
         """The consumer is alive and making progress (feeds systemd's watchdog and /healthz)."""
@@ -230,7 +227,8 @@ class Worker:
         self.beat()
         if self.prefetch is not None:
             for job in self.prefetch.overdue():
-                self._requeue(job, reason="waited behind a long job; any daemon on the inbox may take it")
+                self.settler.requeue(job, reason="waited behind a long job; any daemon on the inbox "
+                                     "may take it")
 
     # --- one job ---------------------------------------------------------------------------------
 
@@ -241,9 +239,9 @@ class Worker:
             return
         self._prefetch_next()
         if ahead is not None:
-            self._attempt(job, functools.partial(self.pipeline.finish, ahead), then=self._complete)
+            self._attempt(job, functools.partial(self.pipeline.finish, ahead), then=self.settler.complete)
         else:
-            self._attempt(job, functools.partial(self.pipeline.run, job), then=self._complete)
+            self._attempt(job, functools.partial(self.pipeline.run, job), then=self.settler.complete)
 
     def process_together(self, jobs: list[Job]) -> None:
         """Several short files: decode and find speech for each, decode their speech in shared
@@ -263,9 +261,9 @@ class Worker:
             results = self._attempt(group[0].job, functools.partial(self._transcribe_together, group))
             for item, result in zip(group, results or [None] * len(group), strict=True):
                 self._attempt(item.job, functools.partial(self.pipeline.finish, item, result),
-                              then=self._complete)
+                              then=self.settler.complete)
         for item in (p for p in prepared if p.audio.seconds > limit):
-            self._attempt(item.job, functools.partial(self.pipeline.finish, item), then=self._complete)
+            self._attempt(item.job, functools.partial(self.pipeline.finish, item), then=self.settler.complete)
 
     def _ready_to_share(self, job: Job, ahead: Prepared | None) -> Prepared:
         prepared = ahead or self.pipeline.prepare(job)
@@ -295,7 +293,7 @@ class Worker:
         with self._context(job):
             outcome = decide(None, job.attempts, self.config.jobs)
             if outcome.action is not Action.RUN:
-                self._settle(job, outcome, stage="recovery")
+                self.settler.settle(job, outcome, stage="recovery")
                 return False, None
             self._load_models_again()
             self.spool.start_attempt(job)
@@ -320,100 +318,12 @@ class Worker:
             except Exception as exc:  # noqa: BLE001 - every failure is decided by outcome.decide
                 stage, error = (exc.stage, exc.error) if isinstance(exc, FailedIn) else ("finish", exc)
                 reachable = durable.reachable(job.source) is True
-                self._settle(job, decide(error, job.attempts, self.config.jobs, reachable), stage, error)
+                outcome = decide(error, job.attempts, self.config.jobs, reachable)
+                self.settler.settle(job, outcome, stage, error)
                 return None
             if then is not None:
                 then(job, value)
             return value
-
-    def _settle(self, job: Job, outcome: Outcome, stage: str,
-                error: BaseException | None = None) -> None:
-        """Carry out a decided outcome: the only place a failed job's file is moved or kept."""
-        if error is not None and outcome.action in (Action.FAIL, Action.RETRY):
-            self.spool.note_error(job, f"{type(error).__name__}: {error}")  # in the report's history
-        if outcome.action is Action.FAIL:
-            self._fail(job, outcome, stage)
-        elif outcome.action is Action.RETRY:
-            self._retry_later(job, outcome, stage, error)
-        elif outcome.action is Action.WAIT:
-            self._wait_for_folder(job, outcome, stage)
-        elif outcome.action is Action.REQUEUE_AND_EXIT:
-            log.critical("engine.gpu_lost", error=outcome.message,
-                         action="the files in flight go back to the inbox; the daemon exits for a restart")
-            self.give_back_in_flight(reason="the GPU is lost")
-            raise GpuLost(outcome.message)
-
-    def _complete(self, job: Job, finished: Finished) -> None:
-        with self._finish_lock:
-            if self._landed(job):
-                return
-            meta = finished.metadata
-            outputs = {**finished.outputs, ".log.jsonl": job.log_path}
-            log.info("job.done", audio_s=meta["audio_seconds"], wall_s=meta["timings"]["total"],
-                     rtf=meta["realtime_factor"], batch_size=meta["batch_size"],
-                     device=meta["device"], oom_backoffs=len(meta["oom_backoffs"]),
-                     language=meta["language"])
-            if self.hooks is not None:
-                self.hooks.job_ended(job, "done", outputs, metadata=meta)
-            placed = self.spool.complete(job, outputs)
-            self.stats.job_finished("done", job.id, meta["audio_seconds"], meta["timings"]["total"])
-            self._log_moves(job, placed, done=job.source, outputs=finished.outputs.values())
-
-    def _fail(self, job: Job, outcome: Outcome, stage: str) -> None:
-        with self._finish_lock:
-            if self._landed(job):
-                return
-            kind = outcome.kind or "failed"
-            log.error("job.failed", error_kind=kind, error=outcome.message, stage=stage,
-                      attempts=job.attempts)
-            report = self._report(job, kind, outcome.message, stage)
-            if self.hooks is not None:
-                self.hooks.job_ended(job, "failed", {**(outcome.kept or {}), ".log.jsonl": job.log_path},
-                                     error={"kind": kind, "message": outcome.message, "stage": stage})
-            placed = self.spool.fail(job, report, outputs=outcome.kept,
-                                     logs={".log.jsonl": job.log_path})
-            self.stats.job_finished("failed", job.id)
-            self._log_moves(job, placed, failed=job.source, outputs=(outcome.kept or {}).values())
-
-    def _log_moves(self, job: Job, placed: dict[str, Path], outputs: Iterable[Path],
-                   **source: Path) -> None:
-        """Where the files went, or that a folder refused them and they wait in the work folder."""
-        if self.spool.is_held(job):
-            log.warning("job.finish_waiting", reason="a folder refused the moves; retried later",
-                        work_folder=str(job.dir))
-            return
-        (where, path), = source.items()
-        log.info("job.moved", **{where: str(placed[str(path)])},
-                 outputs=[str(placed[str(p)]) for p in outputs])
-
-    def _retry_later(self, job: Job, outcome: Outcome, stage: str, error: BaseException | None) -> None:
-        trace = "".join(traceback.format_exception(type(error), error, error.__traceback__, limit=8)) \
-            if error is not None else None
-        log.warning("job.retry_later", error=outcome.message, stage=stage, attempts=job.attempts,
-                    retry_in_s=outcome.retry_in, traceback=trace)
-        self.stats.job_finished("retried", job.id)
-        self.in_flight.pop(job.id, None)
-        self.backlog[job.id] = (time.monotonic() + (outcome.retry_in or 0.0), job)
-
-    def _wait_for_folder(self, job: Job, outcome: Outcome, stage: str) -> None:
-        """The job's folder is away (a share unmounted or its server down): the file is not to
-        blame, so this attempt does not count; the job is run again once the folder is back."""
-        job.attempts = max(0, job.attempts - 1)
-        if job.history:
-            job.history.pop()
-        log.warning("job.folder_unreachable", error=outcome.message, stage=stage,
-                    retry_in_s=outcome.retry_in, action="retried later; this attempt does not count")
-        self.stats.job_finished("retried", job.id)
-        self.in_flight.pop(job.id, None)
-        self.backlog[job.id] = (time.monotonic() + (outcome.retry_in or 0.0), job)
-
-    def _report(self, job: Job, kind: str, message: str, stage: str) -> dict[str, Any]:
-        return {
-            "file": str(job.relpath), "error_kind": kind, "error": message, "stage": stage,
-            "attempts": job.attempts, "history": job.history, "job_id": job.id,
-            "worker": self.spool.worker.name,
-            "time": datetime.now(timezone.utc).isoformat(timespec="seconds"),
-        }
 
     # --- decoding ahead --------------------------------------------------------------------------
 
@@ -439,31 +349,12 @@ class Worker:
         if self.prefetch is None:
             return
         for job in self.prefetch.close():
-            self._requeue(job, reason="the daemon stops; it was claimed ahead")
-
-    # --- stopping --------------------------------------------------------------------------------
-
-    def _landed(self, job: Job) -> bool:
-        """Mark `job` finished; True if shutdown already gave its file back (nothing to do)."""
-        self.in_flight.pop(job.id, None)
-        return job.id in self._abandoned
-
-    def _requeue(self, job: Job, reason: str) -> Path | None:
-        """Give a job's file back to the inbox, untouched (once, whichever thread asks first)."""
-        with self._finish_lock:
-            if self._landed(job) or not os.path.lexists(job.source):
-                return None
-            self._abandoned.add(job.id)
-            back = self.spool.requeue(job)
-        self.stats.job_finished("requeued", job.id)
-        log.warning("job.requeued", job_id=job.id, file=str(job.relpath), back_in=str(back), reason=reason)
-        return back
+            self.settler.requeue(job, reason="the daemon stops; it was claimed ahead")
 
     def give_back_in_flight(self, reason: str) -> list[Path]:
-        """Give the files of every job in flight back to the inbox (a lost GPU; or the shutdown
-        grace ran out, from the main thread while the consumer is still inside the engine)."""
-        returned = [self._requeue(job, reason) for job in list(self.in_flight.values())]
-        return [path for path in returned if path is not None]
+        """Give the files of every job in flight back to the inbox (the shutdown grace ran out:
+        called from the main thread while the consumer is still inside the engine)."""
+        return self.settler.give_back_in_flight(reason)
 
 
 @contextlib.contextmanager
