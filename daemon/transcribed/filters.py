@@ -35,7 +35,7 @@ class FilterRules:
     no_speech: bool = True
     no_speech_threshold: float = 0.6
     log_prob_threshold: float = -1.0
-    max_repeats: int | None = 4
+    max_repeats: int | None = 8
     max_words_per_speech_second: float | None = None
 
     @classmethod

@@ -91,7 +91,7 @@ def test_apply_counts_what_each_filter_removed() -> None:
             speech_seconds=0.5),
         seg(" a real sentence", no_speech_prob=0.1, avg_logprob=-0.2, speech_seconds=1.5),
     ])
-    rules = filters.FilterRules(max_words_per_speech_second=6.0)
+    rules = filters.FilterRules(max_repeats=4, max_words_per_speech_second=6.0)
     out, counts = filters.apply(result, rules)
     assert [s["text"] for s in out["segments"]] == [" la", " a real sentence"]
     assert counts == {"no_speech": 1, "repeats": 5, "outside_speech": 1}

@@ -148,7 +148,8 @@ class Filters:
     #: Drop segments that are silence by `model.no_speech_threshold` and `model.log_prob_threshold`.
     no_speech: bool = True
     #: A phrase repeated more than this many times in a row is kept once; null: never collapsed.
-    max_repeats: int | None = 4
+    #: 8: a corpus speaker says one word 5 times, which a limit of 4 would cut (docs/quality.md).
+    max_repeats: int | None = 8
     #: Drop segments with more words than this per second of speech the VAD found under them
     #: (text over music or silence); null: off.
     max_words_per_speech_second: float | None = None
