@@ -62,6 +62,10 @@ class Metadata(TypedDict, total=False):
     speakers: int
     prepared_ahead: bool
     shared_batch_files: int
+    #: Files whose speech shared its Whisper window (packing.py), itself included, and the
+    #: silence laid between them.
+    packed_files: int
+    packed_gap_seconds: float
     #: The audio stream transcribed and why (audio.track), and what each post-filter removed.
     audio_track: dict[str, Any]
     filters: dict[str, int]
@@ -182,6 +186,31 @@ class Pipeline:
             prepared.state.batch_size, prepared.state.device = batch_size, self.engine.settings.device
             prepared.state.timings["transcribe"] = seconds
             prepared.state.notes["shared_batch_files"] = len(group)
+        return results
+
+    def transcribe_packed(self, group: list[Prepared]) -> list[Transcript | None]:
+        """Prepared jobs that share a request, their speech packed into shared Whisper windows
+        (packing.py); None for each one not packed or not clearly split (transcribed alone)."""
+        packing = self.config.packing
+        batch_size = self.governor.current
+        started = time.monotonic()
+        self._track(group[0].job.id, sum(p.audio.seconds for p in group), started).model_started()
+        self.heartbeat()
+        try:
+            results = self.engine.transcribe_packed(
+                [SpeechOf(p.audio.samples, p.speech or [], p.job.relpath.name) for p in group],
+                group[0].request, batch_size, self._progress, packing.gap_seconds, packing.max_files)
+        except Exception as exc:
+            _raise_if_gpu_lost(exc)
+            raise
+        seconds = round(time.monotonic() - started, 3)
+        for prepared, result in zip(group, results, strict=True):
+            if result is not None:
+                result["language_probability"] = prepared.probability
+                prepared.state.batch_size, prepared.state.device = batch_size, self.engine.settings.device
+                prepared.state.timings["transcribe"] = seconds
+                prepared.state.notes["packed_files"] = result.pop("packed_files", 1)
+                prepared.state.notes["packed_gap_seconds"] = packing.gap_seconds
         return results
 
     def finish(self, prepared: Prepared, result: Transcript | None = None) -> Finished:

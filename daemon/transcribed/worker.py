@@ -79,6 +79,8 @@ class Worker:
         self.backlog = self.settler.backlog
         self.in_flight = self.settler.in_flight
         self.batching = _batching_wanted(config, engine)
+        #: Short files' speech packed into shared Whisper windows (packing.py).
+        self.packing = config.packing.enabled
         self.prefetch = self._make_prefetch(engine) if _overlap_wanted(config, engine) else None
         self._next_rescan = 0.0
         #: Complete files found by the last look at the inbox, not yet claimed (_ready_files).
@@ -98,7 +100,8 @@ class Worker:
                 if job is None:
                     self._wait_for_work(stop)
                     continue
-                more = self._claim_ready(self.config.batching.max_files - 1) if self.batching else []
+                together = self._together_at_most()
+                more = self._claim_ready(together - 1) if together > 1 else []
                 if more:
                     self.process_together([job, *more])
                 else:
@@ -254,15 +257,14 @@ class Worker:
                 ready = self._attempt(job, functools.partial(self._ready_to_share, job, ahead))
                 if ready is not None:
                     prepared.append(ready)
-        limit = self.config.batching.max_audio_seconds
-        for group in _share_groups([p for p in prepared if p.audio.seconds <= limit]):
+        for group in _share_groups([p for p in prepared if self._may_share(p)]):
             # A lost GPU in the shared call is settled as the first job's outcome (every file in
             # flight goes back); any other failure leaves each file to be transcribed alone.
             results = self._attempt(group[0].job, functools.partial(self._transcribe_together, group))
             for item, result in zip(group, results or [None] * len(group), strict=True):
                 self._attempt(item.job, functools.partial(self.pipeline.finish, item, result),
                               then=self.settler.complete)
-        for item in (p for p in prepared if p.audio.seconds > limit):
+        for item in (p for p in prepared if not self._may_share(p)):
             self._attempt(item.job, functools.partial(self.pipeline.finish, item), then=self.settler.complete)
 
     def _ready_to_share(self, job: Job, ahead: Prepared | None) -> Prepared:
@@ -271,9 +273,50 @@ class Worker:
             self.pipeline.find_speech(prepared)
         return self.pipeline.decide_language(prepared)
 
+    def _together_at_most(self) -> int:
+        """How many files one `process_together` takes (1: batching and packing both off)."""
+        return max(self.config.batching.max_files if self.batching else 1,
+                   self.config.packing.max_files if self.packing else 1)
+
+    def _may_share(self, item: Prepared) -> bool:
+        seconds = item.audio.seconds
+        return ((self.batching and seconds <= self.config.batching.max_audio_seconds)
+                or (self.packing and seconds <= self.config.packing.max_audio_seconds))
+
     def _transcribe_together(self, group: list[Prepared]) -> list[Transcript | None]:
-        if len(group) == 1:
-            return [None]
+        """Packed windows first (packing on), then one shared batch for the files left over
+        (batching on); None for each file to be transcribed on its own."""
+        results: list[Transcript | None] = [None] * len(group)
+        if self.packing:
+            limit = self.config.packing.max_audio_seconds
+            short = [i for i, p in enumerate(group) if p.audio.seconds <= limit]
+            for i, packed in zip(short, self._packed([group[i] for i in short]), strict=True):
+                results[i] = packed
+        if self.batching:
+            limit = self.config.batching.max_audio_seconds
+            rest = [i for i, p in enumerate(group) if results[i] is None and p.audio.seconds <= limit]
+            for i, shared in zip(rest, self._shared([group[i] for i in rest]), strict=True):
+                results[i] = shared
+        return results
+
+    def _packed(self, group: list[Prepared]) -> list[Transcript | None]:
+        if len(group) < 2:
+            return [None] * len(group)
+        try:
+            results = self.pipeline.transcribe_packed(group)
+        except GpuLost:
+            raise
+        except Exception as exc:  # noqa: BLE001 - each file is then transcribed without packing
+            log.warning("packing.call_failed", files=len(group),
+                        error=f"{type(exc).__name__}: {exc}", action="each file unpacked")
+            return [None] * len(group)
+        alone = [p.job.relpath.name for p, r in zip(group, results, strict=True) if r is None]
+        log.info("packing.split", files=len(group), packed=len(group) - len(alone), alone=alone)
+        return results
+
+    def _shared(self, group: list[Prepared]) -> list[Transcript | None]:
+        if len(group) < 2:
+            return [None] * len(group)
         try:
             return list(self.pipeline.transcribe_together(group))
         except GpuLost:

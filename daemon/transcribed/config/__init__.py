@@ -32,6 +32,7 @@ from .schema import (
     Oom,
     Outputs,
     Overlap,
+    Packing,
     Route,
     Vad,
     Watch,
@@ -40,7 +41,7 @@ from .schema import (
 __all__ = [
     "CONFIG_ENV", "DEFAULT_EXTENSIONS", "HOOK_EVENTS", "KNOWN_FORMATS", "Align", "Audio", "Auto", "Batching",
     "Config", "Daemon", "Diarize", "Filters", "Folders", "Hooks", "Input", "JobOptions", "Jobs",
-    "Library", "Log", "Metrics", "Model", "Oom", "Outputs", "Overlap", "Route", "Vad", "Watch",
+    "Library", "Log", "Metrics", "Model", "Oom", "Outputs", "Overlap", "Packing", "Route", "Vad", "Watch",
     "check_job_options", "check_values", "load_config",
     "parse_config", "parse_listen", "parse_options", "render_yaml", "resolve_paths", "to_plain",
 ]

@@ -36,6 +36,10 @@ VAD_WINDOW_SECONDS = 5
 VAD_METHODS = ("pyannote", "silero")
 #: The consumer's idle heartbeat is every 5 s: a shorter staleness limit would flap.
 MIN_STALE_AFTER_SECONDS = 10
+#: packing: the silence between two packed files (twice packing.SPILL_SECONDS, Whisper's looseness),
+#: and the longest file packed (two must fit a 30 s window with their gap).
+MIN_PACKING_GAP_SECONDS = 1.0
+MAX_PACKED_AUDIO_SECONDS = 14.0
 
 
 def check_values(config: Config) -> None:
@@ -197,6 +201,13 @@ def _check_batching_and_overlap(config: Config) -> None:
     _positive("batching.max_files", config.batching.max_files)
     if config.batching.max_audio_seconds <= 0:
         raise ConfigError("batching.max_audio_seconds: expected a number above 0")
+    _positive("packing.max_files", config.packing.max_files)
+    if config.packing.gap_seconds < MIN_PACKING_GAP_SECONDS:
+        raise ConfigError(f"packing.gap_seconds: expected at least {MIN_PACKING_GAP_SECONDS} s of silence "
+                          "between packed files")
+    if not 0 < config.packing.max_audio_seconds <= MAX_PACKED_AUDIO_SECONDS:
+        raise ConfigError(f"packing.max_audio_seconds: expected a number above 0 and at most "
+                          f"{MAX_PACKED_AUDIO_SECONDS} (two files must fit one 30 s window)")
     _positive("overlap.files_ahead", config.overlap.files_ahead)
     for key in ("max_audio_seconds", "max_wait_seconds"):
         if getattr(config.overlap, key) <= 0:

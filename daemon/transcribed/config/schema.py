@@ -198,6 +198,22 @@ class Batching:
 
 
 @dataclass(frozen=True)
+class Packing:
+    """Short files' speech laid into one shared 30 s Whisper window, split back by timestamps
+    (packing.py; docs/performance.md)."""
+
+    #: Off unless set: measured on the corpus, a packed file's text differs from its text alone
+    #: too often (Whisper reads each file in the light of the ones before it in the window).
+    enabled: bool = False
+    #: How many files may share one window.
+    max_files: int = 4
+    #: Silence laid between two files' speech (at least 1 s, so that a boundary is clear).
+    gap_seconds: float = 2.0
+    #: Only files up to this long are packed; longer ones are transcribed as before.
+    max_audio_seconds: float = 10.0
+
+
+@dataclass(frozen=True)
 class Overlap:
     """The next files decoded, and their speech found, while the consumer transcribes."""
 
@@ -377,6 +393,7 @@ class Config:
     outputs: Outputs = field(default_factory=Outputs)
     oom: Oom = field(default_factory=Oom)
     batching: Batching = field(default_factory=Batching)
+    packing: Packing = field(default_factory=Packing)
     overlap: Overlap = field(default_factory=Overlap)
     align: Align = field(default_factory=Align)
     diarize: Diarize = field(default_factory=Diarize)

@@ -66,6 +66,9 @@ class Transcript(_TranscriptCore, total=False):
 
     language_probability: float | None
     word_segments: list[dict[str, Any]]
+    #: How many files shared its Whisper window, itself included (packing.py); absent when the
+    #: file had its windows to itself.
+    packed_files: int
 
 
 class SpeechOf(NamedTuple):
@@ -143,6 +146,14 @@ class Engine(Protocol):
                           progress: Progress) -> list[Transcript]:
         """One model call for the speech of several files that share `request` (its language
         decided): one transcript per file, in order."""
+
+    def transcribe_packed(self, items: list[SpeechOf], request: Request, batch_size: int,
+                          progress: Progress, gap_seconds: float, max_files: int) -> list[Transcript | None]:
+        """Several short files' speech laid into shared 30 s windows, `gap_seconds` of silence
+        between files, each window decoded once with timestamps and split back per file
+        (packing.py). All files share `request` (its language decided). One entry per file, in
+        order; None for a file that was not packed or whose split was ambiguous: the caller
+        transcribes it alone."""
 
     def vad_retry_fits(self) -> bool:
         """After a VAD out-of-memory, which the engine answers by halving its own VAD batch: True

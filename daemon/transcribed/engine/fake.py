@@ -24,6 +24,7 @@ from typing import Any
 
 import numpy as np
 
+from .. import packing
 from .base import EngineSettings, Progress, Request, SpeechChunk, SpeechOf, Transcript
 
 SAMPLE_RATE = 16_000
@@ -51,6 +52,11 @@ class FakeEngine:
     hang_on: tuple[str, ...] = ()
     #: Every model call: (the files it carried, joined by "+", batch size).
     calls: list[tuple[str, int]] = field(default_factory=list)
+    #: Every packed window (transcribe_packed): the files it carried, joined by "+".
+    packed_windows: list[str] = field(default_factory=list)
+    #: In a packed window, these files' text runs on across the gap into the next file's speech
+    #: (one sentence over two files): their split is ambiguous, as a real one can be.
+    spill_on: tuple[str, ...] = ()
     #: Files whose speech was found ahead (by the prefetch) and handed in.
     given_speech: list[str] = field(default_factory=list)
     multilingual: bool = True
@@ -71,7 +77,7 @@ class FakeEngine:
     def from_environment(cls) -> FakeEngine:
         """Build one from $TRANSCRIBED_FAKE (JSON with the fields above)."""
         options: dict[str, Any] = json.loads(os.environ.get("TRANSCRIBED_FAKE", "{}") or "{}")
-        for key in ("lose_gpu_on", "crash_on", "hang_on"):
+        for key in ("lose_gpu_on", "crash_on", "hang_on", "spill_on"):
             if key in options:
                 options[key] = tuple(options[key])
         return cls(**options)
@@ -121,6 +127,37 @@ class FakeEngine:
         self._work(sum(self.delays.get(item.file, self.delay) for item in items), progress)
         return [self._text(item, request) for item in items]
 
+    def transcribe_packed(self, items: list[SpeechOf], request: Request, batch_size: int,
+                          progress: Progress, gap_seconds: float, max_files: int) -> list[Transcript | None]:
+        """The real layout and split (packing.py) over a scripted decode: each piece's text (the
+        file's text alone) timed exactly over its speech, or, for `spill_on` files, on into
+        the gap and the next piece."""
+        if self._released:
+            raise RuntimeError("the fake model was unloaded and not loaded again")
+        windows = packing.layout([item.speech for item in items], gap_seconds, max_files)
+        results: list[Transcript | None] = [None] * len(items)
+        for window in windows:
+            names = [items[file].file for file in window.files]
+            self.packed_windows.append("+".join(names))
+            for name in names:
+                self._script(name, batch_size)
+            self._work(sum(self.delays.get(name, self.delay) for name in names), progress)
+            split = packing.transcripts(window, self._timed(window, items), len(items),
+                                        _text_of_bytes, request.language or "en")
+            results = [mine or kept for mine, kept in zip(split, results, strict=True)]
+        return results
+
+    def _timed(self, window: packing.Window, items: list[SpeechOf]) -> list[packing.Timed]:
+        timed = []
+        for n, piece in enumerate(window.pieces):
+            item = items[piece.file]
+            end = piece.until
+            if item.file in self.spill_on and n + 1 < len(window.pieces):
+                end = window.pieces[n + 1].until
+            text = self._text(item, Request())["segments"][0]["text"]
+            timed.append(packing.Timed(piece.at, end, tuple(text.encode("utf-8"))))
+        return timed
+
     def _script(self, file: str, batch_size: int) -> None:
         """The faults scripted for `file`."""
         if file in self.lose_gpu_on:
@@ -168,6 +205,11 @@ class FakeEngine:
 
     def close(self) -> None:
         self.loaded = False
+
+
+def _text_of_bytes(tokens: tuple[int, ...]) -> str:
+    """The fake's tokens are the text's UTF-8 bytes."""
+    return bytes(tokens).decode("utf-8")
 
 
 def _silent(samples: np.ndarray) -> bool:

@@ -28,7 +28,7 @@ from typing import Any
 
 import numpy as np
 
-from .. import logs
+from .. import logs, packing
 from ..config import Config, Vad
 from ..errors import GpuLost
 from .base import EngineSettings, Progress, Request, Segment, SpeechChunk, SpeechOf, Transcript
@@ -230,6 +230,34 @@ class WhisperXEngine:
                         done(i, out)
         return results
 
+    def transcribe_packed(self, items: list[SpeechOf], request: Request, batch_size: int,
+                          progress: Progress, gap_seconds: float, max_files: int) -> list[Transcript | None]:
+        """Short files' speech packed into shared windows, decoded with Whisper's timestamps and
+        split back by them (packing.py); None for each file not packed or not clearly split.
+        A request that decodes chunk by chunk (temperature fallback, previous-text prompt) is
+        not packed: its rules read one file's figures, which a shared window does not give."""
+        from .decoding import ChunkDecoder, batches
+        from .timestamps import decode_timed, text_of
+
+        results: list[Transcript | None] = [None] * len(items)
+        if request.decoding.temperature_fallback or request.decoding.condition_on_previous_text:
+            return results
+        windows = packing.layout([item.speech for item in items], gap_seconds, max_files)
+        with self._job_options(request), logs.prints_as_logs("whisperx"):
+            decoder = ChunkDecoder(self._pipe, request.decoding)
+            timestamp_begin = decoder.tokenizer.timestamp_begin
+            for batch in batches(len(windows), batch_size):
+                features = np.stack([decoder.features(packed_audio(items, windows[i]), self._pipe)
+                                     for i in batch])
+                for i, out in zip(batch, decode_timed(decoder, features), strict=True):
+                    segments = packing.timed_segments(out.tokens, timestamp_begin)
+                    split = packing.transcripts(windows[i], segments, len(items),
+                                                lambda tokens: text_of(decoder.tokenizer, tokens),
+                                                request.language)
+                    results = [mine or kept for mine, kept in zip(split, results, strict=True)]
+                progress(100.0 * (batch.stop) / len(windows))
+        return results
+
     @contextlib.contextmanager
     def _job_options(self, request: Request) -> Iterator[None]:
         """This job's language, task, prompt, hotwords and thresholds, for the duration of one call.
@@ -357,6 +385,18 @@ def speech_window(samples: np.ndarray, speech: list[SpeechChunk], length: int) -
         if total >= length:
             break
     return np.concatenate(parts) if len(parts) > 1 else parts[0]
+
+
+def packed_audio(items: list[SpeechOf], window: packing.Window) -> np.ndarray:
+    """One window's samples: each piece's speech at its place (packing.Window), silence between."""
+    last = window.pieces[-1]
+    audio = np.zeros(round(last.until * SAMPLE_RATE) + 1, dtype=np.float32)
+    for piece in window.pieces:
+        speech = items[piece.file].samples[int(piece.start * SAMPLE_RATE): int(piece.end * SAMPLE_RATE)]
+        at = round(piece.at * SAMPLE_RATE)
+        speech = speech[: len(audio) - at]
+        audio[at: at + len(speech)] = speech
+    return audio
 
 
 def most_probable_language(ranked: list[tuple[str, float]],
