@@ -34,16 +34,19 @@ def test_dockerfile_installs_through_the_makefile():
                      text, re.MULTILINE), "no `make install VENV=/opt/transcribed EDITABLE= EXTRAS=`"
 
 
-def test_dockerfile_defaults_to_a_cuda12_cudnn9_base():
-    """The default base is an NVIDIA CUDA 12.8+ cuDNN runtime image, overridable for CPU."""
+def test_dockerfile_defaults_to_a_cuda12_base_and_points_ctranslate2_at_torchs_cuda_wheels():
+    """The default base is an NVIDIA CUDA 12.8+ image (the small `base` one: cuBLAS and cuDNN come
+    from torch's own CUDA wheels, put on the library path), overridable for CPU."""
     text = DOCKERFILE.read_text()
     match = re.search(r"^ARG BASE_IMAGE=(\S+)$", text, re.MULTILINE)
     assert match, "no `ARG BASE_IMAGE=<default>` (the CPU build overrides it)"
-    # torch 2.8 from PyPI is built for CUDA 12.8; NVIDIA's tags say "-cudnn-" without a number
-    # since cuDNN 9, which is what CTranslate2 4.x loads.
-    tag = re.fullmatch(r"nvidia/cuda:12\.(\d+)\.\d+-cudnn-runtime-ubuntu\d+\.\d+", match.group(1))
-    assert tag and int(tag.group(1)) >= 8, f"default base {match.group(1)} is not CUDA >= 12.8 + cuDNN"
+    # torch 2.8 from PyPI is built for CUDA 12.8; the cudnn-runtime base stays a one-argument choice.
+    tag = re.fullmatch(r"nvidia/cuda:12\.(\d+)\.\d+-(base|cudnn-runtime)-ubuntu\d+\.\d+", match.group(1))
+    assert tag and int(tag.group(1)) >= 8, f"default base {match.group(1)} is not CUDA >= 12.8"
     assert re.search(r"^FROM \$\{BASE_IMAGE\}$", text, re.MULTILINE)
+    if tag.group(2) == "base":  # no cuBLAS in it: CTranslate2 must find torch's nvidia-cublas-cu12 wheel
+        library_path = re.search(r"LD_LIBRARY_PATH=(\S+)", text)
+        assert library_path and "nvidia/cublas/lib" in library_path.group(1), "cuBLAS not on the path"
 
 
 def test_dockerfile_runs_the_daemon_unprivileged_with_a_health_check():
