@@ -50,6 +50,9 @@ class _Seen:
     signature: tuple[int, int, int]  # size, mtime_ns, inode
     first_seen: float
     changed_at: float
+    #: The file's ctime when first seen: among files one scan finds at once (a flood, the files
+    #: waiting at start), the order they came into the inbox.
+    arrived_ns: int = 0
     closed: bool = False
     #: inotify saw a write and no close yet: a writer has it open, whatever the settle time says.
     writing: bool = False
@@ -90,7 +93,7 @@ class Arrivals:
                 signature = _signature(path)
                 if signature is None:
                     continue
-                seen = self._update(path, signature)
+                seen = self._update(path, signature, now)
                 quiet = now - seen.changed_at
                 settled = quiet >= self._quiet_needed(seen)
                 if seen.closed or settled:
@@ -100,7 +103,7 @@ class Arrivals:
                 # event said (a writer has it open) for a while, unless the file is gone.
                 if now - self._seen[gone].first_seen > EVENT_GRACE_SECONDS or not os.path.lexists(gone):
                     del self._seen[gone]
-            return sorted(ready, key=lambda p: (self._seen[p].first_seen, str(p)))
+            return sorted(ready, key=lambda p: (self._seen[p].first_seen, self._seen[p].arrived_ns, str(p)))
 
     def next_check_in(self) -> float | None:
         """Seconds until a file still settling could become complete (None: nothing is settling)."""
@@ -119,15 +122,24 @@ class Arrivals:
         """How long a file must stay unchanged to count as complete: longer while a writer has it open."""
         return self.stale_writer_seconds if seen.writing else self.settle_seconds
 
-    def _update(self, path: Path, signature: tuple[int, int, int]) -> _Seen:
-        now = self.clock()
+    def _update(self, path: Path, signature: tuple[int, int, int], now: float | None = None) -> _Seen:
+        """Record what is known of `path`; `now`: one instant for every file of one scan, so
+        that those are ordered by when they came into the inbox (their ctime)."""
+        now = self.clock() if now is None else now
         seen = self._seen.get(path)
         if seen is None:
-            seen = self._seen[path] = _Seen(signature, now, now)
+            seen = self._seen[path] = _Seen(signature, now, now, _ctime_ns(path))
             log.info("file.detected", path=str(path), size=signature[0])
         elif seen.signature != signature:
             seen.signature, seen.changed_at, seen.closed = signature, now, False
         return seen
+
+
+def _ctime_ns(path: Path) -> int:
+    try:
+        return path.stat().st_ctime_ns
+    except OSError:
+        return 0
 
 
 def _signature(path: Path) -> tuple[int, int, int] | None:

@@ -110,3 +110,18 @@ def test_files_are_offered_in_order_of_arrival_and_vanished_ones_forgotten(tmp_p
     early.unlink()
     assert arrivals.ready([late]) == [late]
     assert arrivals.pending() == 1
+
+
+def test_files_one_scan_finds_together_are_offered_in_the_order_they_came_in(tmp_path: Path) -> None:
+    """A flood, or the files waiting at start: a scan finds them at one instant, in the folders'
+    order; they are offered oldest-first by when they came into the inbox (their ctime)."""
+    arrivals, clock = _arrivals(settle=1.0)
+    (tmp_path / "z").mkdir()
+    first, second, third = tmp_path / "z" / "a.wav", tmp_path / "b.wav", tmp_path / "z" / "c.wav"
+    for path in (first, second, third):
+        path.write_bytes(b"x")
+        os.utime(path, ns=(0, 0))  # mtimes say nothing (a copy that kept them): the ctimes do
+    assert first.stat().st_ctime_ns < second.stat().st_ctime_ns < third.stat().st_ctime_ns
+    arrivals.ready([second, third, first])  # the scan's own order (folders sorted)
+    clock.now += 2
+    assert arrivals.ready([second, third, first]) == [first, second, third]
