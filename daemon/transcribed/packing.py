@@ -127,7 +127,7 @@ def split(window: Window, segments: Sequence[Timed], file_count: int) -> list[li
     and its timestamps are loose by a few tenths of a second, so a segment belongs to the one
     piece whose speech it overlaps by more than `SPILL_SECONDS`. A segment that overlaps two
     pieces so (one sentence across a gap) makes both ambiguous; one that overlaps none (text
-    in a gap) makes the nearest ambiguous; a piece with no segment at all (Whisper skipped it,
+    in a gap) makes the pieces either side ambiguous; a piece with no segment at all (Whisper skipped it,
     as it may near a window's end) is ambiguous too."""
     owned: dict[Piece, list[Timed]] = {piece: [] for piece in window.pieces}
     unclear: set[int] = set()
@@ -136,7 +136,7 @@ def split(window: Window, segments: Sequence[Timed], file_count: int) -> list[li
         if len(owners) == 1:
             owned[owners[0]].append(segment)
         else:
-            unclear.update(p.file for p in owners or [_nearest(window, segment)])
+            unclear.update(p.file for p in owners or _beside(window, segment))
     unclear.update(piece.file for piece, mine in owned.items() if not mine)
     result: list[list[Timed] | None] = [None] * file_count
     for file in window.files:
@@ -177,9 +177,11 @@ def _overlap(segment: Timed, piece: Piece) -> float:
     return max(0.0, min(segment.end, piece.until) - max(segment.start, piece.at))
 
 
-def _nearest(window: Window, segment: Timed) -> Piece:
-    """The piece closest to a segment that overlaps none."""
-    return min(window.pieces, key=lambda p: max(p.at - segment.end, segment.start - p.until))
+def _beside(window: Window, segment: Timed) -> list[Piece]:
+    """The pieces either side of a segment that overlaps none: its text may be either's."""
+    before = [p for p in window.pieces if p.until <= segment.end]
+    after = [p for p in window.pieces if p.at >= segment.start]
+    return before[-1:] + after[:1]
 
 
 def _in_file_time(piece: Piece, segment: Timed) -> Timed:
