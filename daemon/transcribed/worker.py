@@ -437,9 +437,11 @@ def _overlap_wanted(config: Config, engine: Engine) -> bool:
 
 
 def _share_groups(prepared: list[Prepared]) -> list[list[Prepared]]:
-    """Jobs that may share a model call: the same language, task, prompt and hotwords."""
+    """Jobs that may share a model call: the same language, task, prompt, hotwords and decoding
+    rules (a shared call runs under one set of them)."""
     groups: dict[tuple[Any, ...], list[Prepared]] = {}
     for item in prepared:
         r = item.request
-        groups.setdefault((r.language, r.task, r.initial_prompt, r.hotwords), []).append(item)
+        key = (r.language, r.task, r.initial_prompt, r.hotwords, r.decoding)
+        groups.setdefault(key, []).append(item)
     return list(groups.values())

@@ -42,11 +42,14 @@ class SileroSpeech:
 
 
 def merge_into_chunks(stretches: list[tuple[float, float]], chunk_seconds: float) -> list[SpeechChunk]:
-    """Join consecutive (start, end) stretches while a chunk stays within `chunk_seconds`."""
+    """Join consecutive (start, end) stretches while a chunk stays within `chunk_seconds`; each
+    chunk says how much of it is speech (the filters' words-per-speech-second rule reads it)."""
     chunks: list[SpeechChunk] = []
     for start, end in stretches:
         if chunks and end - chunks[-1]["start"] <= chunk_seconds:
             chunks[-1]["end"] = round(end, 3)
+            chunks[-1]["speech_seconds"] = round(chunks[-1].get("speech_seconds", 0.0) + end - start, 3)
         else:
-            chunks.append(SpeechChunk(start=round(start, 3), end=round(end, 3)))
+            chunks.append(SpeechChunk(start=round(start, 3), end=round(end, 3),
+                                      speech_seconds=round(end - start, 3)))
     return chunks
