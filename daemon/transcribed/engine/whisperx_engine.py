@@ -242,7 +242,7 @@ class WhisperXEngine:
         results: list[Transcript | None] = [None] * len(items)
         if request.decoding.temperature_fallback or request.decoding.condition_on_previous_text:
             return results
-        windows = packing.layout([item.speech for item in items], gap_seconds, max_files)
+        windows = packing.layout([speech_inside(item) for item in items], gap_seconds, max_files)
         with self._job_options(request), logs.prints_as_logs("whisperx"):
             decoder = ChunkDecoder(self._pipe, request.decoding)
             timestamp_begin = decoder.tokenizer.timestamp_begin
@@ -385,6 +385,13 @@ def speech_window(samples: np.ndarray, speech: list[SpeechChunk], length: int) -
         if total >= length:
             break
     return np.concatenate(parts) if len(parts) > 1 else parts[0]
+
+
+def speech_inside(item: SpeechOf) -> list[SpeechChunk]:
+    """The file's speech chunks ending by its last sample (pyannote's last frame may reach a
+    few hundredths past it), so that a packed file's timestamps stay inside its own duration."""
+    seconds = len(item.samples) / SAMPLE_RATE
+    return [SpeechChunk(**{**chunk, "end": min(chunk["end"], seconds)}) for chunk in item.speech]
 
 
 def packed_audio(items: list[SpeechOf], window: packing.Window) -> np.ndarray:
