@@ -5,7 +5,9 @@ from __future__ import annotations
 
 import pytest
 
+from transcribed.config import Packing, parse_config
 from transcribed.engine.base import SpeechChunk
+from transcribed.errors import ConfigError
 from transcribed.packing import Piece, Timed, Window, layout, split, timed_segments, transcripts
 
 TS = 50363  # tiny.en's <|0.00|>
@@ -116,3 +118,21 @@ def test_transcripts_say_how_many_shared_the_window_and_share_out_the_speech() -
         (0.0, 1.0, "A", 0.75), (1.0, 4.0, "B", 2.25)]
     assert [(s["text"], "speech_seconds" in s) for s in second["segments"]] == [("C", False)]
     assert "no_speech_prob" not in first["segments"][0], "the window's figure is no one file's"
+
+
+@pytest.mark.parametrize(("keys", "message"), [
+    ({"gap_seconds": 0.5}, "packing.gap_seconds"),
+    ({"max_audio_seconds": 20}, "packing.max_audio_seconds"),
+    ({"max_audio_seconds": 0}, "packing.max_audio_seconds"),
+    ({"max_files": 0}, "packing.max_files"),
+    ({"enabled": "auto"}, "packing.enabled"),
+])
+def test_config_refuses_packing_values_that_cannot_split_cleanly(keys: dict[str, object],
+                                                                 message: str) -> None:
+    with pytest.raises(ConfigError, match=message):
+        parse_config({"packing": keys})
+
+
+def test_config_packing_defaults_off() -> None:
+    assert parse_config({}).packing == Packing(enabled=False, max_files=4, gap_seconds=2.0,
+                                               max_audio_seconds=10.0)
