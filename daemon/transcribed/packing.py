@@ -166,7 +166,7 @@ def _segment(timed: Timed, pieces: list[Piece], text_of: Callable[[tuple[int, ..
     text = text_of(timed.tokens)
     segment = Segment(start=timed.start, end=timed.end, text=text,
                       compression_ratio=round(compression_ratio(text), 3))
-    piece = next(p for p in pieces if p.start <= timed.start <= p.end)
+    piece = min(pieces, key=lambda p: max(p.start - timed.start, timed.start - p.end, 0.0))  # rounded: near
     if piece.speech_seconds is not None and piece.end > piece.start:
         share = (timed.end - timed.start) / (piece.end - piece.start)
         segment["speech_seconds"] = round(piece.speech_seconds * share, 3)

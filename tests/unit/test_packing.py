@@ -136,3 +136,12 @@ def test_config_refuses_packing_values_that_cannot_split_cleanly(keys: dict[str,
 def test_config_packing_defaults_off() -> None:
     assert parse_config({}).packing == Packing(enabled=False, max_files=4, gap_seconds=2.0,
                                                max_audio_seconds=10.0)
+
+
+def test_a_segment_rounded_to_just_before_its_chunk_still_finds_it() -> None:
+    """Times are rounded to the millisecond: a chunk starting at 0.0004 s gets a segment at 0.0."""
+    window = Window((Piece(0, 0.0004, 2.0, 0.0, speech_seconds=2.0), Piece(1, 0.0, 2.0, 4.0)))
+    first, _second = transcripts(window, [seg(0.0, 2.0, 65), seg(4.0, 6.0, 66)], 2,
+                                 lambda tokens: bytes(tokens).decode(), "en")
+    assert first is not None
+    assert [(s["start"], s["text"], s.get("speech_seconds")) for s in first["segments"]] == [(0.0, "A", 2.0)]
