@@ -29,6 +29,9 @@ END_MARGIN_SECONDS = 1.0
 #: How far a segment may reach into the speech of the piece beside its own (Whisper's
 #: timestamps are that loose); gaps are at least twice as long (config checks).
 SPILL_SECONDS = 0.5
+#: Speech at the end of a piece that no segment reaches: Whisper stopped early (as it may in a
+#: full window) and its last words are lost, so the file goes alone.
+UNCOVERED_SECONDS = 0.75
 
 
 @dataclass(frozen=True)
@@ -128,7 +131,8 @@ def split(window: Window, segments: Sequence[Timed], file_count: int) -> list[li
     piece whose speech it overlaps by more than `SPILL_SECONDS`. A segment that overlaps two
     pieces so (one sentence across a gap) makes both ambiguous; one that overlaps none (text
     in a gap) makes the pieces either side ambiguous; a piece with no segment at all (Whisper skipped it,
-    as it may near a window's end) is ambiguous too."""
+    as it may near a window's end), or whose last `UNCOVERED_SECONDS` of speech no segment
+    reaches (its last words lost), is ambiguous too."""
     owned: dict[Piece, list[Timed]] = {piece: [] for piece in window.pieces}
     unclear: set[int] = set()
     for segment in segments:
@@ -137,7 +141,8 @@ def split(window: Window, segments: Sequence[Timed], file_count: int) -> list[li
             owned[owners[0]].append(segment)
         else:
             unclear.update(p.file for p in owners or _beside(window, segment))
-    unclear.update(piece.file for piece, mine in owned.items() if not mine)
+    unclear.update(piece.file for piece, mine in owned.items()
+                   if not mine or piece.until - max(s.end for s in mine) > UNCOVERED_SECONDS)
     result: list[list[Timed] | None] = [None] * file_count
     for file in window.files:
         if file not in unclear:

@@ -92,6 +92,12 @@ def seg(start: float, end: float, token: int = 7) -> Timed:
     # text cut off at the window's end (no closing timestamp) over the last file only: still its own
     ([seg(0.0, 3.0, 1), seg(5.0, 10.0, 2), seg(12.0, 30.0, 3)],
      [[(0.5, 3.5, (1,))], [(0.0, 5.0, (2,))], [(1.0, 2.0, (3,))]]),
+    # Whisper stopped 2 s before the end of file 1's speech (its last words lost): file 1 alone
+    ([seg(0.0, 4.0, 1), seg(5.0, 8.0, 2), seg(12.0, 13.0, 3)],
+     [[(0.5, 3.5, (1,))], None, [(1.0, 2.0, (3,))]]),
+    # ...but a segment ending half a second early (a tight timestamp) is still the whole file
+    ([seg(0.0, 4.0, 1), seg(5.0, 9.5, 2), seg(12.0, 13.0, 3)],
+     [[(0.5, 3.5, (1,))], [(0.0, 4.5, (2,))], [(1.0, 2.0, (3,))]]),
     ([], [None, None, None]),
 ])
 def test_split(segments: list[Timed], expected: list[list[tuple[float, float, tuple[int, ...]]] | None]) -> None:  # noqa: E501
