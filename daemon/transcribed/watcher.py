@@ -51,8 +51,10 @@ class _Seen:
     first_seen: float
     changed_at: float
     #: The file's ctime when first seen: among files one scan finds at once (a flood, the files
-    #: waiting at start), the order they came into the inbox.
+    #: waiting at start), the order they came into the inbox; ties (a coarse clock) keep the
+    #: order they were seen in.
     arrived_ns: int = 0
+    order: int = 0
     closed: bool = False
     #: inotify saw a write and no close yet: a writer has it open, whatever the settle time says.
     writing: bool = False
@@ -66,6 +68,7 @@ class Arrivals:
         self.stale_writer_seconds = max(STALE_WRITER_SECONDS, 10 * settle_seconds)
         self.clock = clock
         self._seen: dict[Path, _Seen] = {}
+        self._count = 0
         self._lock = threading.Lock()
 
     def closed(self, path: Path) -> None:
@@ -103,7 +106,8 @@ class Arrivals:
                 # event said (a writer has it open) for a while, unless the file is gone.
                 if now - self._seen[gone].first_seen > EVENT_GRACE_SECONDS or not os.path.lexists(gone):
                     del self._seen[gone]
-            return sorted(ready, key=lambda p: (self._seen[p].first_seen, self._seen[p].arrived_ns, str(p)))
+            return sorted(ready, key=lambda p: (self._seen[p].first_seen, self._seen[p].arrived_ns,
+                                                self._seen[p].order))
 
     def next_check_in(self) -> float | None:
         """Seconds until a file still settling could become complete (None: nothing is settling)."""
@@ -128,7 +132,8 @@ class Arrivals:
         now = self.clock() if now is None else now
         seen = self._seen.get(path)
         if seen is None:
-            seen = self._seen[path] = _Seen(signature, now, now, _ctime_ns(path))
+            self._count += 1
+            seen = self._seen[path] = _Seen(signature, now, now, _ctime_ns(path), self._count)
             log.info("file.detected", path=str(path), size=signature[0])
         elif seen.signature != signature:
             seen.signature, seen.changed_at, seen.closed = signature, now, False
