@@ -12,6 +12,7 @@ One model load for the whole module; each test restores what it patched.
 from __future__ import annotations
 
 import os
+import shutil
 import tempfile
 from collections.abc import Iterator
 from pathlib import Path, PurePosixPath
@@ -89,11 +90,11 @@ def pipeline(config, engine) -> Pipeline:
 
 
 def run(pipeline: Pipeline, recording: Path) -> tuple[str, dict]:
-    """One job through the real pipeline, as `transcribed transcribe` runs it: (text, metadata)."""
+    """One job through the real pipeline: (text, metadata)."""
     with tempfile.TemporaryDirectory() as tmp:
         job = Job(id="e2e", relpath=PurePosixPath(recording.name), dir=Path(tmp), attempts=1)
         job.source.parent.mkdir()
-        job.source.symlink_to(recording)
+        shutil.copyfile(recording, job.source)  # a job's source is a regular file (links are refused)
         job.staging.mkdir()
         finished = pipeline.run(job)
         return finished.outputs[".txt"].read_text(), finished.metadata
