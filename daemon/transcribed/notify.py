@@ -28,12 +28,16 @@ class Notifier:
         self._last_ping = 0.0
 
     def send(self, *fields: str) -> None:
-        """Send one message of `KEY=value` lines; failures are ignored (systemd may be gone)."""
+        """Send one message of `KEY=value` lines; failures are ignored (systemd may be gone).
+
+        Never waits: the consumer sends these from its heartbeat, and a datagram socket whose
+        reader has fallen behind would block a plain send until it reads. A message it has no
+        room for is dropped (EAGAIN); the next beat sends a fresh one."""
         if self.address is None:
             return
         try:
             with socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM | socket.SOCK_CLOEXEC) as sock:
-                sock.sendto("\n".join(fields).encode(), self.address)
+                sock.sendto("\n".join(fields).encode(), socket.MSG_DONTWAIT, self.address)
         except OSError:
             pass
 

@@ -38,3 +38,19 @@ def test_watchdog_is_off_when_meant_for_another_process(monkeypatch):
     monkeypatch.setenv("WATCHDOG_USEC", "1000000")
     monkeypatch.setenv("WATCHDOG_PID", str(os.getppid()))
     assert Notifier().watchdog_interval is None
+
+
+def test_a_reader_that_has_fallen_behind_never_blocks_the_sender(monkeypatch):
+    """A notify socket nobody reads fills up; sending goes on at once, the extra messages dropped
+    (the consumer sends from its heartbeat: a blocked send would stall every job)."""
+    name = f"transcribed-test-full-{os.getpid()}-{time.monotonic_ns()}"
+    with socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM) as sock:
+        sock.bind("\0" + name)
+        monkeypatch.setenv("NOTIFY_SOCKET", "@" + name)
+        notifier = Notifier()
+        began = time.monotonic()
+        for n in range(2000):  # far more than a datagram queue holds
+            notifier.status(f"message {n}")
+        took = time.monotonic() - began
+        assert sock.recv(100).decode() == "STATUS=message 0"
+    assert took < 5, f"sending took {took:.1f} s: it waited for the reader"
