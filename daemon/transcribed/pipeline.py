@@ -10,11 +10,10 @@ import contextlib
 import dataclasses
 import time
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, TypedDict
 
-from . import __version__, filters
+from . import filters
 from .alignment import Aligner, AlignModelMissing
 from .audio import Audio, decode_input
 from .config import Config
@@ -26,6 +25,7 @@ from .errors import FailedIn, GpuLost, OutOfMemory, StageFailed, TranscribedErro
 from .inbox import sidecar_next_to
 from .jobs import Job
 from .logs import get_logger
+from .metadata import Metadata, Run, job_metadata
 from .options import DECODING_KEYS, Effective, effective_options, read_sidecar
 from .outputs import plain_result, write_outputs
 from .progress import JobProgress
@@ -34,62 +34,12 @@ from .stats import Stats
 log = get_logger()
 
 
-class Metadata(TypedDict, total=False):
-    """The `transcribed` block of a job's JSON result: what ran, how, and how long it took."""
-
-    source: str
-    job_id: str
-    attempts: int
-    worker: str
-    version: str
-    audio_seconds: float
-    declared_seconds: float | None
-    truncated: bool
-    language: str | None
-    language_probability: float | None
-    model: str
-    model_source: str
-    device: str | None
-    compute_type: str
-    batch_size: int | None
-    oom_backoffs: list[dict[str, Any]]
-    options: dict[str, Any]
-    timings: dict[str, float]
-    realtime_factor: float | None
-    #: Notes of the later stages: "words" or "unavailable: ...", how many speakers, and how the
-    #: job ran (decoded ahead, files in its shared model call).
-    alignment: str
-    speakers: int
-    prepared_ahead: bool
-    shared_batch_files: int
-    #: Files whose speech shared its Whisper window (packing.py), itself included, and the
-    #: silence laid between them.
-    packed_files: int
-    packed_gap_seconds: float
-    #: The audio stream transcribed and why (audio.track), and what each post-filter removed.
-    audio_track: dict[str, Any]
-    filters: dict[str, int]
-
-
 @dataclass
 class Finished:
     """A transcribed job: its staged outputs (suffix -> path) and its metadata."""
 
     outputs: dict[str, Path]
     metadata: Metadata
-
-
-@dataclass
-class _Run:
-    """What one run of the pipeline learned along the way."""
-
-    stage: str = "claim"
-    timings: dict[str, float] = field(default_factory=dict)
-    backoffs: list[dict[str, Any]] = field(default_factory=list)
-    batch_size: int | None = None
-    device: str | None = None
-    #: What the later stages did: alignment "words"/"unavailable: ...", speakers: how many.
-    notes: Metadata = field(default_factory=Metadata)
 
 
 @dataclass
@@ -102,7 +52,7 @@ class Prepared:
     audio: Audio
     request: Request
     started: float
-    state: _Run
+    state: Run
     speech: list[SpeechChunk] | None = None
     probability: float | None = None
 
@@ -122,7 +72,7 @@ class Pipeline:
         self.heartbeat = heartbeat
         self.worker_name = worker_name
         self.governor = BatchGovernor(engine.settings.batch_size, config.oom.probe_after_jobs)
-        self.run_state = _Run()
+        self.run_state = Run()
         #: The engine's figures go here too (`transcribed transcribe`'s progress bar).
         self.on_progress = on_progress
         #: The job (or shared call) whose progress the engine reports now.
@@ -138,7 +88,7 @@ class Pipeline:
     def prepare(self, job: Job) -> Prepared:
         """Read the job's options and decode its audio. No model call: this may run on the
         prefetch thread beside a transcription (prefetch.py)."""
-        self.run_state = _Run()
+        self.run_state = Run()
         started = time.monotonic()
         with self._stage("options"):
             options = self._options(job)
@@ -390,45 +340,23 @@ class Pipeline:
             self.on_progress(percent)
         self.heartbeat()
 
+    def _metadata(self, job: Job, audio: Audio, result: Transcript, options: Effective,
+                  started: float) -> Metadata:
+        return job_metadata(job, audio, result, options, started, self.engine.settings,
+                            self.run_state, self.worker_name)
+
     def _log_progress(self, tracker: JobProgress) -> None:
         """`job.progress`, at most every `log.progress_seconds` and per 5 %."""
         estimate = tracker.due_for_log(self.config.log.progress_seconds)
         if estimate is not None:
             log.info("job.progress", **estimate.as_dict())
 
-    def _metadata(self, job: Job, audio: Audio, result: Transcript, options: Effective,
-                  started: float) -> Metadata:
-        settings = self.engine.settings
-        total = round(time.monotonic() - started, 3)
-        on_fallback = self.run_state.device != settings.device
-        return {
-            "source": _printable(str(job.relpath)), "job_id": job.id, "attempts": job.attempts,
-            "worker": self.worker_name, "version": __version__,
-            "audio_seconds": round(audio.seconds, 3), "declared_seconds": audio.declared_seconds,
-            "truncated": audio.truncated,
-            **({"audio_track": audio.track.describe()} if audio.track else {}),
-            "language": result.get("language"),
-            "language_probability": result.get("language_probability"),
-            "model": settings.model, "model_source": settings.model_source,
-            "device": self.run_state.device,
-            "compute_type": "int8" if on_fallback else settings.compute_type,
-            "batch_size": self.run_state.batch_size, "oom_backoffs": self.run_state.backoffs,
-            "options": options.describe(), **self.run_state.notes,
-            "timings": {**self.run_state.timings, "total": total},
-            "realtime_factor": round(audio.seconds / total, 2) if total > 0 else None,
-        }
 
 
 def _raise_if_gpu_lost(exc: BaseException) -> None:
     """A lost GPU is no job's fault and no retry helps: it ends the daemon (see oom.py)."""
     if is_gpu_lost(exc):
         raise GpuLost(f"{type(exc).__name__}: {exc}") from None
-
-
-def _printable(name: str) -> str:
-    """A file name as UTF-8 text: bytes that are not UTF-8 (kept by Python as lone surrogates)
-    shown as \\xNN, so whisperx's JSON writer can write it."""
-    return name.encode("utf-8", "surrogateescape").decode("utf-8", "backslashreplace")
 
 
 def _first_line(exc: BaseException) -> str:
