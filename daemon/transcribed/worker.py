@@ -17,7 +17,7 @@ import time
 from collections import deque
 from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import Any, TextIO, TypeVar
+from typing import TextIO, TypeVar
 
 import structlog
 
@@ -26,8 +26,8 @@ from .alignment import Aligner
 from .backlog import BacklogAudio
 from .config import Config
 from .diarization import Diarizer
-from .engine.base import Engine, Transcript
-from .errors import BadInput, FailedIn, GpuLost
+from .engine.base import Engine
+from .errors import BadInput, FailedIn
 from .hooks import Hooks
 from .jobs import Job
 from .outcome import Action, decide
@@ -35,6 +35,7 @@ from .pipeline import Pipeline, Prepared
 from .prefetch import Prefetch
 from .residency import Residency
 from .settle import Settler
+from .sharing import SharedCalls, batching_wanted, share_groups
 from .spool import Spool
 from .stats import Stats
 from .watcher import Arrivals
@@ -78,9 +79,9 @@ class Worker:
         self.settler = Settler(spool, self.stats, hooks)
         self.backlog = self.settler.backlog
         self.in_flight = self.settler.in_flight
-        self.batching = _batching_wanted(config, engine)
-        #: Short files' speech packed into shared Whisper windows (packing.py).
-        self.packing = config.packing.enabled
+        #: Batching and packing of short files (sharing.py); both off on the CPU by default.
+        self.sharing = SharedCalls(config, self.pipeline, batching=batching_wanted(config, engine))
+        self.batching, self.packing = self.sharing.batching, self.sharing.packing
         self.prefetch = self._make_prefetch(engine) if _overlap_wanted(config, engine) else None
         self._next_rescan = 0.0
         #: Complete files found by the last look at the inbox, not yet claimed (_ready_files).
@@ -100,7 +101,7 @@ class Worker:
                 if job is None:
                     self._wait_for_work(stop)
                     continue
-                together = self._together_at_most()
+                together = self.sharing.files_at_most()
                 more = self._claim_ready(together - 1) if together > 1 else []
                 if more:
                     self.process_together([job, *more])
@@ -257,14 +258,14 @@ class Worker:
                 ready = self._attempt(job, functools.partial(self._ready_to_share, job, ahead))
                 if ready is not None:
                     prepared.append(ready)
-        for group in _share_groups([p for p in prepared if self._may_share(p)]):
+        for group in share_groups([p for p in prepared if self.sharing.may_share(p)]):
             # A lost GPU in the shared call is settled as the first job's outcome (every file in
             # flight goes back); any other failure leaves each file to be transcribed alone.
-            results = self._attempt(group[0].job, functools.partial(self._transcribe_together, group))
+            results = self._attempt(group[0].job, functools.partial(self.sharing.transcribe, group))
             for item, result in zip(group, results or [None] * len(group), strict=True):
                 self._attempt(item.job, functools.partial(self.pipeline.finish, item, result),
                               then=self.settler.complete)
-        for item in (p for p in prepared if not self._may_share(p)):
+        for item in (p for p in prepared if not self.sharing.may_share(p)):
             self._attempt(item.job, functools.partial(self.pipeline.finish, item), then=self.settler.complete)
 
     def _ready_to_share(self, job: Job, ahead: Prepared | None) -> Prepared:
@@ -272,59 +273,6 @@ class Worker:
         if prepared.speech is None:
             self.pipeline.find_speech(prepared)
         return self.pipeline.decide_language(prepared)
-
-    def _together_at_most(self) -> int:
-        """How many files one `process_together` takes (1: batching and packing both off)."""
-        return max(self.config.batching.max_files if self.batching else 1,
-                   self.config.packing.max_files if self.packing else 1)
-
-    def _may_share(self, item: Prepared) -> bool:
-        seconds = item.audio.seconds
-        return ((self.batching and seconds <= self.config.batching.max_audio_seconds)
-                or (self.packing and seconds <= self.config.packing.max_audio_seconds))
-
-    def _transcribe_together(self, group: list[Prepared]) -> list[Transcript | None]:
-        """Packed windows first (packing on), then one shared batch for the files left over
-        (batching on); None for each file to be transcribed on its own."""
-        results: list[Transcript | None] = [None] * len(group)
-        if self.packing:
-            limit = self.config.packing.max_audio_seconds
-            short = [i for i, p in enumerate(group) if p.audio.seconds <= limit]
-            for i, packed in zip(short, self._packed([group[i] for i in short]), strict=True):
-                results[i] = packed
-        if self.batching:
-            limit = self.config.batching.max_audio_seconds
-            rest = [i for i, p in enumerate(group) if results[i] is None and p.audio.seconds <= limit]
-            for i, shared in zip(rest, self._shared([group[i] for i in rest]), strict=True):
-                results[i] = shared
-        return results
-
-    def _packed(self, group: list[Prepared]) -> list[Transcript | None]:
-        if len(group) < 2:
-            return [None] * len(group)
-        try:
-            results = self.pipeline.transcribe_packed(group)
-        except GpuLost:
-            raise
-        except Exception as exc:  # noqa: BLE001 - each file is then transcribed without packing
-            log.warning("packing.call_failed", files=len(group),
-                        error=f"{type(exc).__name__}: {exc}", action="each file unpacked")
-            return [None] * len(group)
-        alone = [p.job.relpath.name for p, r in zip(group, results, strict=True) if r is None]
-        log.info("packing.split", files=len(group), packed=len(group) - len(alone), alone=alone)
-        return results
-
-    def _shared(self, group: list[Prepared]) -> list[Transcript | None]:
-        if len(group) < 2:
-            return [None] * len(group)
-        try:
-            return list(self.pipeline.transcribe_together(group))
-        except GpuLost:
-            raise
-        except Exception as exc:  # noqa: BLE001 - each file is then transcribed on its own
-            log.warning("batch.shared_call_failed", files=len(group),
-                        error=f"{type(exc).__name__}: {exc}", action="each file alone")
-            return [None] * len(group)
 
     def _begin(self, job: Job) -> tuple[bool, Prepared | None]:
         """Take what was prepared ahead of the job, if anything, and start it (count the
@@ -417,16 +365,6 @@ def _open_job_log(job: Job) -> Iterator[TextIO]:
             file.close()
 
 
-def _batching_wanted(config: Config, engine: Engine) -> bool:
-    """Shared model calls for short files: on a GPU (fuller batches are faster there); off on
-    the CPU, where every chunk is padded to Whisper's 30 s window and a bigger batch buys nothing
-    (measured: see docs/performance.md); on with `batching.enabled: true`."""
-    setting = config.batching.enabled
-    if setting == "auto":
-        return engine.settings.device == "cuda"
-    return bool(setting)
-
-
 def _overlap_wanted(config: Config, engine: Engine) -> bool:
     """Decoding ahead: on a GPU (the CPU decodes while the GPU transcribes); off on the CPU,
     where both compete for the same cores (measured: see docs/performance.md)."""
@@ -434,14 +372,3 @@ def _overlap_wanted(config: Config, engine: Engine) -> bool:
     if setting == "auto":
         return engine.settings.device == "cuda"
     return bool(setting)
-
-
-def _share_groups(prepared: list[Prepared]) -> list[list[Prepared]]:
-    """Jobs that may share a model call: the same language, task, prompt, hotwords and decoding
-    rules (a shared call runs under one set of them)."""
-    groups: dict[tuple[Any, ...], list[Prepared]] = {}
-    for item in prepared:
-        r = item.request
-        key = (r.language, r.task, r.initial_prompt, r.hotwords, r.decoding)
-        groups.setdefault(key, []).append(item)
-    return list(groups.values())
