@@ -11,7 +11,8 @@ import pytest
 from transcribed import languages
 from transcribed.audio import Stream, choose_track
 from transcribed.config import parse_config, parse_options
-from transcribed.engine.whisperx_engine import most_probable_language, speech_window
+from transcribed.engine.audio_windows import speech_window
+from transcribed.engine.whisperx_engine import most_probable_language
 from transcribed.errors import BadInput, ConfigError
 from transcribed.options import effective_options
 

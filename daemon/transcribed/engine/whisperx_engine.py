@@ -31,6 +31,7 @@ import numpy as np
 from .. import logs, packing
 from ..config import Config, Vad
 from ..errors import GpuLost
+from .audio_windows import packed_audio, speech_inside, speech_window
 from .base import EngineSettings, Progress, Request, Segment, SpeechChunk, SpeechOf, Transcript
 from .hardware import CPU_BATCH_SIZE
 from .oom import BatchGovernor
@@ -370,40 +371,6 @@ class WhisperXEngine:
 def _speech_in(chunk: dict[str, Any]) -> float:
     """The seconds whisperx's merged chunk holds of the VAD's own speech stretches (its gaps out)."""
     return round(float(sum(end - start for start, end in chunk.get("segments", []))), 3)
-
-
-def speech_window(samples: np.ndarray, speech: list[SpeechChunk], length: int) -> np.ndarray:
-    """Up to `length` samples of speech, gathered chunk after chunk (the gaps between chunks
-    left out); the file's opening `length` samples when the VAD found none."""
-    if not speech:
-        return samples[:length]
-    parts, total = [], 0
-    for chunk in speech:
-        part = samples[int(chunk["start"] * SAMPLE_RATE): int(chunk["end"] * SAMPLE_RATE)][: length - total]
-        parts.append(part)
-        total += len(part)
-        if total >= length:
-            break
-    return np.concatenate(parts) if len(parts) > 1 else parts[0]
-
-
-def speech_inside(item: SpeechOf) -> list[SpeechChunk]:
-    """The file's speech chunks ending by its last sample (pyannote's last frame may reach a
-    few hundredths past it), so that a packed file's timestamps stay inside its own duration."""
-    seconds = len(item.samples) / SAMPLE_RATE
-    return [SpeechChunk(**{**chunk, "end": min(chunk["end"], seconds)}) for chunk in item.speech]
-
-
-def packed_audio(items: list[SpeechOf], window: packing.Window) -> np.ndarray:
-    """One window's samples: each piece's speech at its place (packing.Window), silence between."""
-    last = window.pieces[-1]
-    audio = np.zeros(round(last.until * SAMPLE_RATE) + 1, dtype=np.float32)
-    for piece in window.pieces:
-        speech = items[piece.file].samples[int(piece.start * SAMPLE_RATE): int(piece.end * SAMPLE_RATE)]
-        at = round(piece.at * SAMPLE_RATE)
-        speech = speech[: len(audio) - at]
-        audio[at: at + len(speech)] = speech
-    return audio
 
 
 def most_probable_language(ranked: list[tuple[str, float]],
