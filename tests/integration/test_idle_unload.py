@@ -7,21 +7,18 @@ residency logic itself runs in-process on the FakeEngine with a clock the test m
 from __future__ import annotations
 
 import json
-import os
 import shutil
 import socket
 import subprocess
 import sys
-import tempfile
 import time
 import urllib.request
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
-from tests.integration.test_notify import NotifySocket
+from tests.support.notify import NotifySocket
 from tests.support.daemon import DaemonProcess, Folders, wait_until
 from tests.support.media import write_tone_wav
 from tests.support.worker import make_config
@@ -63,15 +60,6 @@ def status(folders: Folders, *args: str) -> subprocess.CompletedProcess[str]:
 def drop(folders: Folders, name: str, seconds: float = 1.0) -> None:
     write_tone_wav(folders.root / name, seconds)
     shutil.move(folders.root / name, folders.inbox / name)
-
-
-@pytest.fixture
-def notify_socket() -> Iterator[NotifySocket]:
-    with tempfile.TemporaryDirectory(prefix="sdnotify-") as tmp:
-        path = os.path.join(tmp, "notify")
-        with socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM) as sock:
-            sock.bind(path)
-            yield NotifySocket(sock, path)
 
 
 def watchdog_pings(notify_socket: NotifySocket, seconds: float) -> int:

@@ -13,63 +13,18 @@ import json
 import os
 import shutil
 import signal
-import socket
 import subprocess
 import sys
-import tempfile
 import time
 from collections.abc import Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
 
 from tests.support.daemon import Folders
+from tests.support.notify import NotifySocket
 from tests.support.media import write_tone_wav
-
-
-@dataclass
-class NotifySocket:
-    """The listening end of $NOTIFY_SOCKET: every datagram with the time it arrived."""
-
-    sock: socket.socket
-    path: str
-    received: list[tuple[float, dict[str, str]]] = field(default_factory=list)
-
-    def next(self, deadline: float) -> dict[str, str] | None:
-        """The next message (KEY=value lines as a dict), or None at the deadline."""
-        remaining = deadline - time.monotonic()
-        if remaining <= 0:
-            return None
-        self.sock.settimeout(remaining)
-        try:
-            data = self.sock.recv(4096)
-        except TimeoutError:
-            return None
-        message = dict(line.split("=", 1) for line in data.decode().splitlines() if "=" in line)
-        self.received.append((time.monotonic(), message))
-        return message
-
-    def wait_for(self, key: str, timeout: float, value: str = "1") -> dict[str, str]:
-        """Read messages until one has `key=value`; fail after `timeout` seconds naming it."""
-        deadline = time.monotonic() + timeout
-        while (message := self.next(deadline)) is not None:
-            if message.get(key) == value:
-                return message
-        raise AssertionError(f"no {key}={value} within {timeout} s; got {self.messages()}")
-
-    def messages(self) -> list[dict[str, str]]:
-        return [message for _, message in self.received]
-
-
-@pytest.fixture
-def notify_socket() -> Iterator[NotifySocket]:
-    """A bound datagram socket in a short temp dir (unix socket paths are limited to 108 bytes)."""
-    with tempfile.TemporaryDirectory(prefix="sdnotify-") as tmp:
-        path = os.path.join(tmp, "notify")
-        with socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM) as sock:
-            sock.bind(path)
-            yield NotifySocket(sock, path)
 
 
 @dataclass

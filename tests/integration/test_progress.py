@@ -17,10 +17,8 @@ import shutil
 import socket
 import subprocess
 import sys
-import tempfile
 import time
 import urllib.request
-from collections.abc import Iterator
 from datetime import datetime
 from pathlib import Path
 from typing import Any
@@ -28,7 +26,7 @@ from typing import Any
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
-from tests.integration.test_notify import NotifySocket
+from tests.support.notify import NotifySocket
 from tests.support.daemon import DaemonProcess, Folders, wait_until
 from tests.support.media import write_tone_wav
 
@@ -60,16 +58,6 @@ def drop(folders: Folders, name: str, seconds: float) -> None:
 
 def seconds_of(event: dict[str, Any]) -> float:
     return datetime.fromisoformat(event["ts"].replace("Z", "+00:00")).timestamp()
-
-
-@pytest.fixture
-def notify_socket() -> Iterator[NotifySocket]:
-    """A bound datagram socket in a short temp dir (unix socket paths are limited to 108 bytes)."""
-    with tempfile.TemporaryDirectory(prefix="sdnotify-") as tmp:
-        path = os.path.join(tmp, "notify")
-        with socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM) as sock:
-            sock.bind(path)
-            yield NotifySocket(sock, path)
 
 
 def test_progress_events_are_spaced_in_time_and_in_percent(folders: Folders) -> None:
