@@ -101,7 +101,7 @@ def _same_as_whisperx(engine: Any, items: list[Item], results: dict[Path, dict[s
     same = 0
     for item in items:
         audio = decode(item.path)
-        theirs = engine._pipe.transcribe(audio.samples, batch_size=batch_size, language="en")
+        theirs = engine.pipeline.transcribe(audio.samples, batch_size=batch_size, language="en")
         same += text_of(theirs) == text_of(results[item.path])
     return same
 

@@ -54,7 +54,7 @@ def test_the_default_decoding_is_whisperxs_with_the_no_speech_probability(tiny: 
     """Word for word what whisperx's own transcribe says, plus figures whisperx does not keep."""
     samples = decode(clip(ENGLISH).path).samples
     ours = _run(tiny, samples, Thresholds())
-    theirs = tiny._pipe.transcribe(samples, batch_size=4, language="en")
+    theirs = tiny.pipeline.transcribe(samples, batch_size=4, language="en")
     assert [s["text"] for s in ours["segments"]] == [s["text"] for s in theirs["segments"]]
     for segment in ours["segments"]:
         assert 0.0 <= segment["no_speech_prob"] < 0.6 and segment["compression_ratio"] > 0
@@ -80,7 +80,7 @@ def test_a_failing_chunk_is_decoded_again_hotter(tiny: WhisperXEngine, tmp_path:
     every temperature (0, then 0.2 ... 1.0) and the most probable try kept; a chunk that passes
     is decoded once; without the fallback, once whatever its figures."""
     samples = decode(bait.looped_phrase(tmp_path / "loop.wav", times=3)).samples
-    model = tiny._pipe.model
+    model = tiny.pipeline.model
     counting = model.model = _Counting(model.model)
     try:
         failing = _run(tiny, samples, Thresholds(temperature_fallback=True, compression_ratio_threshold=0.1))

@@ -64,11 +64,11 @@ def test_a_failed_job_does_not_leave_its_language_to_the_next_file() -> None:
     """whisperx keeps a detected language after a failure; the next file must be detected anew."""
     engine = _engine(str(multilingual_base()))
     assert _transcribe(engine, RUSSIAN)["language"] == "ru"
-    ct2 = engine._pipe.model.model
-    engine._pipe.model.model = _FailOnce(ct2)
+    ct2 = engine.pipeline.model.model
+    engine.pipeline.model.model = _FailOnce(ct2)
     with pytest.raises(RuntimeError, match="injected failure"):
         _transcribe(engine, RUSSIAN)  # detects ru, then fails while decoding
-    engine._pipe.model.model = ct2
+    engine.pipeline.model.model = ct2
     english = _transcribe(engine, ENGLISH)
     assert english["language"] == "en"
     text = " ".join(s["text"] for s in english["segments"])
@@ -81,5 +81,5 @@ def test_the_vad_step_comes_from_the_config() -> None:
     settings = choose(config.model, Hardware(cpu_count=2), bundled_tiny_en(), "bundled")
     engine = WhisperXEngine(config, settings)
     engine.load()
-    assert engine._segmentation().step == 2.5
+    assert engine.segmentation().step == 2.5
     assert _transcribe(engine, ENGLISH)["segments"]

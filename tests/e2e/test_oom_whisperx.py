@@ -135,11 +135,11 @@ class OOMProxy:
 @pytest.fixture
 def ct2_oom(engine) -> Iterator[OOMProxy]:
     """CTranslate2 runs out of memory above batch size 1."""
-    real = engine._pipe.model.model
+    real = engine.pipeline.model.model
     proxy = OOMProxy(real, limit=1)
-    engine._pipe.model.model = proxy
+    engine.pipeline.model.model = proxy
     yield proxy
-    engine._pipe.model.model = real
+    engine.pipeline.model.model = real
 
 
 @pytest.fixture
@@ -147,7 +147,7 @@ def vad_oom(engine) -> Iterator[list[int]]:
     """pyannote's segmentation runs out of memory above 8 windows per batch; yields the batch sizes seen."""
     import torch
 
-    segmentation = engine._pipe.vad_model.vad_pipeline._segmentation
+    segmentation = engine.segmentation()
     model, forward, seen = segmentation.model, segmentation.model.forward, []
 
     def oom_forward(chunks, *args, **kwargs):
@@ -170,12 +170,12 @@ def reference(engine, recording) -> dict[int, str]:
 
 def test_the_recording_makes_several_chunks(engine, recording):
     """Batches are real batches here: at least as many chunks as the batch size."""
-    counter = OOMProxy(engine._pipe.model.model, limit=10**6)
-    engine._pipe.model.model = counter
+    counter = OOMProxy(engine.pipeline.model.model, limit=10**6)
+    engine.pipeline.model.model = counter
     try:
         unfaulted_text(engine, recording, batch_size=64)
     finally:
-        engine._pipe.model.model = counter._real
+        engine.pipeline.model.model = counter._real
     assert max(size for _, size in counter.calls) >= BATCH_SIZE, counter.calls
 
 

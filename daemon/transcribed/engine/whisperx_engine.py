@@ -109,7 +109,7 @@ class WhisperXEngine:
         self.multilingual = bool(self._pipe.model.model.is_multilingual)
         if not self.multilingual and self._pipe.preset_language != "en":
             self._pipe.preset_language = "en"  # an English-only model never needs detection
-        segmentation = self._segmentation()
+        segmentation = self.segmentation()
         if segmentation is not None:
             # pyannote checks step <= window only when it builds the Inference; keep that rule.
             segmentation.step = min(float(self.config.vad.step_seconds), float(segmentation.duration))
@@ -123,7 +123,13 @@ class WhisperXEngine:
         gc.collect()
         gc.freeze()
 
-    def _segmentation(self) -> Any:
+    @property
+    def pipeline(self) -> Any:
+        """The loaded whisperx pipeline (None before `load`): read by the doctor and the e2e
+        tests, which wrap its CTranslate2 model to inject the libraries' own failures."""
+        return self._pipe
+
+    def segmentation(self) -> Any:
         """pyannote's segmentation Inference inside whisperx's VAD (None if whisperx changes shape)."""
         return getattr(getattr(self._pipe.vad_model, "vad_pipeline", None), "_segmentation", None)
 
@@ -287,7 +293,7 @@ class WhisperXEngine:
             pipe.options, pipe.tokenizer = saved_options, saved_tokenizer
 
     def _apply_vad_batch(self) -> None:
-        segmentation = self._segmentation()
+        segmentation = self.segmentation()
         if self.vad_batch is not None and segmentation is not None:
             segmentation.batch_size = self.vad_batch.current
 
