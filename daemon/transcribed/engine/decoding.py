@@ -26,6 +26,8 @@ from typing import Any
 
 import numpy as np
 
+from ..config.schema import Model
+
 #: A decode at or above this temperature does not prompt the next chunk (faster-whisper's
 #: `prompt_reset_on_temperature`).
 PROMPT_RESET_TEMPERATURE = 0.5
@@ -33,13 +35,14 @@ PROMPT_RESET_TEMPERATURE = 0.5
 
 @dataclass(frozen=True)
 class Thresholds:
-    """Whisper's decoding rules for one job (the `model` keys, or a route's, or a sidecar's)."""
+    """Whisper's decoding rules for one job (the `model` keys, or a route's, or a sidecar's);
+    the defaults are the config's, declared once there."""
 
-    no_speech_threshold: float = 0.6
-    log_prob_threshold: float = -1.0
-    compression_ratio_threshold: float = 2.4
-    temperature_fallback: bool = False
-    condition_on_previous_text: bool = False
+    no_speech_threshold: float = Model.no_speech_threshold
+    log_prob_threshold: float = Model.log_prob_threshold
+    compression_ratio_threshold: float = Model.compression_ratio_threshold
+    temperature_fallback: bool = Model.temperature_fallback
+    condition_on_previous_text: bool = Model.condition_on_previous_text
 
 
 @dataclass(frozen=True)
