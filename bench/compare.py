@@ -1,18 +1,21 @@
 """Compare: daemons with a switch on and off (or any config values), side by side in one run,
 optionally beside the plain whisperx loop and the whisperx command line.
 
-A switch is a config override. Presets: overlap, batching, vad.method, vad.step, beam (off or
+A switch is a config override. Presets: overlap, batching, packing, vad.method, vad.step, beam (off or
 the default first); or any key with its values, the first the baseline:
 `--switch vad.step_seconds=0.5,1.0,2.5`. Several switches give every combination (or, with
 `--one-at-a-time`, the baseline and each value alone). One daemon per variant runs, idle
 when not fed; the same recordings go through each, chunk by chunk, in an order reversed from
 pass to pass, each chunk `--runs` times, and the least of the runs counts. See harness.py.
+The plain loop decodes as whisperx's README does (`whisperx.load_audio`, the ffmpeg command);
+`--plain-decoder faster-whisper` (or `both`) gives it faster-whisper's in-process decoder too.
 
     .venv/bin/python bench/compare.py --switch overlap             # overlap off and on
     .venv/bin/python bench/compare.py --switch batching --set model.batch_size=8 --max-seconds 8
     .venv/bin/python bench/compare.py --switch vad.step --switch beam   # 4 daemons
     .venv/bin/python bench/compare.py --plain --cli --target plain=0.97 --target cli=5 --strict
     .venv/bin/python bench/compare.py --switch vad.method --plain --target plain=1.4
+    .venv/bin/python bench/compare.py --switch packing --plain --files 40 --max-seconds 8 --target plain=1.5
 """
 
 from __future__ import annotations
@@ -24,6 +27,7 @@ from pathlib import Path
 from common import (bench_sections, checked, describe, engine_settings, machine, merged, override,
                     parser, scratch_dir, warmup_and_chunks)
 from harness import CliWay, DaemonWay, PlainWay, Switch, Way, compare, report, save, variants
+from plain import DECODERS
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -47,7 +51,9 @@ def main(argv: list[str] | None = None) -> int:
         root = Path(scratch)
         ways: list[Way] = [DaemonWay(v.name, root / f"daemon-{n}", merged(base, v.sections), args.engine)
                            for n, v in enumerate(chosen)]
-        ways += [PlainWay("plain", root / "plain", base)] if args.plain else []
+        decoders = DECODERS if args.plain_decoder == "both" else (args.plain_decoder,)
+        ways += [PlainWay("plain" if n == 0 else f"plain, {decoder}", root / f"plain-{n}", base, decoder)
+                 for n, decoder in enumerate(decoders)] if args.plain else []
         ways += [CliWay("cli", root / "cli", base)] if args.cli else []
         print("ways: " + ", ".join(f"{way.name} ({way.kind})" for way in ways), flush=True)
         if chosen[0].name == "baseline":
@@ -71,13 +77,16 @@ def _parser() -> argparse.ArgumentParser:
     result = parser(__doc__, files=20, max_seconds=30.0, folder=None, model=None, engine="whisperx",
                     keep=None, strict=False)
     result.add_argument("--switch", action="append", default=[],
-                        help="a preset (overlap, batching, vad.method, vad.step, beam) or "
+                        help="a preset (overlap, batching, packing, vad.method, vad.step, beam) or "
                              "section.key=V1,V2; repeatable")
     result.add_argument("--one-at-a-time", action="store_true",
                         help="with several switches: the baseline and each value alone, not every combination")
     result.add_argument("--set", action="append", default=[], metavar="SECTION.KEY=VALUE",
                         help="config for every way (e.g. model.batch_size=8); repeatable")
     result.add_argument("--plain", action="store_true", help="also the plain in-process whisperx loop")
+    result.add_argument("--plain-decoder", choices=(*DECODERS, "both"), default="whisperx",
+                        help="how the plain loop decodes: whisperx.load_audio (its README's loop), "
+                             "faster_whisper.decode_audio, or both side by side")
     result.add_argument("--cli", action="store_true", help="also the whisperx command line, once per file")
     result.add_argument("--chunks", type=int, default=2, help="chunks the files are dealt into")
     result.add_argument("--runs", type=int, default=2, help="passes of each chunk through each way")

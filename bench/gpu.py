@@ -7,18 +7,22 @@ size `auto` chose and the one it ended at, and whether any out-of-memory back-of
 Each file goes through `Pipeline.run` with the engine and settings the daemon would use
 (`hardware.choose`), so the numbers include VAD, the back-off and writing the outputs.
 
-Then, through the harness (harness.py), with the first model: the plain whisperx loop built
-from the engine's settings and one daemon per variant, the baseline with overlap and batching
-off, then each switch alone (overlap on, batching on, and `vad.method: silero` where the config
-has that key), interleaved, the least of `--compare-runs` runs per chunk; speed, ratios against
-the baseline and the plain loop (issue 16's target: 1.4x), WER, peak RSS and GPU memory.
+Then, through the harness (harness.py), with the first model, issue 16's two comparisons: the
+plain whisperx loop built from the engine's settings and one daemon per variant, the baseline
+with every switch off, then each switch alone, interleaved, the least of `--compare-runs` runs
+per chunk; speed, ratios against the baseline and the plain loop, WER, peak RSS and GPU memory:
+
+- recordings of up to 30 s (`--compare-files`): overlap, batching, `vad.method: silero`;
+  target 1.4x the plain loop;
+- short clips of up to 8 s (`--short-files`, 40): packing, batching, `vad.method: silero`;
+  target 1.5x the plain loop.
 
 Without a GPU it says so, and why, and measures the CPU (so the script is tested everywhere).
 With the bundled tiny.en on a GPU the defaults take a few minutes (well under 10).
 
     .venv/bin/python bench/gpu.py                          # every model on disk, the English corpus
     .venv/bin/python bench/gpu.py --models tiny.en,large-v3 --download
-    .venv/bin/python bench/gpu.py --max-seconds 60 --compare-files 10   # a quick run
+    .venv/bin/python bench/gpu.py --max-seconds 60 --compare-files 10 --short-files 10   # a quick run
 
 Peak GPU memory is sampled every 20 ms from the driver's free-memory figure (torch's own
 counters miss CTranslate2, which allocates outside torch), minus what was in use before the
@@ -110,22 +114,26 @@ def main(argv: list[str] | None = None) -> int:
         args.json.write_text(json.dumps([{**r.__dict__, "realtime": r.realtime,
                                           "seconds_per_minute": r.seconds_per_minute} for r in runs],
                                          indent=2))
-    compared = 0 if args.compare_files == 0 else _compare(args, next((r.model for r in runs if not r.error), None))
-    return 1 if any(r.error for r in runs) or compared else 0
+    model = next((r.model for r in runs if not r.error), None)
+    compared = [_compare(args, model, "long", ["overlap", "batching", "vad.method"], args.compare_files,
+                         30.0, 1.4) if args.compare_files else 0,
+                _compare(args, model, "short", ["packing", "batching", "vad.method"], args.short_files,
+                         8.0, 1.5) if args.short_files else 0]
+    return 1 if any(r.error for r in runs) or any(compared) else 0
 
 
-def _compare(args: argparse.Namespace, model: str | None) -> int:
+def _compare(args: argparse.Namespace, model: str | None, name: str, switches: list[str],
+             files: int, max_seconds: float, target: float) -> int:
     """The switches on and off beside the plain loop, through the harness (compare.py)."""
     import compare
 
-    switches = ["overlap", "batching"] + (["vad.method"] if hasattr(Config().vad, "method") else [])
     argv = [arg for s in switches for arg in ("--switch", s)] + [
-        "--one-at-a-time", "--plain", "--target", "plain=1.4", "--files", str(args.compare_files),
-        "--runs", str(args.compare_runs), "--max-seconds", "30", "--set", f"model.device={args.device}",
-        "--set", f"model.download_dir={args.download_dir}"]
+        "--one-at-a-time", "--plain", "--target", f"plain={target}", "--files", str(files),
+        "--runs", str(args.compare_runs), "--max-seconds", str(max_seconds),
+        "--set", f"model.device={args.device}", "--set", f"model.download_dir={args.download_dir}"]
     argv += ["--model", model] if model else []
-    argv += ["--save", str(args.json.with_suffix(".compare.json"))] if args.json else []
-    print(f"\nComparisons (bench/compare.py {' '.join(argv)}):", flush=True)
+    argv += ["--save", str(args.json.with_suffix(f".compare-{name}.json"))] if args.json else []
+    print(f"\nComparison, {name} files (bench/compare.py {' '.join(argv)}):", flush=True)
     return compare.main(argv)
 
 
@@ -140,9 +148,11 @@ def _parser() -> argparse.ArgumentParser:
     parser.add_argument("--device", choices=("auto", "cuda", "cpu"), default="auto")
     parser.add_argument("--max-seconds", type=float, help="stop adding clips after this much audio")
     parser.add_argument("--json", type=Path, help="also write the results here (and the comparisons "
-                        "beside it, as NAME.compare.json)")
+                        "beside it, as NAME.compare-long.json and NAME.compare-short.json)")
     parser.add_argument("--compare-files", type=int, default=20,
-                        help="timed files of the on/off comparisons (0: none)")
+                        help="timed recordings of up to 30 s in the on/off comparison (0: none)")
+    parser.add_argument("--short-files", type=int, default=40,
+                        help="timed clips of up to 8 s in the short-file comparison (0: none)")
     parser.add_argument("--compare-runs", type=int, default=2, help="runs of each chunk in the comparisons")
     return parser
 

@@ -33,6 +33,7 @@ from plain import PlainLoop, cli_environment, run_cli
 PRESETS: dict[str, tuple[str, tuple[Any, ...]]] = {
     "overlap": ("overlap.enabled", (False, True)),
     "batching": ("batching.enabled", (False, True)),
+    "packing": ("packing.enabled", (False, True)),
     "vad.method": ("vad.method", ("pyannote", "silero")),
     "vad.step": ("vad.step_seconds", (0.5, 2.5)),
     "beam": ("model.beam_size", (5, 1)),
@@ -190,15 +191,16 @@ class PlainWay:
 
     kind = "plain"
 
-    def __init__(self, name: str, root: Path, sections: Sections) -> None:
-        self.name, self.root, self.sections = name, root, sections
+    def __init__(self, name: str, root: Path, sections: Sections, decoder: str = "whisperx") -> None:
+        self.name, self.root, self.sections, self.decoder = name, root, sections, decoder
         self.loop: PlainLoop | None = None
         self.gpu_peak: float | None = None
 
     def start(self) -> None:
         folders = Folders(self.root)
         folders.write_config(**self.sections)
-        self.loop = PlainLoop(folders.config, self.root / "plain-loop.log")
+        self.loop = PlainLoop(folders.config, self.root / "plain-loop.log", self.decoder)
+        print(f"{self.name}: audio decoded by {self.loop.decoder}", flush=True)
 
     def run(self, items: list[Item], tag: str) -> dict[Path, Done]:
         assert self.loop is not None

@@ -6,8 +6,11 @@ daemon reads, the model resolved and every `auto` decided by transcribed's own c
 (`common.engine_settings`: resolve_model, probe, choose), and `whisperx.load_model` called with
 exactly the arguments `WhisperXEngine.load` passes (`load_model_arguments`). What the loop does
 not take from the daemon is the daemon: no VAD step setting, no prefetch, no batching across
-files, no gc.freeze; `pipe.transcribe` as a user would call it, audio decoded with
-faster_whisper.decode_audio.
+files, no gc.freeze; `pipe.transcribe` as a user would call it, the audio decoded as whisperx's
+README does it, `whisperx.load_audio` (the ffmpeg command), or with `--decoder faster-whisper`
+by faster_whisper.decode_audio (PyAV in-process; its per-file gc.collect walks every object of
+torch and whisperx, about 0.3 s a file here). Without an ffmpeg binary the loop says so and uses
+faster-whisper's.
 
 Run as a script (`python bench/plain.py --config FILE`) it is the loop's child process: it
 loads the pipeline, answers one JSON line, then reads file paths on stdin and answers one JSON
@@ -24,6 +27,7 @@ import subprocess
 import sys
 import time
 from pathlib import Path
+from collections.abc import Callable
 from typing import Any
 
 from common import LIBRARY_ENV, SAMPLE_RATE, engine_settings, proc_status_mib, text_of
@@ -34,15 +38,20 @@ from transcribed.engine.base import EngineSettings
 
 # --- the plain loop --------------------------------------------------------------------------
 
+#: How the plain loop may decode: whisperx's own load_audio (its default) or faster-whisper's.
+DECODERS = ("whisperx", "faster-whisper")
+
 class PlainLoop:
     """`python bench/plain.py --config FILE` in a child process: the loaded model, one file at a time."""
 
-    def __init__(self, config: Path, log: Path) -> None:
+    def __init__(self, config: Path, log: Path, decoder: str = "whisperx") -> None:
         self.log = open(log, "w")
-        self.process = subprocess.Popen([sys.executable, __file__, "--config", str(config)],
+        self.process = subprocess.Popen([sys.executable, __file__, "--config", str(config),
+                                         "--decoder", decoder],
                                         stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=self.log,
                                         text=True, env={**os.environ, **LIBRARY_ENV})
-        self.load_seconds = self._answer()["load_s"]
+        started = self._answer()
+        self.load_seconds, self.decoder = started["load_s"], started["decoder"]
 
     def transcribe(self, path: Path) -> dict[str, Any]:
         """{"audio_s", "wall_s", "decode_s", "text", "language"} for one file."""
@@ -105,7 +114,20 @@ def transcribe(pipe: Any, samples: Any, config: Config, settings: EngineSettings
     return result
 
 
-def _serve(config_path: Path) -> int:
+def audio_decoder(name: str) -> tuple[Callable[[str], Any], str]:
+    """The loop's decoder and how to describe it: whisperx's own (the ffmpeg command, as its
+    README's loop does), or faster-whisper's (PyAV in-process); whisperx's needs an ffmpeg binary."""
+    if name == "whisperx" and shutil.which("ffmpeg"):
+        from whisperx.audio import load_audio
+
+        return (lambda path: load_audio(path, SAMPLE_RATE)), "whisperx.load_audio (the ffmpeg command)"
+    from faster_whisper import decode_audio
+
+    why = " (no ffmpeg binary for whisperx.load_audio)" if name == "whisperx" else ""
+    return (lambda path: decode_audio(path, sampling_rate=SAMPLE_RATE)), f"faster_whisper.decode_audio{why}"
+
+
+def _serve(config_path: Path, decoder_name: str) -> int:
     # Answers go to the real stdout; anything the libraries print goes to stderr.
     answers = os.fdopen(os.dup(1), "w", buffering=1)
     os.dup2(2, 1)
@@ -113,14 +135,15 @@ def _serve(config_path: Path) -> int:
     settings = engine_settings(config)
     started = time.perf_counter()
     pipe = load_pipeline(config, settings)
-    answers.write(json.dumps({"load_s": round(time.perf_counter() - started, 3)}) + "\n")
-    from faster_whisper import decode_audio
+    decode, described = audio_decoder(decoder_name)
+    loaded = {"load_s": round(time.perf_counter() - started, 3), "decoder": described}
+    answers.write(json.dumps(loaded) + "\n")
 
     for line in sys.stdin:
         path = Path(line.strip())
         started = time.perf_counter()
         try:
-            samples = decode_audio(str(path), sampling_rate=SAMPLE_RATE)
+            samples = decode(str(path))
             decoded = time.perf_counter()
             result = transcribe(pipe, samples, config, settings)
         except Exception as exc:  # noqa: BLE001 - reported to the parent, which decides
@@ -205,4 +228,6 @@ def run_cli(path: Path, config: Config, settings: EngineSettings, out_dir: Path,
 if __name__ == "__main__":
     options = argparse.ArgumentParser(prog="plain.py", description=__doc__.split("\n\n")[0])
     options.add_argument("--config", type=Path, required=True, help="the bench daemon's config file")
-    sys.exit(_serve(options.parse_args().config))
+    options.add_argument("--decoder", choices=DECODERS, default="whisperx", help="how the loop decodes audio")
+    parsed = options.parse_args()
+    sys.exit(_serve(parsed.config, parsed.decoder))

@@ -126,14 +126,17 @@ def _status(args: argparse.Namespace) -> int:
     import json
 
     from . import status
+    from .hooks import pending
 
     state = load_config(args.config).folders.state
     records = status.read_all(state)
     healthy, lines = status.check(records)
+    hooks = pending.summary(state)
     if args.json:
         workers = [{**r, "verdict": status.judge(r).as_dict(), "local": status.is_local(r)}
                    for r in records]
-        body: dict[str, Any] = {"status_dir": str(status.status_dir(state)), "workers": workers}
+        body: dict[str, Any] = {"status_dir": str(status.status_dir(state)), "workers": workers,
+                                "hooks": hooks}
         if args.check:
             body["check"] = {"healthy": healthy, "lines": lines}
         print(json.dumps(body, indent=2, ensure_ascii=False))
@@ -141,6 +144,8 @@ def _status(args: argparse.Namespace) -> int:
         print("\n".join(lines))
     else:
         sys.stdout.write(status.render(records, status.status_dir(state)))
+        sys.stdout.write("".join(f"\n{line}\n" if i == 0 else f"{line}\n"
+                                 for i, line in enumerate(pending.describe(hooks))))
     return (EXIT_OK if healthy else EXIT_ERROR) if args.check else EXIT_OK
 
 

@@ -124,9 +124,15 @@ class _LoggerWriter(io.TextIOBase):
     def write(self, text: str) -> int:
         self._partial += text
         *lines, self._partial = self._partial.split("\n")
-        for line in lines:
-            if line.strip():
-                self._logger.info("library.print", text=line.strip())
+        # A logger that prints (structlog's own default, before `configure`) writes to the real
+        # stdout, not back into this catcher: that loop held structlog's lock and hung.
+        token = _prints_to.set(None)
+        try:
+            for line in lines:
+                if line.strip():
+                    self._logger.info("library.print", text=line.strip())
+        finally:
+            _prints_to.reset(token)
         return len(text)
 
 

@@ -366,9 +366,11 @@ def _open_job_log(job: Job) -> Iterator[TextIO]:
 
 
 def _overlap_wanted(config: Config, engine: Engine) -> bool:
-    """Decoding ahead: on a GPU (the CPU decodes while the GPU transcribes); off on the CPU,
-    where both compete for the same cores (measured: see docs/performance.md)."""
+    """Decoding ahead: on a GPU (the CPU decodes while the GPU transcribes). On the CPU only with
+    the light Silero VAD: pyannote's torch threads compete with Whisper's for the same cores and
+    made 2 cores 0.88x slower, Silero's ONNX step ahead made them 1.08x faster (measured: see
+    docs/performance.md)."""
     setting = config.overlap.enabled
     if setting == "auto":
-        return engine.settings.device == "cuda"
+        return engine.settings.device == "cuda" or config.vad.method == "silero"
     return bool(setting)

@@ -12,6 +12,7 @@ import shutil
 import signal
 import sys
 import threading
+import time
 import urllib.parse
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -22,6 +23,7 @@ from typing import Any
 import pytest
 
 from tests.conftest import IN_CI
+from tests.integration.test_status import status
 from tests.support.daemon import REPO, DaemonProcess, Folders, wait_until
 from tests.support.media import write_text_as, write_tone_wav
 
@@ -251,6 +253,38 @@ def test_a_command_that_exits_non_zero_is_retried_then_given_up(folders: Folders
     assert record["note"]["job_id"] == gave_up["job_id"]
     assert _records(folders, "pending") == []
     _untouched(folders, "a.wav")
+    printed = status(folders)
+    assert f"hooks: 1 given up after their last attempt, kept in {folders.state / 'hooks' / 'gave_up'}" \
+        in printed.stdout, printed.stdout
+    assert json.loads(status(folders, "--json").stdout)["hooks"]["gave_up"] == 1
+
+
+def test_status_shows_a_pending_delivery_that_is_failing_and_why(folders: Folders) -> None:
+    """Exit 3, the next try a minute away: `transcribed status` (and --json) tells the operator a
+    delivery waits, since when, and the last error, while the daemon runs and after it stops."""
+    _hook_config(folders, command=[sys.executable, "-c", "import sys; print('no media server'); sys.exit(3)"],
+                 max_attempts=3, retry_delay_seconds=60)
+    with _daemon(folders) as daemon:
+        worker = daemon.wait_for("daemon.started")["worker"]
+        _deliver(folders, "a.wav")
+        daemon.wait_for("hook.failed", timeout=30)
+        printed = status(folders)
+        assert daemon.stop() == 0
+    after = json.loads(status(folders, "--json").stdout)["hooks"]
+
+    assert printed.returncode == 0, printed.stderr
+    assert "hooks: 1 delivery pending, the oldest for " in printed.stdout, printed.stdout
+    assert "1 failing, last error: exited with status 3: no media server" in printed.stdout
+    assert after["pending"] == 1 and after["by_worker"] == {worker: 1}, after
+    assert after["failing"] == 1 and after["gave_up"] == 0
+    assert after["last_error"] == "exited with status 3: no media server"
+    assert 0 <= time.time() - after["oldest_recorded_at"] < 60
+
+
+def test_status_says_nothing_of_hooks_when_none_wait(folders: Folders) -> None:
+    printed = status(folders)
+    assert printed.returncode == 0 and "hooks:" not in printed.stdout, printed.stdout
+    assert json.loads(status(folders, "--json").stdout)["hooks"]["pending"] == 0
 
 
 @pytest.mark.parametrize("point", [

@@ -173,12 +173,15 @@ def test_a_step_that_fails_ahead_is_redone_and_decided_by_the_consumer(tmp_path:
     assert (config.folders.done / "a.wav").is_file()
 
 
-def test_overlap_is_on_by_default_on_a_gpu_only(tmp_path: Path) -> None:
+def test_overlap_is_on_by_default_on_a_gpu_and_on_the_cpu_only_with_silero(tmp_path: Path) -> None:
     config = make_config(tmp_path)
     assert make_worker(config, FakeEngine()).prefetch is None
     assert make_worker(config, FakeEngine(settings=GPU_SETTINGS)).prefetch is not None
-    forced = make_config(tmp_path / "forced", overlap={"enabled": False})
+    silero = make_config(tmp_path / "silero", vad={"method": "silero"})
+    assert make_worker(silero, FakeEngine()).prefetch is not None
+    forced = make_config(tmp_path / "forced", overlap={"enabled": False}, vad={"method": "silero"})
     assert make_worker(forced, FakeEngine(settings=GPU_SETTINGS)).prefetch is None
+    assert make_worker(forced, FakeEngine()).prefetch is None
 
 
 def test_a_file_that_has_not_settled_is_not_claimed_ahead(tmp_path: Path) -> None:

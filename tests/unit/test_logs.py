@@ -9,6 +9,7 @@ import sys
 import threading
 
 import pytest
+import structlog
 
 from transcribed import logs
 
@@ -66,3 +67,28 @@ def test_a_thread_outside_prints_to_the_real_stdout_meanwhile(monkeypatch: pytes
         printed.wait(5)
     thread.join(5)
     assert stdout.getvalue() == "not a library\n"
+
+
+def test_a_logger_that_prints_to_stdout_does_not_print_back_into_the_catcher(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    """structlog unconfigured prints each event to sys.stdout, the router inside prints_as_logs;
+    the event must reach the real stdout once, not loop back (which hung on structlog's lock)."""
+    stdout = io.StringIO()
+    monkeypatch.setattr(sys, "stdout", stdout)
+    structlog.configure(logger_factory=structlog.PrintLoggerFactory(),
+                        processors=[structlog.processors.JSONRenderer()])
+
+    def library_prints() -> None:
+        with logs.prints_as_logs("lib"):
+            print("Use manually assigned vad_model.")
+
+    try:
+        thread = threading.Thread(target=library_prints)
+        thread.start()
+        thread.join(10)
+        assert not thread.is_alive(), "print() inside prints_as_logs hung"
+    finally:
+        structlog.reset_defaults()
+    events = [json.loads(line) for line in stdout.getvalue().splitlines()]
+    assert [(e["event"], e["library"], e["text"]) for e in events] == [
+        ("library.print", "lib", "Use manually assigned vad_model.")]

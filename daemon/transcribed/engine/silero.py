@@ -9,6 +9,11 @@ while the chunk stays within `vad.chunk_seconds`.
 Thresholds map onto the config's: `vad.onset` is Silero's speech threshold and `vad.offset` its
 silence threshold (`neg_threshold`); a stretch longer than a chunk is split by Silero itself at
 its last pause (`max_speech_duration_s`).
+
+Long audio is read in pieces of `PIECE_SECONDS`: `get_speech_timestamps` copies the whole audio
+twice (padded, then with 64 samples of context per window) and its ONNX batches add more; on a
+2-hour recording that was 600 MB over pyannote's peak. A stretch cut at a piece's edge is
+joined again by the chunk merge when the chunk has room (Silero's state restarts there).
 """
 
 from __future__ import annotations
@@ -19,6 +24,8 @@ from ..config import Vad
 from .base import SpeechChunk
 
 SAMPLE_RATE = 16_000
+#: Audio longer than this is given to Silero in pieces of this length (bounded memory).
+PIECE_SECONDS = 600.0
 
 
 class SileroSpeech:
@@ -36,9 +43,14 @@ class SileroSpeech:
         """Speech chunks (seconds) of 16 kHz mono float32 samples, each at most chunk_seconds."""
         from faster_whisper.vad import get_speech_timestamps
 
-        stretches = get_speech_timestamps(samples, self.options, sampling_rate=SAMPLE_RATE)
-        return merge_into_chunks([(s["start"] / SAMPLE_RATE, s["end"] / SAMPLE_RATE)
-                                  for s in stretches], self.chunk_seconds)
+        piece = int(PIECE_SECONDS * SAMPLE_RATE)
+        stretches = []
+        for offset in range(0, len(samples), piece):
+            found = get_speech_timestamps(samples[offset:offset + piece], self.options,
+                                          sampling_rate=SAMPLE_RATE)
+            stretches += [((s["start"] + offset) / SAMPLE_RATE, (s["end"] + offset) / SAMPLE_RATE)
+                          for s in found]
+        return merge_into_chunks(stretches, self.chunk_seconds)
 
 
 def merge_into_chunks(stretches: list[tuple[float, float]], chunk_seconds: float) -> list[SpeechChunk]:

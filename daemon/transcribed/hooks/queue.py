@@ -38,6 +38,8 @@ from ..workers import Liveness, WorkerId, machine_identity, timestamp
 from .calls import SIGNATURE_HEADER, CommandRunner, environment, post_json, read_secret, signature
 from .notes import NOTE_FILE, job_note, places_of, wanted
 
+#: The hooks' folder under `folders.state`: a folder of pending records per daemon, and the ledger.
+HOOKS_FOLDER = "hooks"
 #: Ledger folders under state/hooks/: a job whose record is in one is never delivered again.
 DELIVERED = "delivered"
 GAVE_UP = "gave_up"
@@ -65,7 +67,7 @@ class Hooks:
         self.config = config
         self.settings = config.hooks
         self.enabled = bool(self.settings.command or self.settings.url)
-        self.root = config.folders.state / "hooks"
+        self.root = config.folders.state / HOOKS_FOLDER
         self.mine = self.root / worker.name
         self.work = config.folders.state / "work"
         self.secret = read_secret(self.settings.secret_file) \
