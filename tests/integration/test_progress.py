@@ -219,7 +219,8 @@ def test_before_the_engines_first_figure_the_eta_comes_from_the_last_jobs(folder
     starts = [e for e in daemon.events() if e["event"] == "job.progress" and e["percent"] == 0]
     assert [e["file"] for e in starts] == ["first.wav", "second.wav"], starts
     assert starts[0]["eta_s"] is None and starts[0]["eta_from"] is None
-    # 8 s of audio at the first job's realtime factor, less the little time already spent.
+    # 8 s of audio at the first job's realtime factor, less the little time already spent; the
+    # event's eta_s is rounded to 0.1 s and job.done's rtf to 0.01, so allow one rounding step up.
     predicted = 8.0 / first["rtf"]
     assert starts[1]["eta_from"] == "recent jobs"
-    assert predicted - 0.5 <= starts[1]["eta_s"] <= predicted, (starts[1], predicted)
+    assert predicted - 0.5 <= starts[1]["eta_s"] <= predicted + 0.1, (starts[1], predicted)
