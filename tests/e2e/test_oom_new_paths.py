@@ -24,7 +24,7 @@ import pytest
 from tests.e2e.test_oom_whisperx import (
     BATCH_SIZE,
     CHUNK_SECONDS,
-    OOMProxy,
+    ct2_oom,  # noqa: F401 - a fixture used below, on this module's engine
     recording,  # noqa: F401 - a module fixture used below
     require,
     run,
@@ -61,18 +61,8 @@ def engine(tmp_path_factory) -> Iterator[WhisperXEngine]:
     engine.close()
 
 
-@pytest.fixture
-def ct2_oom(engine) -> Iterator[OOMProxy]:
-    """CTranslate2 runs out of memory above batch size 1."""
-    real = engine.pipeline.model.model
-    proxy = OOMProxy(real, limit=1)
-    engine.pipeline.model.model = proxy
-    yield proxy
-    engine.pipeline.model.model = real
-
-
 def test_with_silero_a_ctranslate2_oom_halves_the_whisper_batch_to_1_with_the_same_text(
-        engine, recording, ct2_oom, tmp_path):  # noqa: F811 - the imported fixture
+        engine, recording, ct2_oom, tmp_path):  # noqa: F811 - the imported fixtures
     config = make_config(tmp_path, vad=SILERO, outputs={"formats": ["json", "txt"]})
     ct2_oom.limit = 10**6  # the reference first, unfaulted, through the same pipeline (filters too)
     reference, _ = run(Pipeline(config, engine, heartbeat=lambda: None, worker_name="e2e"), recording)
@@ -121,7 +111,7 @@ def _consume(config: Config, engine: WhisperXEngine, names: list[str]) -> dict[s
     pytest.param({"batching": {"enabled": True, "max_files": 4}}, id="shared-batch"),
 ])
 def test_a_shared_call_that_runs_out_of_memory_leaves_each_file_to_be_transcribed_alone(
-        engine, ct2_oom, tmp_path, sharing):
+        engine, ct2_oom, tmp_path, sharing):  # noqa: F811 - the imported fixture
     """Packed: four clips make two windows, a batch of 2; shared: four chunks, a batch of 4.
     Either call runs out of memory; each file alone (one chunk, batch 1) fits."""
     require(corpus.corpus_available(), f"the speech corpus is not at {corpus.corpus_dir()}")

@@ -217,8 +217,7 @@ class Packing:
 class Overlap:
     """The next files decoded, and their speech found, while the consumer transcribes."""
 
-    #: auto: on a GPU, and on the CPU with vad.method silero (measured faster there; with
-    #: pyannote, measured slower). true/false: always/never.
+    #: auto: on a GPU; on the CPU with vad.method silero (measured faster; slower with pyannote).
     enabled: bool | Auto = "auto"
     #: How many claimed files may wait decoded ahead (each holds 64 kB per second of audio).
     files_ahead: int = 1
