@@ -207,7 +207,7 @@ def _render_one(record: dict[str, Any], verdict: Verdict) -> list[str]:
         lines.append(f"  {record['queue_length']} waiting with {record['queue_audio_s']:.0f} s of audio "
                      "(where their headers tell it)")
     if record.get("unloaded_at"):
-        lines.append(f"  models unloaded {_ago(record['unloaded_at'])} (idle): "
+        lines.append(f"  models unloaded {ago(record['unloaded_at'])} (idle): "
                      "the next file loads them again")
     model = f"  model {record['model'] or '?'} on {record['device'] or '?'}"
     if record.get("model_load_s") is not None:
@@ -238,8 +238,9 @@ def _progress_line(progress: dict[str, Any]) -> str:
     return line
 
 
-def _ago(when: float) -> str:
-    seconds = max(0.0, time.time() - when)
+def ago(when: float, now: float | None = None) -> str:
+    """A past moment (seconds since the epoch) for a person: "42 s ago", "14 min ago"."""
+    seconds = max(0.0, (time.time() if now is None else now) - when)
     return f"{seconds:.0f} s ago" if seconds < 120 else f"{seconds / 60:.0f} min ago"
 
 

@@ -273,7 +273,7 @@ def test_status_shows_a_pending_delivery_that_is_failing_and_why(folders: Folder
     after = json.loads(status(folders, "--json").stdout)["hooks"]
 
     assert printed.returncode == 0, printed.stderr
-    assert "hooks: 1 delivery pending, the oldest for " in printed.stdout, printed.stdout
+    assert "hooks: 1 delivery pending, the oldest recorded " in printed.stdout, printed.stdout
     assert "1 failing, last error: exited with status 3: no media server" in printed.stdout
     assert after["pending"] == 1 and after["by_worker"] == {worker: 1}, after
     assert after["failing"] == 1 and after["gave_up"] == 0

@@ -5,12 +5,12 @@ record, so it is safe beside running daemons on any machine that shares the stat
 from __future__ import annotations
 
 import contextlib
-import time
 from datetime import datetime
 from pathlib import Path
 from typing import Any
 
 from .. import durable
+from ..status import ago
 from ..workers import WorkerId
 from .queue import GAVE_UP, HOOKS_FOLDER
 
@@ -51,8 +51,7 @@ def describe(hooks: dict[str, Any], now: float | None = None) -> list[str]:
     if hooks["pending"]:
         line = f"hooks: {hooks['pending']} deliver{'y' if hooks['pending'] == 1 else 'ies'} pending"
         if hooks["oldest_recorded_at"] is not None:
-            age = max(0.0, (now or time.time()) - hooks["oldest_recorded_at"])
-            line += f", the oldest for {age:.0f} s" if age < 120 else f", the oldest for {age / 60:.0f} min"
+            line += f", the oldest recorded {ago(hooks['oldest_recorded_at'], now)}"
         if hooks["failing"]:
             line += f"; {hooks['failing']} failing, last error: {hooks['last_error']}"
         lines.append(line)
