@@ -21,8 +21,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from watchdog.events import FileSystemEvent, FileSystemEventHandler
-from watchdog.observers import Observer
 from watchdog.observers.api import BaseObserver, ObservedWatch
+from watchdog.observers.inotify import InotifyObserver
 from watchdog.observers.polling import PollingObserver
 
 from .config import Watch
@@ -50,9 +50,9 @@ class _Seen:
     signature: tuple[int, int, int]  # size, mtime_ns, inode
     first_seen: float
     changed_at: float
-    #: The file's ctime when first seen: among files one scan finds at once (a flood, the files
-    #: waiting at start), the order they came into the inbox; ties (a coarse clock) keep the
-    #: order they were seen in.
+    #: The file's ctime when first seen, the order files are offered in: when it came into the
+    #: inbox, by the clock of the filesystem that holds it (a share's server for every writer),
+    #: whichever look or event saw it first; ties (a coarse clock) keep the order seen.
     arrived_ns: int = 0
     order: int = 0
     closed: bool = False
@@ -106,8 +106,7 @@ class Arrivals:
                 # event said (a writer has it open) for a while, unless the file is gone.
                 if now - self._seen[gone].first_seen > EVENT_GRACE_SECONDS or not os.path.lexists(gone):
                     del self._seen[gone]
-            return sorted(ready, key=lambda p: (self._seen[p].first_seen, self._seen[p].arrived_ns,
-                                                self._seen[p].order))
+            return sorted(ready, key=lambda p: (self._seen[p].arrived_ns, self._seen[p].order))
 
     def next_check_in(self) -> float | None:
         """Seconds until a file still settling could become complete (None: nothing is settling)."""
@@ -127,8 +126,7 @@ class Arrivals:
         return self.stale_writer_seconds if seen.writing else self.settle_seconds
 
     def _update(self, path: Path, signature: tuple[int, int, int], now: float | None = None) -> _Seen:
-        """Record what is known of `path`; `now`: one instant for every file of one scan, so
-        that those are ordered by when they came into the inbox (their ctime)."""
+        """Record what is known of `path`; `now`: one instant for every file of one scan."""
         now = self.clock() if now is None else now
         seen = self._seen.get(path)
         if seen is None:
@@ -184,7 +182,10 @@ class _WakeOnChange(FileSystemEventHandler):
 def start_observer(inbox: Path, watch: Watch, arrivals: Arrivals, wake: threading.Event) -> BaseObserver:
     """Watch the inbox recursively, with inotify or polling (`watch.polling`), and start it."""
     polling, reason = choose_polling(inbox, watch.polling)
-    observer: BaseObserver = PollingObserver(timeout=watch.poll_interval_seconds) if polling else Observer()
+    # Full events: a file renamed in from outside the inbox (the atomic way to deliver one) is
+    # reported as moved there, so complete at once, not as created and left to settle.
+    observer: BaseObserver = (PollingObserver(timeout=watch.poll_interval_seconds) if polling
+                              else InotifyObserver(generate_full_events=True))
     keeper = _InboxKeeper(observer, inbox, watch.poll_interval_seconds, wake)
     keeper.watch_with(_WakeOnChange(arrivals, wake, sees_writers=not polling,
                                     on_inbox_gone=keeper.inbox_gone, inbox=str(inbox)))

@@ -3,9 +3,12 @@
 from __future__ import annotations
 
 import os
+import threading
+import time
 from pathlib import Path
 
-from transcribed.watcher import Arrivals
+from transcribed.config import Watch
+from transcribed.watcher import Arrivals, start_observer
 
 
 class Clock:
@@ -112,6 +115,20 @@ def test_files_are_offered_in_order_of_arrival_and_vanished_ones_forgotten(tmp_p
     assert arrivals.pending() == 1
 
 
+def test_a_file_seen_later_but_come_in_earlier_is_offered_first(tmp_path: Path) -> None:
+    """A look that lists folders while a flood is renamed in can find a later file before an
+    earlier one (its folder was listed first); the ctime, not the sighting, decides the order."""
+    arrivals, clock = _arrivals(settle=1.0)
+    earlier, later = tmp_path / "a.wav", tmp_path / "b.wav"
+    earlier.write_bytes(b"x")
+    later.write_bytes(b"x")
+    assert earlier.stat().st_ctime_ns < later.stat().st_ctime_ns
+    arrivals.closed(later)
+    clock.now += 0.5
+    arrivals.closed(earlier)
+    assert arrivals.ready([later, earlier]) == [earlier, later]
+
+
 def test_files_one_scan_finds_together_are_offered_in_the_order_they_came_in(tmp_path: Path) -> None:
     """A flood, or the files waiting at start: a scan finds them at one instant, in the folders'
     order; they are offered oldest-first by when they came into the inbox (their ctime)."""
@@ -125,3 +142,26 @@ def test_files_one_scan_finds_together_are_offered_in_the_order_they_came_in(tmp
     arrivals.ready([second, third, first])  # the scan's own order (folders sorted)
     clock.now += 2
     assert arrivals.ready([second, third, first]) == [first, second, third]
+
+
+def test_with_the_real_observer_a_file_renamed_in_from_outside_is_complete_at_once(tmp_path: Path) -> None:
+    """Write elsewhere, then rename into the inbox: the atomic delivery. inotify reports it as
+    moved in, so it is complete without waiting to settle; one still open for writing is not."""
+    inbox, staging = tmp_path / "inbox", tmp_path / "staging"
+    inbox.mkdir()
+    staging.mkdir()
+    arrivals, wake = Arrivals(settle_seconds=600), threading.Event()
+    observer = start_observer(inbox, Watch(polling=False), arrivals, wake)
+    try:
+        (staging / "a.wav").write_bytes(b"x" * 10)
+        with open(inbox / "open.wav", "wb") as writer:
+            writer.write(b"x")
+            writer.flush()
+            os.rename(staging / "a.wav", inbox / "a.wav")
+            deadline = time.monotonic() + 10
+            while arrivals.ready([inbox / "a.wav"]) == [] and time.monotonic() < deadline:
+                wake.wait(0.1)
+            assert arrivals.ready([inbox / "a.wav", inbox / "open.wav"]) == [inbox / "a.wav"]
+    finally:
+        observer.stop()
+        observer.join()
