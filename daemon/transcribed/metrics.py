@@ -79,6 +79,10 @@ class StatsCollector(Collector):
         yield _gauge("queue_audio_seconds", "Declared audio seconds of the waiting files whose "
                      "headers tell it (the inbox is shared: take max() across daemons); over "
                      "rate(audio_seconds_total): the backlog's ETA.", s["queue_audio_s"])
+        if s.get("library_waiting") is not None:
+            yield _gauge("library_waiting", "Library media files the last scan found without "
+                         "their subtitles, not yet claimed (the libraries may be shared: take "
+                         "max() across daemons).", s["library_waiting"])
         yield _gauge("busy", "1 while a job runs.", int(s["current_file"] is not None))
         progress = s["progress"]["percent"] / 100 if s["progress"] else 0.0
         yield _gauge("job_progress_ratio", "How far the running job's model decoding is, 0 to 1 "

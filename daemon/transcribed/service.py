@@ -187,6 +187,8 @@ class Service:
     def _serve(self, spool: Spool, loaded: Loaded) -> int:
         self.reporter.engine = loaded.engine
         arrivals = Arrivals(self.config.watch.settle_seconds)
+        if isinstance(spool, LibrarySpool):
+            spool.libraries.on_waiting = self.stats.library_waits
         worker = Worker(self.config, spool, loaded.engine, arrivals, self.wake,
                         on_beat=self.reporter.on_beat, stats=self.stats, aligner=loaded.aligner,
                         diarizer=loaded.diarizer, beat_interval=self._idle_beat_interval(),

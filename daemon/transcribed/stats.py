@@ -56,6 +56,9 @@ class Stats:
     #: Declared seconds of audio of each waiting file whose header tells it (relative name ->
     #: seconds), from the last inbox scan; a job that starts leaves it.
     queue_audio: dict[str, float] = field(default_factory=dict)
+    #: Library media files the last scan found without their subtitles, not yet claimed (None:
+    #: no library configured).
+    library_waiting: int | None = None
     #: The running job's progress (None between jobs), and the speed of the last done jobs.
     progress: JobProgress | None = None
     recent_speed: RecentSpeed = field(default_factory=RecentSpeed)
@@ -120,6 +123,11 @@ class Stats:
         header tells it (relative name -> seconds)."""
         with self._lock:
             self.queue_length, self.queue_audio = count, dict(audio)
+
+    def library_waits(self, count: int) -> None:
+        """How many library files wait for their subtitles, after a scan or a claim."""
+        with self._lock:
+            self.library_waiting = count
 
     def track(self, progress: JobProgress) -> None:
         """The job whose progress the reports show, from now on."""
@@ -189,6 +197,7 @@ class Stats:
                 "batch_size": self.batch_size,
                 "queue_length": self.queue_length,
                 "queue_audio_s": round(sum(self.queue_audio.values()), 3),
+                "library_waiting": self.library_waiting,
                 "current_file": self.current_file,
                 "current_for_s": round(now - self.current_since, 1) if self.current_since else None,
                 "progress": self.progress.estimate().as_dict() if self.progress else None,

@@ -206,6 +206,8 @@ def _render_one(record: dict[str, Any], verdict: Verdict) -> list[str]:
     if record.get("queue_audio_s"):
         lines.append(f"  {record['queue_length']} waiting with {record['queue_audio_s']:.0f} s of audio "
                      "(where their headers tell it)")
+    if record.get("library_waiting"):
+        lines.append(f"  {record['library_waiting']} library files waiting for their subtitles")
     if record.get("unloaded_at"):
         lines.append(f"  models unloaded {ago(record['unloaded_at'])} (idle): "
                      "the next file loads them again")

@@ -259,6 +259,35 @@ def test_a_subtitle_stream_inside_the_file_counts_when_asked(tmp_path: Path, lib
         (str(inside), "embedded"), (str(plain), "done")]
 
 
+def test_status_and_metrics_say_how_many_library_files_wait(tmp_path: Path, library: Path,
+                                                             ffmpeg: str) -> None:
+    """Three films without subtitles, each taking 3 s: while the first runs, `status --json`
+    and /metrics say 2 wait; once all are done, 0."""
+    from tests.integration.test_metrics import free_port, scrape
+
+    folders = Folders(tmp_path / "d")
+    for name in ("A", "B", "C"):
+        make_video(ffmpeg, library / name / f"{name}.mkv", seconds=1.0)
+    port = free_port()
+    config = library_config(folders, library, metrics={"listen": f"127.0.0.1:{port}"})
+
+    def waiting() -> tuple[int | None, float | None]:
+        answer = subprocess.run([sys.executable, "-m", "transcribed", "status", "--json", "--config",
+                                 str(config)], capture_output=True, text=True, timeout=60, check=False)
+        (record,) = json.loads(answer.stdout)["workers"]
+        return record.get("library_waiting"), scrape(f"http://127.0.0.1:{port}").get(
+            "transcribed_library_waiting")
+
+    with DaemonProcess(config, engine="fake", env={"TRANSCRIBED_FAKE": json.dumps({"delay": 3})}) as daemon:
+        daemon.wait_for("job.started", timeout=60)
+        assert wait_until(lambda: waiting() == (2, 2.0) or None, 20, "2 waiting")
+        told = subprocess.run([sys.executable, "-m", "transcribed", "status", "--config", str(config)],
+                              capture_output=True, text=True, timeout=60, check=False).stdout
+        assert "2 library files waiting for their subtitles" in told, told
+        wait_until(lambda: daemon.count("job.moved") >= 3, 60, "all three done")
+        assert wait_until(lambda: waiting() == (0, 0.0) or None, 20, "none waiting")
+
+
 def test_the_scan_bench_runs_and_finds_nothing_to_do(tmp_path: Path) -> None:
     """bench/library_scan.py on a small library: its table, with no job claimed."""
     repo = Path(__file__).resolve().parents[2]

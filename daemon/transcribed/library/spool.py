@@ -21,6 +21,7 @@ import dataclasses
 import os
 import shutil
 import time
+from collections.abc import Callable
 from pathlib import Path, PurePosixPath
 from typing import Any
 
@@ -103,6 +104,8 @@ class Libraries:
         self.arrivals = Arrivals(config.watch.settle_seconds)
         self.extensions = frozenset(config.watch.extensions)
         self._pending: dict[Path, Found] = {}
+        #: Told how many files wait, after each scan and claim (the service gives Stats'.)
+        self.on_waiting: Callable[[int], None] = lambda count: None
         self._next_scan = 0.0
         self._last_counts: dict[str, dict[str, int]] = {}
 
@@ -130,6 +133,7 @@ class Libraries:
             if job is not None:
                 log.info("job.claimed", job_id=job.id, file=str(job.relpath), library=str(job.library))
                 claimed.append(job)
+        self.on_waiting(len(self._pending))
         return claimed
 
     def waiting(self) -> list[Path]:
@@ -161,6 +165,7 @@ class Libraries:
                          seconds=round(time.monotonic() - started, 3), **summary)
             self._last_counts[str(lib.path)] = summary
         self._pending = pending
+        self.on_waiting(len(pending))
 
     def _claim(self, found: Found) -> LibraryJob | None:
         key = file_key(found.path)
