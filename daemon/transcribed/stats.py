@@ -236,7 +236,10 @@ def describe(snapshot: dict[str, Any]) -> str:
         doing = f"stopping, {doing}" if state == "stopping" else doing
     else:
         doing = _IDLE.get(state, state)
-    return (f"{doing}; {snapshot['queue_length']} waiting; {jobs['done']} done, "
+    waiting = f"{snapshot['queue_length']} waiting"
+    if snapshot.get("library_waiting"):
+        waiting += f" (and {snapshot['library_waiting']} library files)"
+    return (f"{doing}; {waiting}; {jobs['done']} done, "
             f"{jobs['failed']} failed" + (f", {jobs['retried']} retried" if jobs.get("retried") else ""))
 
 

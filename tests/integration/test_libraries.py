@@ -284,6 +284,7 @@ def test_status_and_metrics_say_how_many_library_files_wait(tmp_path: Path, libr
         told = subprocess.run([sys.executable, "-m", "transcribed", "status", "--config", str(config)],
                               capture_output=True, text=True, timeout=60, check=False).stdout
         assert "2 library files waiting for their subtitles" in told, told
+        assert "(and 2 library files)" in told, told  # the summary line, as systemd's STATUS= too
         wait_until(lambda: daemon.count("job.moved") >= 3, 60, "all three done")
         assert wait_until(lambda: waiting() == (0, 0.0) or None, 20, "none waiting")
 

@@ -144,6 +144,14 @@ class TestDescribe:
         line = describe(self.snapshot_with(stats, job))
         assert line == "transcribing talks/keynote.mp3: 42 %, about 3 min left; 3 waiting; 0 done, 0 failed"
 
+    def test_library_files_waiting_are_said_beside_the_inbox_ones(self) -> None:
+        stats = Stats()
+        stats.waiting(3, {})
+        stats.library_waits(120)
+        assert "; 3 waiting (and 120 library files); 0 done" in describe(stats.snapshot(stale_after=120))
+        stats.library_waits(0)
+        assert "; 3 waiting; 0 done" in describe(stats.snapshot(stale_after=120))
+
     def test_before_a_figure_the_line_says_the_time_left_or_the_time_so_far(self) -> None:
         clock = Clock()
         predicted = describe(self.snapshot_with(Stats(), tracker(clock, recent=5.0)))
