@@ -245,7 +245,7 @@ def test_sidecars_and_routes_can_set_only_transcription_options(tmp_path: Path) 
     import typing
 
     from transcribed.config import JobOptions
-    from transcribed.config.schema import Route
+    from transcribed.config import Route
 
     for name, hint in typing.get_type_hints(Route).items():
         assert "Path" not in str(hint), name

@@ -1,12 +1,14 @@
-"""The configuration: what the keys are and their defaults (`schema`), reading a YAML file into
-them and printing it back (`load`), and the rules between values (`checks`).
+"""The configuration: what the keys are and their defaults (`schema`), what one job, route or
+library may set (`per_file`), reading a YAML file into them and printing it back (`load`), and
+the rules between values (`checks`).
 
 Callers import from here, e.g. `from transcribed.config import Config, load_config`: which of the
-three modules holds a name is this package's business.
+four modules holds a name is this package's business.
 """
 
 from .checks import check_job_options, check_values, parse_listen
 from .load import load_config, parse_config, parse_options, render_yaml, resolve_paths, to_plain
+from .per_file import Auto, JobOptions, Library, Route
 from .schema import (
     CONFIG_ENV,
     DEFAULT_EXTENSIONS,
@@ -14,7 +16,6 @@ from .schema import (
     KNOWN_FORMATS,
     Align,
     Audio,
-    Auto,
     Batching,
     Config,
     Daemon,
@@ -23,9 +24,7 @@ from .schema import (
     Folders,
     Hooks,
     Input,
-    JobOptions,
     Jobs,
-    Library,
     Log,
     Metrics,
     Model,
@@ -33,7 +32,6 @@ from .schema import (
     Outputs,
     Overlap,
     Packing,
-    Route,
     Vad,
     Watch,
 )

@@ -13,6 +13,7 @@ from typing import Any
 
 from .. import languages
 from ..errors import ConfigError
+from .per_file import JobOptions, Library, Route
 from .schema import (
     HOOK_EVENTS,
     KNOWN_FORMATS,
@@ -21,10 +22,7 @@ from .schema import (
     Folders,
     Hooks,
     Input,
-    JobOptions,
-    Library,
     Metrics,
-    Route,
     Vad,
 )
 

@@ -20,7 +20,8 @@ import yaml
 
 from ..errors import ConfigError
 from .checks import check_library_folders, check_values, describe
-from .schema import CONFIG_ENV, Config, Folders, Hooks, JobOptions
+from .per_file import JobOptions
+from .schema import CONFIG_ENV, Config, Folders, Hooks
 
 if TYPE_CHECKING:
     from _typeshed import DataclassInstance

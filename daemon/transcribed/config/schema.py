@@ -10,6 +10,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Literal
 
+from .per_file import Auto, Library, Route
+
 #: Extensions taken from the inbox by default (audio and the usual video containers).
 DEFAULT_EXTENSIONS = (
     "wav", "mp3", "m4a", "flac", "ogg", "oga", "opus", "webm", "mp4", "mkv", "mov", "aac", "wma",
@@ -20,7 +22,6 @@ KNOWN_FORMATS = ("json", "txt", "srt", "vtt", "tsv")
 #: Where the configuration comes from when --config is not given.
 CONFIG_ENV = "TRANSCRIBED_CONFIG"
 
-Auto = Literal["auto"]
 
 
 @dataclass(frozen=True)
@@ -261,61 +262,8 @@ class Diarize:
     required: bool = False
 
 
-@dataclass(frozen=True)
-class JobOptions:
-    """Options one job may override, from an inbox subfolder's route or a sidecar file."""
-
-    language: str | None = None
-    task: Literal["transcribe", "translate"] | None = None
-    initial_prompt: str | None = None
-    hotwords: str | None = None
-    diarize: bool | None = None
-    min_speakers: int | None = None
-    max_speakers: int | None = None
-    formats: tuple[str, ...] | None = None
-    #: As `audio.track`.
-    audio_track: Auto | int | tuple[str, ...] | None = None
-    #: As the `model` keys of the same names.
-    no_speech_threshold: float | None = None
-    log_prob_threshold: float | None = None
-    compression_ratio_threshold: float | None = None
-    temperature_fallback: bool | None = None
-    condition_on_previous_text: bool | None = None
-
-
 #: The job outcomes a completion hook can fire on.
 HOOK_EVENTS = ("done", "failed")
-
-
-@dataclass(frozen=True)
-class Route(JobOptions):
-    """An inbox subfolder's options: a job's options plus what only the daemon's own config may
-    say (a sidecar is parsed as plain JobOptions, so it cannot name these)."""
-
-    #: Which outcomes fire the hooks for files in this folder (null: `hooks.events`; []: none).
-    hooks_events: tuple[str, ...] | None = None
-
-
-@dataclass(frozen=True)
-class Library(Route):
-    """A media library folder (Plex, Jellyfin, Emby): subtitles are written beside its media,
-    which is never moved or changed (docs/libraries.md). Its job options are a route's."""
-
-    #: The folder: absolute, or relative to the config file's folder.
-    path: Path | None = None
-    #: The subtitle languages wanted. A file with a subtitle in each is passed by; with one
-    #: language, it is also Whisper's (unless `language` says otherwise); with several, Whisper
-    #: detects the spoken one and that subtitle is written.
-    languages: tuple[str, ...] = ("en",)
-    #: A word between the language and the extension: `transcribed` gives Movie.en.transcribed.srt
-    #: (told apart from others' subtitles), `forced` gives Movie.en.forced.srt.
-    tag: str | None = None
-    #: Opt-in: a subtitle stream in a wanted language inside the container counts too (PyAV
-    #: reads the header once per file; the answer is kept in the ledger).
-    check_streams: bool = False
-    #: The file extensions taken here (null: `watch.extensions`), e.g. video only: [mkv, mp4, avi],
-    #: so a show's theme.mp3 gets no subtitle.
-    extensions: tuple[str, ...] | None = None
 
 
 @dataclass(frozen=True)
