@@ -266,8 +266,9 @@ def test_a_flood_into_a_tree_20_folders_deep_is_done_once_each_in_arrival_order(
             (staging / name).parent.mkdir(parents=True, exist_ok=True)
             shutil.copy(corpus_dir() / SHORT, staging / name)
         waves.append(names)
+    watched = _inotify_watches(daemon.process.pid)
     (folders.inbox / deep[20]).mkdir(parents=True)
-    wait_until(lambda: _inotify_watches(daemon.process.pid) >= 21, 30, "every folder watched")
+    wait_until(lambda: _inotify_watches(daemon.process.pid) >= watched + 20, 30, "every folder watched")
     came_in = {}
     for wave, names in enumerate(waves):
         if wave:
