@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import json
 import shutil
-import socket
 import subprocess
 import sys
 import time
@@ -18,9 +17,10 @@ from pathlib import Path
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
-from tests.support.notify import NotifySocket
 from tests.support.daemon import DaemonProcess, Folders, wait_until
 from tests.support.media import write_tone_wav
+from tests.support.net import free_port
+from tests.support.notify import NotifySocket
 from tests.support.worker import make_config
 from transcribed.config import Config
 from transcribed.engine.fake import FakeEngine
@@ -29,12 +29,6 @@ from transcribed.stats import Stats
 
 #: The fake model's "weights": real pages the RSS shows, given back by the unload.
 MODEL_BYTES = 150_000_000
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 def get(address: str, path: str) -> tuple[int, str]:

@@ -21,6 +21,7 @@ import yaml
 from tests.conftest import IN_CI
 from tests.support.daemon import DaemonProcess, Folders, wait_until
 from tests.support.media import copy_slowly, write_random_bytes, write_tone_wav
+from tests.support.net import free_port
 
 SHM = Path("/dev/shm")  # noqa: S108 - a second filesystem, as a library on another disk is
 
@@ -263,7 +264,8 @@ def test_status_and_metrics_say_how_many_library_files_wait(tmp_path: Path, libr
                                                              ffmpeg: str) -> None:
     """Three films without subtitles, each taking 3 s: while the first runs, `status --json`
     and /metrics say 2 wait; once all are done, 0."""
-    from tests.integration.test_metrics import free_port, scrape
+    from tests.integration.test_metrics import scrape
+    from tests.integration.test_status import status
 
     folders = Folders(tmp_path / "d")
     for name in ("A", "B", "C"):
@@ -272,17 +274,14 @@ def test_status_and_metrics_say_how_many_library_files_wait(tmp_path: Path, libr
     config = library_config(folders, library, metrics={"listen": f"127.0.0.1:{port}"})
 
     def waiting() -> tuple[int | None, float | None]:
-        answer = subprocess.run([sys.executable, "-m", "transcribed", "status", "--json", "--config",
-                                 str(config)], capture_output=True, text=True, timeout=60, check=False)
-        (record,) = json.loads(answer.stdout)["workers"]
+        (record,) = json.loads(status(folders, "--json").stdout)["workers"]
         return record.get("library_waiting"), scrape(f"http://127.0.0.1:{port}").get(
             "transcribed_library_waiting")
 
     with DaemonProcess(config, engine="fake", env={"TRANSCRIBED_FAKE": json.dumps({"delay": 3})}) as daemon:
         daemon.wait_for("job.started", timeout=60)
         assert wait_until(lambda: waiting() == (2, 2.0) or None, 20, "2 waiting")
-        told = subprocess.run([sys.executable, "-m", "transcribed", "status", "--config", str(config)],
-                              capture_output=True, text=True, timeout=60, check=False).stdout
+        told = status(folders).stdout
         assert "2 library files waiting for their subtitles" in told, told
         assert "(and 2 library files)" in told, told  # the summary line, as systemd's STATUS= too
         wait_until(lambda: daemon.count("job.moved") >= 3, 60, "all three done")

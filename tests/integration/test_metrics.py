@@ -20,17 +20,11 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from tests.support.daemon import DaemonProcess, Folders, wait_until
 from tests.support.media import write_random_bytes, write_tone_wav
+from tests.support.net import free_port
 
 from transcribed.errors import TranscribedError
 from transcribed.metrics import MetricsServer
 from transcribed.stats import Stats
-
-
-def free_port() -> int:
-    """A loopback port nobody listens on right now."""
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 def get(url: str) -> tuple[int, str, str]:

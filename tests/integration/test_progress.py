@@ -14,7 +14,6 @@ import pty
 import re
 import select
 import shutil
-import socket
 import subprocess
 import sys
 import time
@@ -26,15 +25,10 @@ from typing import Any
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
-from tests.support.notify import NotifySocket
 from tests.support.daemon import DaemonProcess, Folders, wait_until
 from tests.support.media import write_tone_wav
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
+from tests.support.net import free_port
+from tests.support.notify import NotifySocket
 
 
 def scrape(address: str) -> dict[str, float]:

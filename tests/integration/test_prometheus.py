@@ -15,7 +15,6 @@ import json
 import os
 import re
 import shutil
-import socket
 import subprocess
 import urllib.error
 import urllib.parse
@@ -28,8 +27,10 @@ from typing import Any
 import pytest
 import yaml
 from prometheus_client.parser import text_string_to_metric_families
+
 from tests.support.daemon import REPO, DaemonProcess, Folders, wait_until
 from tests.support.media import write_random_bytes, write_tone_wav
+from tests.support.net import free_port
 
 PROMETHEUS_DIR = REPO / "deploy" / "prometheus"
 DASHBOARD = REPO / "deploy" / "grafana" / "transcribed-dashboard.json"
@@ -68,13 +69,6 @@ def promtool(*args: str) -> subprocess.CompletedProcess[str]:
     """promtool run in deploy/prometheus (the files name each other relative to it)."""
     return subprocess.run([tool("promtool"), *args], cwd=PROMETHEUS_DIR, capture_output=True,
                           text=True, timeout=60, check=False)
-
-
-def free_port() -> int:
-    """A loopback port nobody listens on right now."""
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 # --- the files under test --------------------------------------------------------------------------

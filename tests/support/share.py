@@ -24,6 +24,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from tests.support.daemon import DaemonProcess, wait_until
+from tests.support.net import free_port
 
 #: What the share tests need, by command, with the Debian package that provides it.
 TOOLS = {"sshd": "openssh-server", "ssh-keygen": "openssh-client", "sshfs": "sshfs",
@@ -65,13 +66,6 @@ def missing_tools() -> list[str]:
     if os.geteuid() != 0:
         missing.append("root (unshare --uts needs CAP_SYS_ADMIN)")
     return missing
-
-
-def free_port() -> int:
-    """A TCP port on 127.0.0.1 that nothing listens on right now."""
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
 
 
 def _listening(port: int) -> bool:
