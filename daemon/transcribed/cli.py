@@ -144,8 +144,8 @@ def _status(args: argparse.Namespace) -> int:
         print("\n".join(lines))
     else:
         sys.stdout.write(status.render(records, status.status_dir(state)))
-        sys.stdout.write("".join(f"\n{line}\n" if i == 0 else f"{line}\n"
-                                 for i, line in enumerate(pending.describe(hooks))))
+        if hook_lines := pending.describe(hooks):
+            sys.stdout.write("\n" + "".join(f"{line}\n" for line in hook_lines))
     return (EXIT_OK if healthy else EXIT_ERROR) if args.check else EXIT_OK
 
 
