@@ -26,8 +26,8 @@ import shutil
 import subprocess
 import sys
 import time
-from pathlib import Path
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 from common import LIBRARY_ENV, SAMPLE_RATE, engine_settings, proc_status_mib, text_of
@@ -40,6 +40,7 @@ from transcribed.engine.base import EngineSettings
 
 #: How the plain loop may decode: whisperx's own load_audio (its default) or faster-whisper's.
 DECODERS = ("whisperx", "faster-whisper")
+
 
 class PlainLoop:
     """`python bench/plain.py --config FILE` in a child process: the loaded model, one file at a time."""
