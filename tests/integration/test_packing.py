@@ -1,7 +1,7 @@
 """Packing through the real Worker, spool and decoding, with the FakeEngine as model: the real
-layout and split (packing.py) over a scripted decode, so every consumer branch is pinned fast.
-Each packed file gets its own text, its own timestamps and honest metadata; a file whose split
-is ambiguous is transcribed alone. The real-model proof is tests/e2e/test_packing.py."""
+layout (packing.py) over a scripted decode, so every consumer branch is pinned fast. Each packed
+file gets its own text, its own timestamps and honest metadata; a file in no window is
+transcribed alone. The real-model proof is tests/e2e/test_packing.py."""
 
 from __future__ import annotations
 
@@ -48,18 +48,17 @@ def test_waiting_short_files_share_one_window_and_each_keeps_its_own_text_and_ti
         assert "shared_batch_files" not in data["transcribed"]
 
 
-def test_files_whose_split_is_ambiguous_are_transcribed_alone(tmp_path: Path) -> None:
-    """b's text runs on over the gap into c's speech: both go alone; a and d stay packed."""
-    config = packing(tmp_path)
-    engine = FakeEngine(spill_on=("b.wav",))
+def test_a_file_left_over_from_full_windows_is_transcribed_alone(tmp_path: Path) -> None:
+    """Three files fill a window (max_files 3); a window of one gains nothing, so d goes alone."""
+    config = packing(tmp_path, max_files=3)
+    engine = FakeEngine()
     run_all(config, engine, [1.0, 2.0, 3.0, 4.0])
-    assert engine.packed_windows == ["+".join(NAMES)]
-    assert sorted(files for files, _batch in engine.calls) == ["b.wav", "c.wav"]
+    assert engine.packed_windows == ["a.wav+b.wav+c.wav"]
+    assert [files for files, _batch in engine.calls] == ["d.wav"]
     for n, name in enumerate(NAMES, start=1):
         data = result(config, name)
         assert data["segments"][0]["text"] == f" fake transcript of {name}, {n:.1f} s"
-        packed = data["transcribed"].get("packed_files")
-        assert packed == (None if name in ("b.wav", "c.wav") else 4), (name, data["transcribed"])
+        assert data["transcribed"].get("packed_files") == (None if name == "d.wav" else 3), name
 
 
 def test_a_file_longer_than_max_audio_seconds_is_not_packed(tmp_path: Path) -> None:

@@ -21,13 +21,19 @@ SHORT_CLIPS = ["librispeech/1988-24833-0000.flac", "librispeech/3752-4944-0000.f
 
 def texts_alone(names: list[str]) -> dict[str, str]:
     """Each clip's text from the engine one file at a time, with the daemon's settings."""
+    return {stem: " ".join(s["text"].strip() for s in segments)
+            for stem, segments in segments_alone(names).items()}
+
+
+def segments_alone(names: list[str]) -> dict[str, list[dict]]:
+    """Each clip's segments from the engine one file at a time, with the daemon's settings."""
     config = Config()
     engine = WhisperXEngine(config, choose(config.model, Hardware(cpu_count=2),
                                            bundled_model_path(), "bundled"))
     engine.load()
-    texts = {}
+    segments = {}
     for name in names:
         result = engine.transcribe(decode(clip(name).path).samples, Request(language="en"), 4,
                                    lambda _p: None)
-        texts[Path(name).stem] = " ".join(s["text"].strip() for s in result["segments"])
-    return texts
+        segments[Path(name).stem] = list(result["segments"])
+    return segments

@@ -1,6 +1,6 @@
 """The samples an engine call reads, cut from a file's speech chunks: up to 30 s of speech for
-language detection (the gaps between chunks left out), and the packed window of several short
-files (packing.py lays it out)."""
+language detection (the gaps between chunks left out), and the chunk of one piece of a packed
+window (packing.py lays it out)."""
 
 from __future__ import annotations
 
@@ -35,13 +35,7 @@ def speech_inside(item: SpeechOf) -> list[SpeechChunk]:
     return [SpeechChunk(**{**chunk, "end": min(chunk["end"], seconds)}) for chunk in item.speech]
 
 
-def packed_audio(items: list[SpeechOf], window: packing.Window) -> np.ndarray:
-    """One window's samples: each piece's speech at its place (packing.Window), silence between."""
-    last = window.pieces[-1]
-    audio = np.zeros(round(last.until * SAMPLE_RATE) + 1, dtype=np.float32)
-    for piece in window.pieces:
-        speech = items[piece.file].samples[int(piece.start * SAMPLE_RATE): int(piece.end * SAMPLE_RATE)]
-        at = round(piece.at * SAMPLE_RATE)
-        speech = speech[: len(audio) - at]
-        audio[at: at + len(speech)] = speech
-    return audio
+def piece_audio(items: list[SpeechOf], piece: packing.Piece) -> np.ndarray:
+    """The samples of one packed piece: its chunk of its own file."""
+    samples = items[piece.file].samples
+    return samples[int(piece.start * SAMPLE_RATE): int(piece.end * SAMPLE_RATE)]

@@ -89,13 +89,32 @@ class ChunkDecoder:
         """Decode a batch of chunks (features: batch x mels x frames); `previous`: each chunk's
         earlier text tokens to prompt with (condition_on_previous_text), else the job's prompt."""
         prompts = [self._prompt(previous[i] if previous else ()) for i in range(len(features))]
-        results = self._generate(features, prompts, 0.0)
+        return self._decode(features, prompts, self.model.encode)
+
+    def encode(self, features: np.ndarray) -> np.ndarray:
+        """The encoder's output for a batch of windows (batch x frames x width), on the host."""
+        import ctranslate2
+
+        inputs = ctranslate2.StorageView.from_array(np.ascontiguousarray(features, dtype=np.float32))
+        return np.asarray(self.model.model.encode(inputs, to_cpu=True))
+
+    def decode_encoded(self, encoded: np.ndarray) -> list[Decoded]:
+        """Decode a batch of chunks from encoder output (`encode`'s, or parts of it), as `decode`."""
+        import ctranslate2
+
+        prompts = [self._prompt(()) for _ in range(len(encoded))]
+        return self._decode(encoded, prompts,
+                            lambda batch: ctranslate2.StorageView.from_array(np.ascontiguousarray(batch)))
+
+    def _decode(self, inputs: np.ndarray, prompts: list[list[int]],
+                to_model: Callable[[np.ndarray], Any]) -> list[Decoded]:
+        results = self._generate(to_model(inputs), prompts, 0.0)
         if not self.rules.temperature_fallback:
             return results
-        return self._fall_back(features, prompts, results)
+        return self._fall_back(inputs, prompts, results, to_model)
 
-    def _fall_back(self, features: np.ndarray, prompts: list[list[int]],
-                   first: list[Decoded]) -> list[Decoded]:
+    def _fall_back(self, inputs: np.ndarray, prompts: list[list[int]], first: list[Decoded],
+                   to_model: Callable[[np.ndarray], Any]) -> list[Decoded]:
         """faster-whisper's rule: decode the failing chunks hotter; keep the first that passes,
         else the most probable of those under the compression limit (else of all)."""
         tries = [[result] for result in first]
@@ -103,7 +122,8 @@ class ChunkDecoder:
         for temperature in tuple(self.options.temperatures)[1:]:
             if not failing:
                 break
-            again = self._generate(features[failing], [prompts[i] for i in failing], float(temperature))
+            again = self._generate(to_model(inputs[failing]), [prompts[i] for i in failing],
+                                   float(temperature))
             for i, result in zip(failing, again, strict=True):
                 tries[i].append(result)
             failing = [i for i, r in zip(failing, again, strict=True) if r.needs_fallback(self.rules)]
@@ -119,9 +139,10 @@ class ChunkDecoder:
             prefix=self.options.prefix, hotwords=self.options.hotwords)
         return prompt
 
-    def _generate(self, features: np.ndarray, prompts: list[list[int]], temperature: float) -> list[Decoded]:
-        """whisperx's `generate_segment_batched` call (the same arguments), with the no-speech
-        probability asked for; at a temperature above 0, sampling as faster-whisper does."""
+    def _generate(self, inputs: Any, prompts: list[list[int]], temperature: float) -> list[Decoded]:
+        """whisperx's `generate_segment_batched` call (the same arguments; `inputs` encoded, or
+        the encoder's output), with the no-speech probability asked for; at a temperature above
+        0, sampling as faster-whisper does."""
         options = self.options
         if temperature > 0:
             search = {"beam_size": 1, "num_hypotheses": options.best_of,
@@ -129,7 +150,7 @@ class ChunkDecoder:
         else:
             search = {"beam_size": options.beam_size, "patience": options.patience}
         results = self.model.model.generate(
-            self.model.encode(features), prompts, length_penalty=options.length_penalty,
+            inputs, prompts, length_penalty=options.length_penalty,
             max_length=self.model.max_length, suppress_blank=options.suppress_blank,
             suppress_tokens=options.suppress_tokens, no_repeat_ngram_size=options.no_repeat_ngram_size,
             repetition_penalty=options.repetition_penalty, return_scores=True,

@@ -54,9 +54,6 @@ class FakeEngine:
     calls: list[tuple[str, int]] = field(default_factory=list)
     #: Every packed window (transcribe_packed): the files it carried, joined by "+".
     packed_windows: list[str] = field(default_factory=list)
-    #: In a packed window, these files' text runs on across the gap into the next file's speech
-    #: (one sentence over two files): their split is ambiguous, as a real one can be.
-    spill_on: tuple[str, ...] = ()
     #: Files whose speech was found ahead (by the prefetch) and handed in.
     given_speech: list[str] = field(default_factory=list)
     multilingual: bool = True
@@ -129,34 +126,20 @@ class FakeEngine:
 
     def transcribe_packed(self, items: list[SpeechOf], request: Request, batch_size: int,
                           progress: Progress, gap_seconds: float, max_files: int) -> list[Transcript | None]:
-        """The real layout and split (packing.py) over a scripted decode: each piece's text (the
-        file's text alone) timed exactly over its speech, or, for `spill_on` files, on into
-        the gap and the next piece."""
+        """The real layout (packing.py) over a scripted decode: one call per window; each file in
+        a window gets its text alone, saying how many files shared the window; None for the rest."""
         if self._released:
             raise RuntimeError("the fake model was unloaded and not loaded again")
-        windows = packing.layout([item.speech for item in items], gap_seconds, max_files)
         results: list[Transcript | None] = [None] * len(items)
-        for window in windows:
+        for window in packing.layout([item.speech for item in items], gap_seconds, max_files):
             names = [items[file].file for file in window.files]
             self.packed_windows.append("+".join(names))
             for name in names:
                 self._script(name, batch_size)
             self._work(sum(self.delays.get(name, self.delay) for name in names), progress)
-            split = packing.transcripts(window, self._timed(window, items), len(items),
-                                        _text_of_bytes, request.language or "en")
-            results = [mine or kept for mine, kept in zip(split, results, strict=True)]
+            for file in window.files:
+                results[file] = Transcript(**self._text(items[file], request), packed_files=len(window.files))
         return results
-
-    def _timed(self, window: packing.Window, items: list[SpeechOf]) -> list[packing.Timed]:
-        timed = []
-        for n, piece in enumerate(window.pieces):
-            item = items[piece.file]
-            end = piece.until
-            if item.file in self.spill_on and n + 1 < len(window.pieces):
-                end = window.pieces[n + 1].until
-            text = self._text(item, Request())["segments"][0]["text"]
-            timed.append(packing.Timed(piece.at, end, tuple(text.encode("utf-8"))))
-        return timed
 
     def _script(self, file: str, batch_size: int) -> None:
         """The faults scripted for `file`."""
@@ -205,11 +188,6 @@ class FakeEngine:
 
     def close(self) -> None:
         self.loaded = False
-
-
-def _text_of_bytes(tokens: tuple[int, ...]) -> str:
-    """The fake's tokens are the text's UTF-8 bytes."""
-    return bytes(tokens).decode("utf-8")
 
 
 def _silent(samples: np.ndarray) -> bool:

@@ -31,10 +31,11 @@ import numpy as np
 from .. import logs, packing
 from ..config import Config, Vad
 from ..errors import GpuLost
-from .audio_windows import packed_audio, speech_inside, speech_window
+from .audio_windows import piece_audio, speech_inside, speech_window
 from .base import EngineSettings, Progress, Request, Segment, SpeechChunk, SpeechOf, Transcript
 from .hardware import CPU_BATCH_SIZE
 from .oom import BatchGovernor
+from .shared_window import Silences, floor_of, masked, window_features
 from .silero import SileroSpeech
 
 log = logs.get_logger()
@@ -90,6 +91,8 @@ class WhisperXEngine:
         #: faster-whisper's Silero, when vad.method is silero (pyannote is then not loaded).
         self._silero: SileroSpeech | None = None
         self._vad_lock = threading.Lock()
+        #: The encodings of silence for packed windows (shared_window.py), while the model is loaded.
+        self._silences: Silences | None = None
 
     def load(self) -> None:
         keep_libraries_offline_and_private()
@@ -216,14 +219,7 @@ class WhisperXEngine:
 
         def done(i: int, out: Any) -> None:
             index, _samples, chunk = chunks[i]
-            segment = Segment(text=out.text, start=round(chunk["start"], 3), end=round(chunk["end"], 3),
-                              avg_logprob=out.avg_logprob, no_speech_prob=round(out.no_speech_prob, 4),
-                              compression_ratio=out.compression_ratio)
-            if "speech_seconds" in chunk:
-                segment["speech_seconds"] = chunk["speech_seconds"]
-            if out.temperature > 0:
-                segment["temperature"] = out.temperature  # decoded again (temperature_fallback)
-            results[index]["segments"].append(segment)
+            results[index]["segments"].append(_segment(chunk, out))
             progress(100.0 * sum(len(r["segments"]) for r in results) / len(chunks))
 
         with self._job_options(request), logs.prints_as_logs("whisperx"):
@@ -239,31 +235,47 @@ class WhisperXEngine:
 
     def transcribe_packed(self, items: list[SpeechOf], request: Request, batch_size: int,
                           progress: Progress, gap_seconds: float, max_files: int) -> list[Transcript | None]:
-        """Short files' speech packed into shared windows, decoded with Whisper's timestamps and
-        split back by them (packing.py); None for each file not packed or not clearly split.
-        A request that decodes chunk by chunk (temperature fallback, previous-text prompt) is
-        not packed: its rules read one file's figures, which a shared window does not give."""
+        """Short files' speech laid into shared windows (packing.py), each window encoded once
+        and each piece decoded on its own from it (engine/shared_window.py); None for each file
+        in no window. A request prompted by the text before each chunk is not packed (its
+        chunks are decoded one after another)."""
         from .decoding import ChunkDecoder, batches
-        from .timestamps import decode_timed, text_of
 
         results: list[Transcript | None] = [None] * len(items)
-        if request.decoding.temperature_fallback or request.decoding.condition_on_previous_text:
+        if request.decoding.condition_on_previous_text:
             return results
         windows = packing.layout([speech_inside(item) for item in items], gap_seconds, max_files)
         with self._job_options(request), logs.prints_as_logs("whisperx"):
             decoder = ChunkDecoder(self._pipe, request.decoding)
-            timestamp_begin = decoder.tokenizer.timestamp_begin
             for batch in batches(len(windows), batch_size):
-                features = np.stack([decoder.features(packed_audio(items, windows[i]), self._pipe)
-                                     for i in batch])
-                for i, out in zip(batch, decode_timed(decoder, features), strict=True):
-                    segments = packing.timed_segments(out.tokens, timestamp_begin)
-                    split = packing.transcripts(windows[i], segments, len(items),
-                                                lambda tokens: text_of(decoder.tokenizer, tokens),
-                                                request.language)
-                    results = [mine or kept for mine, kept in zip(split, results, strict=True)]
-                progress(100.0 * (batch.stop) / len(windows))
+                features = [[decoder.features(piece_audio(items, p), self._pipe) for p in windows[i].pieces]
+                            for i in batch]
+                encoded = decoder.encode(np.stack([window_features(f, windows[i])
+                                                   for f, i in zip(features, batch, strict=True)]))
+                for row, i in enumerate(batch):
+                    outs = self._decode_pieces(decoder, windows[i], encoded[row], features[row], batch_size)
+                    for file in windows[i].files:
+                        results[file] = _packed_transcript(windows[i], outs, file, request.language)
+                progress(100.0 * batch.stop / len(windows))
         return results
+
+    def _decode_pieces(self, decoder: Any, window: packing.Window, encoded: np.ndarray,
+                       features: list[np.ndarray], batch_size: int) -> list[Any]:
+        """Each piece of one encoded window decoded on its own: the window's encoding with
+        everything but the piece silenced (shared_window.py), `batch_size` pieces at a time."""
+        from .decoding import batches
+
+        silences = self._silences_for(decoder)
+        views = np.stack([masked(encoded, piece, silences.at(floor_of(piece_features)))
+                          for piece, piece_features in zip(window.pieces, features, strict=True)])
+        return [out for part in batches(len(views), batch_size)
+                for out in decoder.decode_encoded(views[part.start:part.stop])]
+
+    def _silences_for(self, decoder: Any) -> Silences:
+        """The encodings of silence packed pieces are decoded against, made once per loaded model."""
+        if self._silences is None:
+            self._silences = Silences(decoder.encode, self._pipe.model.feat_kwargs.get("feature_size") or 80)
+        return self._silences
 
     @contextlib.contextmanager
     def _job_options(self, request: Request) -> Iterator[None]:
@@ -357,7 +369,7 @@ class WhisperXEngine:
         `load` froze the models' objects out of the collector's reach (gc.freeze, for the
         decoder's per-file gc.collect): they are unfrozen here, or their reference cycles would
         never be freed."""
-        pipe, self._pipe = self._pipe, None
+        pipe, self._pipe, self._silences = self._pipe, None, None
         if pipe is not None:
             with contextlib.suppress(RuntimeError):
                 pipe.model.model.unload_model()  # the weights, and CTranslate2's CUDA cache with them
@@ -370,8 +382,29 @@ class WhisperXEngine:
             torch.cuda.empty_cache()  # the VAD's (and the aligners') blocks in torch's cache
 
     def close(self) -> None:
-        self._pipe = None
+        self._pipe, self._silences = None, None
         gc.collect()
+
+
+def _packed_transcript(window: packing.Window, outs: list[Any], file: int,
+                       language: str | None) -> Transcript:
+    """One file's pieces of a decoded window as its transcript, saying how many files shared it."""
+    segments = [_segment(piece.chunk(), out) for piece, out in zip(window.pieces, outs, strict=True)
+                if piece.file == file]
+    return Transcript(segments=segments, language=language, packed_files=len(window.files))
+
+
+def _segment(chunk: SpeechChunk, out: Any) -> Segment:
+    """One decoded chunk as a segment over the chunk's own time, with Whisper's figures for
+    filters.py and the speech the VAD found under it."""
+    segment = Segment(text=out.text, start=round(chunk["start"], 3), end=round(chunk["end"], 3),
+                      avg_logprob=out.avg_logprob, no_speech_prob=round(out.no_speech_prob, 4),
+                      compression_ratio=out.compression_ratio)
+    if "speech_seconds" in chunk:
+        segment["speech_seconds"] = chunk["speech_seconds"]
+    if out.temperature > 0:
+        segment["temperature"] = out.temperature  # decoded again (temperature_fallback)
+    return segment
 
 
 def _speech_in(chunk: dict[str, Any]) -> float:
