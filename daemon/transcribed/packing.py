@@ -4,12 +4,14 @@ worker chooses when, sharing.py), unit-tested as tables in tests/unit/test_packi
 
 Whisper's encoder always sees 30 s of audio (shorter input is padded), so a 5 s voice note pays
 for 30 s. Packing lays the speech chunks of several short files one after another in one
-window, `packing.gap_seconds` of silence between them, so that one encoder pass serves them all;
+window, silence between them (at least `packing.gap_seconds`; the room left is shared out evenly),
+so that one encoder pass serves them all;
 each chunk is then decoded on its own from that pass, as if nothing else were in the window.
 """
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Sequence
 from dataclasses import dataclass
 
@@ -60,10 +62,10 @@ class Window:
 def layout(speech_of: Sequence[Sequence[SpeechChunk]], gap: float, max_files: int,
            window: float = WINDOW_SECONDS) -> list[Window]:
     """The windows for these files' speech, greedily in order: each file's chunks together in
-    one window, `gap` seconds of silence after every piece; a window closes when the next file
-    does not fit in it, or when it holds `max_files`. A file without speech, or with more than
-    fits, is in no window; a window of one file is not kept (packing gains nothing there: that
-    file goes alone)."""
+    one window, at least `gap` seconds of silence after every piece; a window closes when the
+    next file does not fit in it, or when it holds `max_files`. A file without speech, or with
+    more than fits, is in no window; a window of one file is not kept (packing gains nothing
+    there: that file goes alone). The pieces of a window are then spaced evenly over it."""
     windows: list[list[Piece]] = []
     current: list[Piece] = []
     for index, chunks in enumerate(speech_of):
@@ -79,4 +81,16 @@ def layout(speech_of: Sequence[Sequence[SpeechChunk]], gap: float, max_files: in
                                  chunk.get("speech_seconds")))
             at = current[-1].until + gap
     windows.append(current)
-    return [Window(tuple(pieces)) for pieces in windows if len({p.file for p in pieces}) > 1]
+    return [_spread(pieces, window) for pieces in windows if len({p.file for p in pieces}) > 1]
+
+
+def _spread(pieces: list[Piece], window: float) -> Window:
+    """The pieces spaced evenly over the window, each followed by an equal share of the room
+    left: the more silence between two files' speech, the less the encoder reads one in the
+    light of the other (measured: docs/performance.md)."""
+    share = (window - sum(p.end - p.start for p in pieces)) / len(pieces)
+    spaced, at = [], 0.0
+    for piece in pieces:
+        spaced.append(dataclasses.replace(piece, at=round(at, 3)))
+        at += piece.end - piece.start + share
+    return Window(tuple(spaced))

@@ -19,24 +19,24 @@ def placed(windows: list[Window]) -> list[list[tuple[int, float, float]]]:
 
 
 @pytest.mark.parametrize(("speech", "gap", "max_files", "expected"), [
-    # three short files fit one window, 2 s of silence after each
+    # three short files fit one window, spaced evenly: the 21 s left shared out, 7 s after each
     ([[chunk(0.5, 3.5)], [chunk(0.0, 5.0)], [chunk(1.0, 2.0)]], 2.0, 4,
-     [[(0, 0.0, 3.0), (1, 5.0, 10.0), (2, 12.0, 13.0)]]),
+     [[(0, 0.0, 3.0), (1, 10.0, 15.0), (2, 22.0, 23.0)]]),
     # a file that would end past 30 s starts the next window (a last window of one is not kept)
     ([[chunk(0, 9)], [chunk(0, 9)], [chunk(0, 9.5)], [chunk(0, 9)], [chunk(0, 9.5)]], 2.0, 8,
-     [[(0, 0.0, 9.0), (1, 11.0, 20.0)], [(2, 0.0, 9.5), (3, 11.5, 20.5)]]),
-    # ...and one that ends at 30 s exactly fits
+     [[(0, 0.0, 9.0), (1, 15.0, 24.0)], [(2, 0.0, 9.5), (3, 15.25, 24.25)]]),
+    # ...and one that would end at 30 s exactly fits (then spaced: 4 s left, 1.333 s after each)
     ([[chunk(0, 9)], [chunk(0, 9)], [chunk(0, 8)]], 2.0, 8,
-     [[(0, 0.0, 9.0), (1, 11.0, 20.0), (2, 22.0, 30.0)]]),
+     [[(0, 0.0, 9.0), (1, 10.333, 19.333), (2, 20.667, 28.667)]]),
     # max_files closes a window; the last window, of one file, is not kept
-    ([[chunk(0, 1)], [chunk(0, 1)], [chunk(0, 1)]], 1.0, 2, [[(0, 0.0, 1.0), (1, 2.0, 3.0)]]),
+    ([[chunk(0, 1)], [chunk(0, 1)], [chunk(0, 1)]], 1.0, 2, [[(0, 0.0, 1.0), (1, 15.0, 16.0)]]),
     # a file without speech is in no window; its neighbours still share one
-    ([[chunk(0, 2)], [], [chunk(0, 2)]], 2.0, 4, [[(0, 0.0, 2.0), (2, 4.0, 6.0)]]),
+    ([[chunk(0, 2)], [], [chunk(0, 2)]], 2.0, 4, [[(0, 0.0, 2.0), (2, 15.0, 17.0)]]),
     # a file with more speech than one window holds is in no window
-    ([[chunk(0, 2)], [chunk(0, 30.5)], [chunk(0, 2)]], 2.0, 4, [[(0, 0.0, 2.0), (2, 4.0, 6.0)]]),
+    ([[chunk(0, 2)], [chunk(0, 30.5)], [chunk(0, 2)]], 2.0, 4, [[(0, 0.0, 2.0), (2, 15.0, 17.0)]]),
     # a file's two chunks stay together, a gap between them too
     ([[chunk(0, 2), chunk(5, 6)], [chunk(0, 3)]], 2.0, 4,
-     [[(0, 0.0, 2.0), (0, 4.0, 5.0), (1, 7.0, 10.0)]]),
+     [[(0, 0.0, 2.0), (0, 10.0, 11.0), (1, 19.0, 22.0)]]),
     # one file alone: nothing to pack
     ([[chunk(0, 5)]], 2.0, 4, []),
 ])
