@@ -35,7 +35,7 @@ from .pipeline import Pipeline, Prepared
 from .prefetch import Prefetch
 from .residency import Residency
 from .settle import Settler
-from .sharing import SharedCalls, batching_wanted, share_groups
+from .sharing import SharedCalls, batching_wanted, packing_wanted, share_groups
 from .spool import Spool
 from .stats import Stats
 from .watcher import Arrivals
@@ -79,8 +79,10 @@ class Worker:
         self.settler = Settler(spool, self.stats, hooks)
         self.backlog = self.settler.backlog
         self.in_flight = self.settler.in_flight
-        #: Batching and packing of short files (sharing.py); both off on the CPU by default.
-        self.sharing = SharedCalls(config, self.pipeline, batching=batching_wanted(config, engine))
+        #: Batching and packing of short files (sharing.py): by default batching on a GPU, packing
+        #: on the CPU.
+        self.sharing = SharedCalls(config, self.pipeline, batching=batching_wanted(config, engine),
+                                   packing=packing_wanted(config, engine))
         self.batching, self.packing = self.sharing.batching, self.sharing.packing
         self.prefetch = self._make_prefetch(engine) if _overlap_wanted(config, engine) else None
         self._next_rescan = 0.0

@@ -12,6 +12,7 @@ from tests.integration.test_batching import running
 from tests.support.daemon import wait_until
 from tests.support.worker import drop, make_config, make_worker
 from transcribed.config import Config
+from transcribed.engine.base import EngineSettings
 from transcribed.engine.fake import FakeEngine
 
 NAMES = ["a.wav", "b.wav", "c.wav", "d.wav"]
@@ -84,5 +85,9 @@ def test_a_failed_packed_call_leaves_each_file_to_be_transcribed_alone(tmp_path:
         assert "packed_files" not in result(config, name)["transcribed"], name
 
 
-def test_packing_is_off_by_default(tmp_path: Path) -> None:
-    assert make_worker(make_config(tmp_path), FakeEngine()).packing is False
+def test_packing_is_on_by_default_on_the_cpu_and_off_on_a_gpu(tmp_path: Path) -> None:
+    config = make_config(tmp_path, packing={})
+    gpu = EngineSettings("fake", "", "fake", "cuda", 0, "float16", 16, 1, {"engine": "fake"})
+    assert make_worker(config, FakeEngine()).packing is True
+    assert make_worker(config, FakeEngine(settings=gpu)).packing is False
+    assert make_worker(make_config(tmp_path, packing={"enabled": False}), FakeEngine()).packing is False

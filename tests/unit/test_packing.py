@@ -50,7 +50,7 @@ def test_layout(speech: list[list[SpeechChunk]], gap: float, max_files: int,
     ({"max_audio_seconds": 20}, "packing.max_audio_seconds"),
     ({"max_audio_seconds": 0}, "packing.max_audio_seconds"),
     ({"max_files": 0}, "packing.max_files"),
-    ({"enabled": "auto"}, "packing.enabled"),
+    ({"enabled": "sometimes"}, "packing.enabled"),
 ])
 def test_config_refuses_packing_values_that_cannot_split_cleanly(keys: dict[str, object],
                                                                  message: str) -> None:
@@ -58,6 +58,6 @@ def test_config_refuses_packing_values_that_cannot_split_cleanly(keys: dict[str,
         parse_config({"packing": keys})
 
 
-def test_config_packing_defaults_off() -> None:
-    assert parse_config({}).packing == Packing(enabled=False, max_files=4, gap_seconds=2.0,
+def test_config_packing_defaults_to_auto() -> None:
+    assert parse_config({}).packing == Packing(enabled="auto", max_files=4, gap_seconds=2.0,
                                                max_audio_seconds=10.0)

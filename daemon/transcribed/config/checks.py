@@ -34,8 +34,8 @@ VAD_WINDOW_SECONDS = 5
 VAD_METHODS = ("pyannote", "silero")
 #: The consumer's idle heartbeat is every 5 s: a shorter staleness limit would flap.
 MIN_STALE_AFTER_SECONDS = 10
-#: packing: the silence between two packed files (twice packing.SPILL_SECONDS, Whisper's looseness),
-#: and the longest file packed (two must fit a 30 s window with their gap).
+#: packing: the least silence between two packed files (less was measured to read one file in the
+#: light of the other), and the longest file packed (two must fit a 30 s window with their gap).
 MIN_PACKING_GAP_SECONDS = 1.0
 MAX_PACKED_AUDIO_SECONDS = 14.0
 

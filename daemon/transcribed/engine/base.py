@@ -149,11 +149,11 @@ class Engine(Protocol):
 
     def transcribe_packed(self, items: list[SpeechOf], request: Request, batch_size: int,
                           progress: Progress, gap_seconds: float, max_files: int) -> list[Transcript | None]:
-        """Several short files' speech laid into shared 30 s windows, `gap_seconds` of silence
-        between files, each window decoded once with timestamps and split back per file
-        (packing.py). All files share `request` (its language decided). One entry per file, in
-        order; None for a file that was not packed or whose split was ambiguous: the caller
-        transcribes it alone."""
+        """Several short files' speech laid into shared 30 s windows (packing.py: at least
+        `gap_seconds` of silence between files), each window encoded once and each file's
+        speech decoded on its own from it (engine/shared_window.py). All files share `request`
+        (its language decided). One entry per file, in order; None for a file in no window:
+        the caller transcribes it alone."""
 
     def vad_retry_fits(self) -> bool:
         """After a VAD out-of-memory, which the engine answers by halving its own VAD batch: True
