@@ -203,7 +203,7 @@ class Service:
         consumer.start()
         self.reporter.ready()
         log.info("daemon.started", worker=spool.worker.name, inbox=str(self.config.folders.inbox),
-                 overlap=worker.prefetch is not None, batching=worker.batching)
+                 overlap=worker.prefetch is not None, batching=worker.batching, packing=worker.packing)
         self._wait_for(consumer, worker)
         # Stop order: the consumer (above), the hooks (pending deliveries stay on disk for the next
         # start), the watcher, then the lease and the engine.

@@ -20,7 +20,8 @@ CLIPS = SHORT_CLIPS
 
 def test_waiting_short_files_share_a_call_and_keep_their_own_text(folders: Folders) -> None:
     """batching.enabled: files waiting together are decoded in shared batches, split back per file."""
-    folders.write_config(batching={"enabled": True, "max_files": 8}, align={"enabled": False})
+    folders.write_config(batching={"enabled": True, "max_files": 8}, packing={"enabled": False},
+                         align={"enabled": False})
     for name in CLIPS:  # all waiting before the start, so they are ready together
         shutil.copy(clip(name).path, folders.inbox / Path(name).name)
     write_random_bytes(folders.inbox / "broken.wav", 10_000)  # fails alone, the rest go on

@@ -38,6 +38,7 @@ def served(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Folders]:
         routes={"ru": {"language": "ru"}},
         align={"model": {"en": str(tiny_aligner()), "ru": str(tiny_aligner(RUSSIAN_ALPHABET))}},
         diarize={"enabled": True, "model": str(tiny_diarization()), "max_speakers": 2},
+        packing={"enabled": False},  # each file's own text, compared with its reference
     )
     (folders.inbox / "ru").mkdir(parents=True)
     with DaemonProcess(folders.config) as daemon:

@@ -108,7 +108,8 @@ def _consume(config: Config, engine: WhisperXEngine, names: list[str]) -> dict[s
 @pytest.mark.parametrize("sharing", [
     # 3-5 s clips with 12 s between them: two fill a 30 s window, so four make a batch of two
     pytest.param({"packing": {"enabled": True, "max_files": 4, "gap_seconds": 12.0}}, id="packed-windows"),
-    pytest.param({"batching": {"enabled": True, "max_files": 4}}, id="shared-batch"),
+    pytest.param({"batching": {"enabled": True, "max_files": 4}, "packing": {"enabled": False}},
+                 id="shared-batch"),
 ])
 def test_a_shared_call_that_runs_out_of_memory_leaves_each_file_to_be_transcribed_alone(
         engine, ct2_oom, tmp_path, sharing):  # noqa: F811 - the imported fixture

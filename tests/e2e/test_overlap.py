@@ -19,7 +19,8 @@ pytestmark = [pytest.mark.e2e, pytest.mark.usefixtures("corpus")]
 
 
 def test_files_prepared_ahead_keep_their_own_text(folders: Folders) -> None:
-    folders.write_config(overlap={"enabled": True}, batching={"enabled": False}, align={"enabled": False})
+    folders.write_config(overlap={"enabled": True}, batching={"enabled": False}, packing={"enabled": False},
+                         align={"enabled": False})
     for name in CLIPS[:2]:
         shutil.copy(clip(name).path, folders.inbox / Path(name).name)
     write_random_bytes(folders.inbox / "broken.wav", 10_000)  # its failure ahead changes nothing

@@ -1,5 +1,6 @@
-"""Short files packed into one Whisper window by the real daemon with tiny.en: one encoder pass
-for the window, each file's speech decoded on its own from it (engine/shared_window.py).
+"""Short files packed into one Whisper window by the real daemon with tiny.en and the default
+config (packing on on the CPU): one encoder pass for the window, each file's speech decoded on
+its own from it (engine/shared_window.py).
 
 Each packed file says it was packed, keeps the segments it gets alone (the same speech chunks,
 at the same times, in its own time, none past its end), and its text stays close to its text alone. It need not be
@@ -34,8 +35,7 @@ def text(segments: list[dict]) -> str:
 
 
 def test_packed_files_keep_their_own_segments_and_close_to_their_own_text(folders: Folders) -> None:
-    folders.write_config(packing={"enabled": True, "max_files": 4, "gap_seconds": 2.0},
-                         align={"enabled": False})
+    folders.write_config(align={"enabled": False})  # packing as by default: auto, on the CPU
     for name in CLIPS:  # all waiting before the start, so they are ready together
         shutil.copy(clip(name).path, folders.inbox / Path(name).name)
     with DaemonProcess(folders.config) as daemon:

@@ -25,7 +25,7 @@ NAMES = ["a.wav", "b.wav", "c.wav", "d.wav"]
 
 
 def batching(tmp_path: Path) -> Config:
-    return make_config(tmp_path, batching={"enabled": True, "max_files": 8})
+    return make_config(tmp_path, batching={"enabled": True, "max_files": 8}, packing={"enabled": False})
 
 
 @contextmanager

@@ -162,7 +162,7 @@ def test_a_file_that_kills_the_daemon_three_times_goes_to_failed_as_poison(folde
 def test_a_file_claimed_ahead_is_not_blamed_for_the_crashes_of_the_file_before_it(folders: Folders) -> None:
     """With overlap, the next file is claimed while the killer runs. Its attempt counts only when
     the consumer takes it, so three crashes on the killer make the killer poison, not it."""
-    folders.write_config(overlap={"enabled": True})
+    folders.write_config(overlap={"enabled": True}, packing={"enabled": False})  # one job at a time
     _deliver(folders, "a-killer.wav")
     _deliver(folders, "b-innocent.wav")
     claimed_ahead = 0

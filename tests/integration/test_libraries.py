@@ -271,7 +271,8 @@ def test_status_and_metrics_say_how_many_library_files_wait(tmp_path: Path, libr
     for name in ("A", "B", "C"):
         make_video(ffmpeg, library / name / f"{name}.mkv", seconds=1.0)
     port = free_port()
-    config = library_config(folders, library, metrics={"listen": f"127.0.0.1:{port}"})
+    config = library_config(folders, library, metrics={"listen": f"127.0.0.1:{port}"},
+                            packing={"enabled": False})  # one film at a time, the others waiting
 
     def waiting() -> tuple[int | None, float | None]:
         (record,) = json.loads(status(folders, "--json").stdout)["workers"]

@@ -25,7 +25,7 @@ from transcribed.worker import Worker
 
 
 def overlapping(tmp_path: Path, **overlap: object) -> Config:
-    return make_config(tmp_path, overlap={"enabled": True, **overlap})
+    return make_config(tmp_path, overlap={"enabled": True, **overlap}, packing={"enabled": False})
 
 
 def logged() -> contextlib.AbstractContextManager[list[dict]]:

@@ -86,7 +86,7 @@ def test_status_metrics_and_status_line_show_the_running_job_and_the_waiting_aud
     says how far it is and how long it needs, `status` and `status --json` show its progress,
     /metrics its ratio and the 8 s of audio still waiting; at the end both are 0."""
     address = f"127.0.0.1:{free_port()}"
-    folders.write_config(metrics={"listen": address})
+    folders.write_config(metrics={"listen": address}, packing={"enabled": False})  # one job at a time
     for name, seconds in (("a.wav", 8.0), ("b.wav", 5.0), ("c.wav", 3.0)):
         drop(folders, name, seconds)
     env = {"TRANSCRIBED_FAKE": json.dumps({"delays": {"a.wav": 8.0}, "delay": 0.5}),

@@ -232,7 +232,7 @@ def monitored(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Monitored]:
     root = tmp_path_factory.mktemp("prometheus")
     folders = Folders(root / "daemon")
     instance, down = f"127.0.0.1:{free_port()}", f"127.0.0.1:{free_port()}"
-    folders.write_config(metrics={"listen": instance})
+    folders.write_config(metrics={"listen": instance}, packing={"enabled": False})  # one job at a time
     (root / "tsdb").mkdir()
     daemon = DaemonProcess(folders.config, engine="fake", env={"TRANSCRIBED_FAKE": json.dumps(FAKE)})
     with daemon, Prometheus(scrape_config(instance, down, root), root / "tsdb") as prometheus:

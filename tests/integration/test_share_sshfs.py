@@ -69,7 +69,9 @@ class Share:
             watch={"settle_seconds": 0.5, "rescan_seconds": 1, "poll_interval_seconds": 0.5},
             daemon={"lease_seconds": LEASE_SECONDS, "shutdown_grace_seconds": 10},
             # Kills and outages are not the file's fault: no file may become poison here.
-            jobs={"retry_delay_seconds": 0.2, "max_attempts": 20})
+            jobs={"retry_delay_seconds": 0.2, "max_attempts": 20},
+            # One job in flight per host: the kills and outages below aim at it.
+            packing={"enabled": False})
 
     def deliver(self, names: list[str]) -> None:
         """Write files on the server side, as a careful copier on another machine does: under a
