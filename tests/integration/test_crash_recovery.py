@@ -182,6 +182,34 @@ def test_a_file_claimed_ahead_is_not_blamed_for_the_crashes_of_the_file_before_i
     assert json.loads((folders.outbox / "b-innocent.json").read_text())["transcribed"]["attempts"] == 1
 
 
+def test_files_packed_with_a_killer_are_not_blamed_for_its_crashes(folders: Folders) -> None:
+    """Packing (the CPU default) takes the waiting files into one call, and the killer's crash
+    counts an attempt for each. After that the killer runs alone: files arriving later are not
+    packed with it, so they are done on their first attempt; only the killer becomes poison."""
+    names = ["a-killer.wav", "b.wav", "c.wav"]
+    for name in names:  # all waiting before the start, so they are packed together
+        _deliver(folders, name)
+    started = []
+    for later in (["d.wav", "e.wav"], [], []):
+        daemon = _daemon(folders, crash_on=["a-killer.wav"]).start()
+        try:
+            _killed(daemon)
+        finally:
+            daemon.kill()
+        started.append(sorted(e["file"] for e in daemon.events() if e.get("event") == "job.started"))
+        for name in later:  # fresh files waiting beside the adopted killer at the next start
+            _deliver(folders, name)
+    assert started[0] == names, started  # the case under test: all three in the call that crashed
+    with _daemon(folders, crash_on=["a-killer.wav"]) as daemon:
+        wait_until(lambda: all((folders.done / n).exists() for n in ["b.wav", "c.wav", "d.wav", "e.wav"]),
+                   30, "every file but the killer in done/")
+        assert daemon.stop() == 0
+    assert json.loads((folders.failed / "a-killer.wav.error.json").read_text())["error_kind"] == "poison"
+    attempts = {n: json.loads((folders.outbox / f"{n}.json").read_text())["transcribed"]["attempts"]
+                for n in ("b", "c", "d", "e")}
+    assert attempts == {"b": 2, "c": 2, "d": 1, "e": 1}, attempts
+
+
 def test_a_file_that_fails_every_attempt_goes_to_failed_as_poison_and_the_daemon_keeps_serving(
         folders: Folders) -> None:
     """An engine error is retried with a delay; at max_attempts the file fails with the last error."""
