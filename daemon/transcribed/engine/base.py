@@ -15,7 +15,7 @@ from typing import Any, NamedTuple, Protocol, TypedDict
 
 import numpy as np
 
-from .decoding import Thresholds
+from .decoding import Decoded, Thresholds
 
 #: Called with the percentage done; also the consumer's heartbeat during long jobs.
 Progress = Callable[[float], None]
@@ -69,6 +69,20 @@ class Transcript(_TranscriptCore, total=False):
     #: How many files shared its Whisper window, itself included (packing.py); absent when the
     #: file had its windows to itself.
     packed_files: int
+
+
+def segment_of(chunk: SpeechChunk, out: Decoded) -> Segment:
+    """One decoded chunk as a segment over the chunk's own time, with Whisper's figures for
+    filters.py and the speech the VAD found under it."""
+    segment = Segment(text=out.text, start=round(chunk["start"], 3), end=round(chunk["end"], 3),
+                      avg_logprob=out.avg_logprob, no_speech_prob=round(out.no_speech_prob, 4),
+                      compression_ratio=out.compression_ratio)
+    if "speech_seconds" in chunk:
+        segment["speech_seconds"] = chunk["speech_seconds"]
+    if out.temperature > 0:
+        segment["temperature"] = out.temperature  # decoded again (temperature_fallback)
+    return segment
+
 
 
 class SpeechOf(NamedTuple):

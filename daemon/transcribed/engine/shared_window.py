@@ -24,6 +24,8 @@ from collections.abc import Callable, Sequence
 import numpy as np
 
 from ..packing import Piece, Window
+from .base import Transcript, segment_of
+from .decoding import ChunkDecoder, Decoded, batches
 
 #: Log-mel frames per second (whisperx's hop of 160 samples at 16 kHz), and per window.
 MEL_FRAMES_PER_SECOND = 100
@@ -83,3 +85,20 @@ class Silences:
             window = np.full((1, self._mels, WINDOW_MEL_FRAMES), level, dtype=np.float32)
             self._made[level] = self._encode(window)[0]
         return self._made[level]
+
+
+def decode_pieces(decoder: ChunkDecoder, window: Window, encoded: np.ndarray, features: Sequence[np.ndarray],
+                  silences: Silences, batch_size: int) -> list[Decoded]:
+    """Each piece of one encoded window decoded on its own (engine/decoding.py's ChunkDecoder):
+    the window's encoding with everything but the piece silenced, `batch_size` pieces at a time."""
+    views = np.stack([masked(encoded, piece, silences.at(floor_of(piece_features)))
+                      for piece, piece_features in zip(window.pieces, features, strict=True)])
+    return [out for part in batches(len(views), batch_size)
+            for out in decoder.decode_encoded(views[part.start:part.stop])]
+
+
+def packed_transcript(window: Window, outs: Sequence[Decoded], file: int, language: str | None) -> Transcript:
+    """One file's pieces of a decoded window as its transcript, saying how many files shared it."""
+    segments = [segment_of(piece.chunk(), out) for piece, out in zip(window.pieces, outs, strict=True)
+                if piece.file == file]
+    return Transcript(segments=segments, language=language, packed_files=len(window.files))

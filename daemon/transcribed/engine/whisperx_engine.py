@@ -32,10 +32,10 @@ from .. import logs, packing
 from ..config import Config, Vad
 from ..errors import GpuLost
 from .audio_windows import piece_audio, speech_inside, speech_window
-from .base import EngineSettings, Progress, Request, Segment, SpeechChunk, SpeechOf, Transcript
+from .base import EngineSettings, Progress, Request, SpeechChunk, SpeechOf, Transcript, segment_of
 from .hardware import CPU_BATCH_SIZE
 from .oom import BatchGovernor
-from .shared_window import Silences, floor_of, masked, window_features
+from .shared_window import Silences, decode_pieces, packed_transcript, window_features
 from .silero import SileroSpeech
 
 log = logs.get_logger()
@@ -219,7 +219,7 @@ class WhisperXEngine:
 
         def done(i: int, out: Any) -> None:
             index, _samples, chunk = chunks[i]
-            results[index]["segments"].append(_segment(chunk, out))
+            results[index]["segments"].append(segment_of(chunk, out))
             progress(100.0 * sum(len(r["segments"]) for r in results) / len(chunks))
 
         with self._job_options(request), logs.prints_as_logs("whisperx"):
@@ -253,23 +253,12 @@ class WhisperXEngine:
                 encoded = decoder.encode(np.stack([window_features(f, windows[i])
                                                    for f, i in zip(features, batch, strict=True)]))
                 for row, i in enumerate(batch):
-                    outs = self._decode_pieces(decoder, windows[i], encoded[row], features[row], batch_size)
+                    outs = decode_pieces(decoder, windows[i], encoded[row], features[row],
+                                         self._silences_for(decoder), batch_size)
                     for file in windows[i].files:
-                        results[file] = _packed_transcript(windows[i], outs, file, request.language)
+                        results[file] = packed_transcript(windows[i], outs, file, request.language)
                 progress(100.0 * batch.stop / len(windows))
         return results
-
-    def _decode_pieces(self, decoder: Any, window: packing.Window, encoded: np.ndarray,
-                       features: list[np.ndarray], batch_size: int) -> list[Any]:
-        """Each piece of one encoded window decoded on its own: the window's encoding with
-        everything but the piece silenced (shared_window.py), `batch_size` pieces at a time."""
-        from .decoding import batches
-
-        silences = self._silences_for(decoder)
-        views = np.stack([masked(encoded, piece, silences.at(floor_of(piece_features)))
-                          for piece, piece_features in zip(window.pieces, features, strict=True)])
-        return [out for part in batches(len(views), batch_size)
-                for out in decoder.decode_encoded(views[part.start:part.stop])]
 
     def _silences_for(self, decoder: Any) -> Silences:
         """The encodings of silence packed pieces are decoded against, made once per loaded model."""
@@ -384,27 +373,6 @@ class WhisperXEngine:
     def close(self) -> None:
         self._pipe, self._silences = None, None
         gc.collect()
-
-
-def _packed_transcript(window: packing.Window, outs: list[Any], file: int,
-                       language: str | None) -> Transcript:
-    """One file's pieces of a decoded window as its transcript, saying how many files shared it."""
-    segments = [_segment(piece.chunk(), out) for piece, out in zip(window.pieces, outs, strict=True)
-                if piece.file == file]
-    return Transcript(segments=segments, language=language, packed_files=len(window.files))
-
-
-def _segment(chunk: SpeechChunk, out: Any) -> Segment:
-    """One decoded chunk as a segment over the chunk's own time, with Whisper's figures for
-    filters.py and the speech the VAD found under it."""
-    segment = Segment(text=out.text, start=round(chunk["start"], 3), end=round(chunk["end"], 3),
-                      avg_logprob=out.avg_logprob, no_speech_prob=round(out.no_speech_prob, 4),
-                      compression_ratio=out.compression_ratio)
-    if "speech_seconds" in chunk:
-        segment["speech_seconds"] = chunk["speech_seconds"]
-    if out.temperature > 0:
-        segment["temperature"] = out.temperature  # decoded again (temperature_fallback)
-    return segment
 
 
 def _speech_in(chunk: dict[str, Any]) -> float:
