@@ -74,7 +74,7 @@ class FakeEngine:
     def from_environment(cls) -> FakeEngine:
         """Build one from $TRANSCRIBED_FAKE (JSON with the fields above)."""
         options: dict[str, Any] = json.loads(os.environ.get("TRANSCRIBED_FAKE", "{}") or "{}")
-        for key in ("lose_gpu_on", "crash_on", "hang_on", "spill_on"):
+        for key in ("lose_gpu_on", "crash_on", "hang_on"):
             if key in options:
                 options[key] = tuple(options[key])
         return cls(**options)
