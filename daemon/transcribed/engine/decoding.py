@@ -93,10 +93,7 @@ class ChunkDecoder:
 
     def encode(self, features: np.ndarray) -> np.ndarray:
         """The encoder's output for a batch of windows (batch x frames x width), on the host."""
-        import ctranslate2
-
-        inputs = ctranslate2.StorageView.from_array(np.ascontiguousarray(features, dtype=np.float32))
-        return np.asarray(self.model.model.encode(inputs, to_cpu=True))
+        return encoder_output(self.model, features)
 
     def decode_encoded(self, encoded: np.ndarray) -> list[Decoded]:
         """Decode a batch of chunks from encoder output (`encode`'s, or parts of it), as `decode`."""
@@ -172,6 +169,15 @@ def _best(tries: list[Decoded], rules: Thresholds) -> Decoded:
         return passing[0]
     compact = [t for t in tries if t.compression_ratio <= rules.compression_ratio_threshold]
     return max(compact or tries, key=lambda t: t.avg_logprob)
+
+
+def encoder_output(model: Any, features: np.ndarray) -> np.ndarray:
+    """faster-whisper's `model`'s encoder output for a batch of windows (batch x mels x frames ->
+    batch x frames x width), copied to the host: it depends on the model alone, not on a job."""
+    import ctranslate2
+
+    inputs = ctranslate2.StorageView.from_array(np.ascontiguousarray(features, dtype=np.float32))
+    return np.asarray(model.model.encode(inputs, to_cpu=True))
 
 
 def batches(count: int, size: int) -> Iterator[range]:

@@ -19,13 +19,15 @@ changes so, and the word error rate both ways.
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Callable, Sequence
+from typing import Any
 
 import numpy as np
 
 from ..packing import Piece, Window
 from .base import Transcript, segment_of
-from .decoding import ChunkDecoder, Decoded, batches
+from .decoding import ChunkDecoder, Decoded, batches, encoder_output
 
 #: Log-mel frames per second (whisperx's hop of 160 samples at 16 kHz), and per window.
 MEL_FRAMES_PER_SECOND = 100
@@ -78,6 +80,11 @@ class Silences:
     def __init__(self, encode: Callable[[np.ndarray], np.ndarray], mels: int) -> None:
         self._encode, self._mels = encode, mels
         self._made: dict[float, np.ndarray] = {}
+
+    @classmethod
+    def of(cls, model: Any) -> Silences:
+        """Those of a loaded faster-whisper model (its encoder, its number of mel bands)."""
+        return cls(functools.partial(encoder_output, model), model.feat_kwargs.get("feature_size") or 80)
 
     def at(self, floor: float) -> np.ndarray:
         level = round(round(floor / FLOOR_STEP) * FLOOR_STEP, 2)

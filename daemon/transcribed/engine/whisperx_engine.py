@@ -254,16 +254,15 @@ class WhisperXEngine:
                                                    for f, i in zip(features, batch, strict=True)]))
                 for row, i in enumerate(batch):
                     outs = decode_pieces(decoder, windows[i], encoded[row], features[row],
-                                         self._silences_for(decoder), batch_size)
+                                         self._silences_for_model(), batch_size)
                     for file in windows[i].files:
                         results[file] = packed_transcript(windows[i], outs, file, request.language)
                 progress(100.0 * batch.stop / len(windows))
         return results
 
-    def _silences_for(self, decoder: Any) -> Silences:
+    def _silences_for_model(self) -> Silences:
         """The encodings of silence packed pieces are decoded against, made once per loaded model."""
-        if self._silences is None:
-            self._silences = Silences(decoder.encode, self._pipe.model.feat_kwargs.get("feature_size") or 80)
+        self._silences = self._silences or Silences.of(self._pipe.model)
         return self._silences
 
     @contextlib.contextmanager
