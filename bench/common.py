@@ -93,7 +93,7 @@ def corpus_items(language: str | None = "en", max_seconds: float | None = None) 
 
 def folder_items(folder: Path, max_seconds: float | None = None) -> list[Item]:
     """Every audio file under `folder` (no references), sorted by path."""
-    from transcribed.audio import decode
+    from transcribed.transcription.audio import decode
 
     items = []
     for path in sorted(p for p in folder.rglob("*") if p.suffix.lower() in AUDIO_SUFFIXES):

@@ -28,10 +28,10 @@ from typing import Any
 from common import (Item, bench_sections, checked, corpus_items, corpus_wer, describe, engine_settings,
                     machine, print_table, require_corpus, text_of)
 
-from transcribed import filters
-from transcribed.audio import decode
+from transcribed.transcription import filters
+from transcribed.transcription.audio import decode
 from transcribed.config import Config, Filters
-from transcribed.options import effective_options
+from transcribed.transcription.options import effective_options
 from transcribed.engine.base import Request
 from transcribed.engine.decoding import Thresholds
 

@@ -32,8 +32,8 @@ import structlog
 from common import DaemonProcess, Folders, machine, parser, print_table, scratch_dir
 
 from tests.support.media import write_wav
-from transcribed.inbox import Inbox
-from transcribed.watcher import Arrivals
+from transcribed.intake.inbox import Inbox
+from transcribed.intake.arrivals import Arrivals
 
 #: Each file: 0.1 s of quiet noise (3.2 kB of 16-bit samples).
 SECONDS_PER_FILE = 0.1

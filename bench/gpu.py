@@ -185,7 +185,7 @@ def _bench(name: str, config: Config, hardware: Hardware, items: list[Clip], dow
     from dataclasses import replace
 
     from transcribed.engine.whisperx_engine import WhisperXEngine
-    from transcribed.pipeline import Pipeline
+    from transcribed.transcription.pipeline import Pipeline
 
     run = ModelRun(name)
     try:
@@ -221,7 +221,7 @@ def _bench(name: str, config: Config, hardware: Hardware, items: list[Clip], dow
 
 def _one(pipeline: Any, path: Path) -> dict[str, Any]:
     """One file through the real pipeline, as `transcribed transcribe` runs it; its metadata."""
-    from transcribed.jobs import Job
+    from transcribed.spool.jobs import Job
 
     with tempfile.TemporaryDirectory(prefix="bench-gpu-") as tmp:
         job = Job(id=path.stem, relpath=PurePosixPath(path.name), dir=Path(tmp), attempts=1)

@@ -10,7 +10,7 @@ ledger records as done. Two states of it:
 
 For each state, two measures:
 
-1. In this process, the scan the consumer makes (`Libraries.scan_if_due`): the first after a
+1. In this process, the scan the consumer makes (`LibrarySource.scan_if_due`): the first after a
    start (the ledger read in, every folder listed) and later ones (median of `--runs`), in
    seconds, and the log lines they wrote.
 2. A real daemon (fake engine, `watch.rescan_seconds: 1`) on the same tree for `--seconds`: the
@@ -35,7 +35,9 @@ from common import DaemonProcess, Folders, machine, parser, print_table, scratch
 
 from transcribed import logs
 from transcribed.config import load_config
-from transcribed.library.spool import LibrarySpool
+from transcribed.library.source import LibrarySource
+from transcribed.operations.stats import Stats
+from transcribed.spool.folder import WorkFolder
 from transcribed.library.ledger import LEDGER_FILE, content_id, file_key, library_state
 
 EPISODES_PER_SEASON = 20
@@ -118,9 +120,10 @@ def _measure_scans(config_path: Path, runs: int) -> dict[str, Any]:
     out = io.StringIO()
     logs.configure("json", "info", stream=out)
     config = load_config(config_path)
-    spool = LibrarySpool(config)
+    spool = WorkFolder(config)
     spool.prepare()
-    libraries = spool.libraries
+    libraries = LibrarySource(config, spool, Stats())
+    libraries.prepare()
     started = time.perf_counter()
     libraries.scan_if_due(now=0.0)
     first = time.perf_counter() - started

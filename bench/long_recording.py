@@ -30,7 +30,7 @@ from common import (SAMPLE_RATE, Item, Sections, bench_sections, corpus_items, c
                     override, parser, print_table, proc_status_mib, require_corpus, running_daemon,
                     scratch_dir, text_of, yes)
 from tests.support.media import write_wav
-from transcribed.audio import decode
+from transcribed.transcription.audio import decode
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -12,10 +12,10 @@ from pathlib import Path
 import pytest
 import structlog
 
+from tests.support.consumer import close_consumers
 from tests.support.corpus import corpus_available
 from tests.support.daemon import Folders
 from tests.support.threads import THREAD_GRACE_SECONDS, describe, threads_left_running
-from tests.support.worker import close_workers
 
 IN_CI = bool(os.environ.get("CI"))
 
@@ -60,11 +60,11 @@ def no_thread_left_running(request: pytest.FixtureRequest) -> Iterator[None]:
 
 
 @pytest.fixture(autouse=True)
-def close_test_workers(no_thread_left_running: None) -> Iterator[None]:
-    """Workers made in-process by tests.support.worker.make_worker are closed after each test
+def close_test_consumers(no_thread_left_running: None) -> Iterator[None]:
+    """Workers made in-process by tests.support.consumer.make_consumer are closed after each test
     (their prefetch thread pool shut down), before the thread check looks."""
     yield
-    close_workers()
+    close_consumers()
 
 
 @pytest.fixture

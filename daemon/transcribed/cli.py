@@ -125,8 +125,8 @@ def _status(args: argparse.Namespace) -> int:
     """Read the status files; print them, or judge this machine's daemons (--check)."""
     import json
 
-    from . import status
     from .hooks import pending
+    from .operations import status_file as status
 
     state = load_config(args.config).folders.state
     records = status.read_all(state)
@@ -161,9 +161,9 @@ def _transcribe(args: argparse.Namespace) -> int:
     """The daemon's engine and outputs for a few files: each is read in place, results go to --out.
     On a terminal, a progress bar per file, with the log lines printed above the bars."""
     from .durable import move_no_clobber
-    from .jobs import Job
-    from .pipeline import Pipeline
+    from .spool.jobs import Job
     from .terminal import file_bar, log_stream_above_bars
+    from .transcription.pipeline import Pipeline
 
     logs.configure()
     config = _load(args)

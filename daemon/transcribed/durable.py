@@ -1,4 +1,4 @@
-"""Durable file operations: fsync, atomic replace, and moves that never overwrite.
+"""Durable file operations: fsync, atomic replace, and moves and copies that never overwrite.
 
 Everything the spool does to the folders goes through these few functions, so the promise "no
 file is ever lost or overwritten" rests on a page of code.
@@ -6,9 +6,13 @@ file is ever lost or overwritten" rests on a page of code.
 
 from __future__ import annotations
 
+import contextlib
 import errno
+import filecmp
 import json
 import os
+import secrets
+import shutil
 import signal
 import stat
 from pathlib import Path
@@ -137,6 +141,63 @@ def move_no_clobber(src: Path, dst: Path) -> bool:
     os.unlink(src)
     failpoint("move")
     return True
+
+
+def temporary_beside(dst: Path) -> Path:
+    """A hidden name in the destination's folder that no scan, media server or user takes."""
+    return dst.with_name(f".{dst.name}.{secrets.token_hex(4)}.tmp")
+
+
+def copy_no_clobber(src: Path, dst: Path) -> bool:
+    """Copy `src` to `dst` (another filesystem: a library elsewhere than the state folder) unless
+    `dst` exists, then remove `src`; True once the content of `src` is at `dst`.
+
+    The copy goes to a hidden temporary name in the destination's own folder, is flushed, then
+    linked to its real name, which refuses to overwrite; the temporary name goes. Idempotent: a
+    crash anywhere is finished by calling again (a destination whose content equals `src` counts
+    as placed)."""
+    if not os.path.lexists(src):
+        return os.path.lexists(dst)  # finished by an earlier call
+    if os.path.lexists(dst):
+        return _same_content_then_drop(src, dst)
+    tmp = temporary_beside(dst)
+    try:
+        shutil.copyfile(src, tmp)
+        fsync_file(tmp)
+        placed = _link_no_clobber(tmp, dst)
+    finally:
+        with contextlib.suppress(FileNotFoundError):
+            tmp.unlink()
+    fsync_dir(dst.parent)
+    if not placed:
+        return _same_content_then_drop(src, dst)
+    src.unlink()
+    return True
+
+
+def _link_no_clobber(tmp: Path, dst: Path) -> bool:
+    try:
+        os.link(tmp, dst, follow_symlinks=False)
+    except FileExistsError:
+        return False
+    except OSError as exc:
+        if exc.errno not in _NO_LINKS or os.path.lexists(dst):
+            if exc.errno not in _NO_LINKS:
+                raise
+            return False
+        os.rename(tmp, dst)  # no hard links here: a tiny window, as move_no_clobber's
+    return True
+
+
+def _same_content_then_drop(src: Path, dst: Path) -> bool:
+    """`dst` exists: ours already (a crash after the link), or someone else's (False)."""
+    try:
+        same = filecmp.cmp(src, dst, shallow=False)
+    except OSError:
+        return False
+    if same:
+        src.unlink()
+    return same
 
 
 def _same_file(a: Path, b: Path) -> bool:

@@ -1,4 +1,4 @@
-"""The error tree: the worker decides what happens to a job by the type of what was raised."""
+"""The error tree: the consumer decides what happens to a job by the type of what was raised."""
 
 from __future__ import annotations
 
@@ -43,7 +43,7 @@ class StageFailed(TranscribedError):
 
 class FailedIn(TranscribedError):
     """An error raised inside one stage of a job's pipeline (decode, vad, transcribe, write,
-    align...): the worker decides the outcome from `error` and reports `stage`."""
+    align...): the consumer decides the outcome from `error` and reports `stage`."""
 
     def __init__(self, stage: str, error: Exception) -> None:
         super().__init__(f"{stage}: {type(error).__name__}: {error}")

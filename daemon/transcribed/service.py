@@ -1,7 +1,7 @@
 """The daemon: wiring, start-up order, signals and a clean stop.
 
 Start: signal handlers first (a stop asked at any moment is honoured), then the folders and this
-worker's lease, the reports (reporting.py), the model (loaded on a thread of its own, so that a
+worker's lease, the reports (operations/reporter.py), the model (loaded on a thread of its own, so that a
 SIGTERM during a long load still stops the daemon at once: nothing is claimed yet, so nothing can
 be lost), the watcher, READY=1. The consumer runs in its own thread; the main thread only waits
 for signals. First SIGTERM/SIGINT: stop taking files and let the current job finish within
@@ -21,23 +21,26 @@ from dataclasses import dataclass
 from types import FrameType
 
 from . import __version__, logs
-from .alignment import Aligner
-from .audio import max_audio_seconds
 from .config import Config
 from .config.checks import parse_umask
-from .diarization import Diarizer
+from .consumer.loop import Consumer
 from .engine.base import Engine
 from .errors import GpuLost
 from .hooks import Hooks
+from .intake.arrivals import Arrivals
+from .intake.source import InboxSource
+from .intake.watcher import start_observer
 from .library.job import library_routes
-from .library.spool import LibrarySpool
-from .notify import Notifier
-from .reporting import Reporter
-from .spool import Spool
-from .stats import Stats
-from .watcher import Arrivals, start_observer
-from .worker import Worker
-from .workers import WorkerId
+from .library.source import LibrarySource
+from .operations.notify import Notifier
+from .operations.reporter import Reporter
+from .operations.stats import Stats
+from .spool.folder import WorkFolder
+from .spool.seam import JobSource, Spool
+from .spool.workers import WorkerId
+from .transcription.alignment import Aligner
+from .transcription.audio import max_audio_seconds
+from .transcription.diarization import Diarizer
 
 EXIT_OK = 0
 EXIT_ERROR = 1
@@ -95,7 +98,8 @@ class Loaded:
 
 
 class Service:
-    """One daemon process: a spool, a resident engine, a watcher and the consumer thread."""
+    """One daemon process: a spool and its job sources, a resident engine, a watcher and the
+    consumer thread."""
 
     def __init__(self, config: Config, engine_kind: str = "whisperx") -> None:
         self.config = config
@@ -121,15 +125,20 @@ class Service:
         if self.config.libraries:
             self.config = library_routes(self.config)  # each library is a route over its folder
         self.hooks = Hooks(self.config, worker_id)  # its pending records are written by the finisher
-        spool_kind = LibrarySpool if self.config.libraries else Spool
-        spool = spool_kind(self.config, worker_id, before_moves=self.hooks.before_moves)
+        spool = WorkFolder(self.config, worker_id, before_moves=self.hooks.before_moves)
         spool.prepare()
+        arrivals = Arrivals(self.config.watch.settle_seconds)
+        sources: list[JobSource] = [InboxSource(self.config, spool, arrivals, self.stats)]
+        if self.config.libraries:
+            sources.append(LibrarySource(self.config, spool, self.stats))
+        for source in sources:
+            source.prepare()
         try:
             self.reporter.start(self.config.folders.state, spool.worker)
             loaded = self._load_unless_stopped()
             if loaded is None:
                 return self._stopped_during_start(spool)
-            return self._serve(spool, loaded)
+            return self._serve(spool, sources, arrivals, loaded)
         finally:
             self.reporter.stop()
 
@@ -184,38 +193,34 @@ class Service:
 
     # --- serve ------------------------------------------------------------------------------------
 
-    def _serve(self, spool: Spool, loaded: Loaded) -> int:
+    def _serve(self, spool: Spool, sources: list[JobSource], arrivals: Arrivals, loaded: Loaded) -> int:
         self.reporter.engine = loaded.engine
-        arrivals = Arrivals(self.config.watch.settle_seconds)
-        if isinstance(spool, LibrarySpool):
-            spool.libraries.on_waiting = self.stats.library_waits
-        worker = Worker(self.config, spool, loaded.engine, arrivals, self.wake,
-                        on_beat=self.reporter.on_beat, stats=self.stats, aligner=loaded.aligner,
-                        diarizer=loaded.diarizer, beat_interval=self._idle_beat_interval(),
-                        hooks=self.hooks,
-                        library=spool.libraries.claim if isinstance(spool, LibrarySpool) else None)
+        consumer = Consumer(self.config, spool, sources, loaded.engine, arrivals, self.wake,
+                            on_beat=self.reporter.on_beat, stats=self.stats, aligner=loaded.aligner,
+                            diarizer=loaded.diarizer, beat_interval=self._idle_beat_interval(),
+                            hooks=self.hooks)
         observer = start_observer(self.config.folders.inbox, self.config.watch, arrivals, self.wake)
         lease = threading.Thread(target=self._renew_lease, args=(spool,), name="lease", daemon=True)
         lease.start()
-        consumer = threading.Thread(target=self._consume, args=(worker,), name="consumer", daemon=True)
+        thread = threading.Thread(target=self._consume, args=(consumer,), name="consumer", daemon=True)
         self.stats.running()
         self.hooks.start()  # before the consumer: deliveries left pending by an earlier run go first
-        consumer.start()
+        thread.start()
         self.reporter.ready()
         log.info("daemon.started", worker=spool.worker.name, inbox=str(self.config.folders.inbox),
-                 overlap=worker.prefetch is not None, batching=worker.batching, packing=worker.packing)
-        self._wait_for(consumer, worker)
+                 overlap=consumer.prefetch is not None, batching=consumer.batching, packing=consumer.packing)
+        self._wait_for(thread, consumer)
         # Stop order: the consumer (above), the hooks (pending deliveries stay on disk for the next
         # start), the watcher, then the lease and the engine.
         self.hooks.stop()
         observer.stop()
         observer.join(timeout=5)
         code = self._exit_code()
-        if not consumer.is_alive():
+        if not thread.is_alive():
             spool.retire()
             loaded.engine.close()
         log.info("daemon.stopped", exit_code=code, jobs=dict(self.stats.jobs))
-        if consumer.is_alive():
+        if thread.is_alive():
             # The abandoned job is still inside the engine (C++ code cannot be interrupted);
             # its file is back in the inbox, so end the process without waiting for it.
             self._exit_now(code)
@@ -226,9 +231,9 @@ class Service:
         interval = self.notifier.watchdog_interval
         return min(IDLE_BEAT_SECONDS, interval / 2) if interval else IDLE_BEAT_SECONDS
 
-    def _consume(self, worker: Worker) -> None:
+    def _consume(self, consumer: Consumer) -> None:
         try:
-            worker.run(self.stop)
+            consumer.run(self.stop)
         except BaseException as exc:
             self.consumer_error = exc
             if not isinstance(exc, GpuLost):
@@ -247,24 +252,24 @@ class Service:
 
     # --- stop -------------------------------------------------------------------------------------
 
-    def _wait_for(self, consumer: threading.Thread, worker: Worker) -> None:
+    def _wait_for(self, thread: threading.Thread, consumer: Consumer) -> None:
         deadline = None
-        while consumer.is_alive():
-            consumer.join(timeout=0.2)
+        while thread.is_alive():
+            thread.join(timeout=0.2)
             if self.stop.is_set() and deadline is None:
                 deadline = time.monotonic() + self.config.daemon.shutdown_grace_seconds
-                self._begin_stopping(worker)
+                self._begin_stopping(consumer)
             if deadline is not None and (time.monotonic() >= deadline or self.signals >= 2):
-                worker.give_back_in_flight(reason="shutdown grace period ran out")
-                consumer.join(timeout=1.0)
+                consumer.give_back_in_flight(reason="shutdown grace period ran out")
+                thread.join(timeout=1.0)
                 return
         if deadline is None:  # the consumer was quicker to stop than this loop was to notice
-            self._begin_stopping(worker)
+            self._begin_stopping(consumer)
 
-    def _begin_stopping(self, worker: Worker) -> None:
+    def _begin_stopping(self, consumer: Consumer) -> None:
         if self.signals:
             log.info("daemon.stopping", grace_s=self.config.daemon.shutdown_grace_seconds,
-                     current=str(worker.current.relpath) if worker.current else None)
+                     current=str(consumer.current.relpath) if consumer.current else None)
         self.reporter.stopping(announce=bool(self.signals))
 
     def _exit_code(self) -> int:

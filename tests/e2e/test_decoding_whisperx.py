@@ -14,12 +14,12 @@ import pytest
 from tests.support import bait
 from tests.support.corpus import clip, word_error_rate
 from tests.support.models import bundled_tiny_en, multilingual_base
-from transcribed.audio import decode
 from transcribed.config import Config, Model
 from transcribed.engine.base import Request
 from transcribed.engine.decoding import Thresholds
 from transcribed.engine.hardware import Hardware, choose
 from transcribed.engine.whisperx_engine import WhisperXEngine
+from transcribed.transcription.audio import decode
 
 pytestmark = [pytest.mark.e2e, pytest.mark.usefixtures("corpus")]
 

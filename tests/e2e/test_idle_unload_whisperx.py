@@ -10,14 +10,14 @@ import pytest
 
 from tests.support.corpus import clip, word_error_rate
 from tests.support.models import bundled_tiny_en
-from transcribed.audio import decode
 from transcribed.config import Config, Model
+from transcribed.consumer.residency import Residency
 from transcribed.engine.base import Request
 from transcribed.engine.hardware import Hardware, choose
 from transcribed.engine.whisperx_engine import WhisperXEngine
-from transcribed.memory import rss_bytes
-from transcribed.residency import Residency
-from transcribed.stats import Stats
+from transcribed.operations.memory import rss_bytes
+from transcribed.operations.stats import Stats
+from transcribed.transcription.audio import decode
 
 pytestmark = [pytest.mark.e2e, pytest.mark.usefixtures("corpus")]
 

@@ -20,8 +20,8 @@ from tests.support.corpus import clip, word_error_rate
 from tests.support.daemon import DaemonProcess, Folders, wait_until
 from tests.support.models import RUSSIAN_ALPHABET, multilingual_base, tiny_aligner, tiny_diarization
 from transcribed.config import Config, Diarize
-from transcribed.diarization import Diarizer, assign_speakers
 from transcribed.errors import ConfigError
+from transcribed.transcription.diarization import Diarizer, assign_speakers
 
 pytestmark = [pytest.mark.e2e, pytest.mark.usefixtures("corpus")]
 

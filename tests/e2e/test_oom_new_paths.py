@@ -32,14 +32,14 @@ from tests.e2e.test_oom_whisperx import (
 from tests.integration.test_batching import running
 from tests.support import corpus
 from tests.support.alone import SHORT_CLIPS
+from tests.support.consumer import make_config, make_consumer
 from tests.support.daemon import wait_until
-from tests.support.worker import make_config, make_worker
-from transcribed.audio import decode
 from transcribed.config import Config
 from transcribed.engine.base import EngineSettings, Request
 from transcribed.engine.models import bundled_model_path
 from transcribed.engine.whisperx_engine import WhisperXEngine
-from transcribed.pipeline import Pipeline
+from transcribed.transcription.audio import decode
+from transcribed.transcription.pipeline import Pipeline
 
 pytestmark = pytest.mark.e2e
 
@@ -93,10 +93,10 @@ def _texts_alone(engine: WhisperXEngine, names: list[str]) -> dict[str, str]:
 
 def _consume(config: Config, engine: WhisperXEngine, names: list[str]) -> dict[str, dict]:
     """The real consumer loop on the waiting clips: each file's JSON result."""
-    worker = make_worker(config, engine)  # makes the folders
+    consumer = make_consumer(config, engine)  # makes the folders
     for name in names:  # all waiting before the loop starts, so they are taken together
         shutil.copy(corpus.clip(name).path, config.folders.inbox / Path(name).name)
-    with running(worker) as raised:
+    with running(consumer) as raised:
         wait_until(lambda: all((config.folders.done / Path(n).name).exists() for n in names) or raised,
                    240, "every clip in done/")
     assert not raised, raised

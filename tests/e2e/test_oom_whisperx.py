@@ -27,8 +27,8 @@ from transcribed.engine.base import EngineSettings, Request
 from transcribed.engine.models import bundled_model_path
 from transcribed.engine.oom import BatchGovernor
 from transcribed.engine.whisperx_engine import WhisperXEngine
-from transcribed.pipeline import Pipeline
-from transcribed.jobs import Job
+from transcribed.spool.jobs import Job
+from transcribed.transcription.pipeline import Pipeline
 
 pytestmark = pytest.mark.e2e
 

@@ -12,8 +12,8 @@ import pytest
 
 from tests.support.bait import two_track_video
 from tests.support.daemon import DaemonProcess, Folders, wait_until
-from transcribed.audio import decode
 from transcribed.errors import BadInput
+from transcribed.transcription.audio import decode
 
 
 @pytest.fixture(scope="module")

@@ -24,8 +24,14 @@ import pytest
 from tests.support.corpus import corpus_dir
 from tests.support.daemon import DaemonProcess, Folders, wait_until
 from tests.support.media import (
-    truncate, write_m4a, write_mp3, write_random_bytes, write_silence_wav, write_text_as,
-    write_video_without_audio, write_wav,
+    truncate,
+    write_m4a,
+    write_mp3,
+    write_random_bytes,
+    write_silence_wav,
+    write_text_as,
+    write_video_without_audio,
+    write_wav,
 )
 
 SPEECH = "cmu_sphinx/an4_10001-90210-01803.wav"  # 8.3 s

@@ -1,4 +1,4 @@
-"""Cross-file batching through the real Worker, spool and decoding, with the FakeEngine as model.
+"""Cross-file batching through the real Consumer, spool and decoding, with the FakeEngine as model.
 
 The same consumer code as with WhisperX (the engine Protocol declares shared calls), fast enough
 to pin every branch: each file gets its own text and its own outcome. The real-model proof that
@@ -13,13 +13,13 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
+from tests.support.consumer import drop, make_config, make_consumer
 from tests.support.daemon import wait_until
 from tests.support.media import write_random_bytes
-from tests.support.worker import drop, make_config, make_worker
 from transcribed.config import Config
+from transcribed.consumer.loop import Consumer
 from transcribed.engine.fake import FakeEngine
 from transcribed.errors import GpuLost
-from transcribed.worker import Worker
 
 NAMES = ["a.wav", "b.wav", "c.wav", "d.wav"]
 
@@ -29,13 +29,13 @@ def batching(tmp_path: Path) -> Config:
 
 
 @contextmanager
-def running(worker: Worker) -> Iterator[list[BaseException]]:
-    """The worker's own loop on a thread, stopped (and joined) on leaving; what it raised."""
+def running(consumer: Consumer) -> Iterator[list[BaseException]]:
+    """The consumer's own loop on a thread, stopped (and joined) on leaving; what it raised."""
     stop, raised = threading.Event(), []
 
     def loop() -> None:
         try:
-            worker.run(stop)
+            consumer.run(stop)
         except BaseException as exc:  # noqa: BLE001 - handed to the test
             raised.append(exc)
 
@@ -45,7 +45,7 @@ def running(worker: Worker) -> Iterator[list[BaseException]]:
         yield raised
     finally:
         stop.set()
-        worker.wake.set()
+        consumer.wake.set()
         thread.join(timeout=10)
         assert not thread.is_alive(), "the consumer did not stop"
 
@@ -57,10 +57,10 @@ def result(config: Config, stem: str) -> dict:
 def test_waiting_files_share_one_model_call_and_each_keeps_its_own_text(tmp_path: Path) -> None:
     config = batching(tmp_path)
     engine = FakeEngine()
-    worker = make_worker(config, engine)
+    consumer = make_consumer(config, engine)
     for n, name in enumerate(NAMES, start=1):
         drop(config, name, seconds=float(n))
-    with running(worker):
+    with running(consumer):
         wait_until(lambda: len(list(config.folders.done.iterdir())) == len(NAMES), 20, "all in done/")
     assert ("+".join(NAMES), 4) in engine.calls, engine.calls
     for n, name in enumerate(NAMES, start=1):
@@ -75,10 +75,10 @@ def test_a_failed_shared_call_is_retried_file_by_file(tmp_path: Path) -> None:
     is retried alone and ends as poison with its own error."""
     config = batching(tmp_path)
     engine = FakeEngine(fail={"c.wav": "decoder blew up"})
-    worker = make_worker(config, engine)
+    consumer = make_consumer(config, engine)
     for name in NAMES:
         drop(config, name)
-    with running(worker):
+    with running(consumer):
         wait_until(lambda: (config.folders.failed / "c.wav.error.json").exists(), 20, "c failed")
         wait_until(lambda: len(list(config.folders.done.iterdir())) == 3, 20, "the rest in done/")
     assert sorted(p.name for p in config.folders.done.iterdir()) == ["a.wav", "b.wav", "d.wav"]
@@ -90,11 +90,11 @@ def test_a_failed_shared_call_is_retried_file_by_file(tmp_path: Path) -> None:
 def test_a_bad_file_among_them_fails_alone_and_the_rest_share(tmp_path: Path) -> None:
     config = batching(tmp_path)
     engine = FakeEngine()
-    worker = make_worker(config, engine)
+    consumer = make_consumer(config, engine)
     for name in NAMES[:3]:
         drop(config, name)
     write_random_bytes(config.folders.inbox / "broken.wav", 10_000)
-    with running(worker):
+    with running(consumer):
         wait_until(lambda: (config.folders.failed / "broken.wav.error.json").exists(), 20, "broken failed")
         wait_until(lambda: len(list(config.folders.done.iterdir())) == 3, 20, "the rest in done/")
     assert ("a.wav+b.wav+c.wav", 4) in engine.calls, engine.calls
@@ -105,10 +105,10 @@ def test_a_bad_file_among_them_fails_alone_and_the_rest_share(tmp_path: Path) ->
 def test_a_gpu_lost_in_a_shared_call_gives_every_file_back_and_stops(tmp_path: Path) -> None:
     config = batching(tmp_path)
     engine = FakeEngine(lose_gpu_on=("b.wav",))
-    worker = make_worker(config, engine)
+    consumer = make_consumer(config, engine)
     for name in NAMES:
         drop(config, name)
-    with running(worker) as raised:
+    with running(consumer) as raised:
         wait_until(lambda: raised, 20, "the consumer to stop on the lost GPU")
     assert isinstance(raised[0], GpuLost)
     assert sorted(p.name for p in config.folders.inbox.iterdir()) == NAMES
@@ -116,4 +116,4 @@ def test_a_gpu_lost_in_a_shared_call_gives_every_file_back_and_stops(tmp_path: P
 
 
 def test_auto_keeps_batching_off_on_the_cpu(tmp_path: Path) -> None:
-    assert make_worker(make_config(tmp_path), FakeEngine()).batching is False
+    assert make_consumer(make_config(tmp_path), FakeEngine()).batching is False

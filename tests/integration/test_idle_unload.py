@@ -17,15 +17,15 @@ from pathlib import Path
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
+from tests.support.consumer import make_config
 from tests.support.daemon import DaemonProcess, Folders, wait_until
 from tests.support.media import write_tone_wav
 from tests.support.net import free_port
 from tests.support.notify import NotifySocket
-from tests.support.worker import make_config
 from transcribed.config import Config
+from transcribed.consumer.residency import Residency
 from transcribed.engine.fake import FakeEngine
-from transcribed.residency import Residency
-from transcribed.stats import Stats
+from transcribed.operations.stats import Stats
 
 #: The fake model's "weights": real pages the RSS shows, given back by the unload.
 MODEL_BYTES = 150_000_000

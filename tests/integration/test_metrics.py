@@ -21,10 +21,9 @@ from prometheus_client.parser import text_string_to_metric_families
 from tests.support.daemon import DaemonProcess, Folders, wait_until
 from tests.support.media import write_random_bytes, write_tone_wav
 from tests.support.net import free_port
-
 from transcribed.errors import TranscribedError
-from transcribed.metrics import MetricsServer
-from transcribed.stats import Stats
+from transcribed.operations.listener import Listener
+from transcribed.operations.stats import Stats
 
 
 def get(url: str) -> tuple[int, str, str]:
@@ -112,7 +111,7 @@ def test_healthz_is_200_with_json_while_running(folders: Folders) -> None:
 def test_healthz_is_503_with_a_reason_when_the_heartbeat_is_stale() -> None:
     """Before the model loads, and once the consumer stops beating: 503 and a JSON reason."""
     stats = Stats()
-    server = MetricsServer(f"127.0.0.1:{free_port()}", stats, stale_after=0.3, worker="test").start()
+    server = Listener(f"127.0.0.1:{free_port()}", stats, stale_after=0.3, worker="test").start()
     base = f"http://{server.address}"
     try:
         loading = get(f"{base}/healthz")
@@ -170,12 +169,12 @@ def test_a_port_in_use_stops_start_up_with_exit_1_naming_the_key(folders: Folder
 
 
 def test_server_refuses_a_taken_port_in_process() -> None:
-    """MetricsServer.start raises TranscribedError (not a bare OSError) for a taken port."""
+    """Listener.start raises TranscribedError (not a bare OSError) for a taken port."""
     with socket.socket() as taken:
         taken.bind(("127.0.0.1", 0))
         taken.listen()
         with pytest.raises(TranscribedError, match="metrics.listen"):
-            MetricsServer(f"127.0.0.1:{taken.getsockname()[1]}", Stats(), 1.0, "w").start()
+            Listener(f"127.0.0.1:{taken.getsockname()[1]}", Stats(), 1.0, "w").start()
 
 
 @pytest.mark.e2e

@@ -23,8 +23,8 @@ from pathlib import Path
 import pytest
 
 from tests.support.daemon import Folders
-from tests.support.notify import NotifySocket
 from tests.support.media import write_tone_wav
+from tests.support.notify import NotifySocket
 
 
 @dataclass

@@ -1,4 +1,4 @@
-"""CUDA out-of-memory back-off through the real Pipeline and Worker, with faults injected at the
+"""CUDA out-of-memory back-off through the real Pipeline and Consumer, with faults injected at the
 engine seam: each real exception type, at chosen batch sizes. The engine is the FakeEngine (same
 Protocol, real decoding, deterministic text); the halving, retry, recovery, fallback and the
 file's fate are the daemon's own code. A lost GPU is checked in a real daemon process too.
@@ -17,8 +17,8 @@ import pytest
 import torch
 from structlog.testing import capture_logs
 
+from tests.support.consumer import drop, make_config, make_consumer, process_next
 from tests.support.media import write_tone_wav
-from tests.support.worker import drop, make_config, make_worker, process_next
 from transcribed.config import Config
 from transcribed.engine.base import EngineSettings, Progress, Request
 from transcribed.engine.fake import FakeEngine
@@ -70,9 +70,9 @@ def transcript(config: Config, stem: str) -> str:
 def reference_text(tmp_path) -> str:
     """x.txt as a run without any fault writes it."""
     config = make_config(tmp_path / "reference")
-    worker = make_worker(config, TightGpuEngine())
+    consumer = make_consumer(config, TightGpuEngine())
     drop(config, "x.wav")
-    process_next(worker)
+    process_next(consumer)
     return transcript(config, "x")
 
 
@@ -83,10 +83,10 @@ class TestHalving:
     def test_halves_retries_and_gives_the_unfaulted_result(self, tmp_path, form, reference_text):
         config = make_config(tmp_path)
         engine = TightGpuEngine(fits={"x.wav": 4}, oom=OOM_FORMS[form])
-        worker = make_worker(config, engine)
+        consumer = make_consumer(config, engine)
         drop(config, "x.wav")
         with capture_logs() as events:
-            process_next(worker)
+            process_next(consumer)
 
         assert engine.calls == [("x.wav", 16), ("x.wav", 8), ("x.wav", 4)]
         assert engine.freed == 2
@@ -100,17 +100,17 @@ class TestHalving:
         assert meta["batch_size"] == 4 and meta["device"] == "cuda"
         assert [(s["stage"], s["old_batch_size"], s["new_batch_size"]) for s in meta["oom_backoffs"]] \
             == [(stage, 16, 8), (stage, 8, 4)]
-        assert worker.stats.oom_backoffs == 2
+        assert consumer.stats.oom_backoffs == 2
 
     def test_a_non_oom_error_is_not_backed_off(self, tmp_path):
         config = make_config(tmp_path)
         engine = TightGpuEngine(fits={"x.wav": 0},
                                 oom=lambda: RuntimeError("No model replica is available in this thread"))
-        worker = make_worker(config, engine)
+        consumer = make_consumer(config, engine)
         drop(config, "x.wav")
-        process_next(worker)
+        process_next(consumer)
         assert engine.calls == [("x.wav", 16)]
-        assert worker.pipeline.governor.current == 16 and worker.stats.oom_backoffs == 0
+        assert consumer.pipeline.governor.current == 16 and consumer.stats.oom_backoffs == 0
 
 
 class TestRecovery:
@@ -119,10 +119,10 @@ class TestRecovery:
     def test_one_long_file_does_not_slow_the_rest_of_the_day(self, tmp_path):
         config = make_config(tmp_path, oom={"probe_after_jobs": 2})
         engine = TightGpuEngine(fits={"long.wav": 4})
-        worker = make_worker(config, engine)
+        consumer = make_consumer(config, engine)
         for name in ("long.wav", "a.wav", "b.wav", "c.wav", "d.wav", "e.wav"):
             drop(config, name)
-            process_next(worker)
+            process_next(consumer)
         assert engine.calls == [("long.wav", 16), ("long.wav", 8), ("long.wav", 4),
                                 ("a.wav", 4), ("b.wav", 4), ("c.wav", 8), ("d.wav", 8), ("e.wav", 16)]
         assert [metadata(config, n)["batch_size"] for n in "abcde"] == [4, 4, 8, 8, 16]
@@ -135,10 +135,10 @@ class TestAtBatchSizeOne:
     def test_cpu_fallback_transcribes_this_job_on_the_cpu(self, tmp_path, reference_text):
         config = make_config(tmp_path, oom={"fallback": "cpu"})
         engine = TightGpuEngine(fits={"x.wav": 0}, settings=replace(GPU_SETTINGS, batch_size=4))
-        worker = make_worker(config, engine)
+        consumer = make_consumer(config, engine)
         drop(config, "x.wav")
         with capture_logs() as events:
-            process_next(worker)
+            process_next(consumer)
 
         assert engine.calls == [("x.wav", 4), ("x.wav", 2), ("x.wav", 1), ("x.wav", 1)]
         assert (config.folders.done / "x.wav").is_file()
@@ -152,10 +152,10 @@ class TestAtBatchSizeOne:
     def test_fail_fallback_sends_the_file_to_failed_with_the_reason(self, tmp_path):
         config = make_config(tmp_path, oom={"fallback": "fail"})
         engine = TightGpuEngine(fits={"x.wav": 0}, oom=OOM_FORMS["torch"])
-        worker = make_worker(config, engine)
+        consumer = make_consumer(config, engine)
         source = drop(config, "x.wav")
         original = source.read_bytes()
-        process_next(worker)
+        process_next(consumer)
 
         assert [size for _, size in engine.calls] == [16, 8, 4, 2, 1]
         assert (config.folders.failed / "x.wav").read_bytes() == original
@@ -163,7 +163,7 @@ class TestAtBatchSizeOne:
         assert report["error_kind"] == "out_of_memory"
         assert "batch size 1" in report["error"] and "OutOfMemoryError" in report["error"]
         assert not (config.folders.outbox / "x.json").exists()
-        assert worker.stats.oom_backoffs == 5
+        assert consumer.stats.oom_backoffs == 5
 
 
 class TestLostGpu:
@@ -172,11 +172,11 @@ class TestLostGpu:
     def test_the_file_goes_back_to_the_inbox_untouched(self, tmp_path):
         config = make_config(tmp_path)
         engine = TightGpuEngine(lose_gpu_on=("x.wav",))
-        worker = make_worker(config, engine)
+        consumer = make_consumer(config, engine)
         source = drop(config, "x.wav")
         original = source.read_bytes()
         with pytest.raises(GpuLost):
-            process_next(worker)
+            process_next(consumer)
         assert source.read_bytes() == original
         assert engine.calls == [("x.wav", 16)] and engine.freed == 0
         assert not any(config.folders.failed.iterdir()) and not any(config.folders.done.iterdir())

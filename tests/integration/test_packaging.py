@@ -21,7 +21,6 @@ import pytest
 from tests.support.deploy import BASH_SCRIPTS, DOCKERFILE, ROOT, UNITS, kubernetes_documents
 
 
-
 def venv_tool(name: str) -> str:
     """The path of a tool installed next to this Python (the venv's bin/), else on PATH."""
     beside = Path(sys.executable).parent / name

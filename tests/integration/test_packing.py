@@ -1,4 +1,4 @@
-"""Packing through the real Worker, spool and decoding, with the FakeEngine as model: the real
+"""Packing through the real Consumer, spool and decoding, with the FakeEngine as model: the real
 layout (packing.py) over a scripted decode, so every consumer branch is pinned fast. Each packed
 file gets its own text, its own timestamps and honest metadata; a file in no window is
 transcribed alone. The real-model proof is tests/e2e/test_packing.py."""
@@ -9,8 +9,8 @@ import json
 from pathlib import Path
 
 from tests.integration.test_batching import running
+from tests.support.consumer import drop, make_config, make_consumer
 from tests.support.daemon import wait_until
-from tests.support.worker import drop, make_config, make_worker
 from transcribed.config import Config
 from transcribed.engine.base import EngineSettings
 from transcribed.engine.fake import FakeEngine
@@ -27,10 +27,10 @@ def result(config: Config, name: str) -> dict:
 
 
 def run_all(config: Config, engine: FakeEngine, seconds: list[float]) -> None:
-    worker = make_worker(config, engine)
+    consumer = make_consumer(config, engine)
     for name, length in zip(NAMES, seconds, strict=True):
         drop(config, name, seconds=length)
-    with running(worker):
+    with running(consumer):
         wait_until(lambda: len(list(config.folders.done.iterdir())) == len(NAMES), 20, "all in done/")
 
 
@@ -74,10 +74,10 @@ def test_a_file_longer_than_max_audio_seconds_is_not_packed(tmp_path: Path) -> N
 def test_a_failed_packed_call_leaves_each_file_to_be_transcribed_alone(tmp_path: Path) -> None:
     config = packing(tmp_path)
     engine = FakeEngine(fail={"c.wav": "decoder blew up"})
-    worker = make_worker(config, engine)
+    consumer = make_consumer(config, engine)
     for name in NAMES:
         drop(config, name)
-    with running(worker):
+    with running(consumer):
         wait_until((config.folders.failed / "c.wav.error.json").exists, 20, "c failed")
         wait_until(lambda: len(list(config.folders.done.iterdir())) == 3, 20, "the rest in done/")
     assert ("a.wav", 4) in engine.calls, engine.calls
@@ -88,6 +88,6 @@ def test_a_failed_packed_call_leaves_each_file_to_be_transcribed_alone(tmp_path:
 def test_packing_is_on_by_default_on_the_cpu_and_off_on_a_gpu(tmp_path: Path) -> None:
     config = make_config(tmp_path, packing={})
     gpu = EngineSettings("fake", "", "fake", "cuda", 0, "float16", 16, 1, {"engine": "fake"})
-    assert make_worker(config, FakeEngine()).packing is True
-    assert make_worker(config, FakeEngine(settings=gpu)).packing is False
-    assert make_worker(make_config(tmp_path, packing={"enabled": False}), FakeEngine()).packing is False
+    assert make_consumer(config, FakeEngine()).packing is True
+    assert make_consumer(config, FakeEngine(settings=gpu)).packing is False
+    assert make_consumer(make_config(tmp_path, packing={"enabled": False}), FakeEngine()).packing is False

@@ -25,7 +25,7 @@ import pytest
 from tests.conftest import IN_CI
 from tests.support.corpus import corpus_dir
 from tests.support.daemon import DaemonProcess, Folders, wait_until
-from tests.support.share import SshServer, SshfsMount, host_daemon, missing_tools
+from tests.support.share import SshfsMount, SshServer, host_daemon, missing_tools
 
 SHORT = "cmu_sphinx/cards_001.wav"  # 1.1 s
 RESULTS = (".json", ".log.jsonl", ".srt", ".txt", ".vtt")

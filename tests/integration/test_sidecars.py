@@ -9,9 +9,9 @@ from pathlib import Path
 
 import pytest
 
+from tests.support.consumer import drop, make_config, make_consumer, process_next
 from tests.support.corpus import corpus_dir
 from tests.support.daemon import DaemonProcess, Folders, wait_until
-from tests.support.worker import drop, make_config, make_worker, process_next
 from transcribed.engine.fake import FakeEngine
 
 pytestmark = pytest.mark.usefixtures("corpus")
@@ -69,12 +69,12 @@ class TestStraySidecars:
 
     def test_a_sidecar_that_came_after_its_audio_goes_to_failed_with_the_reason(self, tmp_path: Path) -> None:
         config = make_config(tmp_path, watch={"sidecar_wait_seconds": 0.3, "rescan_seconds": 0.05})
-        worker = make_worker(config, FakeEngine())
+        consumer = make_consumer(config, FakeEngine())
         drop(config, "talk.wav")
-        process_next(worker)  # transcribed with the defaults: its sidecar was not there yet
+        process_next(consumer)  # transcribed with the defaults: its sidecar was not there yet
         (config.folders.inbox / "talk.wav.yaml").write_text("language: de\n")
         time.sleep(0.4)
-        assert worker.next_job() is None
+        assert consumer.next_job() is None
 
         assert list(config.folders.inbox.iterdir()) == []
         assert (config.folders.failed / "talk.wav.yaml").read_text() == "language: de\n"
@@ -86,12 +86,12 @@ class TestStraySidecars:
     def test_a_sidecar_waiting_for_its_audio_is_left_alone(self, tmp_path: Path) -> None:
         """Its audio still being copied under a temporary name, or the sidecar still young."""
         config = make_config(tmp_path, watch={"sidecar_wait_seconds": 0.3, "rescan_seconds": 0.05})
-        worker = make_worker(config, FakeEngine())
+        consumer = make_consumer(config, FakeEngine())
         (config.folders.inbox / "big.mp4.yaml").write_text("language: en\n")
         (config.folders.inbox / "big.mp4.part").write_bytes(b"\0" * 1000)
         time.sleep(0.4)
         (config.folders.inbox / "young.wav.json").write_text("{}")
-        assert worker.next_job() is None
+        assert consumer.next_job() is None
         assert sorted(p.name for p in config.folders.inbox.iterdir()) == [
             "big.mp4.part", "big.mp4.yaml", "young.wav.json"]
         assert not config.folders.failed.exists() or list(config.folders.failed.iterdir()) == []

@@ -13,7 +13,7 @@ import pytest
 
 from tests.support.corpus import corpus_dir
 from tests.support.daemon import DaemonProcess, Folders, wait_until
-from transcribed.watcher import filesystem_type
+from transcribed.intake.watcher import filesystem_type
 
 SHORT = "cmu_sphinx/cards_001.wav"  # 1.1 s
 

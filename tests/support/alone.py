@@ -7,12 +7,12 @@ from __future__ import annotations
 from pathlib import Path
 
 from tests.support.corpus import clip
-from transcribed.audio import decode
 from transcribed.config import Config
 from transcribed.engine.base import Request
 from transcribed.engine.hardware import Hardware, choose
 from transcribed.engine.models import bundled_model_path
 from transcribed.engine.whisperx_engine import WhisperXEngine
+from transcribed.transcription.audio import decode
 
 #: Five short English clips from ../shared/corpus.
 SHORT_CLIPS = ["librispeech/1988-24833-0000.flac", "librispeech/3752-4944-0000.flac",

@@ -8,22 +8,22 @@ import socket
 from pathlib import Path
 
 from tests.support.daemon import wait_until
-
 from transcribed.config import Config, Daemon, Folders
-from transcribed.spool import Spool
-from transcribed.workers import WorkerId, process_start_time
+from transcribed.spool.folder import WorkFolder
+from transcribed.spool.jobs import read_job
+from transcribed.spool.workers import WorkerId, process_start_time
 
 JOB = "20260101T000000000000Z-abcdef"
 
 
-def _spool(root: Path, lease_seconds: float = 60.0) -> Spool:
+def _spool(root: Path, lease_seconds: float = 60.0) -> WorkFolder:
     folders = Folders(*(root / name for name in ("inbox", "outbox", "done", "failed", "state")))
-    spool = Spool(Config(folders=folders, daemon=Daemon(lease_seconds=lease_seconds)))
+    spool = WorkFolder(Config(folders=folders, daemon=Daemon(lease_seconds=lease_seconds)))
     spool.prepare()
     return spool
 
 
-def _worker_with_job(spool: Spool, name: str, lease: dict | None = None, file: str = "a.wav") -> Path:
+def _worker_with_job(spool: WorkFolder, name: str, lease: dict | None = None, file: str = "a.wav") -> Path:
     """Another worker's folder, as it left it: one claimed job, and its lease if given."""
     worker = spool.work / name
     job = worker / JOB
@@ -41,8 +41,8 @@ def test_another_hosts_renewed_lease_keeps_its_jobs_and_a_stale_one_gives_them_u
     worker = _worker_with_job(spool, "otherhost.1.2", {"beat": 1})
     for beat in range(2, 8):
         (worker / "worker.json").write_text(json.dumps({"beat": beat}))
-        assert spool.adopt_orphans() == []
-    jobs = wait_until(spool.adopt_orphans, 5, "adoption once the lease stops changing")
+        assert spool.adopt_orphans(read_job) == []
+    jobs = wait_until(lambda: spool.adopt_orphans(read_job), 5, "adoption once the lease stops changing")
     assert [str(job.relpath) for job in jobs] == ["a.wav"]
     assert jobs[0].source.read_bytes() == b"audio" and jobs[0].attempts == 1
     assert jobs[0].dir == spool.mine / JOB
@@ -56,7 +56,7 @@ def test_a_running_local_workers_jobs_are_never_adopted_however_old_its_lease(tm
     live = _worker_with_job(spool, parent.name, spool.machine)
     odd = _worker_with_job(spool, "not-a-worker")  # no worker's name: not ours to judge
     for _ in range(3):
-        assert spool.adopt_orphans() == []
+        assert spool.adopt_orphans(read_job) == []
     assert (live / JOB / "src" / "a.wav").exists() and (odd / JOB / "src" / "a.wav").exists()
 
 
@@ -65,7 +65,7 @@ def test_adoption_never_deletes_a_gone_workers_folder_that_still_holds_something
     spool = _spool(tmp_path)
     worker = _worker_with_job(spool, f"{socket.gethostname()}.999999.5", spool.machine)
     (worker / "stray.wav").write_bytes(b"keep me")
-    assert len(spool.adopt_orphans()) == 1
+    assert len(spool.adopt_orphans(read_job)) == 1
     assert sorted(os.listdir(worker)) == ["stray.wav"]
 
 
@@ -74,7 +74,7 @@ def test_an_adopted_job_whose_record_is_missing_keeps_its_file(tmp_path: Path) -
     spool = _spool(tmp_path)
     worker = _worker_with_job(spool, f"{socket.gethostname()}.999999.5", spool.machine, file="x y.mp3")
     (worker / JOB / "job.json").unlink()
-    (job,) = spool.adopt_orphans()
+    (job,) = spool.adopt_orphans(read_job)
     assert str(job.relpath) == "x y.mp3" and job.source.read_bytes() == b"audio"
 
 
@@ -88,7 +88,7 @@ def test_an_adopted_job_with_a_version_1_plan_is_finished_not_run_again(tmp_path
     (job_dir / "plan.json").write_text(json.dumps({
         str(job_dir / "out" / "a.txt"): str(spool.folders.outbox / "a.txt"),
         str(job_dir / "src" / "a.wav"): str(spool.folders.done / "a.wav")}))
-    assert spool.adopt_orphans() == []
+    assert spool.adopt_orphans(read_job) == []
     assert (spool.folders.done / "a.wav").read_bytes() == b"audio"
     assert (spool.folders.outbox / "a.txt").read_text() == "words"
     assert list(spool.mine.iterdir()) == [spool.mine / "worker.json"]

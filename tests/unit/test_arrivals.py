@@ -8,7 +8,8 @@ import time
 from pathlib import Path
 
 from transcribed.config import Watch
-from transcribed.watcher import Arrivals, start_observer
+from transcribed.intake.arrivals import Arrivals
+from transcribed.intake.watcher import start_observer
 
 
 class Clock:

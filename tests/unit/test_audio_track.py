@@ -9,12 +9,12 @@ import numpy as np
 import pytest
 
 from transcribed import languages
-from transcribed.audio import Stream, choose_track
 from transcribed.config import parse_config, parse_options
 from transcribed.engine.audio_windows import speech_window
 from transcribed.engine.whisperx_engine import most_probable_language
 from transcribed.errors import BadInput, ConfigError
-from transcribed.options import effective_options
+from transcribed.transcription.audio import Stream, choose_track
+from transcribed.transcription.options import effective_options
 
 #: An English stream, then a German one flagged default (a dubbed film's usual layout).
 FILM = [Stream(0, "eng"), Stream(1, "ger", default=True)]

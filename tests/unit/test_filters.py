@@ -6,10 +6,10 @@ from pathlib import PurePosixPath
 
 import pytest
 
-from transcribed import filters
 from transcribed.config import Filters, parse_config
 from transcribed.engine.base import Segment, Transcript
-from transcribed.options import effective_options
+from transcribed.transcription import filters
+from transcribed.transcription.options import effective_options
 
 
 def seg(text: str, **figures: float) -> Segment:

@@ -7,9 +7,10 @@ import os
 from pathlib import Path, PurePosixPath
 
 from transcribed.config import Folders
-from transcribed.finish import Finisher, free_name_beside, has_plan
-from transcribed.jobs import Claims, Job
-from transcribed.workers import WorkerId
+from transcribed.spool.claim import Claims
+from transcribed.spool.finish import Finisher, free_name_beside, has_plan
+from transcribed.spool.jobs import Job, JobRecords
+from transcribed.spool.workers import WorkerId
 
 
 def _folders(root: Path) -> Folders:
@@ -24,10 +25,10 @@ def _job(folders: Folders, name: str, sidecar: str | None = None) -> Job:
     (folders.inbox / name).write_bytes(b"audio")
     if sidecar is not None:
         (folders.inbox / (name + ".yaml")).write_text(sidecar)
-    claims = Claims(folders.state / "work" / "me", WorkerId("h", 1, 2), max_attempts=3)
+    claims = Claims(folders.state / "work" / "me")
     job = claims.claim(folders.inbox / name, PurePosixPath(name))
     assert job is not None
-    claims.start_attempt(job)
+    JobRecords(WorkerId("h", 1, 2)).start_attempt(job)
     return job
 
 

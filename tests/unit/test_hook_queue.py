@@ -13,16 +13,17 @@ from pathlib import Path, PurePosixPath
 import pytest
 import yaml
 
+from tests.support.daemon import wait_until
 from transcribed.config import Config, Folders, Hooks, Route, load_config, parse_config
 from transcribed.errors import BadInput, ConfigError
-from transcribed.finish import Finisher
-from transcribed.hooks.calls import environment, signature
 from transcribed.hooks import Hooks as HookQueue
 from transcribed.hooks import wanted
-from transcribed.jobs import Claims, Job
-from transcribed.options import read_sidecar
-from transcribed.workers import WorkerId
-from tests.support.daemon import wait_until
+from transcribed.hooks.calls import environment, signature
+from transcribed.spool.claim import Claims
+from transcribed.spool.finish import Finisher
+from transcribed.spool.jobs import Job, JobRecords
+from transcribed.spool.workers import WorkerId
+from transcribed.transcription.options import read_sidecar
 
 
 def _error(data: dict) -> str:
@@ -168,10 +169,10 @@ def _job(config: Config, relpath: str) -> Job:
     source = config.folders.inbox / relpath
     source.parent.mkdir(parents=True, exist_ok=True)
     source.write_bytes(b"audio")
-    claims = Claims(config.folders.state / "work" / WorkerId("h", 1, 2).name, WorkerId("h", 1, 2), 3)
+    claims = Claims(config.folders.state / "work" / WorkerId("h", 1, 2).name)
     job = claims.claim(source, PurePosixPath(relpath))
     assert job is not None
-    claims.start_attempt(job)
+    JobRecords(WorkerId("h", 1, 2)).start_attempt(job)
     (job.staging / "a.srt").write_text("1\n00:00:00,000 --> 00:00:01,000\nhello\n")
     return job
 

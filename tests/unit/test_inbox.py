@@ -6,7 +6,8 @@ import os
 import time
 from pathlib import Path, PurePosixPath
 
-from transcribed.inbox import Inbox, audio_named_by, sidecar_next_to, sidecars_of
+from transcribed.intake.inbox import Inbox
+from transcribed.spool.sidecars import audio_named_by, sidecar_next_to, sidecars_of
 
 
 def _inbox(root: Path) -> Inbox:

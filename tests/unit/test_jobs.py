@@ -5,14 +5,15 @@ from __future__ import annotations
 import json
 from pathlib import Path, PurePosixPath
 
-from transcribed.inbox import Inbox
-from transcribed.jobs import Claims, JobState, read_job
-from transcribed.workers import WorkerId
+from transcribed.intake.inbox import Inbox
+from transcribed.spool.claim import Claims
+from transcribed.spool.jobs import JobRecords, JobState, intake_of, read_job
+from transcribed.spool.workers import WorkerId
 
 
-def _claims(root: Path, max_attempts: int = 3) -> tuple[Inbox, Claims]:
+def _claims(root: Path) -> tuple[Inbox, Claims]:
     (root / "inbox").mkdir(parents=True)
-    return Inbox(root / "inbox", ["wav"]), Claims(root / "work" / "me", WorkerId("h", 1, 2), max_attempts)
+    return Inbox(root / "inbox", ["wav"]), Claims(root / "work" / "me")
 
 
 def test_a_claim_moves_the_file_and_its_sidecar_into_the_job_with_its_record(tmp_path: Path) -> None:
@@ -41,16 +42,17 @@ def test_claiming_a_file_deleted_since_the_scan_makes_no_job_and_no_error(tmp_pa
 
 def test_each_attempt_is_counted_before_it_runs_and_its_error_kept(tmp_path: Path) -> None:
     """A crash during an attempt counts it; the record read back says what failed and who ran it."""
-    inbox, claims = _claims(tmp_path, max_attempts=2)
+    inbox, claims = _claims(tmp_path)
+    records = JobRecords(WorkerId("h", 1, 2))
     (inbox.folder / "a.wav").write_bytes(b"audio")
     job = claims.claim(inbox.folder / "a.wav", PurePosixPath("a.wav"))
     assert job is not None
-    claims.start_attempt(job)
-    claims.note_error(job, "RuntimeError: boom")
-    assert not claims.exhausted(job)
-    claims.start_attempt(job)
+    records.start_attempt(job)
+    records.note_error(job, "RuntimeError: boom")
+    assert read_job(job.dir) == job and job.attempts == 1
+    records.start_attempt(job)
     again = read_job(job.dir)
-    assert again is not None and again.attempts == 2 and claims.exhausted(again)
+    assert again is not None and again.attempts == 2
     assert [(h["attempt"], h["worker"], h.get("error")) for h in again.history] == [
         (1, "h.1.2", "RuntimeError: boom"), (2, "h.1.2", None)]
     assert job.staging.is_dir()
@@ -72,6 +74,24 @@ def test_a_job_folder_left_by_a_crash_mid_claim_is_removed(tmp_path: Path) -> No
     (job_dir / "src").mkdir(parents=True)
     (job_dir / "job.json").write_text("{}")
     assert read_job(job_dir) is None and not job_dir.exists()
+
+
+def test_a_job_records_the_source_that_claimed_it_and_reads_it_back(tmp_path: Path) -> None:
+    """The consumer sends a job's end to the source that claimed it, after a crash too; a record
+    written before sources had names is the inbox's, or the library's where `library.json` is."""
+    inbox, _ = _claims(tmp_path)
+    (inbox.folder / "a.wav").write_bytes(b"audio")
+    job = Claims(tmp_path / "work" / "me", intake="elsewhere").claim(inbox.folder / "a.wav",
+                                                                     PurePosixPath("a.wav"))
+    assert job is not None and job.intake == "elsewhere"
+    assert intake_of(job.dir) == "elsewhere" and read_job(job.dir) == job
+    old = tmp_path / "old"
+    (old / "src").mkdir(parents=True)
+    (old / "src" / "b.wav").write_bytes(b"audio")
+    (old / "job.json").write_text(json.dumps({"id": "old", "relpath": "b.wav"}))
+    assert intake_of(old) == "inbox"
+    (old / "library.json").write_text("{}")
+    assert intake_of(old) == "library"
 
 
 def test_job_states_read_as_the_words_the_logs_use() -> None:

@@ -36,12 +36,12 @@ def test_another_daemons_records_are_read_incrementally(tmp_path: Path) -> None:
     film = _media(tmp_path / "lib" / "a.mkv", 1000)
     key = file_key(film) or (0, 0)
     mine, theirs = Ledger(tmp_path / "state", "me"), Ledger(tmp_path / "state", "them")
-    assert mine.refresh() == 0 and mine.settled(film, key) is None
+    assert mine.refresh() == 0 and mine.final(film, key) is None
     theirs.record("id1", "done", film, key)
     assert mine.refresh() == 1
-    entry = mine.settled(film, key)
+    entry = mine.final(film, key)
     assert entry is not None and entry.outcome == "done"
-    assert mine.settled(film, (key[0] + 1, key[1])) is None  # the file changed: not settled
+    assert mine.final(film, (key[0] + 1, key[1])) is None  # the file changed: no final record
     assert mine.refresh() == 0  # nothing new: nothing read again
 
 
@@ -73,5 +73,5 @@ def test_retry_forgets_a_file_or_every_file_under_a_folder(tmp_path: Path) -> No
     assert forget(state, tmp_path / "lib") == []
     fresh = Ledger(state)
     fresh.refresh()
-    assert all(fresh.settled(f, file_key(f) or (0, 0)) is None for f in films)
+    assert all(fresh.final(f, file_key(f) or (0, 0)) is None for f in films)
     assert list(fresh.entries()) == []

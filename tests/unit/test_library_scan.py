@@ -98,13 +98,15 @@ def test_a_subtitle_stream_inside_the_container_is_read_by_language(tmp_path: Pa
 
 
 def test_a_library_scan_takes_its_own_extensions_and_passes_the_ledgers_files(tmp_path: Path) -> None:
-    """Libraries.scan_if_due over a real tree: `extensions` keeps theme music out; a file the
+    """LibrarySource.scan_if_due over a real tree: `extensions` keeps theme music out; a file the
     ledger records (same path, size, mtime) is passed by; one changed since is waiting again."""
     import yaml
 
     from transcribed.config import load_config
-    from transcribed.library.spool import LibrarySpool
     from transcribed.library.ledger import Ledger, file_key
+    from transcribed.library.source import LibrarySource
+    from transcribed.operations.stats import Stats
+    from transcribed.spool.folder import WorkFolder
 
     lib = tmp_path / "lib"
     episode = _touch(lib / "Show" / "Show.S01E01.mkv")
@@ -119,8 +121,11 @@ def test_a_library_scan_takes_its_own_extensions_and_passes_the_ledgers_files(tm
     ledger.record("id-done", "done", done, file_key(done) or (0, 0))
     ledger.record("id-changed", "failed", changed, file_key(changed) or (0, 0))
     changed.write_text("re-muxed, longer")
-    spool = LibrarySpool(load_config(config_path))
+    config = load_config(config_path)
+    spool = WorkFolder(config)
     spool.prepare()
-    spool.libraries.scan_if_due(now=0.0)
-    assert spool.libraries.waiting() == [episode, changed]
+    libraries = LibrarySource(config, spool, Stats())
+    libraries.prepare()
+    libraries.scan_if_due(now=0.0)
+    assert libraries.waiting() == [episode, changed]
     spool.retire()

@@ -10,7 +10,7 @@ import time
 
 import pytest
 
-from transcribed.notify import Notifier
+from transcribed.operations.notify import Notifier
 
 
 def test_notifier_speaks_to_an_abstract_socket_and_paces_its_pings(monkeypatch):

@@ -8,8 +8,8 @@ import pytest
 
 from transcribed.config import parse_config
 from transcribed.errors import BadInput
-from transcribed.inbox import sidecar_next_to
-from transcribed.options import effective_options, read_sidecar, route_for
+from transcribed.spool.sidecars import sidecar_next_to
+from transcribed.transcription.options import effective_options, read_sidecar, route_for
 
 CONFIG = parse_config({
     "model": {"language": "en"},

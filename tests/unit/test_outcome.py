@@ -7,8 +7,8 @@ from pathlib import Path
 import pytest
 
 from transcribed.config import Jobs
+from transcribed.consumer.outcome import Action, decide
 from transcribed.errors import BadInput, GpuLost, OutOfMemory, StageFailed
-from transcribed.outcome import Action, decide
 
 JOBS = Jobs(max_attempts=3, retry_delay_seconds=2.0)
 KEPT = {".json": Path("out/x.json")}

@@ -6,8 +6,8 @@ import pytest
 
 from transcribed.config import Packing, parse_config
 from transcribed.engine.base import SpeechChunk
+from transcribed.engine.packing import Window, layout
 from transcribed.errors import ConfigError
-from transcribed.packing import Window, layout
 
 
 def chunk(start: float, end: float) -> SpeechChunk:

@@ -16,11 +16,12 @@ from prometheus_client import CollectorRegistry, generate_latest
 from prometheus_client.parser import text_string_to_metric_families
 
 from tests.support.media import write_random_bytes, write_tone_wav
-from transcribed.backlog import BacklogAudio
-from transcribed.metrics import StatsCollector
-from transcribed.progress import JobProgress, RecentSpeed, describe_eta
-from transcribed.stats import Stats, describe
-from transcribed.status import judge, render
+from transcribed.intake.backlog import BacklogAudio
+from transcribed.operations.metrics import StatsCollector
+from transcribed.operations.progress import JobProgress, RecentSpeed, describe_eta
+from transcribed.operations.stats import Stats
+from transcribed.operations.status_file import judge, render
+from transcribed.operations.status_line import describe
 
 
 class Clock:

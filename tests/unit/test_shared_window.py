@@ -5,9 +5,16 @@ from __future__ import annotations
 
 import numpy as np
 
-from transcribed.engine.shared_window import (MARGIN_FRAMES, WINDOW_MEL_FRAMES, Silences, floor_of,
-                                              masked, own_frames, window_features)
-from transcribed.packing import Piece, Window
+from transcribed.engine.packing import Piece, Window
+from transcribed.engine.shared_window import (
+    MARGIN_FRAMES,
+    WINDOW_MEL_FRAMES,
+    Silences,
+    floor_of,
+    masked,
+    own_frames,
+    window_features,
+)
 
 
 def padded(value: float, speech_frames: int, floor: float) -> np.ndarray:

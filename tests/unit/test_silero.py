@@ -6,10 +6,10 @@ import numpy as np
 import pytest
 
 from tests.support.corpus import clip
-from transcribed.audio import decode
 from transcribed.config import Vad
 from transcribed.engine import silero
 from transcribed.engine.silero import SileroSpeech, merge_into_chunks
+from transcribed.transcription.audio import decode
 
 
 @pytest.mark.parametrize(("stretches", "chunks"), [

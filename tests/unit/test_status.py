@@ -10,9 +10,9 @@ import socket
 import time
 from pathlib import Path
 
-from transcribed.stats import Stats
-from transcribed.status import StatusFile, check, forget_dead, judge, read_all
-from transcribed.workers import WorkerId
+from transcribed.operations.stats import Stats
+from transcribed.operations.status_file import StatusFile, check, forget_dead, judge, read_all
+from transcribed.spool.workers import WorkerId
 
 
 def test_check_is_unhealthy_while_the_model_loads_and_when_the_heartbeat_is_stale(tmp_path: Path) -> None:

@@ -16,12 +16,18 @@ import numpy as np
 import pytest
 from structlog.testing import capture_logs
 
-from transcribed import durable
-from transcribed.audio import decode, memory_limit
-from transcribed.errors import BadInput
-from transcribed.options import SIDECAR_MAX_BYTES, read_sidecar
-from transcribed.untrusted import LinkPolicy, kind_of, open_regular, read_limited, refuse_unless_regular
 from tests.support.media import write_wav
+from transcribed import durable
+from transcribed.errors import BadInput
+from transcribed.transcription.audio import decode, memory_limit
+from transcribed.transcription.options import SIDECAR_MAX_BYTES, read_sidecar
+from transcribed.transcription.untrusted import (
+    LinkPolicy,
+    kind_of,
+    open_regular,
+    read_limited,
+    refuse_unless_regular,
+)
 
 
 @pytest.fixture
@@ -108,7 +114,7 @@ def test_a_file_swapped_after_the_check_is_caught_at_the_open(tmp_path: Path, wa
             os.mkfifo(target)
         return checked
 
-    monkeypatch.setattr("transcribed.untrusted.refuse_unless_regular", swapped)
+    monkeypatch.setattr("transcribed.transcription.untrusted.refuse_unless_regular", swapped)
     error = _refused(open_regular, target)
     assert error.kind == "not_a_regular_file" and "before it was opened" in str(error)
 
@@ -208,7 +214,7 @@ def test_a_sidecar_that_is_a_fifo_or_a_link_is_not_read(tmp_path: Path) -> None:
 
 def test_free_names_beside_stay_within_name_max(tmp_path: Path) -> None:
     """`x.2.json` for a name already at the limit is shortened with a hash, not ENAMETOOLONG."""
-    from transcribed.finish import NAME_MAX, free_name_beside
+    from transcribed.spool.finish import NAME_MAX, free_name_beside
 
     long_name = "a" * (NAME_MAX - len(".json")) + ".json"
     (tmp_path / long_name).write_text("{}")
@@ -220,7 +226,7 @@ def test_free_names_beside_stay_within_name_max(tmp_path: Path) -> None:
 def test_a_damaged_plan_is_held_and_retried_not_raised(tmp_path: Path) -> None:
     """A plan.json that is not JSON: the job is held (retried later, logged), the caller goes on."""
     from transcribed.config import Folders
-    from transcribed.finish import PLAN_FILE, Finisher
+    from transcribed.spool.finish import PLAN_FILE, Finisher
 
     folders = Folders(*(tmp_path / n for n in ("inbox", "outbox", "done", "failed", "state")))
     job_dir = tmp_path / "state" / "work" / "w" / "job1"
@@ -244,8 +250,7 @@ def test_sidecars_and_routes_can_set_only_transcription_options(tmp_path: Path) 
     import dataclasses
     import typing
 
-    from transcribed.config import JobOptions
-    from transcribed.config import Route
+    from transcribed.config import JobOptions, Route
 
     for name, hint in typing.get_type_hints(Route).items():
         assert "Path" not in str(hint), name
@@ -285,14 +290,13 @@ def test_umask_reads_octal_text_and_yaml_octal_numbers() -> None:
 def test_a_subfolder_swapped_for_a_link_before_the_claim_sends_no_rename_through_it(tmp_path: Path) -> None:
     """The scan saw inbox/sub/x.wav; sub became a link to a folder of the daemon's own (another
     user's done/, say): the claim refuses (O_NOFOLLOW on each folder), the file there stays."""
-    from transcribed.jobs import Claims
-    from transcribed.workers import WorkerId
+    from transcribed.spool.claim import Claims
 
     inbox, private = tmp_path / "inbox", tmp_path / "private"
     (inbox / "sub").mkdir(parents=True)
     private.mkdir()
     (private / "x.wav").write_bytes(b"RIFF")
-    claims = Claims(tmp_path / "work", WorkerId.of_this_process(), 3)
+    claims = Claims(tmp_path / "work")
     (inbox / "sub" / "x.wav").write_bytes(b"RIFF")
     ok = claims.claim(inbox / "sub" / "x.wav", PurePosixPath("sub/x.wav"))
     assert ok is not None and ok.source.exists()

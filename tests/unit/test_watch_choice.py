@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from transcribed.watcher import choose_polling, filesystem_type
+from transcribed.intake.watcher import choose_polling, filesystem_type
 
 
 def _mounts(tmp_path: Path, *entries: tuple[str, str]) -> Path:

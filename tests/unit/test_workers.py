@@ -8,9 +8,9 @@ import socket
 from pathlib import Path
 
 import pytest
-from tests.support.daemon import wait_until
 
-from transcribed.workers import (
+from tests.support.daemon import wait_until
+from transcribed.spool.workers import (
     LEASE_FILE,
     Lease,
     Liveness,

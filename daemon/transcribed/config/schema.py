@@ -94,7 +94,7 @@ class Vad:
     chunk_seconds: float = 30.0
     #: How far pyannote's 5 s analysis window moves per step (its default: 0.5). 2.5 makes the
     #: VAD ~2.5x cheaper and CPU jobs 1.15-1.5x faster, for +0.3-0.4 WER points on the corpus
-    #: (bench/knobs.py): a speed switch, not the default.
+    #: (bench/compare.py --switch): a speed switch, not the default.
     step_seconds: float = 0.5
 
 
@@ -201,7 +201,7 @@ class Batching:
 @dataclass(frozen=True)
 class Packing:
     """Short files' speech laid into one shared 30 s Whisper window, encoded once, each file
-    decoded on its own from it (packing.py, engine/shared_window.py; docs/performance.md)."""
+    decoded on its own from it (engine/packing.py, engine/shared_window.py; docs/performance.md)."""
 
     #: auto: on the CPU, where the encoder's 30 s window is most of a short file's time
     #: (measured: 1.8x faster on short clips at the same word error rate); off on a GPU until

@@ -109,9 +109,9 @@ def _word_match(text: str, expected: str) -> float:
 
 def transcribe_sample(request: dict[str, Any]) -> dict[str, Any]:
     """In the child process: load the engine as the daemon would, transcribe the sample, time it."""
-    from ..audio import decode
     from ..engine.base import Request
     from ..engine.whisperx_engine import WhisperXEngine
+    from ..transcription.audio import decode
 
     config = parse_config(request["config"])
     settings = EngineSettings(**request["settings"])

@@ -1,4 +1,17 @@
-"""Engines: what turns decoded audio into a transcript. One Protocol, a real and a fake one."""
+"""Engines: what turns decoded audio into a transcript. One Protocol, a real and a fake one.
+
+base.py            the Engine Protocol (the seam), Request, Transcript and the segment types
+whisperx_engine.py the real engine: a resident WhisperX pipeline (CTranslate2 Whisper + a VAD)
+fake.py            FakeEngine: deterministic text, scriptable failures, for fast tests and demos
+decoding.py        batched Whisper decoding of speech chunks, as whisperx does it, and what it leaves out
+packing.py         short files laid into one 30 s window: which share a window, and where each goes
+shared_window.py   a packed window encoded once, each piece decoded from it
+audio_windows.py   the samples one call reads, cut from a file's speech chunks
+silero.py          the light VAD (Silero as ONNX, no download)
+hardware.py        deciding `auto`: device, compute type, batch size, threads, and why
+models.py          finding the Whisper model: bundled, a local folder, or a named one
+oom.py             out of memory against a lost GPU, and the batch size that backs off
+"""
 
 from __future__ import annotations
 

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from .. import packing
+from . import packing
 from .base import SpeechChunk, SpeechOf
 
 #: whisperx works on 16 kHz mono.

@@ -24,7 +24,7 @@ from typing import Any
 
 import numpy as np
 
-from .. import packing
+from . import packing
 from .base import EngineSettings, Progress, Request, SpeechChunk, SpeechOf, Transcript
 
 SAMPLE_RATE = 16_000

@@ -25,9 +25,9 @@ from typing import Any
 
 import numpy as np
 
-from ..packing import Piece, Window
 from .base import Transcript, segment_of
 from .decoding import ChunkDecoder, Decoded, batches, encoder_output
+from .packing import Piece, Window
 
 #: Log-mel frames per second (whisperx's hop of 160 samples at 16 kHz), and per window.
 MEL_FRAMES_PER_SECOND = 100

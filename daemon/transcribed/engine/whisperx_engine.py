@@ -9,7 +9,7 @@ tests stay fast. Verified traps handled here (see ../shared/WHISPERX.md):
 - pyannote 4 sends telemetry on every VAD call unless PYANNOTE_METRICS_ENABLED=false, which is
   set before pyannote is first imported.
 
-Out of memory: the consumer (pipeline.py) halves the Whisper batch size and calls
+Out of memory: the consumer (transcription/pipeline.py) halves the Whisper batch size and calls
 `free_memory`. torch's empty_cache does not touch CTranslate2's own CUDA cache, so the
 CTranslate2 model is unloaded and reloaded (fast). pyannote's VAD reports its own OOM as a
 MemoryError naming its batch size (32): that batch size is halved here too, and doubled back
@@ -28,9 +28,10 @@ from typing import Any
 
 import numpy as np
 
-from .. import logs, packing
+from .. import logs
 from ..config import Config, Vad
 from ..errors import GpuLost
+from . import packing
 from .audio_windows import piece_audio, speech_inside, speech_window
 from .base import EngineSettings, Progress, Request, SpeechChunk, SpeechOf, Transcript, segment_of
 from .hardware import CPU_BATCH_SIZE

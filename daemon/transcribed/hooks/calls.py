@@ -1,4 +1,4 @@
-"""What one try of a completion hook does: run the command, or POST to the URL (hooks.py decides
+"""What one try of a completion hook does: run the command, or POST to the URL (queue.py decides
 when, and keeps the records).
 
 A command runs in its own process group with the job's JSON on stdin, so that past the timeout

@@ -8,9 +8,9 @@ from pathlib import Path, PurePosixPath
 from typing import Any
 
 from ..config import Config, Route
-from ..jobs import Job
-from ..options import route_for
-from ..workers import timestamp
+from ..spool.jobs import Job
+from ..spool.workers import timestamp
+from ..transcription.options import route_for
 
 #: The consumer's note of a job's outcome, in the job's folder (removed with the folder).
 NOTE_FILE = "hook.json"

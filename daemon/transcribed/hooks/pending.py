@@ -10,9 +10,9 @@ from pathlib import Path
 from typing import Any
 
 from .. import durable
-from ..status import ago
-from ..workers import WorkerId
-from .queue import GAVE_UP, HOOKS_FOLDER
+from ..operations.status_file import ago
+from ..spool.workers import WorkerId
+from .queue import GAVE_UP, HOOKS_FOLDER, ended
 
 
 def summary(state: Path) -> dict[str, Any]:
@@ -32,7 +32,7 @@ def summary(state: Path) -> dict[str, Any]:
             if recorded is not None:
                 oldest = recorded if oldest is None else min(oldest, recorded)
             errors = [t for t in (record.get("targets") or {}).values()
-                      if isinstance(t, dict) and t.get("error") and "settled" not in t]
+                      if isinstance(t, dict) and t.get("error") and not ended(t)]
             if errors:
                 failing += 1
                 when = _mtime(path) or 0.0

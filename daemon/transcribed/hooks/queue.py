@@ -32,9 +32,9 @@ from typing import Any
 
 from .. import __version__, durable
 from ..config import Config
-from ..jobs import Job
 from ..logs import get_logger
-from ..workers import Liveness, WorkerId, machine_identity, timestamp
+from ..spool.jobs import Job
+from ..spool.workers import Liveness, WorkerId, machine_identity, timestamp
 from .calls import SIGNATURE_HEADER, CommandRunner, environment, post_json, read_secret, signature
 from .notes import NOTE_FILE, job_note, places_of, wanted
 
@@ -57,6 +57,13 @@ READY_POLL_SECONDS = 0.25
 LEDGER_KEEP_SECONDS = 30 * 86400.0
 
 log = get_logger()
+
+
+def ended(state: Mapping[str, Any]) -> str | None:
+    """How one target's delivery ended (DELIVERED, GAVE_UP), None while it is still tried.
+    Records written before this key was named `ended` say `settled`."""
+    how = state.get("ended") or state.get("settled")
+    return str(how) if how else None
 
 
 class Hooks:
@@ -102,7 +109,7 @@ class Hooks:
 
     def before_moves(self, job_dir: Path, moves: list[tuple[Path, Path]]) -> None:
         """The finisher's step before a plan's first move: record the pending delivery, durably,
-        unless it is recorded or settled already. An OSError holds the job (its moves are retried,
+        unless it is recorded or ended already. An OSError holds the job (its moves are retried,
         and this with them), so no job is finished without its hook recorded."""
         if not self.enabled:
             return
@@ -122,7 +129,7 @@ class Hooks:
 
     def _pending_record(self, job_dir: Path, moves: list[tuple[Path, Path]]) -> dict[str, Any] | None:
         """The record to write, or None: no note, a plan that is not the note's end, or a
-        delivery already recorded or settled."""
+        delivery already recorded or ended."""
         note = self._readjob_note(job_dir)
         if note is None or not self._plan_is_the_notes(note, job_dir, moves):
             return None
@@ -158,7 +165,7 @@ class Hooks:
         return {"root": "", "relative": str(path)}
 
     def _known(self, name: str) -> bool:
-        """Is a delivery for this job pending with some worker, or settled?"""
+        """Is a delivery for this job pending with some worker, or ended (delivered, given up)?"""
         if not self.root.is_dir():
             return False
         return any((folder / f"{name}.json").exists() for folder in self.root.iterdir())
@@ -227,17 +234,17 @@ class Hooks:
         payload = durable.to_json(body).encode("utf-8")
         for target in self._targets():
             state = record["targets"].setdefault(target, {"attempts": 0, "due": 0.0})
-            if "settled" in state or self._stop.is_set() or state["due"] > time.time():
+            if ended(state) or self._stop.is_set() or state["due"] > time.time():
                 continue
             if self._try(target, state, body, payload):
                 durable.write_json_atomic(path, record)
         states = [record["targets"][t] for t in self._targets() if t in record["targets"]]
-        if len(states) == len(self._targets()) and all("settled" in s for s in states):
-            gave_up = any(s["settled"] == GAVE_UP for s in states)
-            self._settle(path, record, GAVE_UP if gave_up else DELIVERED)
+        if len(states) == len(self._targets()) and all(ended(s) for s in states):
+            gave_up = any(ended(s) == GAVE_UP for s in states)
+            self._file_away(path, record, GAVE_UP if gave_up else DELIVERED)
             return SCAN_SECONDS
-        unsettled = [s["due"] - time.time() for s in states if "settled" not in s]
-        return max(0.01, min(unsettled, default=SCAN_SECONDS))
+        open_ = [s["due"] - time.time() for s in states if not ended(s)]
+        return max(0.01, min(open_, default=SCAN_SECONDS))
 
     def _targets(self) -> list[str]:
         return [t for t in TARGETS if getattr(self.settings, t)]
@@ -260,10 +267,10 @@ class Hooks:
         fields = {"job_id": body["job_id"], "file": body["file"], "target": target,
                   "attempt": attempt, "seconds": round(time.monotonic() - started, 3)}
         if error is None:
-            state["settled"] = DELIVERED
+            state["ended"] = DELIVERED
             log.info("hook.delivered", outcome=body["outcome"], **fields)
         elif attempt >= self.settings.max_attempts:
-            state["settled"], state["error"] = GAVE_UP, error
+            state["ended"], state["error"] = GAVE_UP, error
             log.error("hook.gave_up", error=error, max_attempts=self.settings.max_attempts,
                       kept_in=str(self.root / GAVE_UP), **fields)
         else:
@@ -312,7 +319,7 @@ class Hooks:
         workers = self.work.iterdir() if self.work.is_dir() else iter(())
         return not any(os.path.lexists(folder / name) for folder in workers)
 
-    def _settle(self, path: Path, record: Mapping[str, Any], ledger: str) -> None:
+    def _file_away(self, path: Path, record: Mapping[str, Any], ledger: str) -> None:
         """Into the ledger (the whole record for one given up), then out of the pending folder."""
         folder = self.root / ledger
         folder.mkdir(parents=True, exist_ok=True)

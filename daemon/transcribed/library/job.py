@@ -2,7 +2,7 @@
 
 Its folder in the work area is a job folder like any other (`job.json`: attempts, history), plus
 `library.json`, the reference to the media where it stays: its path, its library, its content
-id and the subtitles wanted. The presence of `library.json` is what makes a job a library job.
+id and the subtitles wanted. Its record names the library source (`"intake": "library"`).
 """
 
 from __future__ import annotations
@@ -14,7 +14,7 @@ from typing import Any
 
 from .. import durable
 from ..config import Config, Route
-from ..jobs import RECORD_FILE, Job
+from ..spool.jobs import RECORD_FILE, Job
 
 #: The reference to the media in a library job's folder (its presence makes it a library job).
 LIBRARY_RECORD = "library.json"
@@ -52,7 +52,7 @@ def read_library_job(job_dir: Path) -> LibraryJob:
     """A library job back from its folder (after a restart, or adopted)."""
     ref, record = durable.read_json(job_dir / LIBRARY_RECORD), durable.read_json(job_dir / RECORD_FILE)
     return LibraryJob(
-        id=record["id"], relpath=PurePosixPath(record["relpath"]), dir=job_dir,
+        id=record["id"], relpath=PurePosixPath(record["relpath"]), dir=job_dir, intake="library",
         attempts=record.get("attempts", 0), claimed_at=record.get("claimed_at", ""),
         history=record.get("history", []), origin=Path(ref["origin"]), library=Path(ref["library"]),
         content_id=ref["content_id"], key=(int(ref["key"][0]), int(ref["key"][1])),

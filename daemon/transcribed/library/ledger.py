@@ -29,13 +29,13 @@ from pathlib import Path
 from typing import Any
 
 from .. import durable
-from ..workers import timestamp
+from ..spool.workers import timestamp
 
 #: Bytes read from each end of a file for its content id (4 MiB read per new file at most).
 EDGE_BYTES = 2 * 1024 * 1024
 LEDGER_FILE = "ledger.jsonl"
 #: Outcomes that make a scan pass a file by; `retry` cancels them.
-SETTLED = frozenset({"done", "failed", "embedded"})
+FINAL = frozenset({"done", "failed", "embedded"})
 
 
 @dataclass(frozen=True)
@@ -106,21 +106,21 @@ class Ledger:
         self._offset += end
         return count
 
-    def settled(self, path: Path, key: tuple[int, int]) -> Entry | None:
+    def final(self, path: Path, key: tuple[int, int]) -> Entry | None:
         """The record that makes a scan pass this file by (same path, size and mtime), else None."""
         entry = self._by_path.get(str(path))
-        if entry is not None and (entry.size, entry.mtime) == key and entry.outcome in SETTLED:
+        if entry is not None and (entry.size, entry.mtime) == key and entry.outcome in FINAL:
             return entry
         return None
 
     def of_id(self, cid: str) -> Entry | None:
-        """The settled record of a content id (the file may have been renamed since)."""
+        """The final record of a content id (the file may have been renamed since)."""
         entry = self._by_id.get(cid)
-        return entry if entry is not None and entry.outcome in SETTLED else None
+        return entry if entry is not None and entry.outcome in FINAL else None
 
     def entries(self) -> Iterator[Entry]:
-        """Every settled record (the latest of each id)."""
-        return (e for e in self._by_id.values() if e.outcome in SETTLED)
+        """Every final record (the latest of each id)."""
+        return (e for e in self._by_id.values() if e.outcome in FINAL)
 
     def record(self, cid: str, outcome: str, path: Path, key: tuple[int, int], **details: Any) -> None:
         """Append one record, durably, and apply it here at once."""

@@ -16,7 +16,7 @@ import time
 from pathlib import Path
 
 from .. import durable
-from ..workers import timestamp
+from ..spool.workers import timestamp
 from .job import LibraryJob
 
 #: An empty or unreadable marker this young may be one another daemon is writing: not free.

@@ -21,7 +21,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from ..config import Library
-from ..inbox import TEMPORARY_SUFFIXES
+from ..intake.inbox import TEMPORARY_SUFFIXES
 from ..languages import code_of_tag
 from ..logs import get_logger
 

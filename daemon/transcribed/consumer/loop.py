@@ -1,0 +1,354 @@
+"""The single consumer: carries jobs from their sources to their ends, in order of arrival.
+
+One job at a time; on a GPU, the next file is decoded meanwhile (prefetch.py), and several short
+files may share one model call (`process_together`), each still finished on its own. Jobs come
+from a list of job sources (the inbox first, then the libraries: spool/seam.py), each job's end
+goes back to the source that claimed it. What happens to a job is decided by one pure function
+(outcome.decide: failed with a report, retried later, or every file in flight given back and the
+daemon exits) and carried out in one place, endings.Endings.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import functools
+import os
+import threading
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import TextIO, TypeVar
+
+import structlog
+
+from .. import durable, logs
+from ..config import Config
+from ..engine.base import Engine
+from ..errors import FailedIn
+from ..hooks import Hooks
+from ..intake.arrivals import Arrivals
+from ..intake.backlog import BacklogAudio
+from ..operations.stats import Stats
+from ..spool.jobs import Job, intake_of
+from ..spool.seam import JobSource, Spool
+from ..transcription.alignment import Aligner
+from ..transcription.diarization import Diarizer
+from ..transcription.pipeline import Pipeline, Prepared
+from .endings import Endings
+from .outcome import Action, decide
+from .prefetch import Prefetch
+from .residency import Residency
+from .sharing import SharedCalls, batching_wanted, packing_wanted, share_groups
+
+log = logs.get_logger()
+
+T = TypeVar("T")
+
+
+class Consumer:
+    """Claims complete files in arrival order and runs each through the pipeline."""
+
+    def __init__(self, config: Config, spool: Spool, sources: list[JobSource], engine: Engine,  # noqa: PLR0913 - wired once, by service.py
+                 arrivals: Arrivals, wake: threading.Event, *, on_beat: Callable[[], None] = lambda: None,
+                 stats: Stats | None = None, aligner: Aligner | None = None,
+                 diarizer: Diarizer | None = None, beat_interval: float = 5.0,
+                 hooks: Hooks | None = None) -> None:
+        self.config = config
+        #: The completion hooks: told each job's end before its finish plan (hooks/).
+        self.hooks = hooks
+        self.beat_interval = beat_interval
+        self.stats = stats or Stats()
+        self.spool = spool
+        #: Where jobs come from, asked in this order (the inbox first, then the libraries).
+        self.sources = sources
+        self.arrivals = arrivals
+        self.wake = wake
+        self.on_beat = on_beat
+        self.pipeline = Pipeline(config, engine, self._beat_in_job, spool.worker.name, self.stats,
+                                 aligner, diarizer)
+        #: The models' idle unload (model.idle_unload_seconds), and the waiting audio's durations.
+        self.residency = Residency(config, engine, self.stats, aligner, diarizer)
+        #: The audio of the jobs waiting for a retry, for the queue's figures.
+        self.retries_audio = BacklogAudio()
+        #: Carries out each job's end; holds the jobs in flight and those waiting for a retry.
+        self.endings = Endings(spool, sources, self.stats, hooks)
+        self.backlog = self.endings.backlog
+        self.in_flight = self.endings.in_flight
+        #: Batching and packing of short files (sharing.py): by default batching on a GPU, packing
+        #: on the CPU.
+        self.sharing = SharedCalls(config, self.pipeline, batching=batching_wanted(config, engine),
+                                   packing=packing_wanted(config, engine))
+        self.batching, self.packing = self.sharing.batching, self.sharing.packing
+        self.prefetch = self._make_prefetch(engine) if _overlap_wanted(config, engine) else None
+        self._next_rescan = 0.0
+
+    # --- the loop --------------------------------------------------------------------------------
+
+    def run(self, stop: threading.Event) -> None:
+        """Process jobs until `stop` is set (the current job is finished first; files decoded
+        ahead go back to the inbox)."""
+        self._take_back_orphans()
+        try:
+            while not stop.is_set():
+                self.beat()
+                job = self.next_job()
+                if job is None:
+                    self._wait_for_work(stop)
+                    continue
+                together = self.sharing.files_at_most()
+                more = self._claim(together - 1) if together > 1 else []
+                if more:
+                    self.process_together([job, *more])
+                else:
+                    self.process(job)
+        finally:
+            self._give_back_prefetched()
+
+    @property
+    def current(self) -> Job | None:
+        """A job in flight (the one running, when there is only one)."""
+        return next(iter(self.in_flight.values()), None)
+
+    def next_job(self) -> Job | None:
+        """A job decoded ahead first, then a due retry or adopted job, then the oldest complete
+        file of the first source that has one."""
+        if self.prefetch is not None and (ahead := self.prefetch.first()) is not None:
+            return ahead
+        return self._next_waiting_job()
+
+    def _next_waiting_job(self) -> Job | None:
+        now = time.monotonic()
+        if now >= self._next_rescan:
+            self._take_back_orphans()
+            self._set_aside()
+            self._next_rescan = now + self.config.watch.rescan_seconds
+        for job_id, (due, job) in sorted(self.backlog.items(), key=lambda item: item[1][0]):
+            if due <= now:
+                del self.backlog[job_id]
+                return job
+        self.wake.clear()
+        claimed = self._claim(1)
+        return claimed[0] if claimed else None
+
+    def _claim(self, up_to: int) -> list[Job]:
+        """Claim up to `up_to` complete files, asking each source in turn (the inbox first);
+        none while a folder refuses finished work."""
+        self.spool.retry_held()
+        if self.spool.paused:
+            return []
+        claimed: list[Job] = []
+        for source in self.sources:
+            if len(claimed) >= up_to:
+                break
+            claimed += source.claim(up_to - len(claimed))
+        self._count_retries()
+        return claimed
+
+    def _wait_for_work(self, stop: threading.Event) -> None:
+        waits = [max(0.0, self._next_rescan - time.monotonic()), self.beat_interval]
+        if (settling := self.arrivals.next_check_in()) is not None:
+            waits.append(settling)
+        if self.backlog:
+            waits.append(max(0.0, min(due for due, _ in self.backlog.values()) - time.monotonic()))
+        unload_in = self.residency.idle(nothing_waits=not self.in_flight and not self.backlog)
+        if unload_in is not None:
+            waits.append(unload_in)
+        if not stop.is_set():
+            self.wake.wait(timeout=max(0.01, min(waits)))
+
+    def _count_retries(self) -> None:
+        """For the reports: this worker's jobs waiting for a retry wait too, with their audio
+        where their headers tell it (read once per file: backlog.py)."""
+        names = {job.source: str(job.relpath) for _, job in self.backlog.values()}
+        durations = self.retries_audio.durations(names)
+        self.stats.retries_waiting({name: durations.get(path) for path, name in names.items()})
+
+    def _load_models_again(self) -> None:
+        """After an idle unload the models come back before the job starts (its `model_load`
+        timing). If they cannot, the files in flight go back to the inbox and the error ends
+        the consumer, as a failed load at start would."""
+        try:
+            seconds = self.residency.ensure_loaded(self.beat, self.beat_interval)
+        except BaseException:
+            self.give_back_in_flight(reason="the models could not be loaded again after the idle unload")
+            raise
+        if seconds is not None:
+            self.pipeline.pending_model_load = seconds
+
+    def _take_back_orphans(self) -> None:
+        self.spool.sweep()
+        for job in self.spool.adopt_orphans(self._take_back):
+            self.backlog[job.id] = (0.0, job)
+
+    def _take_back(self, job_dir: Path) -> Job | None:
+        """A job found in this worker's folder after a crash, read back by the source that
+        claimed it."""
+        return self.endings.sources[intake_of(job_dir)].take_back(job_dir)
+
+    def _set_aside(self) -> None:
+        """What a source claims only to fail at once (a sidecar left in the inbox without its
+        audio) goes to failed/ with a report, so that nothing lies there for ever unexplained."""
+        self.spool.retry_held()
+        if self.spool.paused:
+            return
+        for source in self.sources:
+            for job, refusal in source.set_aside():
+                self.in_flight[job.id] = job
+                with self._context(job):
+                    self.endings.carry_out(job, decide(refusal, job.attempts, self.config.jobs),
+                                           stage="arrival")
+
+    def beat(self) -> None:
+        """The consumer is alive and making progress (feeds systemd's watchdog and /healthz)."""
+        self.stats.beat()
+        self.on_beat()
+
+    def _beat_in_job(self) -> None:
+        """A beat from inside a job (each stage, each decoded chunk); files claimed ahead that
+        have waited too long behind it are given back to the inbox here."""
+        self.beat()
+        if self.prefetch is not None:
+            for job in self.prefetch.overdue():
+                self.endings.requeue(job, reason="waited behind a long job; any daemon on the inbox "
+                                     "may take it")
+
+    # --- one job ---------------------------------------------------------------------------------
+
+    def process(self, job: Job) -> None:
+        """Run one job and move its file to where its outcome says; meanwhile, decode the next."""
+        began, ahead = self._begin(job)
+        if not began:
+            return
+        self._prefetch_next()
+        if ahead is not None:
+            self._attempt(job, functools.partial(self.pipeline.finish, ahead), then=self.endings.complete)
+        else:
+            self._attempt(job, functools.partial(self.pipeline.run, job), then=self.endings.complete)
+
+    def process_together(self, jobs: list[Job]) -> None:
+        """Several short files: decode and find speech for each, decode their speech in shared
+        batches (one model call per group of files with the same language and options), then
+        finish each on its own. A shared call that fails is retried file by file."""
+        prepared = []
+        for job in jobs:
+            began, ahead = self._begin(job)
+            if began:
+                ready = self._attempt(job, functools.partial(self._ready_to_share, job, ahead))
+                if ready is not None:
+                    prepared.append(ready)
+        for group in share_groups([p for p in prepared if self.sharing.may_share(p)]):
+            # A lost GPU in the shared call is settled as the first job's outcome (every file in
+            # flight goes back); any other failure leaves each file to be transcribed alone.
+            results = self._attempt(group[0].job, functools.partial(self.sharing.transcribe, group))
+            for item, result in zip(group, results or [None] * len(group), strict=True):
+                self._attempt(item.job, functools.partial(self.pipeline.finish, item, result),
+                              then=self.endings.complete)
+        for item in (p for p in prepared if not self.sharing.may_share(p)):
+            self._attempt(item.job, functools.partial(self.pipeline.finish, item), then=self.endings.complete)
+
+    def _ready_to_share(self, job: Job, ahead: Prepared | None) -> Prepared:
+        prepared = ahead or self.pipeline.prepare(job)
+        if prepared.speech is None:
+            self.pipeline.find_speech(prepared)
+        return self.pipeline.decide_language(prepared)
+
+    def _begin(self, job: Job) -> tuple[bool, Prepared | None]:
+        """Take what was prepared ahead of the job, if anything, and start it (count the
+        attempt). False: it was a poison file and went to failed/."""
+        ahead = None
+        if self.prefetch is not None and self.prefetch.holds(job):
+            ahead = self.prefetch.take(job)
+        self.in_flight[job.id] = job
+        with self._context(job):
+            outcome = decide(None, job.attempts, self.config.jobs)
+            if outcome.action is not Action.RUN:
+                self.endings.carry_out(job, outcome, stage="recovery")
+                return False, None
+            self._load_models_again()
+            self.spool.start_attempt(job)
+            log.info("job.started", attempt=job.attempts)
+        self.stats.job_started(str(job.relpath), job.id)
+        return True, ahead
+
+    @contextlib.contextmanager
+    def _context(self, job: Job) -> Iterator[None]:
+        """The job's id and file on every log event, and a copy of each in the job's own log."""
+        with structlog.contextvars.bound_contextvars(job_id=job.id, file=str(job.relpath)), \
+                _open_job_log(job) as job_log, logs.job_log(job_log):
+            yield
+
+    def _attempt(self, job: Job, work: Callable[[], T],
+                 then: Callable[[Job, T], None] | None = None) -> T | None:
+        """Run one step of a job; if it raises, decide and carry out the job's outcome (then None).
+        On success, `then` (completing the job) runs in the same job context."""
+        with self._context(job):
+            try:
+                value = work()
+            except Exception as exc:  # noqa: BLE001 - every failure is decided by outcome.decide
+                stage, error = (exc.stage, exc.error) if isinstance(exc, FailedIn) else ("finish", exc)
+                reachable = durable.reachable(job.source) is True
+                outcome = decide(error, job.attempts, self.config.jobs, reachable)
+                self.endings.carry_out(job, outcome, stage, error)
+                return None
+            if then is not None:
+                then(job, value)
+            return value
+
+    # --- decoding ahead --------------------------------------------------------------------------
+
+    def _make_prefetch(self, engine: Engine) -> Prefetch:
+        own = Pipeline(self.config, engine, lambda: None, self.spool.worker.name, Stats())
+        return Prefetch(own, self.config.overlap, self._context)
+
+    def _prefetch_next(self) -> None:
+        """Claim the next files from the inbox and start decoding them while this one is
+        transcribed. Their attempt counts when the consumer takes them, so a crash during this
+        job is not held against them. One that crashes the daemon while it is decoded ahead is
+        adopted after the restart like any other job, and adopted jobs (like retries) are never
+        decoded ahead: the next crash counts."""
+        while self.prefetch is not None and self.prefetch.room > 0:
+            claimed = self._claim(1)
+            if not claimed:
+                return
+            self.in_flight[claimed[0].id] = claimed[0]
+            self.prefetch.start(claimed[0])
+
+    def _give_back_prefetched(self) -> None:
+        """Stopping: files decoded ahead go back to the inbox, for this or another daemon."""
+        if self.prefetch is None:
+            return
+        for job in self.prefetch.close():
+            self.endings.requeue(job, reason="the daemon stops; it was claimed ahead")
+
+    def give_back_in_flight(self, reason: str) -> list[Path]:
+        """Give the files of every job in flight back to the inbox (the shutdown grace ran out:
+        called from the main thread while the consumer is still inside the engine)."""
+        return self.endings.give_back_in_flight(reason)
+
+
+@contextlib.contextmanager
+def _open_job_log(job: Job) -> Iterator[TextIO]:
+    """The job's own log file, or a sink that keeps nothing when it cannot be opened (a full
+    disk, a folder gone). Closing flushes, which a full disk refuses too. Losing the job's copy
+    of its log must not stop the consumer: the same events are on stdout."""
+    try:
+        file = open(job.log_path, "a", encoding="utf-8", errors="backslashreplace")  # noqa: SIM115 - closed below, where a full disk is tolerated
+    except OSError as exc:
+        log.warning("job.log_unavailable", path=str(job.log_path), error=str(exc))
+        file = open(os.devnull, "w", encoding="utf-8")  # noqa: SIM115 - closed below
+    try:
+        yield file
+    finally:
+        with contextlib.suppress(OSError):
+            file.close()
+
+
+def _overlap_wanted(config: Config, engine: Engine) -> bool:
+    """Decoding ahead: on a GPU (the CPU decodes while the GPU transcribes). On the CPU only with
+    the light Silero VAD: pyannote's torch threads compete with Whisper's for the same cores and
+    made 2 cores 0.88x slower, Silero's ONNX step ahead made them 1.08x faster (measured: see
+    docs/performance.md)."""
+    setting = config.overlap.enabled
+    if setting == "auto":
+        return engine.settings.device == "cuda" or config.vad.method == "silero"
+    return bool(setting)

@@ -1,0 +1,12 @@
+"""Operations: everything the daemon tells the world, all from the one `Stats`.
+
+stats.py        the one set of numbers: counters and the current state, /healthz's verdict
+progress.py     a running job's percent and ETA
+status_line.py  the one line: systemd's STATUS= and `transcribed status`'s summary
+status_file.py  the per-daemon status file, and `transcribed status` reading them all
+metrics.py      Prometheus' metrics, collected from Stats at each scrape
+listener.py     the HTTP listener: /metrics and /healthz
+notify.py       sd_notify: READY, STATUS, WATCHDOG, STOPPING
+reporter.py     what drives them: the consumer's heartbeat, GPU memory samples
+memory.py       the process's RSS, and handing freed heap back
+"""

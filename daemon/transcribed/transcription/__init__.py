@@ -1,0 +1,13 @@
+"""Transcription: one job's stages, from the source file to the staged results.
+
+pipeline.py     the stages: options, decode, voice activity, language, Whisper (OOM back-off),
+                filters, write, align, diarize
+untrusted.py    opening what a writer left: regular files only, no links, never blocking
+audio.py        PyAV decoding, the audio track, the bad-input checks (empty, truncated, too long)
+options.py      routes and sidecars over the config: one job's options
+filters.py      post-filters against hallucinated text (loops, no-speech, outside speech)
+alignment.py    word timestamps (whisperx forced alignment, resident models)
+diarization.py  speaker labels (pyannote through whisperx)
+outputs.py      whisperx's writers into the job's staging folder
+metadata.py     the `transcribed` block of a job's JSON: what ran, how, how long
+"""

@@ -1,0 +1,54 @@
+"""Writing a job's results with whisperx's own writers, into the job's staging folder.
+
+Writers are called through `write_result` on a file we open, so each output is complete and
+fsynced before the spool moves it into the outbox (the writers' own `__call__` overwrites in
+place). The JSON is the whisperx result plus a `transcribed` block of metadata.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+from ..config import Outputs
+from ..engine.base import Transcript
+from ..spool.finish import fit_name
+
+
+def writer_options(outputs: Outputs) -> dict[str, Any]:
+    """The subtitle writers read all three keys, even when they are None."""
+    return {"max_line_width": outputs.max_line_width, "max_line_count": outputs.max_line_count,
+            "highlight_words": outputs.highlight_words}
+
+
+def write_outputs(result: Transcript, metadata: Mapping[str, object], outputs: Outputs,
+                  staging: Path, stem: str, formats: tuple[str, ...] | None = None) -> dict[str, Path]:
+    """Write each format to `staging/<stem>.<format>`; returns {".json": path, ...}."""
+    from whisperx.utils import get_writer
+
+    written = {}
+    for fmt in formats or outputs.formats:
+        data = {**result, "transcribed": metadata} if fmt == "json" else result
+        path = staging / fit_name(stem, f".{fmt}")  # a 255-byte source name has no room for .json
+        with open(path, "w", encoding="utf-8") as file:
+            get_writer(fmt, str(staging)).write_result(data, file=file, options=writer_options(outputs))
+            file.flush()
+            os.fsync(file.fileno())
+        written[f".{fmt}"] = path
+    return written
+
+
+def plain_result(result: Transcript) -> Transcript:
+    """The result with numpy numbers turned into Python ones, so json.dump takes it."""
+    def plain(value: Any) -> Any:
+        if isinstance(value, dict):
+            return {k: plain(v) for k, v in value.items()}
+        if isinstance(value, (list, tuple)):
+            return [plain(v) for v in value]
+        if hasattr(value, "item") and not isinstance(value, (str, bytes)):
+            return value.item()
+        return value
+    cleaned: Transcript = plain(result)
+    return cleaned
