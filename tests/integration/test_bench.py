@@ -76,7 +76,7 @@ def test_the_plain_loop_loads_the_pipeline_the_daemon_loads() -> None:
     """Built from the engine's settings (load_model_arguments), the plain loop gives the daemon's
     text for the same file: a hand copy that drifted (another beam, threshold or language) would not."""
     result = _bench("compare", "--plain", "--files", "2", "--chunks", "1", "--runs", "1",
-                    "--max-seconds", "8", timeout=600)
+                    "--max-seconds", "8", "--set", "packing.enabled=false", timeout=600)
     assert result.returncode == 0, result.stdout + result.stderr
     row = next(line for line in result.stdout.splitlines() if line.startswith("plain "))
     assert " 2/2 " in row, result.stdout
