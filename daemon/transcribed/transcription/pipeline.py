@@ -29,7 +29,7 @@ from .audio import Audio, decode_input
 from .diarization import Diarizer
 from .metadata import Metadata, Run, job_metadata
 from .options import DECODING_KEYS, Effective, effective_options, read_sidecar
-from .outputs import plain_result, write_outputs
+from .outputs import on_media_clock, plain_result, write_outputs
 
 log = get_logger()
 
@@ -95,7 +95,8 @@ class Pipeline:
         with self._stage("decode"):
             audio = decode_input(job.source, self.config.input, options.audio_track)
         log.info("job.decoded", audio_s=round(audio.seconds, 3), declared_s=audio.declared_seconds,
-                 truncated=audio.truncated, seconds=self.run_state.timings["decode"])
+                 offset_s=audio.offset_seconds, truncated=audio.truncated,
+                 seconds=self.run_state.timings["decode"])
         self._track(job.id, audio.seconds, started)
         request = Request(language=options.language, task=options.task, file=job.relpath.name,
                           initial_prompt=options.initial_prompt, hotwords=options.hotwords,
@@ -205,8 +206,8 @@ class Pipeline:
     def _write(self, job: Job, audio: Audio, result: Transcript, options: Effective,
                started: float) -> dict[str, Path]:
         metadata = self._metadata(job, audio, result, options, started)
-        return write_outputs(plain_result(result), metadata, self.config.outputs, job.staging,
-                             job.stem, options.formats)
+        return write_outputs(on_media_clock(plain_result(result), audio.offset_seconds), metadata,
+                             self.config.outputs, job.staging, job.stem, options.formats)
 
     def _later_stages(self, result: Transcript, audio: Audio, options: Effective,
                       kept: dict[str, Path]) -> Transcript:
