@@ -512,14 +512,16 @@ def sidecar_text(form: Form) -> str | None:
     return f"audio_track: {form.track}\n"
 
 
-def speech_position(decoded: np.ndarray, reference: np.ndarray, rate: int = 16_000) -> tuple[float, float, float]:
+def speech_position(decoded: np.ndarray, reference: np.ndarray,
+                    rate: int = 16_000) -> tuple[float, float, float]:
     """Where the reference speech lies in `decoded` (both mono float samples at `rate`): its lag in
     seconds (the position of the reference's first sample), how well the loudness envelopes match
     there (normalised correlation, 1 = the same), and its level against the reference in dB."""
     def envelope(samples: np.ndarray) -> np.ndarray:
         frames = len(samples) // _HOP
         blocks = samples[: frames * _HOP].reshape(frames, _HOP).astype(np.float64)
-        return np.log(np.sqrt(np.mean(blocks**2, axis=1) + 1e-12))
+        envelope: np.ndarray = np.log(np.sqrt(np.mean(blocks**2, axis=1) + 1e-12))
+        return envelope
 
     ours, theirs = envelope(decoded), envelope(reference)
     ours, theirs = ours - ours.mean(), theirs - theirs.mean()

@@ -30,7 +30,8 @@ def _tone(seconds: float) -> np.ndarray:
     return (0.3 * np.sin(2 * np.pi * 440 * t)).astype(np.float32)
 
 
-def _video_with_audio(path: Path, video_seconds: float, audio_seconds: float, audio_at: float) -> Path:
+def _video_with_audio(path: Path, video_seconds: float, audio_seconds: float,
+                      audio_at: float) -> Path:
     """A Matroska video of `video_seconds` whose PCM audio (`audio_seconds`) starts at `audio_at`:
     Matroska gives the audio track no duration field, only a DURATION tag (its end time)."""
     import av
@@ -41,7 +42,8 @@ def _video_with_audio(path: Path, video_seconds: float, audio_seconds: float, au
         video.pix_fmt = "yuv420p"
         audio = container.add_stream("pcm_s16le", rate=RATE, layout="mono")
         for index in range(round(video_seconds * 10)):
-            frame = av.VideoFrame.from_ndarray(np.full((64, 64, 3), index * 5 % 256, np.uint8), format="rgb24")
+            image = np.full((64, 64, 3), index * 5 % 256, np.uint8)
+            frame = av.VideoFrame.from_ndarray(image, format="rgb24")
             frame.pts = index
             container.mux(video.encode(frame))
         container.mux(video.encode())
@@ -56,19 +58,21 @@ def _video_with_audio(path: Path, video_seconds: float, audio_seconds: float, au
 def test_a_video_longer_than_its_audio_is_not_truncated(tmp_path: Path) -> None:
     """4 s of video, 2 s of audio from the start: the audio track's own length is 2 s."""
     audio = decode(_video_with_audio(tmp_path / "short.mkv", 4.0, 2.0, 0.0))
-    assert (audio.seconds, audio.declared_seconds, audio.offset_seconds, audio.truncated) == (2.0, 2.0, 0.0, False)
+    assert (audio.seconds, audio.declared_seconds, audio.offset_seconds) == (2.0, 2.0, 0.0)
+    assert not audio.truncated
 
 
 def test_audio_starting_late_is_placed_on_the_media_clock(tmp_path: Path) -> None:
     """Its DURATION tag (3 s: the track's end) less its start (1 s) is its length; 1 s its offset."""
     audio = decode(_video_with_audio(tmp_path / "late.mkv", 4.0, 2.0, 1.0))
-    assert (audio.seconds, audio.declared_seconds, audio.offset_seconds, audio.truncated) == (2.0, 2.0, 1.0, False)
+    assert (audio.seconds, audio.declared_seconds, audio.offset_seconds) == (2.0, 2.0, 1.0)
+    assert not audio.truncated
 
 
 def test_a_cut_video_whose_audio_track_declares_its_length_is_still_truncated(tmp_path: Path) -> None:
     path = _video_with_audio(tmp_path / "cut.mkv", 4.0, 4.0, 0.0)
     truncate(path, 0.5)
-    with pytest.raises(BadInput, match="declares 4.00 s of audio") as caught:
+    with pytest.raises(BadInput, match=r"declares 4\.00 s of audio") as caught:
         decode(path)
     assert caught.value.kind == "truncated"
 
@@ -78,7 +82,7 @@ def test_a_plain_pcm_wav_cut_in_half_is_truncated_by_its_data_chunk(tmp_path: Pa
     path = write_wav(tmp_path / "cut.wav", _tone(4.0))
     assert wav_data_seconds(io.BytesIO(path.read_bytes())) == 4.0
     truncate(path, 0.5)
-    with pytest.raises(BadInput, match="declares 4.00 s of audio but only 2.00 s") as caught:
+    with pytest.raises(BadInput, match=r"declares 4\.00 s of audio but only 2\.00 s") as caught:
         decode(path)
     assert caught.value.kind == "truncated"
     kept = decode(path, accept_truncated=True)
@@ -91,7 +95,7 @@ def _wav_header(tag: int, data_size: int, extensible_subformat: int | None = Non
     """A RIFF/WAVE header: fmt (plain or WAVE_FORMAT_EXTENSIBLE), a LIST chunk, the data chunk's head."""
     fmt = struct.pack("<HHIIHH", tag, 1, rate, rate * block_align, block_align, 8 * block_align)
     if extensible_subformat is not None:
-        fmt += struct.pack("<HHI", 22, 8 * block_align, 4) + struct.pack("<H", extensible_subformat) + bytes(14)
+        fmt += struct.pack("<HHIH", 22, 8 * block_align, 4, extensible_subformat) + bytes(14)
     chunks = b"fmt " + struct.pack("<I", len(fmt)) + fmt + b"LIST" + struct.pack("<I", 3) + b"abc\0"
     return b"RIFF" + struct.pack("<I", 0) + b"WAVE" + chunks + b"data" + struct.pack("<I", data_size)
 
