@@ -70,9 +70,9 @@ class Failure:
     """Why a try did not bring every file, and whether another try may."""
 
     message: str
+    #: What to do about it; None for the network or the hub: the next start resumes.
+    advice: str | None = None
     retry: bool = True
-    #: The network or the hub (not the disk, not a damaged file): the next start resumes.
-    network: bool = False
 
 
 def hub_endpoint() -> str:
@@ -101,9 +101,8 @@ def download_snapshot(name: str, cache: HubCache, progress_seconds: float) -> Sn
     kept = cache.bytes_on_disk(listing.files)
     raise TranscribedError(
         f"model {name!r} ({listing.repo_id}) could not be downloaded from {endpoint} into "
-        f"{cache.root}: {failure.message}; " + (
-            f"{kept} of {listing.total} bytes are there, and the next start resumes"
-            if failure.network else "check the hub (or mirror) that HF_ENDPOINT names"))
+        f"{cache.root}: {failure.message}; "
+        + (failure.advice or f"{kept} of {listing.total} bytes are there, and the next start resumes"))
 
 
 def _fetch_checked(name: str, cache: HubCache, listing: Listing, endpoint: str,
@@ -129,9 +128,10 @@ def _fetch_checked(name: str, cache: HubCache, listing: Listing, endpoint: str,
             if not damaged:
                 return None
             failure = Failure(f"{', '.join(damaged)} did not match the hash the hub lists for it "
-                              f"({'twice; ' if refetched else ''}deleted)", retry=not refetched)
+                              f"({'twice; ' if refetched else ''}deleted)",
+                              "check the hub (or mirror) that HF_ENDPOINT names", retry=not refetched)
             refetched = True
-        elif failure.network and cache.bytes_on_disk(listing.files) <= reached:
+        elif failure.advice is None and cache.bytes_on_disk(listing.files) <= reached:
             return failure  # no further than before: the hub is gone, not flaky
         if not failure.retry:
             return failure
@@ -177,10 +177,12 @@ def _fetch(cache: HubCache, listing: Listing, endpoint: str) -> Failure | None:
     except Exception as exc:  # noqa: BLE001 - requests or the disk; told apart below
         message = f"{type(exc).__name__}: {first_line(exc)}"
         if isinstance(exc, OSError) and exc.errno in DISK_ERRNOS:
-            return Failure(message, retry=False)
+            needed = listing.total - cache.bytes_on_disk(listing.files)
+            return Failure(message, f"{cache.root} must be writable with {needed} more bytes free, "
+                           "or model.download_dir set to a folder that is", retry=False)
         # requests' errors are OSErrors without an errno: a dropped or refused connection, a
         # short read ("Consistency check failed"), the hub's HTTP errors.
-        return Failure(message, network=True)
+        return Failure(message)
     return None
 
 
