@@ -193,15 +193,15 @@ def check_model(report: Report, config: Config) -> ResolvedModel | None:
     if model.damaged:
         detail = (f"{model.name}: the cached {model.damaged}; the daemon deletes it at its next "
                   f"start and downloads it again from {endpoint}")
+        advice = "give the next start network access to the hub (or the mirror HF_ENDPOINT names)"
     else:
         partial = (f" ({model.partial_bytes} bytes of an interrupted download are there: the next "
                    "start resumes it)" if model.partial_bytes else "")
         detail = (f"{model.name} is not in {config.model.download_dir} yet{partial}: the daemon "
                   f"downloads {repo_id} from {endpoint} once, at its first start")
-    report.add("model", "Model", WARN, detail,
-               "give the first start network access (HF_ENDPOINT may name a mirror of the hub), or "
-               "copy a model folder there and set model.name to it",
-               **model.describe(), repo_id=repo_id, endpoint=endpoint)
+        advice = ("give the first start network access (HF_ENDPOINT may name a mirror of the hub), "
+                  "or copy a model folder there and set model.name to it")
+    report.add("model", "Model", WARN, detail, advice, **model.describe(), repo_id=repo_id, endpoint=endpoint)
     return model
 
 
