@@ -95,9 +95,12 @@ def download_snapshot(name: str, cache: HubCache, progress_seconds: float) -> Sn
              commit=listing.commit, endpoint=endpoint, into=str(cache.root), files=len(listing.files),
              total_bytes=listing.total, resumed_bytes=before, xet=not constants.HF_HUB_DISABLE_XET)
     started = time.monotonic()
-    failure = _fetch_checked(name, cache, listing, endpoint, progress_seconds)
-    if failure is None:
-        return _finish(name, cache, listing, endpoint, before, started)
+    try:
+        failure = _fetch_checked(name, cache, listing, endpoint, progress_seconds)
+        if failure is None:
+            return _finish(name, cache, listing, endpoint, before, started)
+    except OSError as exc:  # our own writes into the cache: a damaged file deleted, the record, the ref
+        failure = Failure(f"{type(exc).__name__}: {exc}", f"{cache.root} must be writable")
     kept = cache.bytes_on_disk(listing.files)
     raise TranscribedError(
         f"model {name!r} ({listing.repo_id}) could not be downloaded from {endpoint} into "

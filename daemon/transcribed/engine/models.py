@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from ..errors import ConfigError
+from ..errors import ConfigError, TranscribedError
 from ..logs import get_logger
 from .hub_cache import REQUIRED_FILES, Damaged, HubCache, Origin, Snapshot, cached_snapshot
 
@@ -102,7 +102,11 @@ def resolve_model(name: str, download_dir: Path, download: bool = True,
                                  partial_bytes=cache.partial_bytes(), damaged=found.describe())
         log.warning("model.corrupt", model=name, file=found.file, blob=str(found.blob),
                     problem=found.problem, action="deleted; it is downloaded again")
-        found.discard()
+        try:
+            found.discard()
+        except OSError as exc:  # a read-only cache: the damaged file must not be loaded either
+            raise TranscribedError(f"model {name!r}: the cached {found.describe()}, and it cannot be "
+                                   f"deleted ({exc.strerror}); delete {found.blob} by hand") from None
     elif isinstance(found, Snapshot):
         return ResolvedModel(name, found.path, "cached", found.origin)
     if not download:
