@@ -179,6 +179,8 @@ class Pipeline:
                 self.governor.succeeded()
         result = self._filtered(plain_result(result), options)
         result["text_language"] = translation.text_language(result["language"], options.task)
+        if options.task == "translate" and options.align is not False:
+            self.run_state.notes["alignment"] = translation.NOT_ALIGNED
         if result.get("language_probability") is not None:
             log.info("job.language_detected", language=result["language"],
                      probability=result["language_probability"])
@@ -238,9 +240,7 @@ class Pipeline:
         A translation is not aligned: its English words were never spoken, and forcing them onto
         the speech gives timings of nothing (measured: docs/languages.md); whisperX's CLI turns
         alignment off for translation too."""
-        if options.task == "translate" and options.align is not False and result["segments"]:
-            self.run_state.notes["alignment"] = "off: translated text is not aligned"
-        elif options.align is not False and result["segments"]:
+        if options.align is not False and options.task != "translate" and result["segments"]:
             with self._stage("align"):
                 result = self._guarded("align", kept, lambda: self._align(result, audio, options))
         if options.diarize and result["segments"]:

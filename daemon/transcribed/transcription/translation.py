@@ -23,6 +23,8 @@ from .outputs import plain_result
 
 #: What Whisper's translate task writes.
 TRANSLATION_LANGUAGE = "en"
+#: The metadata's `alignment` for a translation.
+NOT_ALIGNED = "off: translated text is not aligned"
 
 
 def text_language(spoken: str | None, task: str) -> str | None:
