@@ -271,7 +271,7 @@ class Pipeline:
             raise TranscribedError(f"no diarization pipeline ({reason})")
         turns = self.diarizer.turns(audio.samples, options.min_speakers, options.max_speakers)
         self.run_state.speaker_turns = turns
-        labelled = assign_speakers(turns, result)
+        labelled = assign_speakers(turns, result.copy())  # a new result: the outputs are written again
         speakers = {s.get("speaker") for s in labelled["segments"]} - {None}
         self.run_state.notes["speakers"] = len(speakers)
         return labelled
