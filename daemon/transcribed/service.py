@@ -17,12 +17,13 @@ import signal
 import sys
 import threading
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from types import FrameType
+from typing import TYPE_CHECKING
 
 from . import __version__, logs
 from .config import Config
-from .config.checks import parse_umask
+from .config.checks import check_english_only_model, parse_umask
 from .consumer.loop import Consumer
 from .engine.base import Engine
 from .errors import GpuLost
@@ -38,9 +39,12 @@ from .operations.stats import Stats
 from .spool.folder import WorkFolder
 from .spool.seam import JobSource, Spool
 from .spool.workers import WorkerId
-from .transcription.alignment import Aligner
+from .transcription.alignment import Aligner, languages_to_preload, refuse_unalignable
 from .transcription.audio import max_audio_seconds
 from .transcription.diarization import Diarizer
+
+if TYPE_CHECKING:
+    from .engine.models import ResolvedModel
 
 EXIT_OK = 0
 EXIT_ERROR = 1
@@ -55,16 +59,22 @@ log = logs.get_logger()
 
 def build_engine(config: Config, kind: str = "whisperx") -> Engine:
     """The engine the config asks for, with every `auto` decided (and the reasons logged)."""
+    from .engine.whisperx_engine import keep_libraries_offline_and_private
+
+    keep_libraries_offline_and_private()  # before the model is found: the hub client reads it
     if kind == "fake":
         from .engine.fake import FakeEngine
 
-        return FakeEngine.from_environment()
+        fake = FakeEngine.from_environment()
+        if fake.find_model:
+            found = find_model(config)
+            fake.settings = replace(fake.settings, model=found.name, model_path=str(found.path),
+                                    model_source=found.source)
+        return fake
     from .engine.hardware import choose, probe
-    from .engine.models import resolve_model
-    from .engine.whisperx_engine import WhisperXEngine, keep_libraries_offline_and_private
+    from .engine.whisperx_engine import WhisperXEngine
 
-    keep_libraries_offline_and_private()
-    resolved = resolve_model(config.model.name, config.model.download_dir)
+    resolved = find_model(config)
     hardware = probe(config.model.device_index)
     settings = choose(config.model, hardware, resolved.path, resolved.source)
     log.info("engine.settings", **settings.describe(), reasons=settings.reasons,
@@ -73,19 +83,36 @@ def build_engine(config: Config, kind: str = "whisperx") -> Engine:
     return WhisperXEngine(config, settings)
 
 
+def find_model(config: Config) -> ResolvedModel:
+    """The configured model's folder, downloaded first when it is a named model not in the cache
+    (with `model.download_progress` every `log.progress_seconds`); logged as `model.resolved`."""
+    from .engine.models import resolve_model
+
+    resolved = resolve_model(config.model.name, config.model.download_dir,
+                             progress_seconds=config.log.progress_seconds)
+    log.info("model.resolved", **resolved.describe())
+    return resolved
+
+
 def load_later_stages(config: Config, engine: Engine) -> tuple[Aligner, Diarizer]:
-    """The alignment models for the languages known at start, and the diarization pipeline."""
+    """The alignment models for the languages known at start where alignment may run, and the
+    diarization pipeline where the configuration asks for speakers anywhere (a sidecar that
+    asks loads it later). Alignment that cannot work is refused here, naming the key."""
     device = engine.settings.device
     aligner = Aligner(config, device)
-    languages = [*config.align.preload, *(o.language for o in config.routes.values() if o.language)]
-    if config.model.language:
-        languages.append(config.model.language)
-    if not engine.multilingual or engine.settings.model.endswith(".en"):
-        languages.append("en")
-    aligner.preload(languages)
+    refuse_unalignable(config, aligner)
+    english_only = not engine.multilingual or engine.settings.model.endswith(".en")
+    aligner.preload(languages_to_preload(config, english_only))
     diarizer = Diarizer(config, device)
-    diarizer.load()
+    diarizer.load_at_start()
     return aligner, diarizer
+
+
+def refuse_what_the_model_cannot_do(config: Config, engine: Engine) -> None:
+    """Another language than English, or a translation, asked of an English-only model (known
+    once it is loaded) is refused, naming the key (config/checks.py)."""
+    if not engine.multilingual:
+        check_english_only_model(config, engine.settings.model)
 
 
 @dataclass
@@ -172,6 +199,7 @@ class Service:
                  device=settings.device, compute_type=settings.compute_type)
         started = time.monotonic()
         engine.load()
+        refuse_what_the_model_cannot_do(self.config, engine)
         seconds = round(time.monotonic() - started, 3)
         self.stats.model_loaded(settings.model, settings.device, seconds, settings.batch_size)
         log.info("model.loaded", model=settings.model, seconds=seconds,

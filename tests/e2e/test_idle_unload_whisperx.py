@@ -53,7 +53,8 @@ def test_unloaded_tiny_en_gives_memory_back_and_transcribes_the_same_after_the_r
 
     assert loaded_rss is not None and unloaded_rss is not None
     assert unloaded_rss < loaded_rss - 20 * 2**20, (loaded_rss, unloaded_rss)  # tiny.en's weights and more
-    assert seconds is not None and 0 < seconds <= reload_wall < 60
+    # The daemon rounds its figure to the millisecond: 0.8299 s of wall time is logged as 0.830.
+    assert seconds is not None and 0 < seconds <= reload_wall + 0.0005 and reload_wall < 60
     assert after == before and word_error_rate(clip(ENGLISH).reference, after, "en") < 0.25
     assert figures.count(100.0) == 2, f"each transcription reports up to 100 %: {figures}"
     assert beats or seconds < 0.05, "the consumer beats while the models load again"

@@ -10,6 +10,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Literal
 
+from ..languages import Language
 from .per_file import Auto, Library, Route
 
 #: Extensions taken from the inbox by default: audio, then video (phones, cameras and camcorders,
@@ -57,9 +58,13 @@ class Model:
     #: auto: 16 on a large enough GPU, 4 on the CPU. Halved on CUDA out-of-memory.
     batch_size: int | Auto = "auto"
     #: null: detect per file (multilingual models); English-only models always use "en".
-    language: str | None = None
-    #: Detection picks the most probable of these (two-letter codes, e.g. [en, de]); empty: any.
-    languages: tuple[str, ...] = ()
+    #: A code (de) or whisperX's name of it (German).
+    language: Language | None = None
+    #: Detection picks the most probable of these (codes or names, e.g. [en, de]); empty: any.
+    languages: tuple[Language, ...] = ()
+    #: transcribe: text in the spoken language; translate: English text (Whisper's translation;
+    #: needs a multilingual model, and is not word-aligned: docs/languages.md).
+    task: Literal["transcribe", "translate"] = "transcribe"
     #: auto: the CPUs this process may use.
     cpu_threads: int | Auto = "auto"
     beam_size: int = 5
@@ -144,7 +149,7 @@ class Audio:
     #: auto: the stream flagged default, else the first; a number: that audio stream (0 is the
     #: first); a list of languages (two-letter, e.g. [de, en]): the first stream tagged with
     #: the first of them present, else auto.
-    track: Auto | int | tuple[str, ...] = "auto"
+    track: Auto | int | tuple[Language, ...] = "auto"
 
 
 @dataclass(frozen=True)
@@ -245,10 +250,10 @@ class Align:
     enabled: bool | Auto = "auto"
     #: null: whisperx's default per language; a Hugging Face name or a local directory for all
     #: languages; or a mapping language -> name or directory.
-    model: str | dict[str, str] | None = None
+    model: str | dict[Language, str] | None = None
     #: Languages whose models are loaded (downloaded once) at start; the configured language and
     #: English for .en models always are. At job time models are only loaded from disk.
-    preload: tuple[str, ...] = ()
+    preload: tuple[Language, ...] = ()
     #: How many languages' models stay resident.
     cache_size: int = 2
 
@@ -302,7 +307,8 @@ class Log:
 
     format: Literal["json", "console"] = "json"
     level: Literal["debug", "info", "warning", "error"] = "info"
-    #: `job.progress` events: at most one per this many seconds (and per 5 % of the job).
+    #: `job.progress` events: at most one per this many seconds (and per 5 % of the job); also
+    #: `model.download_progress` while a named model downloads (at most every 0.5 s).
     progress_seconds: float = 10.0
 
 

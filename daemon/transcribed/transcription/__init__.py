@@ -9,7 +9,8 @@ declared.py     an audio stream's own declared length, and its start on the medi
 options.py      routes and sidecars over the config: one job's options
 filters.py      post-filters against hallucinated text (loops, no-speech, outside speech)
 alignment.py    word timestamps (whisperx forced alignment, resident models)
-diarization.py  speaker labels (pyannote through whisperx)
+diarization.py  speaker labels (pyannote through whisperx), loaded at start or for the first file asking
+translation.py  the language of the text, and the English translation beside a transcript
 outputs.py      whisperx's writers into the job's staging folder
 metadata.py     the `transcribed` block of a job's JSON: what ran, how, how long
 """

@@ -31,10 +31,14 @@ def writer_options(outputs: Outputs) -> dict[str, Any]:
 
 
 def write_outputs(result: Transcript, metadata: Mapping[str, object], outputs: Outputs,
-                  staging: Path, stem: str, formats: tuple[str, ...] | None = None) -> dict[str, Path]:
-    """Write each format to `staging/<stem>.<format>`; returns {".json": path, ...}."""
+                  staging: Path, stem: str, formats: tuple[str, ...] | None = None, *,
+                  offset_seconds: float) -> dict[str, Path]:
+    """Write each format to `staging/<stem>.<format>`, every time moved onto the media's clock by
+    `offset_seconds` (the audio stream's start: `Audio.offset_seconds`, which every caller must
+    give); returns {".json": path, ...}."""
     from whisperx.utils import get_writer
 
+    result = on_media_clock(result, offset_seconds)
     written = {}
     for fmt in formats or outputs.formats:
         data = {**result, "transcribed": metadata} if fmt == "json" else result
