@@ -16,7 +16,7 @@ import structlog
 from tests.support.consumer import close_consumers
 from tests.support.corpus import clip, corpus_available
 from tests.support.daemon import Folders
-from tests.support.media_forms import SPEECH_CLIP, Matrix, build_matrix
+from tests.support.media_forms import FORMS, SPEECH_CLIP, Matrix, build_matrix
 from tests.support.threads import THREAD_GRACE_SECONDS, describe, threads_left_running
 
 IN_CI = bool(os.environ.get("CI"))
@@ -94,4 +94,4 @@ def media_matrix(corpus: None, tmp_path_factory: pytest.TempPathFactory) -> Matr
         if IN_CI:
             pytest.fail("ffmpeg is needed to make the media forms")
         pytest.skip("ffmpeg is not installed")
-    return build_matrix(clip(SPEECH_CLIP).path, tmp_path_factory.mktemp("media-forms"))
+    return build_matrix(clip(SPEECH_CLIP).path, tmp_path_factory.mktemp("media-forms"), FORMS)
