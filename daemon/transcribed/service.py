@@ -146,6 +146,7 @@ class Service:
         if self.config.libraries:
             self.config = library_routes(self.config)  # each library is a route over its folder
         self.hooks = Hooks(self.config, worker_id)  # its pending records are written by the finisher
+        self.hooks.tally.stats = self.stats  # what waits, for the status page
         spool = WorkFolder(self.config, worker_id, before_moves=self.hooks.before_moves)
         spool.prepare()
         arrivals = Arrivals(self.config.watch.settle_seconds)

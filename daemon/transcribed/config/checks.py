@@ -7,13 +7,16 @@ Every error names the key, as `.load`'s do.
 from __future__ import annotations
 
 import dataclasses
+import ipaddress
 import os
+import string
 import urllib.parse
 from typing import Any
 
 from .. import languages
 from ..errors import ConfigError
 from .per_file import JobOptions, Library, Route
+from .retention import check_retention
 from .schema import (
     HOOK_EVENTS,
     KNOWN_FORMATS,
@@ -23,6 +26,7 @@ from .schema import (
     Hooks,
     Input,
     Metrics,
+    Notify,
     Vad,
 )
 
@@ -38,6 +42,9 @@ MIN_STALE_AFTER_SECONDS = 10
 #: light of the other), and the longest file packed (two must fit a 30 s window with their gap).
 MIN_PACKING_GAP_SECONDS = 1.0
 MAX_PACKED_AUDIO_SECONDS = 14.0
+#: The fields a notification's title and body may name (hooks/message.py fills them).
+MESSAGE_FIELDS = ("file", "name", "outcome", "outcome_text", "summary", "duration", "took",
+                  "language", "first_words", "error", "error_kind", "results", "where", "job_id")
 
 
 def check_values(config: Config) -> None:
@@ -54,6 +61,7 @@ def check_values(config: Config) -> None:
     _check_folders(config.folders)
     _check_metrics(config.metrics)
     _check_hooks(config.hooks)
+    check_retention(config.retention)
     _check_input(config.input)
     _check_track("audio.track", config.audio.track)
     _check_decoding("model", config.model)
@@ -281,6 +289,24 @@ def _check_hooks(hooks: Hooks) -> None:
         raise ConfigError("hooks.retry_delay_seconds: expected 0 or more")
     _positive("hooks.max_attempts", hooks.max_attempts)
     _check_hook_events("hooks.events", hooks.events)
+    _check_notify(hooks.notify)
+
+
+def _check_notify(notify: Notify) -> None:
+    """The templates name only fields a message has (`{file}`, `{summary}`...), with no attribute
+    or index lookups: a template is text, not code."""
+    for key in ("title", "body"):
+        template = getattr(notify, key)
+        try:
+            fields = [name for _, name, _, _ in string.Formatter().parse(template) if name is not None]
+        except ValueError as exc:
+            raise ConfigError(f"hooks.notify.{key}: not a valid template ({exc}); a literal brace "
+                              "is written {{ or }}") from None
+        unknown = [name for name in fields if name not in MESSAGE_FIELDS]
+        if unknown:
+            raise ConfigError(f"hooks.notify.{key}: unknown field {{{unknown[0]}}}; known: "
+                              + ", ".join(f"{{{name}}}" for name in MESSAGE_FIELDS))
+    _positive("hooks.notify.first_words", notify.first_words)
 
 
 def _check_hook_events(key: str, events: tuple[str, ...]) -> None:
@@ -296,6 +322,12 @@ def _check_metrics(metrics: Metrics) -> None:
                           f"{metrics.stale_after_seconds}")
     if metrics.listen is not None:
         parse_listen(metrics.listen)
+    for network in metrics.status_page_clients:
+        try:
+            ipaddress.ip_network(network, strict=False)
+        except ValueError:
+            raise ConfigError(f"metrics.status_page_clients: expected networks or addresses, e.g. "
+                              f"[127.0.0.0/8, \"::1\", 192.168.1.0/24], got {network!r}") from None
 
 
 def _positive(key: str, value: Any, allow_auto: bool = False) -> None:

@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import Literal
 
 from .per_file import Auto, Library, Route
+from .retention import Retention
 
 #: Extensions taken from the inbox by default (audio and the usual video containers).
 DEFAULT_EXTENSIONS = (
@@ -268,6 +269,22 @@ HOOK_EVENTS = ("done", "failed")
 
 
 @dataclass(frozen=True)
+class Notify:
+    """Notifications through Apprise (ntfy, Gotify, Telegram, Matrix, e-mail and a hundred more):
+    a third kind of completion hook, on the same queue, events and retries (docs/notifications.md)."""
+
+    #: A file of Apprise URLs, one per line (blank lines and `#` comments skipped). They hold
+    #: tokens and passwords: read at start, never logged. null: no notifications.
+    urls_file: Path | None = None
+    #: The message's title and body; `{name}` fields are filled per job (docs/notifications.md).
+    #: Lines of the body left empty (a field with nothing to say) are dropped.
+    title: str = "{outcome_text}: {name}"
+    body: str = "{summary}\n{first_words}\n{where}"
+    #: How many words of the transcript `{first_words}` quotes.
+    first_words: int = 25
+
+
+@dataclass(frozen=True)
 class Hooks:
     """What runs, or is called, when a job ends: a command and a webhook (docs/hooks.md).
 
@@ -289,6 +306,8 @@ class Hooks:
     retry_delay_seconds: float = 10.0
     #: Which outcomes fire (overridable per route with `hooks_events`).
     events: tuple[str, ...] = HOOK_EVENTS
+    #: Notifications through Apprise, a URL file away.
+    notify: Notify = field(default_factory=Notify)
 
 
 @dataclass(frozen=True)
@@ -311,6 +330,9 @@ class Metrics:
     #: /healthz and `status --check` say unhealthy when the consumer's heartbeat is older than
     #: this (it beats at least every 5 s, and during long jobs from the engine's progress).
     stale_after_seconds: float = 120.0
+    #: Networks whose clients may read the status page at / (a person's view: file names, the
+    #: last jobs and their errors). Loopback only by default; [] turns the page off.
+    status_page_clients: tuple[str, ...] = ("127.0.0.0/8", "::1")
 
 
 @dataclass(frozen=True)
@@ -352,6 +374,7 @@ class Config:
     #: Media library folders whose files get subtitles beside them (docs/libraries.md).
     libraries: tuple[Library, ...] = ()
     hooks: Hooks = field(default_factory=Hooks)
+    retention: Retention = field(default_factory=Retention)
     log: Log = field(default_factory=Log)
     metrics: Metrics = field(default_factory=Metrics)
     daemon: Daemon = field(default_factory=Daemon)
