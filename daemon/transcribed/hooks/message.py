@@ -16,6 +16,7 @@ from pathlib import Path, PurePosixPath
 from typing import Any
 
 from ..config import Notify
+from ..operations.progress import describe_duration
 
 #: Words of the transcript a note keeps (`hooks.notify.first_words` quotes up to this many).
 NOTE_WORDS = 60
@@ -84,17 +85,10 @@ def _where(body: Mapping[str, Any], results: list[str], failed: bool) -> str:
 
 
 def describe_seconds(seconds: Any) -> str:
-    """A duration as a person says it: "42 s", "3 min 10 s", "1 h 02 min"; "" when unknown."""
+    """A duration as a person says it ("3 min 10 s"); "" when unknown."""
     if not isinstance(seconds, (int, float)) or seconds < 0:
         return ""
-    total = round(seconds)
-    if total < 60:
-        return f"{max(total, 1) if seconds > 0 else 0} s"
-    minutes, secs = divmod(total, 60)
-    if minutes < 60:
-        return f"{minutes} min {secs} s" if secs else f"{minutes} min"
-    hours, minutes = divmod(minutes, 60)
-    return f"{hours} h {minutes:02d} min"
+    return describe_duration(max(seconds, 1.0) if seconds > 0 else 0.0)
 
 
 def quote(text: str, words: int) -> str:
