@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import base64
 import contextlib
+import fcntl
 import itertools
 import json
 import os
@@ -29,8 +30,9 @@ CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
 FLAGS = ("--headless", "--no-sandbox", "--disable-gpu", "--no-first-run",
          "--disable-background-networking", "--disable-component-update", "--disable-sync",
          "--remote-debugging-pipe")
-#: A phone: 390 x 844 CSS pixels (the page must read well there).
-PHONE = {"width": 390, "height": 844, "deviceScaleFactor": 2, "mobile": True}
+#: A phone: 390 x 844 CSS pixels (the page must read well there), one device pixel each (small
+#: screenshots).
+PHONE = {"width": 390, "height": 844, "deviceScaleFactor": 1, "mobile": True}
 
 
 class DevToolsError(RuntimeError):
@@ -53,11 +55,14 @@ class Browser:
         self.profile.mkdir(parents=True, exist_ok=True)
         to_browser_r, self._to_browser = os.pipe()
         self._from_browser, from_browser_w = os.pipe()
+        # Above 4, so that `3<&x 4>&y` cannot overwrite one with the other (bash: dash takes one digit).
+        to_browser_r, from_browser_w = _above(to_browser_r), _above(from_browser_w)
         argv = [CHROMIUM, *FLAGS, f"--user-data-dir={self.profile}", "about:blank"]
         # The pipes must be the browser's fds 3 and 4: the shell's redirections put them there.
         command = f"exec {shlex.join(argv)} 3<&{to_browser_r} 4>&{from_browser_w}"
-        self.process = subprocess.Popen(["sh", "-c", command], pass_fds=(to_browser_r, from_browser_w),
-                                        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        self._log = (self.profile.parent / f"{self.profile.name}.log").open("wb")
+        self.process = subprocess.Popen(["bash", "-c", command], pass_fds=(to_browser_r, from_browser_w),
+                                        stdout=subprocess.DEVNULL, stderr=self._log)
         os.close(to_browser_r)
         os.close(from_browser_w)
         target = self.send("Target.createTarget", {"url": "about:blank"})["targetId"]
@@ -75,6 +80,7 @@ class Browser:
             except subprocess.TimeoutExpired:
                 self.process.kill()
                 self.process.wait(timeout=10)
+        self._log.close()
         for fd in (self._to_browser, self._from_browser):
             with contextlib.suppress(OSError):
                 os.close(fd)
@@ -104,7 +110,9 @@ class Browser:
                 raise DevToolsError(f"no answer to {waiting_for} within {self.timeout} s")
             chunk = os.read(self._from_browser, 1 << 16)
             if not chunk:
-                raise DevToolsError(f"the browser went away while {waiting_for} was pending")
+                said = (self.profile.parent / f"{self.profile.name}.log").read_text(errors="replace")
+                raise DevToolsError(f"the browser went away while {waiting_for} was pending; it said: "
+                                    f"{said[-3000:]}")
             self._buffer += chunk
         line, self._buffer = self._buffer.split(b"\0", 1)
         return dict(json.loads(line))
@@ -146,3 +154,10 @@ class Browser:
 
     def text(self) -> str:
         return str(self.evaluate("document.body.innerText"))
+
+
+def _above(fd: int, lowest: int = 10) -> int:
+    """The same pipe end on a descriptor number of at least `lowest` (the old one closed)."""
+    moved = fcntl.fcntl(fd, fcntl.F_DUPFD, lowest)
+    os.close(fd)
+    return moved

@@ -47,7 +47,8 @@ padding:0 .5rem;border-radius:1rem;font-size:.85rem;font-weight:600;border:1px s
 li{padding:.45rem 0;border-top:1px solid var(--line)}li:first-child{border-top:0}
 .name{font-weight:600;overflow-wrap:anywhere}code{font-size:.85rem;overflow-wrap:anywhere}
 .row{display:flex;justify-content:space-between;gap:.5rem}.alert{border-left:.3rem solid var(--warn)}
-.alert.bad{border-left-color:var(--bad);color:inherit}
+.alert.bad{border-left-color:var(--bad);color:inherit}.results{margin-top:.25rem}
+.results li{border:0;padding:0}
 """
 
 
