@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 import re
+import string
 from collections.abc import Mapping
 from pathlib import Path, PurePosixPath
 from typing import Any
@@ -54,8 +55,15 @@ def render(notify: Notify, body: Mapping[str, Any]) -> tuple[str, str]:
     """The notification's title and body for this delivery."""
     values = fields(body, notify.first_words)
     title = notify.title.format(**values).strip()
-    lines = [line.rstrip() for line in notify.body.format(**values).splitlines()]
-    return title, "\n".join(line for line in lines if line.strip())
+    lines = []
+    for line in notify.body.splitlines():
+        named = [name for _, name, _, _ in string.Formatter().parse(line) if name]
+        if named and not any(values[name] for name in named):
+            continue  # every field of the line had nothing to say: no line of punctuation
+        text = line.format(**values).rstrip()
+        if text.strip():
+            lines.append(text)
+    return title, "\n".join(lines)
 
 
 def _summary(values: Mapping[str, str], failed: bool) -> str:

@@ -27,6 +27,7 @@ from typing import Any
 from .. import durable
 from ..logs import get_logger
 from ..spool.finish import free_name_beside
+from .items import Item
 from .select import Verdict
 
 #: Retention's own folder under `folders.state`: the journal and the lock.
@@ -84,12 +85,27 @@ class Carrier:
                                  "bytes": item.size, "files": [str(f) for f in item.files],
                                  "record": str(item.record) if item.record else None}
         if archive is not None:
-            moves = []
-            for path in item.files:  # the item's names differ, so only what is there may clash
-                dst = archive / path.relative_to(self.roots[item.folder])
-                moves.append([str(path), str(free_name_beside(dst) if os.path.lexists(dst) else dst)])
-            entry["moves"] = moves
+            entry["moves"] = [[str(src), str(dst)] for src, dst in self._destinations(item, archive)]
         return entry
+
+    def _destinations(self, item: Item, archive: Path) -> list[tuple[Path, Path]]:
+        """Where each file goes in the archive: the folder's layout kept; when a name is taken
+        there, the whole item gets `.2`, `.3`... (`talk.2.mp3`, `talk.2.mp3.error.json`), so its
+        files keep their record's name."""
+        relative = item.anchor.relative_to(self.roots[item.folder])
+        stem, dot, extension = relative.name.rpartition(".")
+        for n in range(1, 100_000):
+            if n == 1:
+                anchor = relative.name
+            elif dot and stem and item.folder != "outbox":  # an outbox anchor is a stem already
+                anchor = f"{stem}.{n}.{extension}"
+            else:
+                anchor = f"{relative.name}.{n}"
+            moves = [(path, archive / relative.parent / (anchor + path.name[len(relative.name):]))
+                     for path in item.files]
+            if not any(os.path.lexists(dst) for _, dst in moves):
+                return moves
+        raise RuntimeError(f"no free name for {item.name} in {archive}")
 
     def _carry_entries(self, entries: list[dict[str, Any]], journal: bool = False) -> None:
         if journal:

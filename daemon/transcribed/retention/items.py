@@ -22,7 +22,7 @@ import contextlib
 import os
 from collections.abc import Iterator
 from dataclasses import dataclass
-from pathlib import Path, PurePosixPath
+from pathlib import Path
 from typing import Any
 
 from .. import durable
@@ -47,6 +47,9 @@ class Item:
     folder: str
     #: The item's name under its folder (a person reads it in the log and in --dry-run).
     name: str
+    #: The name every file of the item starts with (`talk.mp3` for `talk.mp3.error.json`; a
+    #: results' stem), so an archive that has the name already gives all of them one new one.
+    anchor: Path
     #: Every file, the record last.
     files: tuple[Path, ...]
     #: The file that says what the others are (None: an item of one file, or no record).
@@ -149,7 +152,7 @@ def _results(root: Path) -> Iterator[Item]:
         log = stem.with_name(stem.name + LOG_SUFFIX)
         record = log if log in group else None
         ordered = sorted(p for p in group if p != record) + ([record] if record else [])
-        item = _item("outbox", root, stem.with_name(stem.name + ".*"), ordered, record)
+        item = _item("outbox", root, stem, ordered, record, shown=stem.name + ".*")
         if item is not None:
             yield item
 
@@ -184,7 +187,8 @@ def _state_records(state: Path) -> Iterator[Item]:
 
 # --- helpers ---------------------------------------------------------------------------------------
 
-def _item(folder: str, root: Path, anchor: Path, files: list[Path], record: Path | None) -> Item | None:
+def _item(folder: str, root: Path, anchor: Path, files: list[Path], record: Path | None,
+          shown: str | None = None) -> Item | None:
     """The item, with its age and size from its files; None when they are gone meanwhile."""
     landed, size, present = 0.0, 0, []
     for path in files:
@@ -196,8 +200,8 @@ def _item(folder: str, root: Path, anchor: Path, files: list[Path], record: Path
         present.append(path)
     if not present:
         return None
-    name = PurePosixPath(anchor.relative_to(root).as_posix()).as_posix()
-    return Item(folder, name, tuple(present), record if record in present else None, landed, size)
+    name = anchor.relative_to(root).with_name(shown or anchor.name).as_posix()
+    return Item(folder, name, anchor, tuple(present), record if record in present else None, landed, size)
 
 
 def _walk(root: Path) -> Iterator[Path]:
