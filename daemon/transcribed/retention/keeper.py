@@ -118,8 +118,9 @@ class Keeper:
             return
         self._thread = threading.Thread(target=self._run, name="retention", daemon=True)
         self._thread.start()
-        log.info("retention.started", folders={name: _describe(keep) for name, keep in self.policies.items()},
-                 check_seconds=self.settings.check_seconds)
+        folders = {name: "delete" if getattr(self.settings, name) == "delete" else _describe(keep)
+                   for name, keep in self.policies.items()}
+        log.info("retention.started", folders=folders, check_seconds=self.settings.check_seconds)
 
     def stop(self, timeout: float = 5.0) -> None:
         self._stop.set()
