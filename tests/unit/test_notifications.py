@@ -179,3 +179,19 @@ def test_a_refused_try_says_which_service_and_why_without_its_secret(tmp_path: P
     assert error is not None and error.startswith("JSON, line 1: ")
     assert "500" in error
     assert TOKEN not in error
+
+
+@pytest.mark.parametrize("page", ["notifications.md", "configuration.md"])
+def test_every_yaml_example_of_the_notifications_and_retention_docs_passes_the_loader(page: str) -> None:
+    """The documentation's configs are real configs (and the retention ones say something)."""
+    import re
+
+    import yaml
+
+    text = (Path(__file__).resolve().parents[2] / "docs" / page).read_text()
+    blocks = [b for b in re.findall(r"```yaml\n(.*?)```", text, re.S) if "notify" in b or "retention" in b
+              or "status_page_clients" in b]
+    assert len(blocks) >= (3 if page == "notifications.md" else 1)
+    for block in blocks:
+        config = parse_config(yaml.safe_load(block))
+        assert config.hooks.notify.urls_file or config.retention.active or config.metrics.status_page_clients
