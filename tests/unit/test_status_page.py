@@ -141,3 +141,17 @@ def test_stats_keep_the_last_endings_and_name_the_first_waiting_files() -> None:
     assert len(snapshot["recent"]) == RECENT_ENDINGS
     assert len(snapshot["waiting"]) == WAITING_NAMED and snapshot["waiting"][0]["from"] == "inbox"
     assert snapshot["queue_audio_s"] == sum(range(WAITING_NAMED + 10))
+
+
+def test_paths_in_messages_are_shortened_to_their_folders_name() -> None:
+    """An error that names the work folder, and a library job's summary line, show no path of
+    this machine."""
+    stats = _running_stats()
+    stats.landed("j", "a.wav", "failed", [], error={
+        "kind": "unreadable", "stage": "decode",
+        "message": "cannot open /srv/t/data/state/work/h.1.2/j/src/a.wav: Permission denied"})
+    stats.job_started("/media/films/Film (2001)/Film.mkv", "j2")
+    html = _page().render(stats.snapshot(120)).decode()
+    assert "cannot open state/work/h.1.2/j/src/a.wav: Permission denied" in html
+    assert "transcribing films/Film (2001)/Film.mkv" in html
+    assert "/srv/t" not in html and "/media/films" not in html

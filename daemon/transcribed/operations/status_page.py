@@ -69,6 +69,8 @@ class StatusPage:
                 roots.append((label, lib.path))
         #: Deepest first, so that a folder inside another is named by its own label.
         self.roots = sorted(roots, key=lambda item: -len(item[1].parts))
+        #: Also the state folder, only to shorten paths in error messages (never listed).
+        self._in_messages = sorted([*roots, ("state", folders.state)], key=lambda item: -len(str(item[1])))
 
     @property
     def enabled(self) -> bool:
@@ -106,9 +108,18 @@ class StatusPage:
             return file if ".." not in path.parts else path.name
         return self.shown(file) or path.name
 
+    def words(self, text: str) -> str:
+        """A message (an error, a reason) with each configured folder's path shortened to its
+        name: "state/work/..." instead of the path on this machine."""
+        for label, root in self._in_messages:
+            text = text.replace(f"{root}/", f"{label}/").replace(str(root), label)
+        return text
+
     def render(self, snapshot: dict[str, Any], now: float | None = None) -> bytes:
         """The whole page, as UTF-8."""
         now = time.time() if now is None else now
+        if snapshot.get("current_file"):  # the summary line names it as the rest of the page does
+            snapshot = {**snapshot, "current_file": self.job_name(str(snapshot["current_file"]))}
         parts = [self._head(snapshot), *self._conditions(snapshot), self._running(snapshot),
                  self._waiting(snapshot), self._recent(snapshot, now), self._hooks(snapshot),
                  self._foot(snapshot, now)]
@@ -137,9 +148,9 @@ class StatusPage:
         """Why the daemon does not work, or waits: every such state the snapshot carries."""
         found: list[tuple[str, str]] = []
         if not snapshot.get("healthy") and snapshot.get("reason"):
-            found.append(("bad", f"Not working: {snapshot['reason']}"))
+            found.append(("bad", f"Not working: {self.words(str(snapshot['reason']))}"))
         if snapshot.get("degraded"):
-            found.append(("warn", f"Waiting: {snapshot['degraded']}"))
+            found.append(("warn", f"Waiting: {self.words(str(snapshot['degraded']))}"))
         if snapshot.get("claims_paused"):
             found.append(("warn", "Paused: a folder refuses finished work (full or read-only); no new "
                                   "file is taken until it accepts it again."))
@@ -213,7 +224,7 @@ class StatusPage:
         if failed:
             error = job.get("error") or {}
             detail = (f'<div class="bad reason">{_e(error.get("kind") or "failed")}: '
-                      f'{_e(error.get("message") or "")}</div>')
+                      f'{_e(self.words(str(error.get("message") or "")))}</div>')
             if source:
                 detail += (f'<div class="muted">kept in <code>{_e(source)}</code>, '
                            "its report beside it</div>")
@@ -237,7 +248,8 @@ class StatusPage:
             return ""
         lines = [f"{hooks.get('pending', 0)} pending"]
         if hooks.get("failing"):
-            lines.append(f"{hooks['failing']} failing, last error: {hooks.get('last_error')}")
+            last = self.words(str(hooks.get("last_error")))
+            lines.append(f"{hooks['failing']} failing, last error: {last}")
         if hooks.get("gave_up"):
             lines.append(f"{hooks['gave_up']} given up since the start (kept in state/hooks/gave_up)")
         items = "".join(f"<li>{_e(line)}</li>" for line in lines)

@@ -157,8 +157,9 @@ class Carrier:
                  reason=entry["reason"], age_days=entry["age_days"], bytes=entry["bytes"], to=placed)
 
     def _tidy(self, folders: set[Path], folder: str) -> None:
-        """Remove the subfolders left empty (the inbox's layout under done/...), never the root."""
-        root = self.roots.get(folder)
+        """Remove the subfolders left empty (the inbox's layout under done/...), never the root;
+        the state folder keeps its layout (its daemons expect their folders there)."""
+        root = self.roots.get(folder) if folder != "state" else None
         for directory in sorted(folders, key=lambda p: -len(p.parts)):
             current = directory
             while root is not None and current != root and root in current.parents:
