@@ -57,7 +57,7 @@ def test_the_page_shows_a_failed_jobs_reason_and_a_running_jobs_progress_moving(
     went. One file at a time (no packing, batching or decoding ahead), so what waits is known."""
     folders.write_config(metrics={"listen": f"127.0.0.1:{free_port()}"}, packing={"enabled": False},
                          batching={"enabled": False}, overlap={"enabled": False})
-    fake = {"delays": {"first.wav": 10.0, "second.wav": 10.0}}
+    fake = {"delays": {"first.wav": 20.0, "second.wav": 10.0}}  # several reloads (5 s) each
     with _daemon(folders, fake) as daemon, Browser(tmp_path / "chromium-profile") as browser:
         url = f"http://{_listening(daemon)}/"
         browser.open(url)
