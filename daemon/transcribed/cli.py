@@ -16,7 +16,15 @@ from typing import Any
 from . import __version__, logs
 from .config import CONFIG_ENV, Config, load_config, render_yaml
 from .errors import ConfigError, FailedIn, TranscribedError
-from .service import EXIT_CONFIG, EXIT_ERROR, EXIT_OK, Service, build_engine, load_later_stages
+from .service import (
+    EXIT_CONFIG,
+    EXIT_ERROR,
+    EXIT_OK,
+    Service,
+    build_engine,
+    load_later_stages,
+    refuse_what_the_model_cannot_do,
+)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -212,6 +220,7 @@ def _transcribe(args: argparse.Namespace) -> int:
     config = _reading_in_place(config, args.files)
     engine = build_engine(config, args.engine)
     engine.load()
+    refuse_what_the_model_cannot_do(config, engine)
     aligner, diarizer = load_later_stages(config, engine) if args.engine == "whisperx" else (None, None)
     pipeline = Pipeline(config, engine, heartbeat=lambda: None, worker_name="transcribe",
                         aligner=aligner, diarizer=diarizer)

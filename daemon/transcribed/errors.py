@@ -30,12 +30,17 @@ class GpuLost(TranscribedError):
     """The GPU is gone (CUDA error 999, device lost): only a fresh process can use it again."""
 
 
+#: What a transcript kept lacks when each stage after transcription fails.
+_MISSING_AFTER = {"align": "word timestamps", "diarize": "speaker labels",
+                  "translate": "the English translation"}
+
+
 class StageFailed(TranscribedError):
     """A stage after transcription failed; the plain transcript written before it is kept."""
 
     def __init__(self, stage: str, reason: str, kept: dict[str, Any]) -> None:
         super().__init__(f"{stage} failed: {reason}; the plain transcript was kept, "
-                         f"without {'word timestamps' if stage == 'align' else 'speaker labels'}")
+                         f"without {_MISSING_AFTER.get(stage, stage)}")
         self.stage = stage
         #: The outputs already written (suffix -> staged path), for the outbox.
         self.kept = kept

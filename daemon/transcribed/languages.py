@@ -1,6 +1,10 @@
-"""Language codes: the config's two-letter ISO 639-1 codes (Whisper's) against the three-letter
-ISO 639-2 tags that containers carry on their streams (Matroska and MP4 write 639-2/B, `ger`;
-some tools write 639-2/T, `deu`: both are German).
+"""Language codes: the config's two-letter ISO 639-1 codes (Whisper's), the names whisperX
+accepts for them (`German`, `castilian`), and the three-letter ISO 639-2 tags that containers
+carry on their streams (Matroska and MP4 write 639-2/B, `ger`; some tools write 639-2/T, `deu`:
+both are German).
+
+A configuration value that names a language is typed `Language`: the config loader reads it as
+Whisper's code (`German` -> `de`) and refuses one Whisper does not know, naming the key.
 
 No library installed here maps 639-1 to 639-2 (pycountry, langcodes and iso639 are absent), so
 this is a small table: every language Whisper knows, with both of its 639-2 forms where the
@@ -8,6 +12,9 @@ bibliographic (B) and terminology (T) codes differ.
 """
 
 from __future__ import annotations
+
+import functools
+from typing import Annotated
 
 #: ISO 639-1 (Whisper's codes) -> ISO 639-2 codes: the B form first, then T where it differs.
 #: Whisper's "jw" is ISO's "jv"; "haw" and "yue" have no two-letter code and stand for themselves.
@@ -34,6 +41,9 @@ ISO_639_2: dict[str, tuple[str, ...]] = {
     "uz": ("uzb",), "vi": ("vie",), "yi": ("yid",), "yo": ("yor",), "yue": ("yue",),
     "zh": ("chi", "zho", "cmn"),
 }
+#: A configuration value naming a language (a code or whisperX's name of it); the config loader
+#: reads it as Whisper's code. Plain `str` to the type checker.
+Language = Annotated[str, "language"]
 #: Tags that say "no language": undetermined, multiple, none applicable.
 NO_LANGUAGE_TAGS = frozenset({"und", "mul", "zxx", "mis", ""})
 #: Every tag a stream may carry -> the two-letter code it means (also two-letter tags as such).
@@ -43,6 +53,25 @@ _BY_TAG = {tag: code for code, tags in ISO_639_2.items() for tag in (code, *tags
 def known(code: str) -> bool:
     """Whether `code` is a language this table (and Whisper) knows."""
     return code.lower() in ISO_639_2
+
+
+def code_of(value: str) -> str | None:
+    """Whisper's code for a language given as a code (`de`, `DE`) or as a name whisperX accepts
+    (`German`, `german`, `Castilian` -> `es`); None for anything else (`xx`, `Klingon`)."""
+    text = value.strip().lower()
+    if text in ISO_639_2:
+        return text
+    return _names().get(text)
+
+
+@functools.cache
+def _names() -> dict[str, str]:
+    """whisperX's language names -> codes (its CLI's `--language German`): its own table,
+    aliases included (`castilian`, `flemish`, `burmese`). `whisperx.utils` imports no model
+    library, so this costs milliseconds."""
+    from whisperx.utils import TO_LANGUAGE_CODE
+
+    return {name.lower(): code for name, code in TO_LANGUAGE_CODE.items() if code in ISO_639_2}
 
 
 def code_of_tag(tag: str | None) -> str | None:

@@ -23,7 +23,7 @@ from typing import TYPE_CHECKING
 
 from . import __version__, logs
 from .config import Config
-from .config.checks import parse_umask
+from .config.checks import check_english_only_model, parse_umask
 from .consumer.loop import Consumer
 from .engine.base import Engine
 from .errors import GpuLost
@@ -40,7 +40,7 @@ from .retention import Keeper
 from .spool.folder import WorkFolder
 from .spool.seam import JobSource, Spool
 from .spool.workers import WorkerId
-from .transcription.alignment import Aligner
+from .transcription.alignment import Aligner, languages_to_preload, refuse_unalignable
 from .transcription.audio import max_audio_seconds
 from .transcription.diarization import Diarizer
 
@@ -96,18 +96,24 @@ def find_model(config: Config) -> ResolvedModel:
 
 
 def load_later_stages(config: Config, engine: Engine) -> tuple[Aligner, Diarizer]:
-    """The alignment models for the languages known at start, and the diarization pipeline."""
+    """The alignment models for the languages known at start where alignment may run, and the
+    diarization pipeline where the configuration asks for speakers anywhere (a sidecar that
+    asks loads it later). Alignment that cannot work is refused here, naming the key."""
     device = engine.settings.device
     aligner = Aligner(config, device)
-    languages = [*config.align.preload, *(o.language for o in config.routes.values() if o.language)]
-    if config.model.language:
-        languages.append(config.model.language)
-    if not engine.multilingual or engine.settings.model.endswith(".en"):
-        languages.append("en")
-    aligner.preload(languages)
+    refuse_unalignable(config, aligner)
+    english_only = not engine.multilingual or engine.settings.model.endswith(".en")
+    aligner.preload(languages_to_preload(config, english_only))
     diarizer = Diarizer(config, device)
-    diarizer.load()
+    diarizer.load_at_start()
     return aligner, diarizer
+
+
+def refuse_what_the_model_cannot_do(config: Config, engine: Engine) -> None:
+    """Another language than English, or a translation, asked of an English-only model (known
+    once it is loaded) is refused, naming the key (config/checks.py)."""
+    if not engine.multilingual:
+        check_english_only_model(config, engine.settings.model)
 
 
 @dataclass
@@ -195,6 +201,7 @@ class Service:
                  device=settings.device, compute_type=settings.compute_type)
         started = time.monotonic()
         engine.load()
+        refuse_what_the_model_cannot_do(self.config, engine)
         seconds = round(time.monotonic() - started, 3)
         self.stats.model_loaded(settings.model, settings.device, seconds, settings.batch_size)
         log.info("model.loaded", model=settings.model, seconds=seconds,

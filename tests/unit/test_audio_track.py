@@ -81,8 +81,8 @@ class TestKeys:
 
     @pytest.mark.parametrize(("data", "message"), [
         ({"audio": {"track": -1}}, "audio.track: expected auto, a stream number"),
-        ({"audio": {"track": ["english"]}}, "audio.track: expected two-letter language codes"),
-        ({"model": {"languages": ["xx"]}}, "model.languages: expected two-letter language codes"),
+        ({"audio": {"track": ["klingon"]}}, r"audio.track\[0\]: unknown language 'klingon'"),
+        ({"model": {"languages": ["en", "xx"]}}, r"model.languages\[1\]: unknown language 'xx'"),
         ({"model": {"no_speech_threshold": 1.5}}, "model.no_speech_threshold: expected a probability"),
         ({"model": {"log_prob_threshold": 0.5}}, "model.log_prob_threshold: expected 0 or less"),
         ({"model": {"compression_ratio_threshold": 0}}, "model.compression_ratio_threshold: expected"),

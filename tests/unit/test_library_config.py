@@ -48,7 +48,7 @@ def test_two_libraries_one_inside_the_other_are_refused(tmp_path: Path) -> None:
 @pytest.mark.parametrize(("library", "message"), [
     ({}, r"libraries\[0\].path: expected the library's folder"),
     ({"path": "/m", "languages": []}, r"libraries\[0\].languages: expected at least one"),
-    ({"path": "/m", "languages": ["english"]}, r"libraries\[0\].languages: expected two-letter"),
+    ({"path": "/m", "languages": ["en", "elvish"]}, r"libraries\[0\].languages\[1\]: unknown language 'elvish'"),
     ({"path": "/m", "formats": ["json"]}, r"libraries\[0\].formats: expected some of srt, vtt"),
     ({"path": "/m", "tag": "a.b"}, r"libraries\[0\].tag: expected one word"),
     ({"path": "/m", "langauges": ["en"]}, r"libraries\[0\].langauges: unknown key \(did you"),

@@ -1,13 +1,15 @@
 """The configuration: what the keys are and their defaults (`schema`), what one job, route or
-library may set (`per_file`), what is kept and for how long (`retention`), reading a YAML file
-into them and printing it back (`load`), and the rules between values (`checks`).
+library may set (`per_file`), notifications (`notify`) and what is kept and for how long
+(`retention`), reading a YAML file into them and printing it back (`load`), and the rules between
+values (`checks`).
 
 Callers import from here, e.g. `from transcribed.config import Config, load_config`: which of the
-five modules holds a name is this package's business.
+six modules holds a name is this package's business.
 """
 
 from .checks import check_job_options, check_values, parse_listen
 from .load import load_config, parse_config, parse_options, render_yaml, resolve_paths, to_plain
+from .notify import Notify
 from .per_file import Auto, JobOptions, Library, Route
 from .retention import RETENTION_FOLDERS, Keep, Retention, parse_size
 from .schema import (
@@ -29,7 +31,6 @@ from .schema import (
     Log,
     Metrics,
     Model,
-    Notify,
     Oom,
     Outputs,
     Overlap,

@@ -9,12 +9,12 @@ from __future__ import annotations
 import dataclasses
 import ipaddress
 import os
-import string
 import urllib.parse
 from typing import Any
 
 from .. import languages
 from ..errors import ConfigError
+from .notify import check_notify
 from .per_file import JobOptions, Library, Route
 from .retention import check_retention
 from .schema import (
@@ -26,7 +26,6 @@ from .schema import (
     Hooks,
     Input,
     Metrics,
-    Notify,
     Vad,
 )
 
@@ -42,9 +41,6 @@ MIN_STALE_AFTER_SECONDS = 10
 #: light of the other), and the longest file packed (two must fit a 30 s window with their gap).
 MIN_PACKING_GAP_SECONDS = 1.0
 MAX_PACKED_AUDIO_SECONDS = 14.0
-#: The fields a notification's title and body may name (hooks/message.py fills them).
-MESSAGE_FIELDS = ("file", "name", "outcome", "outcome_text", "summary", "duration", "took",
-                  "language", "first_words", "error", "error_kind", "results", "where", "job_id")
 
 
 def check_values(config: Config) -> None:
@@ -75,6 +71,9 @@ def check_values(config: Config) -> None:
 def check_job_options(options: JobOptions, where: str) -> None:
     """Values of per-job options that cannot work (shared by routes and sidecar files)."""
     _check_speakers(where, options.min_speakers, options.max_speakers)
+    if options.also_english and options.task == "translate":
+        raise ConfigError(f"{where}.also_english: task is translate, so the text is English already "
+                          "(also_english adds an English translation to a transcript)")
     if options.formats is not None:
         _check_formats(f"{where}.formats", options.formats)
     if options.audio_track is not None:
@@ -92,10 +91,47 @@ def _check_track(key: str, track: int | tuple[str, ...] | str) -> None:
 
 
 def _check_languages(key: str, codes: tuple[str, ...]) -> None:
+    """Codes Whisper knows (the loader has turned names into codes already; this catches a
+    Config built in code)."""
     unknown = [code for code in codes if not languages.known(code)]
     if unknown:
-        raise ConfigError(f"{key}: expected two-letter language codes (ISO 639-1, e.g. en, de), "
+        raise ConfigError(f"{key}: expected language codes Whisper knows (ISO 639-1, e.g. en, de), "
                           f"got {', '.join(map(repr, unknown))}")
+
+
+def english_only_conflict(options: JobOptions, where: str, model: str) -> str | None:
+    """What `options` ask that an English-only model cannot do, naming the key; None if nothing.
+
+    Such a model knows one language and no translation: another language would be transcribed
+    as English nonsense (whisperX's CLI warns and uses English), a translation would be a
+    transcript."""
+    if options.language not in (None, "en"):
+        return (f"{where}.language: {options.language}, but the model {model} is English-only; "
+                "use a multilingual model (e.g. base, large-v3-turbo) or drop the language")
+    for key, asked in (("task", options.task == "translate"), ("also_english", options.also_english)):
+        if asked:
+            return (f"{where}.{key}: asks for a translation, but the model {model} is English-only "
+                    "and cannot translate; use a multilingual model (e.g. base, large-v3)")
+    return None
+
+
+def check_english_only_model(config: Config, model: str) -> None:
+    """Refuse, naming the key, what the daemon's own config asks of an English-only model that
+    it cannot do (known once the model is loaded: a local directory's name does not say)."""
+    places: list[tuple[str, JobOptions]] = [
+        ("model", JobOptions(language=config.model.language, task=config.model.task))]
+    places += [(f"routes.{folder}", route) for folder, route in config.routes.items()
+               if not folder.startswith("/")]  # a library's own route (an absolute path): below
+    places += [(f"libraries[{i}]", lib) for i, lib in enumerate(config.libraries)]
+    for where, options in places:
+        conflict = english_only_conflict(options, where, model)
+        if conflict is not None:
+            raise ConfigError(conflict)
+    for i, lib in enumerate(config.libraries):
+        if lib.language is None and lib.languages != ("en",) and len(lib.languages) == 1:
+            raise ConfigError(f"libraries[{i}].languages: [{lib.languages[0]}] is also the language "
+                              f"Whisper is given, but the model {model} is English-only; use a "
+                              "multilingual model")
 
 
 def _check_decoding(where: str, section: Any) -> None:
@@ -289,24 +325,8 @@ def _check_hooks(hooks: Hooks) -> None:
         raise ConfigError("hooks.retry_delay_seconds: expected 0 or more")
     _positive("hooks.max_attempts", hooks.max_attempts)
     _check_hook_events("hooks.events", hooks.events)
-    _check_notify(hooks.notify)
+    check_notify(hooks.notify)
 
-
-def _check_notify(notify: Notify) -> None:
-    """The templates name only fields a message has (`{file}`, `{summary}`...), with no attribute
-    or index lookups: a template is text, not code."""
-    for key in ("title", "body"):
-        template = getattr(notify, key)
-        try:
-            fields = [name for _, name, _, _ in string.Formatter().parse(template) if name is not None]
-        except ValueError as exc:
-            raise ConfigError(f"hooks.notify.{key}: not a valid template ({exc}); a literal brace "
-                              "is written {{ or }}") from None
-        unknown = [name for name in fields if name not in MESSAGE_FIELDS]
-        if unknown:
-            raise ConfigError(f"hooks.notify.{key}: unknown field {{{unknown[0]}}}; known: "
-                              + ", ".join(f"{{{name}}}" for name in MESSAGE_FIELDS))
-    _positive("hooks.notify.first_words", notify.first_words)
 
 
 def _check_hook_events(key: str, events: tuple[str, ...]) -> None:

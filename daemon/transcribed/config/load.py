@@ -18,7 +18,9 @@ from typing import TYPE_CHECKING, Any, Literal, TypeVar, Union
 
 import yaml
 
+from .. import languages
 from ..errors import ConfigError
+from ..languages import Language
 from .checks import check_library_folders, check_values, describe
 from .per_file import JobOptions
 from .retention import RETENTION_FOLDERS, Keep, Retention, check_archives
@@ -149,7 +151,7 @@ def _build(cls: type[Section], data: Any, path: str) -> Section:
     if not isinstance(data, dict):
         raise ConfigError(f"{path or 'the top level'}: expected a mapping, got {describe(data)}")
     names = [f.name for f in dataclasses.fields(cls) if f.name != "source"]
-    hints = typing.get_type_hints(cls)
+    hints = typing.get_type_hints(cls, include_extras=True)  # keeps the `Language` mark
     values = {}
     for key, value in data.items():
         key_path = f"{path}.{key}" if path else str(key)
@@ -159,6 +161,24 @@ def _build(cls: type[Section], data: Any, path: str) -> Section:
             raise ConfigError(f"{key_path}: unknown key{hint}")
         values[key] = _coerce(hints[key], value, key_path)
     return cls(**values)
+
+
+class _UnknownLanguage(ConfigError):
+    """A value of the right shape naming no language Whisper knows: said as it is, not as one of
+    a union's alternatives (`audio.track: unknown language 'xx'`, not "expected auto or ...")."""
+
+
+def _language(value: Any, path: str) -> str:
+    """A `Language` value as Whisper's code: `de`, `DE`, `German` -> `de`; `xx` refused."""
+    if not isinstance(value, str) or not value:
+        raise ConfigError(f"{path}: expected a language (a code such as de, or its name such as "
+                          f"German), got {describe(value)}")
+    code = languages.code_of(value)
+    if code is None:
+        raise _UnknownLanguage(f"{path}: unknown language {value!r}: expected a language Whisper "
+                               "knows, as its code (ISO 639-1, e.g. de) or its name (German); "
+                               "docs/languages.md lists them")
+    return code
 
 
 def _coerce(hint: Any, value: Any, path: str) -> Any:
@@ -173,10 +193,11 @@ def _coerce(hint: Any, value: Any, path: str) -> Any:
             return value
         raise ConfigError(f"{path}: expected one of {', '.join(map(str, choices))}, got {describe(value)}")
     if origin is dict:
-        _, value_type = typing.get_args(hint)
+        key_type, value_type = typing.get_args(hint)
         if not isinstance(value, dict):
             raise ConfigError(f"{path}: expected a mapping, got {describe(value)}")
-        return {str(k): _coerce(value_type, v, f"{path}.{k}") for k, v in value.items()}
+        key_of = (lambda k: _language(k, f"{path}.{k}")) if key_type == Language else str
+        return {key_of(k): _coerce(value_type, v, f"{path}.{k}") for k, v in value.items()}
     if origin is tuple:
         return _coerce_tuple(typing.get_args(hint)[0], value, path)
     return _coerce_scalar(hint, value, path)
@@ -193,6 +214,8 @@ def _coerce_tuple(item: Any, value: Any, path: str) -> tuple[Any, ...]:
         value = [value]
     if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
         raise ConfigError(f"{path}: expected a list of strings, got {describe(value)}")
+    if item == Language:
+        return tuple(_language(v, f"{path}[{i}]") for i, v in enumerate(value))
     return tuple(v.lower().lstrip(".") if path.endswith("extensions") else v for v in value)
 
 
@@ -205,6 +228,8 @@ def _coerce_union(options: tuple[Any, ...], value: Any, path: str) -> Any:
             continue
         try:
             return _coerce(option, value, path)
+        except _UnknownLanguage:
+            raise
         except ConfigError as exc:
             errors.append(str(exc).split(": expected ", 1)[-1].split(", got ")[0])
     nullable = " or null" if type(None) in options else ""
@@ -212,6 +237,8 @@ def _coerce_union(options: tuple[Any, ...], value: Any, path: str) -> Any:
 
 
 def _coerce_scalar(hint: Any, value: Any, path: str) -> Any:
+    if hint == Language:
+        return _language(value, path)
     if hint is bool and isinstance(value, bool):
         return value
     if hint is int and isinstance(value, int) and not isinstance(value, bool):

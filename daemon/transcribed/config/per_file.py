@@ -9,6 +9,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal
 
+from ..languages import Language
+
 Auto = Literal["auto"]
 
 
@@ -16,16 +18,24 @@ Auto = Literal["auto"]
 class JobOptions:
     """Options one job may override, from an inbox subfolder's route or a sidecar file."""
 
-    language: str | None = None
+    #: The spoken language: a code (de) or whisperX's name of it (German); null: detected.
+    language: Language | None = None
+    #: translate: English text from speech in any language (Whisper's translation).
     task: Literal["transcribe", "translate"] | None = None
+    #: Also an English translation beside the transcript (`<stem>.en.<format>`), when the
+    #: spoken language is not English: a film's own subtitles and English ones in one job.
+    also_english: bool | None = None
     initial_prompt: str | None = None
     hotwords: str | None = None
     diarize: bool | None = None
+    #: Word timestamps for this file: true (a missing model fails the job, the plain transcript
+    #: kept), false (none); null: `align.enabled`.
+    align: bool | None = None
     min_speakers: int | None = None
     max_speakers: int | None = None
     formats: tuple[str, ...] | None = None
     #: As `audio.track`.
-    audio_track: Auto | int | tuple[str, ...] | None = None
+    audio_track: Auto | int | tuple[Language, ...] | None = None
     #: As the `model` keys of the same names.
     no_speech_threshold: float | None = None
     log_prob_threshold: float | None = None
@@ -53,7 +63,7 @@ class Library(Route):
     #: The subtitle languages wanted. A file with a subtitle in each is passed by; with one
     #: language, it is also Whisper's (unless `language` says otherwise); with several, Whisper
     #: detects the spoken one and that subtitle is written.
-    languages: tuple[str, ...] = ("en",)
+    languages: tuple[Language, ...] = ("en",)
     #: A word between the language and the extension: `transcribed` gives Movie.en.transcribed.srt
     #: (told apart from others' subtitles), `forced` gives Movie.en.forced.srt.
     tag: str | None = None

@@ -10,6 +10,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Literal
 
+from ..languages import Language
+from .notify import Notify
 from .per_file import Auto, Library, Route
 from .retention import Retention
 
@@ -53,9 +55,13 @@ class Model:
     #: auto: 16 on a large enough GPU, 4 on the CPU. Halved on CUDA out-of-memory.
     batch_size: int | Auto = "auto"
     #: null: detect per file (multilingual models); English-only models always use "en".
-    language: str | None = None
-    #: Detection picks the most probable of these (two-letter codes, e.g. [en, de]); empty: any.
-    languages: tuple[str, ...] = ()
+    #: A code (de) or whisperX's name of it (German).
+    language: Language | None = None
+    #: Detection picks the most probable of these (codes or names, e.g. [en, de]); empty: any.
+    languages: tuple[Language, ...] = ()
+    #: transcribe: text in the spoken language; translate: English text (Whisper's translation;
+    #: needs a multilingual model, and is not word-aligned: docs/languages.md).
+    task: Literal["transcribe", "translate"] = "transcribe"
     #: auto: the CPUs this process may use.
     cpu_threads: int | Auto = "auto"
     beam_size: int = 5
@@ -140,7 +146,7 @@ class Audio:
     #: auto: the stream flagged default, else the first; a number: that audio stream (0 is the
     #: first); a list of languages (two-letter, e.g. [de, en]): the first stream tagged with
     #: the first of them present, else auto.
-    track: Auto | int | tuple[str, ...] = "auto"
+    track: Auto | int | tuple[Language, ...] = "auto"
 
 
 @dataclass(frozen=True)
@@ -241,10 +247,10 @@ class Align:
     enabled: bool | Auto = "auto"
     #: null: whisperx's default per language; a Hugging Face name or a local directory for all
     #: languages; or a mapping language -> name or directory.
-    model: str | dict[str, str] | None = None
+    model: str | dict[Language, str] | None = None
     #: Languages whose models are loaded (downloaded once) at start; the configured language and
     #: English for .en models always are. At job time models are only loaded from disk.
-    preload: tuple[str, ...] = ()
+    preload: tuple[Language, ...] = ()
     #: How many languages' models stay resident.
     cache_size: int = 2
 
@@ -266,22 +272,6 @@ class Diarize:
 
 #: The job outcomes a completion hook can fire on.
 HOOK_EVENTS = ("done", "failed")
-
-
-@dataclass(frozen=True)
-class Notify:
-    """Notifications through Apprise (ntfy, Gotify, Telegram, Matrix, e-mail and a hundred more):
-    a third kind of completion hook, on the same queue, events and retries (docs/notifications.md)."""
-
-    #: A file of Apprise URLs, one per line (blank lines and `#` comments skipped). They hold
-    #: tokens and passwords: read at start, never logged. null: no notifications.
-    urls_file: Path | None = None
-    #: The message's title and body; `{name}` fields are filled per job (docs/notifications.md).
-    #: Lines of the body left empty (a field with nothing to say) are dropped.
-    title: str = "{outcome_text}: {name}"
-    body: str = "{summary}\n{first_words}\n{where}"
-    #: How many words of the transcript `{first_words}` quotes.
-    first_words: int = 25
 
 
 @dataclass(frozen=True)

@@ -65,6 +65,8 @@ class Transcript(_TranscriptCore, total=False):
     """What an engine returns for one file: whisperx's result shape."""
 
     language_probability: float | None
+    #: The language of the text (`language` is the spoken one): English for a translation.
+    text_language: str | None
     word_segments: list[dict[str, Any]]
     #: How many files shared its Whisper window, itself included (packing.py); absent when the
     #: file had its windows to itself.

@@ -62,12 +62,14 @@ def read_library_job(job_dir: Path) -> LibraryJob:
 def library_routes(config: Config) -> Config:
     """The config the pipeline and hooks read: each library is a route over its absolute folder
     (inbox routes are relative, so they never meet), with the library's formats plus the JSON
-    transcript (kept in the state folder), and its one language given to Whisper."""
+    transcript (kept in the state folder), and its one language given to Whisper (the language
+    of a transcript's text is the spoken one; a translation's is English, whatever is spoken)."""
     routes = dict(config.routes)
     for lib in config.libraries:
         fields = {f.name: getattr(lib, f.name) for f in dataclasses.fields(Route)}
         fields["formats"] = (*(lib.formats or DEFAULT_FORMATS), "json")
-        if fields["language"] is None and len(lib.languages) == 1:
+        translates = (lib.task or config.model.task) == "translate"
+        if fields["language"] is None and len(lib.languages) == 1 and not translates:
             fields["language"] = lib.languages[0]
         routes[str(lib.path)] = Route(**fields)
     return dataclasses.replace(config, routes=routes)

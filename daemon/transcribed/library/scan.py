@@ -69,6 +69,13 @@ def subtitle_languages(stem: str, names: Iterable[str]) -> set[str]:
     return found
 
 
+def wanted_languages(library: Library) -> tuple[str, ...]:
+    """The subtitle languages a library wants beside each file: its `languages`, and English
+    when it asks for an English translation too (`also_english`)."""
+    english = ("en",) if library.also_english and "en" not in library.languages else ()
+    return (*library.languages, *english)
+
+
 def subtitle_name(stem: str, language: str, tag: str | None, fmt: str) -> str:
     """`Movie (2010).en.srt`, or `Movie (2010).en.transcribed.srt` with a tag."""
     return ".".join([stem, language, *([tag] if tag else []), fmt])
@@ -119,7 +126,7 @@ def _missing_subtitles(entry: os.DirEntry[str], library: Library, names: list[st
                        counts: ScanCounts) -> Found | None:
     counts.media += 1
     have = subtitle_languages(media_stem(entry.name), names)
-    missing = tuple(lang for lang in library.languages if lang not in have)
+    missing = tuple(lang for lang in wanted_languages(library) if lang not in have)
     if not missing:
         counts.with_subtitles += 1
         return None

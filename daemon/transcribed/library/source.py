@@ -24,7 +24,7 @@ import time
 from pathlib import Path, PurePosixPath
 from typing import Any
 
-from .. import durable
+from .. import durable, languages
 from ..config import Config
 from ..errors import BadInput
 from ..intake.arrivals import Arrivals
@@ -220,9 +220,9 @@ class LibrarySource:
         placements: list[tuple[Path, Path]] = []
         kept: list[str] = []
         for suffix, staged in outputs.items():
-            fmt = suffix.lstrip(".")
-            beside = folder / subtitle_name(stem, language, job.tag, fmt)
-            if fmt in job.formats and language not in have and not os.path.lexists(beside):
+            text_language, fmt = _language_and_format(suffix, language)
+            beside = folder / subtitle_name(stem, text_language, job.tag, fmt)
+            if fmt in job.formats and text_language not in have and not os.path.lexists(beside):
                 placements.append((staged, beside))
             else:
                 kept.append(fmt)
@@ -288,12 +288,21 @@ class LibrarySource:
 
 
 def _language_of(outputs: dict[str, Path], job: LibraryJob) -> str:
-    """The transcript's language, from the staged JSON (Whisper's code), else the wanted one."""
+    """The language of the transcript's text (English for a translation), from the staged JSON
+    (Whisper's code), else the wanted one."""
     with contextlib.suppress(OSError, ValueError, KeyError, TypeError):
-        language = durable.read_json(outputs[".json"])["language"]
+        result = durable.read_json(outputs[".json"])
+        language = result.get("text_language") or result["language"]
         if isinstance(language, str) and language:
             return language
     return job.languages[0] if job.languages else "und"
+
+
+def _language_and_format(suffix: str, language: str) -> tuple[str, str]:
+    """A staged output's text language and format: `.srt` is the transcript's (`language`),
+    `.en.srt` the English translation beside it (`also_english`)."""
+    head, _, fmt = suffix.lstrip(".").rpartition(".")
+    return (head, fmt) if head and languages.known(head) else (language, suffix.lstrip("."))
 
 
 def _names_in(folder: Path) -> list[str]:

@@ -7,7 +7,8 @@ audio.py        PyAV decoding, the audio track, the bad-input checks (empty, tru
 options.py      routes and sidecars over the config: one job's options
 filters.py      post-filters against hallucinated text (loops, no-speech, outside speech)
 alignment.py    word timestamps (whisperx forced alignment, resident models)
-diarization.py  speaker labels (pyannote through whisperx)
+diarization.py  speaker labels (pyannote through whisperx), loaded at start or for the first file asking
+translation.py  the language of the text, and the English translation beside a transcript
 outputs.py      whisperx's writers into the job's staging folder
 metadata.py     the `transcribed` block of a job's JSON: what ran, how, how long
 """

@@ -1,9 +1,12 @@
 """Word timestamps: whisperx's forced alignment, with resident models and no network at job time.
 
 Models are loaded (downloaded once into `model.download_dir` if need be) at start for the
-languages known then; a language met later is loaded from disk only. A language with no model
-at hand is transcribed without word timestamps, said once in the log (`align.enabled: auto`),
-or the job keeps its plain transcript and fails (`align.enabled: true`).
+languages known then where alignment may run (`languages_to_preload`: also where a route or
+library turns it on while `align.enabled` is false); a language met later is loaded from disk
+only. A language with no model at hand is transcribed without word timestamps, said once in the
+log (`align: auto`), or the job keeps its plain transcript and fails (`align: true`, daemon-wide
+or per file). One that no model is known for at all, named where alignment must run, is refused
+at start (`refuse_unalignable`).
 """
 
 from __future__ import annotations
@@ -16,8 +19,9 @@ from typing import Any
 import numpy as np
 
 from .. import logs
-from ..config import Config
+from ..config import Config, JobOptions, Library
 from ..engine.base import Transcript
+from ..errors import ConfigError
 
 log = logs.get_logger()
 
@@ -40,10 +44,6 @@ class Aligner:
         self._models: OrderedDict[str, tuple[Any, dict[str, Any]]] = OrderedDict()
         self._missing: dict[str, str] = {}
 
-    @property
-    def enabled(self) -> bool:
-        return self.config.align.enabled is not False
-
     def model_name(self, language: str) -> str | None:
         """The configured model for `language`, else whisperx's default, else None."""
         configured = self.config.align.model
@@ -58,8 +58,6 @@ class Aligner:
 
     def preload(self, languages: list[str]) -> None:
         """Load (and if need be download) the models for `languages` before the first job."""
-        if not self.enabled:
-            return
         _use_shipped_nltk_data()
         for language in dict.fromkeys(languages):
             try:
@@ -99,6 +97,7 @@ class Aligner:
             raise
         import whisperx
 
+        _use_shipped_nltk_data()  # also when nothing was preloaded (align.enabled false, a file asked)
         with logs.prints_as_logs("whisperx"):
             aligned: Transcript = whisperx.align(result["segments"], model, metadata, samples,
                                                  self.device, return_char_alignments=False)
@@ -141,6 +140,50 @@ class Aligner:
             raise AlignModelMissing(f"cannot load {name}: {type(exc).__name__}: "
                                     f"{str(exc).splitlines()[0] if str(exc) else ''}") from None
         return loaded
+
+
+def _aligns(config: Config, options: JobOptions) -> bool:
+    """Whether a route's (or library's) files may be aligned: its `align`, else `align.enabled`;
+    never a translation."""
+    wanted = options.align if options.align is not None else config.align.enabled
+    return wanted is not False and (options.task or config.model.task) != "translate"
+
+
+def languages_to_preload(config: Config, english_only: bool) -> list[str]:
+    """The languages whose models are loaded at start: those the configuration names where
+    alignment may run. `align.preload`, `model.language` and English for an English-only model
+    when any file may be aligned; each route's and library's language (a library's candidate
+    languages too) unless alignment is off for it."""
+    per_file: list[JobOptions] = [*config.routes.values(), *config.libraries]
+    anywhere = _aligns(config, JobOptions()) or any(_aligns(config, o) for o in per_file)
+    if not anywhere:
+        return []
+    languages = [*config.align.preload, *(["en"] if english_only else [])]
+    if config.model.language and _aligns(config, JobOptions()):
+        languages.append(config.model.language)
+    for options in per_file:
+        if _aligns(config, options):
+            languages += [options.language] if options.language else []
+            if isinstance(options, Library) and options.language is None:
+                languages += options.languages  # one of these is spoken
+    return list(dict.fromkeys(languages))
+
+
+def refuse_unalignable(config: Config, aligner: Aligner) -> None:
+    """Refuse, naming the key, alignment asked for (`true`, daemon-wide or per route or library)
+    in a language no model is known for (none in `align.model`, none among whisperx's
+    defaults): no file of it could ever get words."""
+    places: list[tuple[str, JobOptions]] = [("model", JobOptions(language=config.model.language))]
+    places += [(f"routes.{folder}", o) for folder, o in config.routes.items() if not folder.startswith("/")]
+    places += [(f"libraries[{i}]", lib) for i, lib in enumerate(config.libraries)]
+    for where, options in places:
+        forced = options.align if options.align is not None else config.align.enabled
+        language = options.language or (config.model.language if where != "model" else None)
+        if forced is True and language and _aligns(config, options) and aligner.model_name(language) is None:
+            key = f"{where}.align" if options.align is not None else "align.enabled"
+            raise ConfigError(f"{key}: true, but no alignment model is known for {language} "
+                              f"({where}: language {language}); set align.model.{language} to a "
+                              "wav2vec2 model (a hub name or a local directory)")
 
 
 def _on_disk(name: str, download_dir: Path) -> bool:

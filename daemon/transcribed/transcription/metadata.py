@@ -25,8 +25,11 @@ class Metadata(TypedDict, total=False):
     audio_seconds: float
     declared_seconds: float | None
     truncated: bool
+    #: The spoken language (given or detected, with Whisper's probability when detected), and
+    #: the language of the text: English for a translation (`task: translate`), else the same.
     language: str | None
     language_probability: float | None
+    text_language: str | None
     model: str
     model_source: str
     device: str | None
@@ -49,6 +52,8 @@ class Metadata(TypedDict, total=False):
     #: The audio stream transcribed and why (audio.track), and what each post-filter removed.
     audio_track: dict[str, Any]
     filters: dict[str, int]
+    #: `also_english`: the English translation's segments and what the filters removed from it.
+    translation: dict[str, Any]
 
 
 @dataclass
@@ -62,6 +67,8 @@ class Run:
     device: str | None = None
     #: What the later stages did: alignment "words"/"unavailable: ...", speakers: how many.
     notes: Metadata = field(default_factory=Metadata)
+    #: The diarization's speaker turns, for the English translation's segments too.
+    speaker_turns: Any = None
 
 
 def job_metadata(job: Job, audio: Audio, result: Transcript, options: Effective,
@@ -77,6 +84,7 @@ def job_metadata(job: Job, audio: Audio, result: Transcript, options: Effective,
         **({"audio_track": audio.track.describe()} if audio.track else {}),
         "language": result.get("language"),
         "language_probability": result.get("language_probability"),
+        "text_language": result.get("text_language", result.get("language")),
         "model": settings.model, "model_source": settings.model_source,
         "device": run.device,
         "compute_type": "int8" if on_fallback else settings.compute_type,

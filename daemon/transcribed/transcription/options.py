@@ -6,8 +6,9 @@ checked like the config; a bad one fails that job (BadInput) with a message nami
 nothing else.
 
 Sidecars are written by whoever writes to the inbox, so they are untrusted (docs/security.md):
-they set only `JobOptions` (language, task, prompt, hotwords, speakers, formats, the audio track,
-Whisper's decoding thresholds: never a path, a command or a URL); one is read only as a regular
+they set only `JobOptions` (language, task, an English translation too, prompt, hotwords,
+speakers, word alignment, formats, the audio track, Whisper's decoding thresholds: never a path,
+a command or a URL); one is read only as a regular
 file (never through a link, never a FIFO) of at most `SIDECAR_MAX_BYTES`; and YAML aliases are
 refused outright. A sidecar is a handful of scalar keys, so an alias has no use in one, and
 without aliases what the YAML builds is bounded by its text: a "billion laughs" sidecar cannot
@@ -24,6 +25,7 @@ from typing import Any
 import yaml
 
 from ..config import Config, JobOptions, check_job_options, parse_options
+from ..config.checks import english_only_conflict
 from ..errors import BadInput, ConfigError
 from .untrusted import read_limited
 
@@ -54,6 +56,11 @@ class Effective:
     compression_ratio_threshold: float = 2.4
     temperature_fallback: bool = False
     condition_on_previous_text: bool = False
+    #: Word timestamps: auto (where a model is at hand), true (a missing model fails the job),
+    #: false; never for a translation (docs/languages.md).
+    align: bool | str = "auto"
+    #: An English translation too (`<stem>.en.<format>`), when the spoken language is not English.
+    also_english: bool = False
 
     def describe(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
@@ -94,6 +101,19 @@ def read_sidecar(path: Path) -> JobOptions:
     return options
 
 
+def job_options(config: Config, relpath: PurePosixPath, sidecar: Path | None,
+                english_only: str | None = None) -> Effective:
+    """A job's options from its route and its sidecar (read and checked: BadInput when wrong).
+    `english_only`: the model's name when it is English-only, which a sidecar asking for another
+    language or a translation cannot use (the config's own keys were refused at start)."""
+    options = read_sidecar(sidecar) if sidecar is not None else None
+    if sidecar is not None and options is not None and english_only is not None:
+        conflict = english_only_conflict(options, "sidecar", english_only)
+        if conflict is not None:
+            raise BadInput("bad_sidecar", f"sidecar {sidecar.name}: {conflict.removeprefix('sidecar.')}")
+    return effective_options(config, relpath, options)
+
+
 def route_for(config: Config, relpath: PurePosixPath) -> JobOptions:
     """The options of the deepest configured inbox subfolder that holds `relpath`."""
     best, best_depth = JobOptions(), -1
@@ -118,7 +138,7 @@ def effective_options(config: Config, relpath: PurePosixPath, sidecar: JobOption
 
     return Effective(
         language=pick("language", config.model.language),
-        task=pick("task", "transcribe"),
+        task=pick("task", config.model.task),
         initial_prompt=pick("initial_prompt", None),
         hotwords=pick("hotwords", None),
         diarize=pick("diarize", config.diarize.enabled),
@@ -127,4 +147,6 @@ def effective_options(config: Config, relpath: PurePosixPath, sidecar: JobOption
         formats=pick("formats", config.outputs.formats),
         audio_track=pick("audio_track", config.audio.track),
         **{key: pick(key, getattr(config.model, key)) for key in DECODING_KEYS},
+        align=pick("align", config.align.enabled),
+        also_english=pick("also_english", False),
     )

@@ -23,12 +23,12 @@ from ..operations.progress import JobProgress
 from ..operations.stats import Stats
 from ..spool.jobs import Job
 from ..spool.sidecars import sidecar_next_to
-from . import filters
+from . import filters, translation
 from .alignment import Aligner, AlignModelMissing
 from .audio import Audio, decode_input
-from .diarization import Diarizer
+from .diarization import Diarizer, assign_speakers
 from .metadata import Metadata, Run, job_metadata
-from .options import DECODING_KEYS, Effective, effective_options, read_sidecar
+from .options import DECODING_KEYS, Effective, job_options
 from .outputs import plain_result, write_outputs
 
 log = get_logger()
@@ -178,6 +178,9 @@ class Pipeline:
             if not self.run_state.backoffs:
                 self.governor.succeeded()
         result = self._filtered(plain_result(result), options)
+        result["text_language"] = translation.text_language(result["language"], options.task)
+        if options.task == "translate" and options.align is not False:
+            self.run_state.notes["alignment"] = translation.NOT_ALIGNED
         if result.get("language_probability") is not None:
             log.info("job.language_detected", language=result["language"],
                      probability=result["language_probability"])
@@ -185,9 +188,31 @@ class Pipeline:
             written = self._write(job, audio, result, options, started)
         later = self._later_stages(result, audio, options, written)
         if later is not result:
+            later["text_language"] = result["text_language"]
             with self._stage("write"):
                 written = self._write(job, audio, later, options, started)
+        if translation.wants_english_too(options, later):
+            written = {**written, **self._english_too(prepared, later, written)}
         return Finished(written, self._metadata(job, audio, later, options, started))
+
+    def _english_too(self, prepared: Prepared, spoken: Transcript, kept: dict[str, Path]) -> dict[str, Path]:
+        """`also_english`: Whisper again over the same speech, translating (translation.py)."""
+        job, options = prepared.job, prepared.options
+        request = translation.translation_request(prepared.request, spoken)
+
+        def translate() -> Transcript:
+            english = self._transcribe(prepared.audio, request, prepared.speech)
+            english, self.run_state.notes["translation"] = translation.finish_translation(
+                english, self.config, options, self.run_state.speaker_turns)
+            return english
+
+        with self._stage("translate"):
+            english = self._guarded("translate", kept, translate)
+        with self._stage("write"):
+            metadata = self._metadata(job, prepared.audio, english, options, prepared.started)
+            written = write_outputs(english, metadata, self.config.outputs, job.staging,
+                                    f"{job.stem}.{translation.TRANSLATION_LANGUAGE}", options.formats)
+        return translation.english_outputs(written)
 
     def _filtered(self, result: Transcript, options: Effective) -> Transcript:
         """The post-filters (filters.py) over the plain transcript; what each removed goes into
@@ -199,8 +224,8 @@ class Pipeline:
         return filtered
 
     def _options(self, job: Job) -> Effective:
-        sidecar = sidecar_next_to(job.source)
-        return effective_options(self.config, job.relpath, read_sidecar(sidecar) if sidecar else None)
+        english_only = None if self.engine.multilingual else self.engine.settings.model
+        return job_options(self.config, job.relpath, sidecar_next_to(job.source), english_only)
 
     def _write(self, job: Job, audio: Audio, result: Transcript, options: Effective,
                started: float) -> dict[str, Path]:
@@ -210,22 +235,28 @@ class Pipeline:
 
     def _later_stages(self, result: Transcript, audio: Audio, options: Effective,
                       kept: dict[str, Path]) -> Transcript:
-        """Alignment, then diarization; a failure keeps the plain transcript (StageFailed)."""
-        if self.aligner is not None and self.aligner.enabled and result["segments"]:
+        """Alignment, then diarization; a failure keeps the plain transcript (StageFailed).
+
+        A translation is not aligned: its English words were never spoken, and forcing them onto
+        the speech gives timings of nothing (measured: docs/languages.md); whisperX's CLI turns
+        alignment off for translation too."""
+        if options.align is not False and options.task != "translate" and result["segments"]:
             with self._stage("align"):
-                result = self._guarded("align", kept, lambda: self._align(result, audio))
+                result = self._guarded("align", kept, lambda: self._align(result, audio, options))
         if options.diarize and result["segments"]:
             with self._stage("diarize"):
                 result = self._guarded("diarize", kept, lambda: self._diarize(result, audio, options))
         return result
 
-    def _align(self, result: Transcript, audio: Audio) -> Transcript:
+    def _align(self, result: Transcript, audio: Audio, options: Effective) -> Transcript:
         if self.aligner is None:
+            if options.align is True:
+                raise AlignModelMissing("this engine has no alignment")
             return result
         try:
             aligned = self.aligner.align(result, audio.samples)
         except AlignModelMissing as exc:
-            if self.config.align.enabled is True:
+            if options.align is True:
                 raise
             self.run_state.notes["alignment"] = f"unavailable: {exc}"
             return result
@@ -233,10 +264,14 @@ class Pipeline:
         return aligned
 
     def _diarize(self, result: Transcript, audio: Audio, options: Effective) -> Transcript:
+        if self.diarizer is not None:
+            self.diarizer.load_on_demand()  # a route or sidecar asked, diarize.enabled did not
         if self.diarizer is None or self.diarizer.pipeline is None:
-            reason = self.diarizer.unavailable if self.diarizer else "diarization is not loaded"
+            reason = self.diarizer.unavailable if self.diarizer else "this engine has no diarization"
             raise TranscribedError(f"no diarization pipeline ({reason})")
-        labelled = self.diarizer.diarize(result, audio.samples, options.min_speakers, options.max_speakers)
+        turns = self.diarizer.turns(audio.samples, options.min_speakers, options.max_speakers)
+        self.run_state.speaker_turns = turns
+        labelled = assign_speakers(turns, result.copy())  # a new result: the outputs are written again
         speakers = {s.get("speaker") for s in labelled["segments"]} - {None}
         self.run_state.notes["speakers"] = len(speakers)
         return labelled
