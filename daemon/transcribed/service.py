@@ -36,6 +36,7 @@ from .library.source import LibrarySource
 from .operations.notify import Notifier
 from .operations.reporter import Reporter
 from .operations.stats import Stats
+from .retention import Keeper
 from .spool.folder import WorkFolder
 from .spool.seam import JobSource, Spool
 from .spool.workers import WorkerId
@@ -152,6 +153,7 @@ class Service:
         if self.config.libraries:
             self.config = library_routes(self.config)  # each library is a route over its folder
         self.hooks = Hooks(self.config, worker_id)  # its pending records are written by the finisher
+        self.hooks.tally.stats = self.stats  # what waits, for the status page
         spool = WorkFolder(self.config, worker_id, before_moves=self.hooks.before_moves)
         spool.prepare()
         arrivals = Arrivals(self.config.watch.settle_seconds)
@@ -233,14 +235,18 @@ class Service:
         thread = threading.Thread(target=self._consume, args=(consumer,), name="consumer", daemon=True)
         self.stats.running()
         self.hooks.start()  # before the consumer: deliveries left pending by an earlier run go first
+        keeper = Keeper(self.config)  # retention: what the folders keep, off by default
+        keeper.start()
         thread.start()
         self.reporter.ready()
         log.info("daemon.started", worker=spool.worker.name, inbox=str(self.config.folders.inbox),
                  overlap=consumer.prefetch is not None, batching=consumer.batching, packing=consumer.packing)
         self._wait_for(thread, consumer)
         # Stop order: the consumer (above), the hooks (pending deliveries stay on disk for the next
+        # start), retention (a pass ends after its batch: its journal is finished at the next
         # start), the watcher, then the lease and the engine.
         self.hooks.stop()
+        keeper.stop()
         observer.stop()
         observer.join(timeout=5)
         code = self._exit_code()

@@ -7,13 +7,16 @@ Every error names the key, as `.load`'s do.
 from __future__ import annotations
 
 import dataclasses
+import ipaddress
 import os
 import urllib.parse
 from typing import Any
 
 from .. import languages
 from ..errors import ConfigError
+from .notify import check_notify
 from .per_file import JobOptions, Library, Route
+from .retention import check_retention
 from .schema import (
     HOOK_EVENTS,
     KNOWN_FORMATS,
@@ -54,6 +57,7 @@ def check_values(config: Config) -> None:
     _check_folders(config.folders)
     _check_metrics(config.metrics)
     _check_hooks(config.hooks)
+    check_retention(config.retention)
     _check_input(config.input)
     _check_track("audio.track", config.audio.track)
     _check_decoding("model", config.model)
@@ -321,6 +325,8 @@ def _check_hooks(hooks: Hooks) -> None:
         raise ConfigError("hooks.retry_delay_seconds: expected 0 or more")
     _positive("hooks.max_attempts", hooks.max_attempts)
     _check_hook_events("hooks.events", hooks.events)
+    check_notify(hooks.notify)
+
 
 
 def _check_hook_events(key: str, events: tuple[str, ...]) -> None:
@@ -336,6 +342,12 @@ def _check_metrics(metrics: Metrics) -> None:
                           f"{metrics.stale_after_seconds}")
     if metrics.listen is not None:
         parse_listen(metrics.listen)
+    for network in metrics.status_page_clients:
+        try:
+            ipaddress.ip_network(network, strict=False)
+        except ValueError:
+            raise ConfigError(f"metrics.status_page_clients: expected networks or addresses, e.g. "
+                              f"[127.0.0.0/8, \"::1\", 192.168.1.0/24], got {network!r}") from None
 
 
 def _positive(key: str, value: Any, allow_auto: bool = False) -> None:

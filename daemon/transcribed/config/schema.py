@@ -11,7 +11,9 @@ from pathlib import Path
 from typing import Literal
 
 from ..languages import Language
+from .notify import Notify
 from .per_file import Auto, Library, Route
+from .retention import Retention
 
 #: Extensions taken from the inbox by default (audio and the usual video containers).
 DEFAULT_EXTENSIONS = (
@@ -294,6 +296,8 @@ class Hooks:
     retry_delay_seconds: float = 10.0
     #: Which outcomes fire (overridable per route with `hooks_events`).
     events: tuple[str, ...] = HOOK_EVENTS
+    #: Notifications through Apprise, a URL file away.
+    notify: Notify = field(default_factory=Notify)
 
 
 @dataclass(frozen=True)
@@ -316,6 +320,9 @@ class Metrics:
     #: /healthz and `status --check` say unhealthy when the consumer's heartbeat is older than
     #: this (it beats at least every 5 s, and during long jobs from the engine's progress).
     stale_after_seconds: float = 120.0
+    #: Networks whose clients may read the status page at / (a person's view: file names, the
+    #: last jobs and their errors). Loopback only by default; [] turns the page off.
+    status_page_clients: tuple[str, ...] = ("127.0.0.0/8", "::1")
 
 
 @dataclass(frozen=True)
@@ -357,6 +364,7 @@ class Config:
     #: Media library folders whose files get subtitles beside them (docs/libraries.md).
     libraries: tuple[Library, ...] = ()
     hooks: Hooks = field(default_factory=Hooks)
+    retention: Retention = field(default_factory=Retention)
     log: Log = field(default_factory=Log)
     metrics: Metrics = field(default_factory=Metrics)
     daemon: Daemon = field(default_factory=Daemon)

@@ -82,6 +82,8 @@ class Endings:
             placed = self.sources[job.intake].complete(job, outputs)
             self.stats.job_finished("done", job.id, meta["audio_seconds"], meta["timings"]["total"])
             self._log_moves(job, placed, done=job.source, outputs=finished.outputs.values())
+            self.stats.landed(job.id, str(job.relpath), "done", _places(placed, job.source, finished.outputs),
+                              audio_seconds=meta["audio_seconds"], took_seconds=meta["timings"]["total"])
 
     def _fail(self, job: Job, outcome: Outcome, stage: str) -> None:
         with self._lock:
@@ -98,6 +100,9 @@ class Endings:
                                                    {".log.jsonl": job.log_path})
             self.stats.job_finished("failed", job.id)
             self._log_moves(job, placed, failed=job.source, outputs=(outcome.kept or {}).values())
+            self.stats.landed(job.id, str(job.relpath), "failed",
+                              _places(placed, job.source, outcome.kept or {}),
+                              error={"kind": kind, "message": outcome.message, "stage": stage})
 
     def _log_moves(self, job: Job, placed: dict[str, Path], outputs: Iterable[Path],
                    **source: Path) -> None:
@@ -162,3 +167,8 @@ class Endings:
         grace ran out, from the main thread while the consumer is still inside the engine)."""
         returned = [self.requeue(job, reason) for job in list(self.in_flight.values())]
         return [path for path in returned if path is not None]
+
+
+def _places(placed: dict[str, Path], source: Path, outputs: dict[str, Path]) -> list[str]:
+    """Where a job's source and results went (the plan's destinations), for the reports."""
+    return [str(placed[str(path)]) for path in (source, *outputs.values()) if str(path) in placed]

@@ -201,6 +201,7 @@ class Consumer:
     def beat(self) -> None:
         """The consumer is alive and making progress (feeds systemd's watchdog and /healthz)."""
         self.stats.beat()
+        self.stats.paused(self.spool.paused)
         self.on_beat()
 
     def _beat_in_job(self) -> None:

@@ -11,6 +11,7 @@ from ..config import Config, Route
 from ..spool.jobs import Job
 from ..spool.workers import timestamp
 from ..transcription.options import route_for
+from .message import first_words
 
 #: The consumer's note of a job's outcome, in the job's folder (removed with the folder).
 NOTE_FILE = "hook.json"
@@ -38,7 +39,7 @@ def job_note(job: Job, outcome: str, files: Mapping[str, Path], metadata: Mappin
         "audio_seconds": metadata.get("audio_seconds"), "wall_seconds": timings.get("total"),
         "realtime_factor": metadata.get("realtime_factor"), "timings": timings or None,
         "model": metadata.get("model"), "device": metadata.get("device"),
-        "finished_at": timestamp(),
+        "first_words": first_words(files) or None, "finished_at": timestamp(),
     }
 
 

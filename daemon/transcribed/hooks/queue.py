@@ -1,4 +1,5 @@
-"""Completion hooks: a command run, and a webhook called, when a job ends (docs/hooks.md).
+"""Completion hooks: a command run, a webhook called, and notifications sent (through Apprise,
+notifications.py) when a job ends (docs/hooks.md, docs/notifications.md).
 
 A hook chains something outside (a media server's refresh, a notification) to a finished job, so
 a crash must neither lose the call nor, once it was made, repeat it after a restart:
@@ -37,13 +38,16 @@ from ..spool.jobs import Job
 from ..spool.workers import Liveness, WorkerId, machine_identity, timestamp
 from .calls import SIGNATURE_HEADER, CommandRunner, environment, post_json, read_secret, signature
 from .notes import NOTE_FILE, job_note, places_of, wanted
+from .notifications import TARGET_PREFIX, Notifications
+from .tally import Tally
 
 #: The hooks' folder under `folders.state`: a folder of pending records per daemon, and the ledger.
 HOOKS_FOLDER = "hooks"
 #: Ledger folders under state/hooks/: a job whose record is in one is never delivered again.
 DELIVERED = "delivered"
 GAVE_UP = "gave_up"
-#: The places a hook can deliver to, in the order they are tried.
+#: The places a hook can deliver to, in the order they are tried; then each Apprise URL
+#: (`notify:<hash>`, notifications.py).
 TARGETS = ("command", "url")
 #: What a note or record damaged from outside raises when read (bad JSON, missing keys...).
 DAMAGE = (ValueError, KeyError, TypeError, AttributeError, IndexError)
@@ -73,7 +77,9 @@ class Hooks:
     def __init__(self, config: Config, worker: WorkerId) -> None:
         self.config = config
         self.settings = config.hooks
-        self.enabled = bool(self.settings.command or self.settings.url)
+        #: The Apprise services of `hooks.notify.urls_file` (none when it is not set).
+        self.notifications = Notifications(self.settings)
+        self.enabled = bool(self.settings.command or self.settings.url or self.notifications.targets)
         self.root = config.folders.state / HOOKS_FOLDER
         self.mine = self.root / worker.name
         self.work = config.folders.state / "work"
@@ -90,6 +96,8 @@ class Hooks:
         self._thread: threading.Thread | None = None
         self._command = CommandRunner()
         self._next_scan = 0.0
+        #: What is pending and failing, told to Stats after each pass (the status page).
+        self.tally = Tally(self.mine)
 
     # --- the consumer's side ---------------------------------------------------------------------
 
@@ -180,7 +188,8 @@ class Hooks:
         self._thread = threading.Thread(target=self._run, name="hooks", daemon=True)
         self._thread.start()
         log.info("hooks.started", command=self.settings.command is not None,
-                 url=self.settings.url is not None, events=list(self.settings.events))
+                 url=self.settings.url is not None, events=list(self.settings.events),
+                 notify=[self.notifications.label(t) for t in self.notifications.targets])
 
     def stop(self, timeout: float = 5.0) -> None:
         """End the thread: a running command is killed and its try not counted; pending records
@@ -221,6 +230,7 @@ class Hooks:
                 waits.append(SCAN_SECONDS)
             except DAMAGE as exc:  # one damaged record must not hold up the others
                 self._set_aside(path, f"its record is damaged: {exc!r}")
+        self.tally.tell()
         return max(0.01, min(waits))
 
     # --- one delivery ----------------------------------------------------------------------------
@@ -247,14 +257,16 @@ class Hooks:
         return max(0.01, min(open_, default=SCAN_SECONDS))
 
     def _targets(self) -> list[str]:
-        return [t for t in TARGETS if getattr(self.settings, t)]
+        return [t for t in TARGETS if getattr(self.settings, t)] + self.notifications.targets
 
     def _try(self, target: str, state: dict[str, Any], body: Mapping[str, Any], payload: bytes) -> bool:
         """One try; updates `state` and logs the result. False: interrupted by the stop (not
         counted, nothing to save)."""
         attempt = state["attempts"] + 1
         started = time.monotonic()
-        if target == "command":
+        if target.startswith(TARGET_PREFIX):
+            error = self.notifications.send(target, body)
+        elif target == "command":
             env = {**os.environ, **environment(body), "TRANSCRIBED_ATTEMPT": str(attempt)}
             error = self._command.run(list(self.settings.command or ()), payload, env,
                                       self.settings.timeout_seconds)
@@ -264,21 +276,30 @@ class Hooks:
         if self._stop.is_set() and error is not None:
             return False
         state["attempts"] = attempt
-        fields = {"job_id": body["job_id"], "file": body["file"], "target": target,
+        fields = {"job_id": body["job_id"], "file": body["file"], **self._target_fields(target),
                   "attempt": attempt, "seconds": round(time.monotonic() - started, 3)}
         if error is None:
             state["ended"] = DELIVERED
             log.info("hook.delivered", outcome=body["outcome"], **fields)
         elif attempt >= self.settings.max_attempts:
+            self.tally.gave_up += 1
             state["ended"], state["error"] = GAVE_UP, error
             log.error("hook.gave_up", error=error, max_attempts=self.settings.max_attempts,
                       kept_in=str(self.root / GAVE_UP), **fields)
         else:
             delay = min(self.settings.retry_delay_seconds * 2 ** (attempt - 1), MAX_DELAY_SECONDS)
             state["due"], state["error"] = time.time() + delay, error
+            self.tally.failing[body["job_id"]] = error
             log.warning("hook.failed", error=error, retry_in_s=round(delay, 3),
                         max_attempts=self.settings.max_attempts, **fields)
         return True
+
+    def _target_fields(self, target: str) -> dict[str, str]:
+        """How a log line names a target: command, url, or notify with the service's kind and line
+        (never its URL)."""
+        if target.startswith(TARGET_PREFIX):
+            return {"target": "notify", "service": self.notifications.label(target)}
+        return {"target": target}
 
     def _headers(self, body: Mapping[str, Any], payload: bytes, attempt: int) -> dict[str, str]:
         headers = {"Content-Type": "application/json", "User-Agent": f"transcribed/{__version__}",

@@ -88,7 +88,7 @@ class InboxSource:
         once per file: backlog.py)."""
         names = {path: str(self.inbox.relative(path)) for path in waiting}
         durations = self._backlog_audio.durations(names)
-        self.stats.waiting(len(names), {names[path]: seconds for path, seconds in durations.items()})
+        self.stats.waiting(len(names), {name: durations.get(path) for path, name in names.items()})
 
     def set_aside(self) -> list[tuple[Job, BadInput]]:
         """A sidecar left in the inbox without its audio is claimed, to go to failed/ with a

@@ -28,6 +28,7 @@ from .. import durable, languages
 from ..config import Config
 from ..errors import BadInput
 from ..intake.arrivals import Arrivals
+from ..intake.backlog import BacklogAudio
 from ..logs import get_logger
 from ..operations.stats import Stats
 from ..spool.folder import WorkFolder
@@ -73,6 +74,8 @@ class LibrarySource:
         self._jobs: dict[str, LibraryJob] = {}
         self._next_scan = 0.0
         self._last_counts: dict[str, dict[str, int]] = {}
+        #: The waiting media's declared durations, for the reports (read once per file).
+        self._backlog_audio = BacklogAudio()
 
     def prepare(self) -> None:
         for folder in (self.claims, self.results, self.failed):
@@ -130,7 +133,8 @@ class LibrarySource:
                          seconds=round(time.monotonic() - started, 3), **summary)
             self._last_counts[str(lib.path)] = summary
         self._pending = pending
-        self.stats.library_waits(len(pending))
+        durations = self._backlog_audio.durations(sorted(pending))
+        self.stats.library_waits(len(pending), {str(path): durations.get(path) for path in sorted(pending)})
 
     def set_aside(self) -> list[tuple[Job, BadInput]]:
         """Nothing: a library's media is never claimed only to be failed."""

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import threading
 import time
-from collections import Counter
+from collections import Counter, deque
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -17,6 +17,10 @@ from .progress import JobProgress, RecentSpeed
 
 #: Upper bounds (seconds) of the processing-time histogram: a short clip up to a long recording.
 PROCESSING_BUCKETS = (1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 120.0, 300.0, 600.0, 1200.0, 1800.0, 3600.0)
+#: The last jobs ended (done or failed) that a snapshot lists, newest first.
+RECENT_ENDINGS = 20
+#: Waiting files a snapshot names (the inbox's first, then the libraries'); the rest are counted.
+WAITING_NAMED = 50
 
 
 @dataclass(frozen=True)
@@ -52,15 +56,23 @@ class Stats:
     #: Audio seconds per processing second of the last finished job.
     last_realtime_factor: float | None = None
     oom_backoffs: int = 0
-    #: Files the last inbox scan found waiting, and the declared seconds of audio of those whose
-    #: header tells it (relative name -> seconds); a job that starts leaves them.
+    #: Files the last inbox scan found waiting, and each one's declared seconds of audio (relative
+    #: name -> seconds, None where the header does not tell); a job that starts leaves them.
     inbox_waiting: int = 0
-    inbox_audio: dict[str, float] = field(default_factory=dict)
+    inbox_audio: dict[str, float | None] = field(default_factory=dict)
     #: This daemon's jobs waiting for a retry, the same way (each also counted as waiting).
     retries_audio: dict[str, float | None] = field(default_factory=dict)
     #: Library media files the last scan found without their subtitles, not yet claimed (None:
     #: no library configured).
     library_waiting: int | None = None
+    #: Some of them with their declared audio (absolute path -> seconds, None: not told).
+    library_audio: dict[str, float | None] = field(default_factory=dict)
+    #: No file is claimed while a folder refuses finished work (spool `paused`).
+    claims_paused: bool = False
+    #: The completion hooks' deliveries (None: no hook configured): pending, failing, last error.
+    hooks: dict[str, Any] | None = None
+    #: The last jobs ended, newest last (`landed`).
+    recent: deque[dict[str, Any]] = field(default_factory=lambda: deque(maxlen=RECENT_ENDINGS))
     #: The running job's progress (None between jobs), and the speed of the last done jobs.
     progress: JobProgress | None = None
     recent_speed: RecentSpeed = field(default_factory=RecentSpeed)
@@ -116,6 +128,7 @@ class Stats:
     def job_started(self, file: str, job_id: str) -> None:
         with self._lock:
             self.current_file, self.current_job, self.current_since = file, job_id, time.time()
+            self.library_audio.pop(file, None)
             # Counted among the waiting ones at the last look; it no longer waits.
             if file in self.retries_audio:
                 del self.retries_audio[file]
@@ -123,9 +136,9 @@ class Stats:
                 self.inbox_waiting = max(0, self.inbox_waiting - 1)
                 self.inbox_audio.pop(file, None)
 
-    def waiting(self, count: int, audio: dict[str, float]) -> None:
-        """What the last inbox scan found waiting: how many files, and the audio of those whose
-        header tells it (relative name -> seconds)."""
+    def waiting(self, count: int, audio: dict[str, float | None]) -> None:
+        """What the last inbox scan found waiting: how many files, and each one's audio
+        (relative name -> seconds, None where its header does not tell)."""
         with self._lock:
             self.inbox_waiting, self.inbox_audio = count, dict(audio)
 
@@ -142,12 +155,37 @@ class Stats:
 
     def _queue_audio_seconds(self) -> float:
         retries = sum(s for s in self.retries_audio.values() if s is not None)
-        return sum(self.inbox_audio.values()) + retries
+        return sum(s for s in self.inbox_audio.values() if s is not None) + retries
 
-    def library_waits(self, count: int) -> None:
-        """How many library files wait for their subtitles, after a scan or a claim."""
+    def library_waits(self, count: int, audio: dict[str, float | None] | None = None) -> None:
+        """How many library files wait for their subtitles, after a scan or a claim; with a scan,
+        their audio (absolute path -> seconds, None: not told)."""
         with self._lock:
             self.library_waiting = count
+            if audio is not None:
+                self.library_audio = dict(audio)
+
+    def paused(self, claims: bool) -> None:
+        """Are claims paused (a folder refuses finished work)? Told on each heartbeat."""
+        self.claims_paused = claims
+
+    def hooks_seen(self, pending: int, failing: dict[str, str], gave_up: int) -> None:
+        """The hook thread's last pass: deliveries pending, those failing (job id -> last error,
+        no secret in it), and how many were given up since the start."""
+        with self._lock:
+            self.hooks = {"pending": pending, "failing": len(failing),
+                          "last_error": next(reversed(failing.values()), None), "gave_up": gave_up}
+
+    def landed(self, job_id: str, file: str, outcome: str, places: list[str],
+               error: dict[str, Any] | None = None, audio_seconds: float | None = None,
+               took_seconds: float | None = None) -> None:
+        """A job ended done or failed: where its source and results went (absolute paths: the
+        readers show them relative to the configured folders, and nothing outside them)."""
+        with self._lock:
+            self.recent.append({
+                "job_id": job_id, "file": file, "outcome": outcome, "at": round(time.time(), 3),
+                "places": list(places), "error": dict(error) if error else None,
+                "audio_s": audio_seconds, "took_s": took_seconds})
 
     def track(self, progress: JobProgress) -> None:
         """The job whose progress the reports show, from now on."""
@@ -218,6 +256,10 @@ class Stats:
                 "queue_length": self.queue_length,
                 "queue_audio_s": round(self._queue_audio_seconds(), 3),
                 "library_waiting": self.library_waiting,
+                "waiting": self._waiting_named(),
+                "claims_paused": self.claims_paused,
+                "hooks": dict(self.hooks) if self.hooks is not None else None,
+                "recent": list(reversed(self.recent)),
                 "current_file": self.current_file,
                 "current_for_s": round(now - self.current_since, 1) if self.current_since else None,
                 "progress": self.progress.estimate().as_dict() if self.progress else None,
@@ -232,6 +274,17 @@ class Stats:
                 "gpu_memory_used_bytes": self.gpu_memory_used,
                 "gpu_memory_total_bytes": self.gpu_memory_total,
             }
+
+    def _waiting_named(self) -> list[dict[str, Any]]:
+        """The first WAITING_NAMED files waiting: the retries, the inbox's, then the libraries'."""
+        named: list[dict[str, Any]] = []
+        for where, files in (("retry", self.retries_audio), ("inbox", self.inbox_audio),
+                             ("library", self.library_audio)):
+            for name, seconds in files.items():
+                if len(named) >= WAITING_NAMED:
+                    return named
+                named.append({"file": name, "from": where, "audio_s": seconds})
+        return named
 
     def _cumulative_buckets(self) -> dict[str, int]:
         """Done jobs that took at most each bound (Prometheus' `le` convention), "+Inf" = all."""
