@@ -8,6 +8,7 @@ four modules holds a name is this package's business.
 
 from .checks import check_job_options, check_values, parse_listen
 from .load import load_config, parse_config, parse_options, render_yaml, resolve_paths, to_plain
+from .objectstore import ObjectStore
 from .per_file import Auto, JobOptions, Library, Route
 from .schema import (
     CONFIG_ENV,
@@ -39,7 +40,8 @@ from .schema import (
 __all__ = [
     "CONFIG_ENV", "DEFAULT_EXTENSIONS", "HOOK_EVENTS", "KNOWN_FORMATS", "Align", "Audio", "Auto", "Batching",
     "Config", "Daemon", "Diarize", "Filters", "Folders", "Hooks", "Input", "JobOptions", "Jobs",
-    "Library", "Log", "Metrics", "Model", "Oom", "Outputs", "Overlap", "Packing", "Route", "Vad", "Watch",
+    "Library", "Log", "Metrics", "Model", "ObjectStore", "Oom", "Outputs", "Overlap", "Packing", "Route",
+    "Vad", "Watch",
     "check_job_options", "check_values", "load_config",
     "parse_config", "parse_listen", "parse_options", "render_yaml", "resolve_paths", "to_plain",
 ]

@@ -10,6 +10,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Literal
 
+from .objectstore import ObjectStore
 from .per_file import Auto, Library, Route
 
 #: Extensions taken from the inbox by default (audio and the usual video containers).
@@ -351,6 +352,8 @@ class Config:
     #: Media library folders whose files get subtitles beside them (docs/libraries.md).
     libraries: tuple[Library, ...] = ()
     hooks: Hooks = field(default_factory=Hooks)
+    #: Media and results in S3-compatible storage, jobs from a shared queue (docs/scale.md).
+    objectstore: ObjectStore = field(default_factory=ObjectStore)
     log: Log = field(default_factory=Log)
     metrics: Metrics = field(default_factory=Metrics)
     daemon: Daemon = field(default_factory=Daemon)

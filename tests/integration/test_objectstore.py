@@ -1,0 +1,39 @@
+"""The object-store intake against the real servers (nats-server with JetStream, SeaweedFS's S3
+gateway) on 127.0.0.1, with real daemons: each object is transcribed and committed exactly once."""
+
+from __future__ import annotations
+
+import signal
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from tests.support.objectstore import Deployment, open_deployment
+
+
+@pytest.fixture
+def deployment(tmp_path: Path) -> Iterator[Deployment]:
+    deployment = open_deployment(tmp_path)
+    try:
+        yield deployment
+    finally:
+        deployment.close()
+        deployment.s3_server.stop(signal.SIGKILL)
+        deployment.nats.stop(signal.SIGKILL)
+
+
+def test_objects_in_the_inbox_prefix_are_transcribed_and_committed_once(deployment: Deployment) -> None:
+    """Three uploads, one daemon, no notifications: the reconciler finds them; each gets one
+    manifest naming its attempt's results, and the results hold the transcript."""
+    keys = [deployment.upload(f"talk{n}.wav") for n in range(3)]
+    daemon = deployment.daemon()
+    manifests = deployment.wait_for_manifests(3)
+    assert sorted(m["object"]["key"] for m in manifests) == sorted(keys)
+    for manifest in manifests:
+        assert manifest["outcome"] == "done"
+        assert set(manifest["results"]) >= {".json", ".txt", ".srt", ".vtt", ".log.jsonl"}
+        name = manifest["object"]["key"].rpartition("/")[2]
+        assert f"fake transcript of {name}" in deployment.read(manifest["results"][".txt"]).decode()
+        assert manifest["results"][".json"].startswith(f"outbox/{name[:-4]}/{manifest['attempt']}/")
+    assert daemon.stop() == 0
