@@ -73,17 +73,17 @@ class Deployment:
 
     # --- daemons ---------------------------------------------------------------------------------
 
-    def config(self, name: str, **objectstore: Any) -> Path:
+    def config(self, name: str, jobs: dict[str, Any] | None = None, **objectstore: Any) -> Path:
         folders = Folders(self.root / name)
         section = {"enabled": True, "endpoint": self.endpoint, "bucket": BUCKET, "nats_url": self.nats.url,
                    "ack_wait_seconds": ACK_WAIT, "reconcile_seconds": 1, "addressing": "path",
                    **objectstore}
-        return folders.write_config(objectstore=section, jobs={"retry_delay_seconds": 0.2},
+        return folders.write_config(objectstore=section, jobs={"retry_delay_seconds": 0.2, **(jobs or {})},
                                     metrics={"stale_after_seconds": 20})
 
     def daemon(self, name: str = "node", fake: dict[str, Any] | None = None, start: bool = True,
-               **objectstore: Any) -> DaemonProcess:
-        process = DaemonProcess(self.config(name, **objectstore), engine="fake",
+               jobs: dict[str, Any] | None = None, **objectstore: Any) -> DaemonProcess:
+        process = DaemonProcess(self.config(name, jobs, **objectstore), engine="fake",
                                 env={"TRANSCRIBED_FAKE": json.dumps(fake or {}), **CREDENTIALS})
         self.daemons.append(process)
         return process.start() if start else process
@@ -101,3 +101,47 @@ def open_deployment(root: Path) -> Deployment:
     seaweed = SeaweedS3(root / "seaweed").start()
     s3 = make_bucket(seaweed.endpoint, BUCKET)
     return Deployment(root=root, nats=nats, s3_server=seaweed, s3=s3)
+
+
+def notification(deployment: Deployment, key: str) -> bytes:
+    """The bucket notification a store sends for a new object (the S3 event format MinIO and
+    RustFS publish to JetStream and AWS sends to SQS), for the object as it is now."""
+    from urllib.parse import quote_plus
+
+    head = deployment.s3.head_object(Bucket=BUCKET, Key=key)
+    record = {"eventVersion": "2.1", "eventSource": "aws:s3", "eventName": "ObjectCreated:Put",
+              "s3": {"bucket": {"name": BUCKET},
+                     "object": {"key": quote_plus(key, safe="/"), "size": head["ContentLength"],
+                                "eTag": head["ETag"].strip('"')}}}
+    return json.dumps({"EventName": "s3:ObjectCreated:Put", "Key": f"{BUCKET}/{key}",
+                       "Records": [record]}).encode()
+
+
+def publish(url: str, subject: str, bodies: list[bytes], msg_ids: list[str | None] | None = None) -> None:
+    """Publish onto the work stream as a store's notification target does (through the real
+    client, to the real server)."""
+    import asyncio
+
+    import nats
+
+    async def send() -> None:
+        nc = await nats.connect(url)
+        js = nc.jetstream()
+        for body, msg_id in zip(bodies, msg_ids or [None] * len(bodies), strict=True):
+            await js.publish(subject, body, headers={"Nats-Msg-Id": msg_id} if msg_id else None)
+        await nc.close()
+    asyncio.run(send())
+
+
+def stream_info(url: str, stream: str = "TRANSCRIBED") -> Any:
+    import asyncio
+
+    import nats
+
+    async def info() -> Any:
+        nc = await nats.connect(url)
+        try:
+            return await nc.jetstream().stream_info(stream)
+        finally:
+            await nc.close()
+    return asyncio.run(info())

@@ -43,14 +43,15 @@ class ObjectStore:
     #: the consumer's heartbeat is fresh.
     ack_wait_seconds: float = 60.0
     #: Deliveries of one job before the queue gives it up (`MaxDeliver`, the redrive policy's
-    #: maxReceiveCount); null: `jobs.max_attempts` + 2, so the daemon's own poison rule (its
-    #: failed record) normally comes first, and the queue's dead letter is the backstop.
+    #: maxReceiveCount), at least `jobs.max_attempts`; null: `jobs.max_attempts` + 2, so the
+    #: daemon's own poison rule (its failed report) normally comes first, and the queue's dead
+    #: letter (a failed record written by whichever daemon reads it) is the backstop.
     max_deliver: int | None = None
     #: The stream keeps at most this many waiting jobs; past it, a publish is refused and retried
     #: by the next reconcile (back-pressure, nothing dropped).
     stream_max_messages: int = 1_000_000
     #: A job published twice within this window (its id is the deduplication id) is kept once.
-    duplicate_window_seconds: float = 120.0
+    duplicate_window_seconds: float = 900.0
     #: SQS: the queue fed by the bucket's notifications (or the reconciler), and its dead-letter
     #: queue (the redrive policy's target), read for failed records.
     sqs_queue_url: str | None = None
@@ -102,9 +103,9 @@ def _check_queue(section: ObjectStore, max_attempts: int) -> None:
     if section.stream_max_messages < 1:
         raise ConfigError(f"{where}.stream_max_messages: expected a positive integer")
     deliveries = deliveries_allowed(section, max_attempts)
-    if deliveries <= max_attempts:
-        raise ConfigError(f"{where}.max_deliver: expected more than jobs.max_attempts ({max_attempts}), "
-                          f"so the daemon's own poison record comes first, got {deliveries}")
+    if deliveries < max_attempts:
+        raise ConfigError(f"{where}.max_deliver: expected at least jobs.max_attempts ({max_attempts}), "
+                          f"or the queue gives jobs up before their attempts are spent, got {deliveries}")
     if section.queue == "jetstream" and urlparse(section.nats_url).scheme not in ("nats", "tls"):
         raise ConfigError(f"{where}.nats_url: expected a nats:// or tls:// URL, got {section.nats_url!r}")
     if section.queue == "sqs" and not section.sqs_queue_url:
