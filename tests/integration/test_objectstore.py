@@ -20,7 +20,8 @@ def deployment(tmp_path: Path) -> Iterator[Deployment]:
     finally:
         deployment.close()
         deployment.s3_server.stop(signal.SIGKILL)
-        deployment.nats.stop(signal.SIGKILL)
+        if deployment.nats is not None:
+            deployment.nats.stop(signal.SIGKILL)
 
 
 def test_objects_in_the_inbox_prefix_are_transcribed_and_committed_once(deployment: Deployment) -> None:

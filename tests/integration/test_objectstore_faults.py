@@ -32,7 +32,8 @@ def deployment(tmp_path: Path) -> Iterator[Deployment]:
     finally:
         deployment.close()
         deployment.s3_server.stop(signal.SIGKILL)
-        deployment.nats.stop(signal.SIGKILL)
+        if deployment.nats is not None:
+            deployment.nats.stop(signal.SIGKILL)
 
 
 def _events(daemons: list[DaemonProcess], event: str, **fields: object) -> list[dict[str, object]]:
@@ -147,8 +148,10 @@ def test_pending_jobs_survive_a_restart_of_the_queue_server(deployment: Deployme
     the daemon works on the first, then started again on its store: every job is committed once."""
     daemon = deployment.daemon("a", fake={"delay": 1.0}, reconcile_seconds=0)
     keys = [deployment.upload(f"talk{n}.wav") for n in range(5)]
+    assert deployment.nats is not None
     publish(deployment.nats.url, "transcribed.jobs", [notification(deployment, k) for k in keys])
     daemon.wait_for("job.started")
+    assert deployment.nats is not None
     deployment.nats.stop(signal.SIGKILL)
     deployment.nats.start()
     deployment.wait_for_manifests(5, timeout=120)
@@ -179,6 +182,7 @@ def test_a_duplicate_notification_is_one_job(deployment: Deployment) -> None:
     from transcribed.objectstore.identity import objects_in
 
     job_key = objects_in(event)[0].job_key
+    assert deployment.nats is not None
     publish(deployment.nats.url, "transcribed.jobs", [event, event, event], [job_key, job_key, None])
     deployment.wait_for_manifests(1)
     wait_until(lambda: len(_events([daemon], "job.claimed")) + daemon.count("objectstore.already_committed")

@@ -15,7 +15,7 @@ import numpy as np
 
 from .daemon import DaemonProcess, Folders, wait_until
 from .media import write_wav
-from .servers import CREDENTIALS, NatsServer, SeaweedS3, make_bucket
+from .servers import CREDENTIALS, MotoServer, NatsServer, SeaweedS3, make_bucket
 
 BUCKET = "media"
 #: Short tests want a short lease, so that a dead worker's job comes back soon.
@@ -32,8 +32,9 @@ class Deployment:
     """The servers, the bucket, and the daemons started on them."""
 
     root: Path
-    nats: NatsServer
-    s3_server: SeaweedS3
+    #: None where the queue is not JetStream (the AWS profile: SQS).
+    nats: NatsServer | None
+    s3_server: SeaweedS3 | MotoServer
     s3: Any = None
     daemons: list[DaemonProcess] = field(default_factory=list)
     endpoint: str | None = None
@@ -75,10 +76,11 @@ class Deployment:
 
     def config(self, name: str, jobs: dict[str, Any] | None = None, **objectstore: Any) -> Path:
         folders = Folders(self.root / name)
-        section = {"enabled": True, "endpoint": self.endpoint, "bucket": BUCKET, "nats_url": self.nats.url,
-                   "ack_wait_seconds": ACK_WAIT, "reconcile_seconds": 1, "addressing": "path",
+        section = {"enabled": True, "endpoint": self.endpoint, "bucket": BUCKET,
+                   **({"nats_url": self.nats.url} if self.nats else {}), "ack_wait_seconds": ACK_WAIT, "reconcile_seconds": 1, "addressing": "path",
                    **objectstore}
-        return folders.write_config(objectstore=section, jobs={"retry_delay_seconds": 0.2, **(jobs or {})},
+        return folders.write_config(objectstore=section,
+                                    jobs={"retry_delay_seconds": 0.2, **(jobs or {})},
                                     metrics={"stale_after_seconds": 20})
 
     def daemon(self, name: str = "node", fake: dict[str, Any] | None = None, start: bool = True,
