@@ -3,6 +3,7 @@ gateway) on 127.0.0.1, with real daemons: each object is transcribed and committ
 
 from __future__ import annotations
 
+import json
 import signal
 from collections.abc import Iterator
 from pathlib import Path
@@ -37,4 +38,33 @@ def test_objects_in_the_inbox_prefix_are_transcribed_and_committed_once(deployme
         name = manifest["object"]["key"].rpartition("/")[2]
         assert f"fake transcript of {name}" in deployment.read(manifest["results"][".txt"]).decode()
         assert manifest["results"][".json"].startswith(f"outbox/{name[:-4]}/{manifest['attempt']}/")
+        block = json.loads(deployment.read(manifest["results"][".json"]))["transcribed"]
+        assert block["intake"] == "objectstore"
+        assert block["origin"]["uri"] == f"s3://media/{manifest['object']['key']}"
+        assert block["origin"]["attempt"] == manifest["attempt"]
     assert daemon.stop() == 0
+
+
+def test_the_doctor_checks_the_store_and_the_queue(deployment: Deployment) -> None:
+    """`diagnose` against the real servers: the probe's conditional writes, the queue's backlog."""
+    from transcribed.config import load_config
+    from transcribed.doctor import diagnose
+
+    report = diagnose(load_config(deployment.config("doctor")), sample=False)
+    checks = {check.name: check for check in report.checks}
+    assert checks["objectstore_store"].status == "ok", checks["objectstore_store"]
+    assert "1 of 8 concurrent conditional writes succeeded" in checks["objectstore_store"].detail
+    assert checks["objectstore_queue"].status == "ok", checks["objectstore_queue"]
+    assert "0 jobs waiting" in checks["objectstore_queue"].detail
+
+
+def test_the_doctor_fails_when_the_queue_is_away(deployment: Deployment) -> None:
+    from transcribed.config import load_config
+    from transcribed.doctor import diagnose
+
+    assert deployment.nats is not None
+    deployment.nats.stop()
+    report = diagnose(load_config(deployment.config("doctor")), sample=False)
+    checks = {check.name: check for check in report.checks}
+    assert checks["objectstore_queue"].status == "fail"
+    assert not report.ready

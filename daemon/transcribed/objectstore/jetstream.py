@@ -95,8 +95,10 @@ class JetStreamDelivery:
 class JetStreamQueue:
     """The work stream and its shared durable consumer, and the stream of dead letters."""
 
-    def __init__(self, section: ObjectStore, max_attempts: int, name: str) -> None:
+    def __init__(self, section: ObjectStore, max_attempts: int, name: str,
+                 connect_seconds: float = CONNECT_SECONDS) -> None:
         self.section = section
+        self.connect_seconds = connect_seconds
         self.max_deliver = deliveries_allowed(section, max_attempts)
         self.name = name
         self.dead_stream = f"{section.stream}_DEAD"
@@ -113,7 +115,7 @@ class JetStreamQueue:
     def prepare(self) -> None:
         """Connect, and create the streams and consumers where they are missing (every daemon does
         it; the server keeps the first and the others find it there)."""
-        self._loop.run(self._prepare(), timeout=CONNECT_SECONDS + CALL_SECONDS)
+        self._loop.run(self._prepare(), timeout=self.connect_seconds + 4 * CALL_SECONDS)
 
     async def _prepare(self) -> None:
         self._nc = await self._connect()
@@ -137,15 +139,19 @@ class JetStreamQueue:
                                   ack_wait=s.ack_wait_seconds))
 
     async def _connect(self) -> Client:
-        """The first connection, tried for CONNECT_SECONDS; later ones the client makes itself
+        """The first connection, tried for `connect_seconds`; later ones the client makes itself
         (for ever: a restarted server is found again, and jobs in flight go on)."""
-        deadline = asyncio.get_running_loop().time() + CONNECT_SECONDS
+        deadline = asyncio.get_running_loop().time() + self.connect_seconds
         while True:
             try:
-                return await nats.connect(
+                # nats-py applies max_reconnect_attempts to the first connection too, where -1
+                # would never give up: one try here, and for ever once connected.
+                client = await nats.connect(
                     self.section.nats_url, name=self.name, connect_timeout=5, reconnect_time_wait=1,
-                    max_reconnect_attempts=-1, allow_reconnect=True, error_cb=_log_error,
+                    max_reconnect_attempts=1, allow_reconnect=True, error_cb=_log_error,
                     disconnected_cb=_disconnected, reconnected_cb=_reconnected)
+                client.options["max_reconnect_attempts"] = -1
+                return client
             except (OSError, nats.errors.Error) as exc:
                 if asyncio.get_running_loop().time() >= deadline:
                     raise QueueUnavailable(f"objectstore.nats_url: cannot reach {self.section.nats_url}: "

@@ -202,8 +202,21 @@ class ObjectStoreSource:
     # --- a job's end ------------------------------------------------------------------------------
 
     def complete(self, job: Job, outputs: dict[str, Path]) -> dict[str, Path]:
-        """Commit the results: uploaded under the attempt's prefix, then the manifest."""
+        """Commit the results: uploaded under the attempt's prefix, then the manifest. The JSON
+        transcript says where it came from (its `transcribed.origin`: the object and attempt)."""
+        self._stamp_origin(job, outputs.get(".json"))
         return self._end(job, "done", dict(outputs), {})
+
+    def _stamp_origin(self, job: Job, staged: Path | None) -> None:
+        mine = self._objects.get(job.id)
+        if staged is None or mine is None:
+            return
+        try:
+            data = durable.read_json(staged)
+            data.setdefault("transcribed", {})["origin"] = {**mine.reference(), "attempt": job.id}
+            durable.write_json_atomic(staged, data)
+        except (OSError, ValueError, AttributeError) as exc:
+            log.warning("objectstore.origin_not_recorded", job_id=job.id, error=str(exc))
 
     def fail(self, job: Job, report: dict[str, Any], outputs: dict[str, Path],
              logs: dict[str, Path]) -> dict[str, Path]:

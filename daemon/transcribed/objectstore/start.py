@@ -26,8 +26,8 @@ REACH_SECONDS = 30.0
 log = get_logger()
 
 
-def open_queue(config: Config, worker: str) -> WorkQueue:
-    """The queue `objectstore.queue` names."""
+def open_queue(config: Config, worker: str, connect_seconds: float = 30.0) -> WorkQueue:
+    """The queue `objectstore.queue` names (JetStream's first connection tried this long)."""
     section = config.objectstore
     if section.queue == "sqs":
         from .sqs import SqsQueue
@@ -35,7 +35,7 @@ def open_queue(config: Config, worker: str) -> WorkQueue:
         return SqsQueue(section, config.jobs.max_attempts)
     from .jetstream import JetStreamQueue
 
-    return JetStreamQueue(section, config.jobs.max_attempts, worker)
+    return JetStreamQueue(section, config.jobs.max_attempts, worker, connect_seconds)
 
 
 def open_source(config: Config, spool: WorkFolder, stats: Stats) -> ObjectStoreSource:
