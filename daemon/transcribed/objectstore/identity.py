@@ -106,12 +106,12 @@ def _records(records: Any) -> list[ObjectRef]:
 def inbox_path(key: str, inbox_prefix: str) -> PurePosixPath | None:
     """The object's path under the inbox prefix (what routes and result names use), or None for a
     key outside it, a folder marker, or a path that climbs (`..`)."""
-    if not key.startswith(inbox_prefix) or key.endswith("/"):
+    if not key.startswith(inbox_prefix):
         return None
-    rel = PurePosixPath(key[len(inbox_prefix):])
-    if not rel.parts or any(part in ("..", ".") for part in rel.parts) or rel.is_absolute():
+    parts = key[len(inbox_prefix):].split("/")
+    if any(part in ("", ".", "..") for part in parts):  # a folder marker, `//`, or a climb
         return None
-    return rel
+    return PurePosixPath(*parts)
 
 
 def wanted(rel: PurePosixPath, extensions: tuple[str, ...]) -> bool:
