@@ -19,6 +19,7 @@ from __future__ import annotations
 import json
 import shutil
 import threading
+import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -175,6 +176,7 @@ class ObjectStoreSource:
         job = Job(id=job_id, relpath=rel, dir=self.spool.mine / job_id, intake=self.name,
                   attempts=delivery.number - 1, claimed_at=timestamp())
         mine = ObjectJob(ref, delivery.number)
+        started = time.monotonic()
         try:
             job.source.parent.mkdir(parents=True)
             durable.write_json_atomic(job.dir / RECORD_FILE, job.record())
@@ -192,7 +194,8 @@ class ObjectStoreSource:
             self._deliveries[job.id] = delivery
             self._objects[job.id] = mine
         log.info("job.claimed", job_id=job.id, file=str(rel), intake=self.name, uri=ref.uri,
-                 etag=ref.etag, delivery=delivery.number, bytes=size)
+                 etag=ref.etag, delivery=delivery.number, bytes=size,
+                 download_s=round(time.monotonic() - started, 4))
         return job
 
     def set_aside(self) -> list[tuple[Job, BadInput]]:
@@ -243,6 +246,7 @@ class ObjectStoreSource:
         """Try the commit once: where the files went, or None while the store is away."""
         job = held.job
         mine = self._objects[job.id]
+        started = time.monotonic()
         try:
             committed = self.manifests.commit(mine.ref, job.relpath, job.id, held.outcome,
                                               held.files, held.record)
@@ -253,9 +257,10 @@ class ObjectStoreSource:
             log.error("objectstore.commit_refused", job_id=job.id, error=str(exc),
                       action="kept in the work folder; tried again")
             return None
-        log.info("objectstore.committed", job_id=job.id, outcome=held.outcome, won=committed.won,
-                 manifest=committed.manifest, uri=mine.ref.uri)
         self._finish(job, mine.ref)
+        log.info("objectstore.committed", job_id=job.id, outcome=held.outcome, won=committed.won,
+                 manifest=committed.manifest, uri=mine.ref.uri,
+                 commit_s=round(time.monotonic() - started, 4))
         placed = {str(job.source): Path(mine.ref.key)}
         placed |= {str(path): Path(committed.results.get(suffix, str(path)))
                    for suffix, path in held.files.items()}
