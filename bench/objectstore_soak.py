@@ -42,6 +42,7 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
 from tests.support.objectstore import BUCKET, Deployment, open_deployment  # noqa: E402
+from tests.support.servers import CREDENTIALS  # noqa: E402
 
 
 @dataclass
@@ -69,7 +70,7 @@ class Soak:
                                         ack_wait_seconds=self.args.ack_wait, reconcile_seconds=2)
         log = self.deployment.root / "logs" / f"node{slot.index}-{slot.generation:03d}.jsonl"
         log.parent.mkdir(exist_ok=True)
-        env = {**os.environ, "PYTHONUNBUFFERED": "1",
+        env = {**os.environ, **CREDENTIALS, "PYTHONUNBUFFERED": "1",
                "TRANSCRIBED_FAKE": json.dumps({"delay": self.args.fake_delay})}
         with open(log, "wb") as out:
             slot.process = subprocess.Popen(

@@ -35,6 +35,7 @@ sys.path.insert(0, str(REPO))
 from tests.support.daemon import Folders, wait_until  # noqa: E402
 from tests.support.media import write_wav  # noqa: E402
 from tests.support.objectstore import open_deployment, tone  # noqa: E402
+from tests.support.servers import CREDENTIALS  # noqa: E402
 
 
 def _events(logs: list[Path]) -> list[dict[str, Any]]:
@@ -133,9 +134,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--no-folder", action="store_true", help="skip the shared-folder baseline")
     parser.add_argument("--json", type=Path, help="also write the results here")
     args = parser.parse_args(argv)
-    for key, value in {"AWS_ACCESS_KEY_ID": "bench", "AWS_SECRET_ACCESS_KEY": "bench-secret",
-                       "AWS_DEFAULT_REGION": "us-east-1"}.items():
-        os.environ.setdefault(key, value)
+    os.environ.update(CREDENTIALS)  # the servers' test identity (tests/support/servers.py)
     results = []
     if not args.no_folder:
         with tempfile.TemporaryDirectory(prefix="os-bench-") as tmp:

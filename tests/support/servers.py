@@ -9,6 +9,7 @@ each waits for its port with a deadline, never a sleep.
 
 from __future__ import annotations
 
+import os
 import shutil
 import signal
 import socket
@@ -69,10 +70,13 @@ class _Server:
     def ready(self) -> bool:
         raise NotImplementedError
 
+    def environment(self) -> dict[str, str]:
+        return dict(os.environ)
+
     def start(self, timeout: float = 60) -> Any:
         with open(self.log, "ab") as out:
             self.process = subprocess.Popen(self.command(), stdout=out, stderr=subprocess.STDOUT,
-                                            cwd=self.root, start_new_session=True)
+                                            cwd=self.root, start_new_session=True, env=self.environment())
 
         def up() -> bool:
             assert self.process is not None
@@ -140,6 +144,11 @@ class SeaweedS3(_Server):
                 "-s3", f"-s3.port={self.s3_port}", f"-s3.port.grpc={self.s3_port + 10000}",
                 "-s3.port.iceberg=0", "-s3.port.lance=0", "-master.telemetry=false",
                 "-master.volumeSizeLimitMB=64", "-volume.max=50"]
+
+    def environment(self) -> dict[str, str]:
+        """SeaweedFS takes $AWS_ACCESS_KEY_ID and $AWS_SECRET_ACCESS_KEY as its admin identity
+        (and then refuses any other key): the test credentials, whatever the caller's are."""
+        return {**os.environ, **CREDENTIALS}
 
     def start(self, timeout: float = 90) -> SeaweedS3:
         (self.root / "data").mkdir(parents=True, exist_ok=True)
