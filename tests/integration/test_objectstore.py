@@ -68,3 +68,34 @@ def test_the_doctor_fails_when_the_queue_is_away(deployment: Deployment) -> None
     checks = {check.name: check for check in report.checks}
     assert checks["objectstore_queue"].status == "fail"
     assert not report.ready
+
+
+def test_a_store_that_ignores_conditional_writes_is_refused_loudly(tmp_path: Path) -> None:
+    """Behind a proxy that drops If-None-Match, every one of the probe's concurrent conditional
+    PUTs succeeds: the daemon refuses to start in exactly-once mode (exit 1, saying why), and
+    starts at-least-once, logged as an error, only when told to."""
+    from tests.support.daemon import DaemonProcess
+    from tests.support.servers import CREDENTIALS, ConditionStripper, NatsServer, SeaweedS3, make_bucket
+
+    seaweed = SeaweedS3(tmp_path / "seaweed", anonymous=True).start()
+    nats = NatsServer(tmp_path / "nats").start()
+    proxy = ConditionStripper(seaweed.endpoint)
+    try:
+        make_bucket(proxy.endpoint, "media")
+        deployment = Deployment(root=tmp_path, nats=nats, s3_server=seaweed, endpoint=proxy.endpoint)
+        refused = DaemonProcess(deployment.config("strict"), engine="fake", env=CREDENTIALS)
+        with pytest.raises(AssertionError, match=r"daemon exited \(1\)"):
+            refused.start()
+        assert "Refusing to start in exactly-once mode" in refused.stderr()
+        event = next(e for e in refused.events() if e.get("event") == "objectstore.exactly_once_refused")
+        assert event["won"] == 8
+        lenient = DaemonProcess(deployment.config("lenient", require_exactly_once=False), engine="fake",
+                                env=CREDENTIALS).start()
+        try:
+            assert lenient.wait_for("objectstore.at_least_once")["won"] == 8
+        finally:
+            lenient.kill()
+    finally:
+        proxy.close()
+        nats.stop(signal.SIGKILL)
+        seaweed.stop(signal.SIGKILL)

@@ -128,6 +128,8 @@ class SeaweedS3(_Server):
     telemetry), every port on 127.0.0.1."""
 
     s3_port: int = field(default_factory=low_free_port)
+    #: No identity at all: any request is served, signed or not (for the condition-stripping proxy).
+    anonymous: bool = False
     ports: dict[str, int] = field(default_factory=lambda: {
         name: low_free_port() for name in ("master", "volume", "filer")})
 
@@ -147,7 +149,10 @@ class SeaweedS3(_Server):
 
     def environment(self) -> dict[str, str]:
         """SeaweedFS takes $AWS_ACCESS_KEY_ID and $AWS_SECRET_ACCESS_KEY as its admin identity
-        (and then refuses any other key): the test credentials, whatever the caller's are."""
+        (and then refuses any other key): the test credentials, whatever the caller's are; or,
+        `anonymous`, none."""
+        if self.anonymous:
+            return {k: v for k, v in os.environ.items() if not k.startswith("AWS_")}
         return {**os.environ, **CREDENTIALS}
 
     def start(self, timeout: float = 90) -> SeaweedS3:
@@ -208,3 +213,51 @@ def _bucket_ready(s3: Any, bucket: str) -> bool:
     return True
 
 
+
+
+class ConditionStripper:
+    """A real HTTP proxy on 127.0.0.1 in front of an S3 endpoint that drops `If-None-Match` from
+    every request: a store that takes conditional writes and ignores them, as some did. (Only in
+    front of a store without authentication: the header is signed.)"""
+
+    def __init__(self, upstream: str) -> None:
+        import http.client
+        import http.server
+        import threading
+        from urllib.parse import urlparse
+
+        target = urlparse(upstream)
+
+        class Handler(http.server.BaseHTTPRequestHandler):
+            protocol_version = "HTTP/1.1"
+
+            def _forward(self) -> None:
+                body = self.rfile.read(int(self.headers.get("Content-Length") or 0))
+                headers = {k: v for k, v in self.headers.items() if k.lower() != "if-none-match"}
+                connection = http.client.HTTPConnection(target.hostname, target.port, timeout=30)
+                connection.request(self.command, self.path, body=body, headers=headers)
+                answer = connection.getresponse()
+                data = answer.read()
+                self.send_response(answer.status)
+                for key, value in answer.getheaders():
+                    if key.lower() not in ("transfer-encoding", "connection", "content-length"):
+                        self.send_header(key, value)
+                self.send_header("Content-Length", str(len(data)))
+                self.end_headers()
+                self.wfile.write(data)
+                connection.close()
+
+            do_GET = do_PUT = do_POST = do_HEAD = do_DELETE = _forward  # noqa: N815
+
+            def log_message(self, *args: object) -> None:
+                pass
+
+        self.server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.endpoint = f"http://127.0.0.1:{self.server.server_address[1]}"
+        self.thread = threading.Thread(target=self.server.serve_forever, name="condition-stripper")
+        self.thread.start()
+
+    def close(self) -> None:
+        self.server.shutdown()
+        self.server.server_close()
+        self.thread.join(timeout=5)

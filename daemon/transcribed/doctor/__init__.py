@@ -2,7 +2,8 @@
 
 One line per check, ok / warn / fail, each with what to do: the NVIDIA driver, the GPU, CUDA as
 torch and CTranslate2 see it, cuDNN, the settings `auto` resolves to, the model, the folders
-(`checks`), and a short real transcription of a bundled clip in a child process (`sample`).
+(`checks`), the object store and its queue when that intake is on (`objectstore`), and a short
+real transcription of a bundled clip in a child process (`sample`).
 `warn` still works (the CPU instead of a GPU, a model still to download); `fail` cannot, and
 makes the exit code 1. The report and its two renderings are `report`.
 """

@@ -76,20 +76,20 @@ class _Loop:
 class JetStreamDelivery:
     """A message pulled from the work stream: its lease is AckWait, renewed by in_progress."""
 
-    def __init__(self, msg: Msg, loop: _Loop) -> None:
+    def __init__(self, msg: Msg, queue: JetStreamQueue) -> None:
         self._msg = msg
-        self._loop = loop
+        self._queue = queue
         self.body: bytes = msg.data
         self.number: int = msg.metadata.num_delivered
 
     def ack(self) -> None:
-        self._loop.run(self._msg.ack_sync(timeout=CALL_SECONDS))
+        self._queue.call(self._msg.ack_sync(timeout=CALL_SECONDS))
 
     def nak(self, delay: float = 0.0) -> None:
-        self._loop.run(self._msg.nak(delay=delay or None))
+        self._queue.call(self._msg.nak(delay=delay or None))
 
     def extend(self) -> None:
-        self._loop.run(self._msg.in_progress())
+        self._queue.call(self._msg.in_progress())
 
 
 class JetStreamQueue:
@@ -172,7 +172,7 @@ class JetStreamQueue:
     # --- the work stream -------------------------------------------------------------------------
 
     def publish(self, body: bytes, dedup_id: str) -> bool:
-        return self._call(self._publish(body, dedup_id))
+        return self.call(self._publish(body, dedup_id))
 
     async def _publish(self, body: bytes, dedup_id: str) -> bool:
         assert self._js is not None  # noqa: S101 - prepared first
@@ -188,8 +188,8 @@ class JetStreamQueue:
     def pull(self, up_to: int, wait: float) -> list[Delivery]:
         if up_to < 1:
             return []
-        msgs = self._call(self._fetch(up_to, wait), timeout=wait + CALL_SECONDS)
-        return [JetStreamDelivery(msg, self._loop) for msg in msgs]
+        msgs = self.call(self._fetch(up_to, wait), timeout=wait + CALL_SECONDS)
+        return [JetStreamDelivery(msg, self) for msg in msgs]
 
     async def _fetch(self, up_to: int, wait: float) -> list[Msg]:
         assert self._work is not None  # noqa: S101 - prepared first
@@ -200,7 +200,7 @@ class JetStreamQueue:
 
     def lag(self) -> int | None:
         try:
-            info = self._call(self._consumer_info())
+            info = self.call(self._consumer_info())
         except QueueUnavailable:
             return None
         return int(info.num_pending or 0)
@@ -212,7 +212,7 @@ class JetStreamQueue:
     # --- dead letters ----------------------------------------------------------------------------
 
     def dead_letters(self, up_to: int) -> list[DeadLetter]:
-        return self._call(self._dead_letters(up_to))
+        return self.call(self._dead_letters(up_to))
 
     async def _dead_letters(self, up_to: int) -> list[DeadLetter]:
         """Each advisory names the job's sequence in the work stream, still there (a work-queue
@@ -237,7 +237,7 @@ class JetStreamQueue:
         return letters
 
     def forget_dead(self, letter: DeadLetter) -> None:
-        self._call(self._forget_dead(letter))
+        self.call(self._forget_dead(letter))
 
     async def _forget_dead(self, letter: DeadLetter) -> None:
         assert self._js is not None  # noqa: S101 - prepared first
@@ -249,13 +249,13 @@ class JetStreamQueue:
 
     # --- the connection --------------------------------------------------------------------------
 
-    def _call(self, coro: Coroutine[Any, Any, T], timeout: float = CALL_SECONDS) -> T:
-        """Run one call on the client's loop; the server's absence is QueueUnavailable."""
+    def call(self, coro: Coroutine[Any, Any, T], timeout: float = CALL_SECONDS) -> T:
+        """Run one call on the client's loop. Any error of the client or the server (away, timed
+        out, or refusing: an ack of a message it no longer holds) is QueueUnavailable: the
+        caller waits and tries again, or lets the lease decide."""
         try:
             return self._loop.run(coro, timeout)
         except (nats.errors.Error, OSError) as exc:
-            if isinstance(exc, nats.js.errors.APIError) and exc.code not in (None, 503):
-                raise
             raise QueueUnavailable(f"{type(exc).__name__}: {exc}") from None
 
     def close(self) -> None:

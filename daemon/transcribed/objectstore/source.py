@@ -133,6 +133,13 @@ class ObjectStoreSource:
             log.warning("objectstore.store_unreachable", uri=ref.uri, error=str(exc),
                         action="the job waits (its lease renewed) until the store answers")
             return _STORE_AWAY
+        except (OSError, botocore.exceptions.ClientError) as exc:
+            # This worker's disk (full, read-only) or the store's refusal (access denied): not
+            # the file's fault, and perhaps not another worker's problem: given back for later.
+            log.error("objectstore.claim_failed", uri=ref.uri, error=f"{type(exc).__name__}: {exc}",
+                      action=f"given back to the queue for {NAK_DELAY_SECONDS:g} s")
+            self._nak(delivery, NAK_DELAY_SECONDS)
+            return None
 
     def _object_of(self, delivery: Delivery) -> ObjectRef | None:
         """The one object a delivery names, in this daemon's inbox; anything else is acked, with a

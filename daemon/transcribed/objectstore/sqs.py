@@ -45,15 +45,23 @@ class SqsDelivery:
         self.number: int = int(message.get("Attributes", {}).get("ApproximateReceiveCount", 1))
 
     def ack(self) -> None:
-        self._queue.call("delete_message", QueueUrl=self._queue.url, ReceiptHandle=self._receipt)
+        self._lease("delete_message", QueueUrl=self._queue.url, ReceiptHandle=self._receipt)
 
     def nak(self, delay: float = 0.0) -> None:
-        self._queue.call("change_message_visibility", QueueUrl=self._queue.url,
-                         ReceiptHandle=self._receipt, VisibilityTimeout=_seconds(delay))
+        self._lease("change_message_visibility", QueueUrl=self._queue.url,
+                    ReceiptHandle=self._receipt, VisibilityTimeout=_seconds(delay))
 
     def extend(self) -> None:
-        self._queue.call("change_message_visibility", QueueUrl=self._queue.url,
-                         ReceiptHandle=self._receipt, VisibilityTimeout=self._queue.visibility)
+        self._lease("change_message_visibility", QueueUrl=self._queue.url,
+                    ReceiptHandle=self._receipt, VisibilityTimeout=self._queue.visibility)
+
+    def _lease(self, operation: str, **params: Any) -> None:
+        """A call on this receipt; one SQS refuses (the receipt expired: the message went to
+        another worker) is QueueUnavailable too: the lease has decided, nothing is lost."""
+        try:
+            self._queue.call(operation, **params)
+        except botocore.exceptions.ClientError as exc:
+            raise QueueUnavailable(f"{operation}: {exc}") from None
 
 
 class SqsQueue:
