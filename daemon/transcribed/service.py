@@ -134,7 +134,7 @@ class Service:
         if self.config.objectstore.enabled:  # imported only here: boto3 and nats-py are optional
             from .objectstore.start import open_source
 
-            sources.append(open_source(self.config, spool, self.stats))
+            sources.append(open_source(self.config, spool, self.stats, self.hooks.record_elsewhere))
         for source in sources:
             source.prepare()
         try:

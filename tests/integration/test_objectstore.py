@@ -99,3 +99,26 @@ def test_a_store_that_ignores_conditional_writes_is_refused_loudly(tmp_path: Pat
         proxy.close()
         nats.stop(signal.SIGKILL)
         seaweed.stop(signal.SIGKILL)
+
+
+def test_the_completion_hook_gets_the_objects_places(deployment: Deployment, tmp_path: Path) -> None:
+    """A hook command runs once per committed job, its JSON naming the object and its results
+    by URI (the same hooks as for the folders: docs/hooks.md)."""
+    import sys
+
+    from tests.support.daemon import DaemonProcess, wait_until
+    from tests.support.servers import CREDENTIALS
+
+    received = tmp_path / "hooks.jsonl"
+    script = f"import sys; open({str(received)!r}, 'a').write(sys.stdin.read().replace(chr(10), ' ') + chr(10))"
+    config = deployment.config("hooked", hooks={"command": [sys.executable, "-c", script]})
+    key = deployment.upload("talk.wav")
+    daemon = DaemonProcess(config, engine="fake", env=CREDENTIALS).start()
+    deployment.daemons.append(daemon)
+    manifest, = deployment.wait_for_manifests(1)
+    wait_until(lambda: received.exists() and received.read_text().strip(), 60, "the hook's delivery")
+    body, = [json.loads(line) for line in received.read_text().splitlines()]
+    assert body["outcome"] == "done" and body["file"] == "talk.wav"
+    assert body["source"]["path"] == f"s3://media/{key}"
+    assert {r["format"]: r["path"] for r in body["results"]}["json"] == f"s3://media/{manifest['results']['.json']}"
+    assert body["log"]["path"] == f"s3://media/{manifest['results']['.log.jsonl']}"

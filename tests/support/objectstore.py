@@ -74,14 +74,15 @@ class Deployment:
 
     # --- daemons ---------------------------------------------------------------------------------
 
-    def config(self, name: str, jobs: dict[str, Any] | None = None, **objectstore: Any) -> Path:
+    def config(self, name: str, jobs: dict[str, Any] | None = None, hooks: dict[str, Any] | None = None,
+               **objectstore: Any) -> Path:
         folders = Folders(self.root / name)
         section = {"enabled": True, "endpoint": self.endpoint, "bucket": BUCKET,
                    **({"nats_url": self.nats.url} if self.nats else {}), "ack_wait_seconds": ACK_WAIT, "reconcile_seconds": 1, "addressing": "path",
                    **objectstore}
         return folders.write_config(objectstore=section,
                                     jobs={"retry_delay_seconds": 0.2, **(jobs or {})},
-                                    metrics={"stale_after_seconds": 20})
+                                    metrics={"stale_after_seconds": 20}, hooks=hooks or {})
 
     def daemon(self, name: str = "node", fake: dict[str, Any] | None = None, start: bool = True,
                jobs: dict[str, Any] | None = None, **objectstore: Any) -> DaemonProcess:

@@ -16,10 +16,12 @@ the process, and the queue delivers the job again once its lease runs out (the a
 
 from __future__ import annotations
 
+import functools
 import json
 import shutil
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -44,6 +46,9 @@ PULL_WAIT_SECONDS = 0.5
 #: A delivery that cannot be used now (the queue is away at its end) comes back after this.
 NAK_DELAY_SECONDS = 5.0
 
+#: Told a committed job's folder and where its files went: `{"source", "results", ...}` as URIs.
+Committer = Callable[[Path, dict[str, Any]], None]
+
 log = get_logger()
 
 
@@ -62,8 +67,11 @@ class ObjectStoreSource:
 
     name = "objectstore"
 
-    def __init__(self, config: Config, spool: WorkFolder, store: Store, queue: WorkQueue) -> None:
+    def __init__(self, config: Config, spool: WorkFolder, store: Store, queue: WorkQueue,
+                 on_committed: Committer | None = None) -> None:
         self.config = config
+        #: Told each winning commit's places (the completion hooks record their delivery).
+        self.on_committed = on_committed
         self.section = config.objectstore
         self.spool = spool
         self.store = store
@@ -264,6 +272,8 @@ class ObjectStoreSource:
             log.error("objectstore.commit_refused", job_id=job.id, error=str(exc),
                       action="kept in the work folder; tried again")
             return None
+        if committed.won:
+            self._tell_hooks(job, mine.ref, committed.results)
         self._finish(job, mine.ref)
         log.info("objectstore.committed", job_id=job.id, outcome=held.outcome, won=committed.won,
                  manifest=committed.manifest, uri=mine.ref.uri,
@@ -272,6 +282,22 @@ class ObjectStoreSource:
         placed |= {str(path): Path(committed.results.get(suffix, str(path)))
                    for suffix, path in held.files.items()}
         return placed
+
+    def _tell_hooks(self, job: Job, ref: ObjectRef, results: dict[str, str]) -> None:
+        """The hooks' delivery, recorded after the commit and before the job folder (holding the
+        consumer's note) goes. A crash between the two costs that one delivery."""
+        if self.on_committed is None:
+            return
+        place = functools.partial(_uri_place, ref.bucket)
+        places = {"source": place(ref.key), "error_report": place(results.get(".error.json")),
+                  "log": place(results.get(".log.jsonl")), "sidecars": [],
+                  "results": [{"format": suffix.lstrip("."), **(place(key) or {})}
+                              for suffix, key in results.items()
+                              if suffix not in (".error.json", ".log.jsonl")]}
+        try:
+            self.on_committed(job.dir, places)
+        except OSError as exc:
+            log.error("hook.gave_up", job_id=job.id, reason=f"its delivery could not be recorded: {exc}")
 
     def _commit_held(self) -> bool:
         """Commit the jobs the store refused before; True once none waits."""
@@ -329,6 +355,11 @@ class ObjectStoreSource:
             delivery.nak(delay)
         except QueueUnavailable as exc:
             log.warning("objectstore.nak_failed", error=str(exc), reason="delivered again after its lease")
+
+
+def _uri_place(bucket: str, key: str | None) -> dict[str, str] | None:
+    """A hook place of an object: no folder root, its URI."""
+    return {"root": "", "relative": f"s3://{bucket}/{key}"} if key else None
 
 
 #: `_take`'s answer when the store did not answer.

@@ -17,7 +17,7 @@ from ..operations.stats import Stats
 from ..spool.folder import WorkFolder
 from .background import Background
 from .queue import WorkQueue
-from .source import ObjectStoreSource
+from .source import Committer, ObjectStoreSource
 from .store import PROBE_WRITERS, Store, StoreUnreachable, probe_conditional_writes
 
 #: How long the store is tried at start before the daemon gives up (and is restarted).
@@ -38,13 +38,15 @@ def open_queue(config: Config, worker: str, connect_seconds: float = 30.0) -> Wo
     return JetStreamQueue(section, config.jobs.max_attempts, worker, connect_seconds)
 
 
-def open_source(config: Config, spool: WorkFolder, stats: Stats) -> ObjectStoreSource:
-    """The object-store source, its store probed and its queue prepared, its background started."""
+def open_source(config: Config, spool: WorkFolder, stats: Stats,
+                on_committed: Committer | None = None) -> ObjectStoreSource:
+    """The object-store source, its store probed and its queue prepared, its background started;
+    `on_committed` is told each winning commit (the completion hooks)."""
     section = config.objectstore
     store = Store(section)
     reach(store, section.endpoint or "AWS S3")
     check_exactly_once(store, config)
-    source = ObjectStoreSource(config, spool, store, open_queue(config, spool.worker.name))
+    source = ObjectStoreSource(config, spool, store, open_queue(config, spool.worker.name), on_committed)
     source.prepare()
     Background(config, source, stats, spool.worker.name).start()
     log.info("objectstore.ready", bucket=section.bucket, inbox=section.inbox_prefix,
