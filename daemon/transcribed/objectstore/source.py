@@ -106,7 +106,8 @@ class ObjectStoreSource:
             job = self._take(delivery)
             if job is _STORE_AWAY:
                 return claimed
-            self._waiting.pop(0)
+            with self._lock:
+                self._waiting.pop(0)
             if isinstance(job, Job):
                 claimed.append(job)
         try:
