@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import os
+import signal
 from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -101,8 +102,14 @@ def open_deployment(root: Path) -> Deployment:
     for key, value in CREDENTIALS.items():
         os.environ.setdefault(key, value)
     nats = NatsServer(root / "nats").start()
-    seaweed = SeaweedS3(root / "seaweed").start()
-    s3 = make_bucket(seaweed.endpoint, BUCKET)
+    seaweed = SeaweedS3(root / "seaweed")
+    try:
+        seaweed.start()
+        s3 = make_bucket(seaweed.endpoint, BUCKET)
+    except BaseException:  # no server outlives a failed start
+        seaweed.stop(signal.SIGKILL)
+        nats.stop(signal.SIGKILL)
+        raise
     return Deployment(root=root, nats=nats, s3_server=seaweed, s3=s3)
 
 

@@ -9,6 +9,7 @@ each waits for its port with a deadline, never a sleep.
 
 from __future__ import annotations
 
+import ctypes
 import os
 import shutil
 import signal
@@ -36,6 +37,13 @@ def binary(name: str) -> str:
     if found is None:
         raise FileNotFoundError(f"{name} is not installed (make install brings it: the [test] extra)")
     return found
+
+
+def _die_with_parent() -> None:
+    """In the server's child, before exec: SIGKILL when the thread that started it ends (Linux's
+    PR_SET_PDEATHSIG), so no server outlives a test or bench killed before its clean-up. Servers
+    are started from the main thread."""
+    ctypes.CDLL(None, use_errno=True).prctl(1, signal.SIGKILL)  # 1: PR_SET_PDEATHSIG
 
 
 def port_open(port: int) -> bool:
@@ -76,7 +84,8 @@ class _Server:
     def start(self, timeout: float = 60) -> Any:
         with open(self.log, "ab") as out:
             self.process = subprocess.Popen(self.command(), stdout=out, stderr=subprocess.STDOUT,
-                                            cwd=self.root, start_new_session=True, env=self.environment())
+                                            cwd=self.root, start_new_session=True, env=self.environment(),
+                                            preexec_fn=_die_with_parent)  # noqa: PLW1509 - only prctl
 
         def up() -> bool:
             assert self.process is not None
@@ -84,7 +93,11 @@ class _Server:
                 raise AssertionError(f"{self.command()[0]} exited ({self.process.returncode}): "
                                      f"{self.log.read_text(errors='replace')[-2000:]}")
             return self.ready()
-        wait_until(up, timeout, f"{Path(self.command()[0]).name} to answer", interval=0.2)
+        try:
+            wait_until(up, timeout, f"{Path(self.command()[0]).name} to answer", interval=0.2)
+        except BaseException:
+            self.stop(signal.SIGKILL)  # a server that did not come up does not outlive the test
+            raise
         return self
 
     def stop(self, sig: int = signal.SIGTERM) -> None:
