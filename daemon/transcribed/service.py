@@ -160,6 +160,10 @@ class Service:
         sources: list[JobSource] = [InboxSource(self.config, spool, arrivals, self.stats)]
         if self.config.libraries:
             sources.append(LibrarySource(self.config, spool, self.stats))
+        if self.config.objectstore.enabled:  # imported only here: boto3 and nats-py are optional
+            from .objectstore.start import open_source
+
+            sources.append(open_source(self.config, spool, self.stats, self.hooks.record_elsewhere))
         for source in sources:
             source.prepare()
         try:

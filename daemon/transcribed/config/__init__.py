@@ -10,6 +10,7 @@ six modules holds a name is this package's business.
 from .checks import check_job_options, check_values, parse_listen
 from .load import load_config, parse_config, parse_options, render_yaml, resolve_paths, to_plain
 from .notify import Notify
+from .objectstore import ObjectStore
 from .per_file import Auto, JobOptions, Library, Route
 from .retention import RETENTION_FOLDERS, Keep, Retention, parse_size
 from .schema import (
@@ -42,8 +43,8 @@ from .schema import (
 __all__ = [
     "CONFIG_ENV", "DEFAULT_EXTENSIONS", "HOOK_EVENTS", "KNOWN_FORMATS", "RETENTION_FOLDERS", "Align",
     "Audio", "Auto", "Batching", "Config", "Daemon", "Diarize", "Filters", "Folders", "Hooks", "Input",
-    "JobOptions", "Jobs", "Keep", "Library", "Log", "Metrics", "Model", "Notify", "Oom", "Outputs",
-    "Overlap", "Packing", "Retention", "Route", "Vad", "Watch",
+    "JobOptions", "Jobs", "Keep", "Library", "Log", "Metrics", "Model", "Notify", "ObjectStore", "Oom",
+    "Outputs", "Overlap", "Packing", "Retention", "Route", "Vad", "Watch",
     "check_job_options", "check_values", "load_config", "parse_config", "parse_listen",
     "parse_options", "parse_size", "render_yaml", "resolve_paths", "to_plain",
 ]

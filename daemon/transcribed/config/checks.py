@@ -15,6 +15,7 @@ from typing import Any
 from .. import languages
 from ..errors import ConfigError
 from .notify import check_notify
+from .objectstore import check_objectstore
 from .per_file import JobOptions, Library, Route
 from .retention import check_retention
 from .schema import (
@@ -63,6 +64,7 @@ def check_values(config: Config) -> None:
     _check_decoding("model", config.model)
     _check_languages("model.languages", config.model.languages)
     _check_filters(config.filters)
+    check_objectstore(config.objectstore, config.jobs.max_attempts)
     parse_umask(config.daemon.umask)
     if not config.watch.extensions:
         raise ConfigError("watch.extensions: expected at least one extension")

@@ -12,6 +12,7 @@ from typing import Literal
 
 from ..languages import Language
 from .notify import Notify
+from .objectstore import ObjectStore
 from .per_file import Auto, Library, Route
 from .retention import Retention
 
@@ -365,6 +366,8 @@ class Config:
     libraries: tuple[Library, ...] = ()
     hooks: Hooks = field(default_factory=Hooks)
     retention: Retention = field(default_factory=Retention)
+    #: Media and results in S3-compatible storage, jobs from a shared queue (docs/scale.md).
+    objectstore: ObjectStore = field(default_factory=ObjectStore)
     log: Log = field(default_factory=Log)
     metrics: Metrics = field(default_factory=Metrics)
     daemon: Daemon = field(default_factory=Daemon)

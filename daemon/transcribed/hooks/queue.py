@@ -128,6 +128,19 @@ class Hooks:
             return
         if record is None:
             return
+        self._record(job_dir, record)
+
+    def record_elsewhere(self, job_dir: Path, places: dict[str, Any]) -> None:
+        """A job whose files went elsewhere than the folders (the object store, after its commit):
+        record its pending delivery with `places` as given (each `{"root": "", "relative": URI}`)."""
+        if not self.enabled or self._known(job_dir.name):
+            return
+        note = self._readjob_note(job_dir)
+        if note is not None:
+            self._record(job_dir, {"version": 1, "note": note, "places": places, "targets": {},
+                                   "recorded_at": timestamp(), "recorded_by": self.mine.name})
+
+    def _record(self, job_dir: Path, record: dict[str, Any]) -> None:
         self.mine.mkdir(parents=True, exist_ok=True)
         durable.write_json_atomic(self.mine / f"{job_dir.name}.json", record)
         note = record["note"]
@@ -316,9 +329,9 @@ class Hooks:
         def located(entry: Mapping[str, str] | None) -> dict[str, str] | None:
             if not entry:
                 return None
-            root = self._roots.get(entry["root"])
-            absolute = root / entry["relative"] if root is not None else Path(entry["relative"])
-            return {"relative": entry["relative"], "path": str(absolute)}
+            root = self._roots.get(entry["root"])  # none: a library's absolute path, an object's URI
+            return {"relative": entry["relative"],
+                    "path": str(root / entry["relative"]) if root is not None else entry["relative"]}
 
         body: dict[str, Any] = {"version": 1}
         body.update((key, value) for key, value in note.items() if key not in ("source", "formats"))
