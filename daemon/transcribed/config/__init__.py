@@ -12,6 +12,7 @@ from .per_file import Auto, JobOptions, Library, Route
 from .schema import (
     CONFIG_ENV,
     DEFAULT_EXTENSIONS,
+    FOLDER_NAMES,
     HOOK_EVENTS,
     KNOWN_FORMATS,
     Align,
@@ -37,7 +38,8 @@ from .schema import (
 )
 
 __all__ = [
-    "CONFIG_ENV", "DEFAULT_EXTENSIONS", "HOOK_EVENTS", "KNOWN_FORMATS", "Align", "Audio", "Auto", "Batching",
+    "CONFIG_ENV", "DEFAULT_EXTENSIONS", "FOLDER_NAMES", "HOOK_EVENTS", "KNOWN_FORMATS", "Align", "Audio",
+    "Auto", "Batching",
     "Config", "Daemon", "Diarize", "Filters", "Folders", "Hooks", "Input", "JobOptions", "Jobs",
     "Library", "Log", "Metrics", "Model", "Oom", "Outputs", "Overlap", "Packing", "Route", "Vad", "Watch",
     "check_job_options", "check_values", "load_config",

@@ -21,7 +21,7 @@ import yaml
 from ..errors import ConfigError
 from .checks import check_library_folders, check_values, describe
 from .per_file import JobOptions
-from .schema import CONFIG_ENV, Config, Folders, Hooks
+from .schema import CONFIG_ENV, FOLDER_NAMES, Config, Hooks
 
 if TYPE_CHECKING:
     from _typeshed import DataclassInstance
@@ -65,10 +65,8 @@ def parse_options(data: Any) -> JobOptions:
 
 def resolve_paths(config: Config, base: Path) -> Config:
     """Make the folder and model paths absolute, relative paths counting from `base`."""
-    folders = Folders(**{
-        f.name: _absolute(getattr(config.folders, f.name), base)
-        for f in dataclasses.fields(Folders)
-    })
+    folders = dataclasses.replace(config.folders, **{
+        name: _absolute(getattr(config.folders, name), base) for name in FOLDER_NAMES})
     model = dataclasses.replace(config.model, download_dir=_absolute(config.model.download_dir, base))
     diarize = config.diarize
     if diarize.token_file is not None:
