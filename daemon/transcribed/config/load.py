@@ -65,8 +65,8 @@ def parse_options(data: Any) -> JobOptions:
 
 def resolve_paths(config: Config, base: Path) -> Config:
     """Make the folder and model paths absolute, relative paths counting from `base`."""
-    folders = dataclasses.replace(config.folders, **{
-        name: _absolute(getattr(config.folders, name), base) for name in FOLDER_NAMES})
+    paths: dict[str, Any] = {name: _absolute(getattr(config.folders, name), base) for name in FOLDER_NAMES}
+    folders = dataclasses.replace(config.folders, **paths)
     model = dataclasses.replace(config.model, download_dir=_absolute(config.model.download_dir, base))
     diarize = config.diarize
     if diarize.token_file is not None:

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
+import functools
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
@@ -17,7 +18,7 @@ from ..config import Config
 from ..engine.base import Engine, Request, SpeechChunk, SpeechOf, Transcript
 from ..engine.decoding import Thresholds
 from ..engine.oom import BatchGovernor, is_gpu_lost, is_out_of_memory
-from ..errors import FailedIn, GpuLost, OutOfMemory, StageFailed, TranscribedError
+from ..errors import FailedIn, GpuLost, OutOfMemory, StageFailed, StorageFault, TranscribedError
 from ..logs import get_logger
 from ..operations.progress import JobProgress
 from ..operations.stats import Stats
@@ -181,13 +182,37 @@ class Pipeline:
         if result.get("language_probability") is not None:
             log.info("job.language_detected", language=result["language"],
                      probability=result["language_probability"])
-        with self._stage("write"):
-            written = self._write(job, audio, result, options, started)
-        later = self._later_stages(result, audio, options, written)
-        if later is not result:
-            with self._stage("write"):
-                written = self._write(job, audio, later, options, started)
+        written, metadata, refused = self._write_stage(job, audio, result, options, started)
+        try:
+            later = self._later_stages(result, audio, options, written)
+        except StageFailed as failed:
+            if refused is None:
+                raise
+            refused.resume = functools.partial(self.write_later, job, result, metadata,
+                                               options.formats, failed)
+            raise FailedIn("write", refused) from None
+        if later is not result or refused is not None:
+            written, metadata, refused = self._write_stage(job, audio, later, options, started)
+            if refused is not None:
+                refused.resume = functools.partial(self.write_later, job, later, metadata, options.formats)
+                raise FailedIn("write", refused)
         return Finished(written, self._metadata(job, audio, later, options, started))
+
+    def write_later(self, job: Job, result: Transcript, metadata: Metadata,
+                    formats: tuple[str, ...] | None, failed: StageFailed | None = None) -> Finished:
+        """Write a finished transcript a full or read-only disk refused, once storage takes writes
+        again (the job's `resume`: it is not transcribed again). After a later stage failed, that
+        failure is raised then, the plain transcript kept. Refused again: resumable again."""
+        try:
+            written = write_outputs(plain_result(result), metadata, self.config.outputs, job.staging,
+                                    job.stem, formats)
+        except StorageFault as fault:
+            fault.resume = functools.partial(self.write_later, job, result, metadata, formats, failed)
+            raise
+        if failed is not None:
+            failed.kept = written
+            raise failed
+        return Finished(written, metadata)
 
     def _filtered(self, result: Transcript, options: Effective) -> Transcript:
         """The post-filters (filters.py) over the plain transcript; what each removed goes into
@@ -202,11 +227,20 @@ class Pipeline:
         sidecar = sidecar_next_to(job.source)
         return effective_options(self.config, job.relpath, read_sidecar(sidecar) if sidecar else None)
 
-    def _write(self, job: Job, audio: Audio, result: Transcript, options: Effective,
-               started: float) -> dict[str, Path]:
+    def _write_stage(self, job: Job, audio: Audio, result: Transcript, options: Effective,
+                     started: float) -> tuple[dict[str, Path], Metadata, StorageFault | None]:
+        """The write stage: the outputs written and their metadata. A full or read-only disk is
+        returned, not raised (the later stages may still run; their work is kept either way)."""
         metadata = self._metadata(job, audio, result, options, started)
-        return write_outputs(plain_result(result), metadata, self.config.outputs, job.staging,
-                             job.stem, options.formats)
+        try:
+            with self._stage("write"):
+                written = write_outputs(plain_result(result), metadata, self.config.outputs,
+                                        job.staging, job.stem, options.formats)
+        except FailedIn as exc:
+            if not isinstance(exc.error, StorageFault):
+                raise
+            return {}, metadata, exc.error
+        return written, metadata, None
 
     def _later_stages(self, result: Transcript, audio: Audio, options: Effective,
                       kept: dict[str, Path]) -> Transcript:
@@ -350,7 +384,6 @@ class Pipeline:
         estimate = tracker.due_for_log(self.config.log.progress_seconds)
         if estimate is not None:
             log.info("job.progress", **estimate.as_dict())
-
 
 
 def _raise_if_gpu_lost(exc: BaseException) -> None:
