@@ -66,6 +66,8 @@ class Endings:
         self.storage_waits: dict[str, StorageWait] = {}
         self._lock = threading.Lock()
         self._abandoned: set[str] = set()
+        #: Jobs whose end was logged and is being carried out (asked again after a StorageFault).
+        self._ending: set[str] = set()
 
     def carry_out(self, job: Job, outcome: Outcome, stage: str,
                   error: BaseException | None = None, resume: Callable[[], Any] | None = None,
@@ -101,14 +103,15 @@ class Endings:
                 return
             meta = finished.metadata
             outputs = {**finished.outputs, ".log.jsonl": job.log_path}
+            if self._first_time(job):
+                log.info("job.done", audio_s=meta["audio_seconds"], wall_s=meta["timings"]["total"],
+                         rtf=meta["realtime_factor"], batch_size=meta["batch_size"],
+                         device=meta["device"], oom_backoffs=len(meta["oom_backoffs"]),
+                         language=meta["language"])
             if self.hooks is not None:
                 self.hooks.job_ended(job, "done", outputs, metadata=meta)
             placed = self.sources[job.intake].complete(job, outputs)
-            self.in_flight.pop(job.id, None)
-            log.info("job.done", audio_s=meta["audio_seconds"], wall_s=meta["timings"]["total"],
-                     rtf=meta["realtime_factor"], batch_size=meta["batch_size"],
-                     device=meta["device"], oom_backoffs=len(meta["oom_backoffs"]),
-                     language=meta["language"])
+            self._ended(job)
             self.stats.job_finished("done", job.id, meta["audio_seconds"], meta["timings"]["total"])
             self._log_moves(job, placed, done=job.source, outputs=finished.outputs.values())
 
@@ -117,15 +120,16 @@ class Endings:
             if self._abandoned_already(job):
                 return
             kind = outcome.kind or "failed"
+            if self._first_time(job):
+                log.error("job.failed", error_kind=kind, error=outcome.message, stage=stage,
+                          attempts=job.attempts)
             report = self._report(job, kind, outcome.message, stage)
             if self.hooks is not None:
                 self.hooks.job_ended(job, "failed", {**(outcome.kept or {}), ".log.jsonl": job.log_path},
                                      error={"kind": kind, "message": outcome.message, "stage": stage})
             placed = self.sources[job.intake].fail(job, report, outcome.kept or {},
                                                    {".log.jsonl": job.log_path})
-            self.in_flight.pop(job.id, None)
-            log.error("job.failed", error_kind=kind, error=outcome.message, stage=stage,
-                      attempts=job.attempts)
+            self._ended(job)
             self.stats.job_finished("failed", job.id)
             self._log_moves(job, placed, failed=job.source, outputs=(outcome.kept or {}).values())
 
@@ -190,6 +194,17 @@ class Endings:
         }
 
     # --- back to the inbox ------------------------------------------------------------------------
+
+    def _first_time(self, job: Job) -> bool:
+        """Is this the first try of the job's end (a StorageFault may have it asked again)? Its
+        `job.done` or `job.failed` is logged once, before its files move."""
+        first = job.id not in self._ending
+        self._ending.add(job.id)
+        return first
+
+    def _ended(self, job: Job) -> None:
+        self._ending.discard(job.id)
+        self.in_flight.pop(job.id, None)
 
     def _abandoned_already(self, job: Job) -> bool:
         """Did shutdown already give the job's file back (nothing to do; it is forgotten)?"""
