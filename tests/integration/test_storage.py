@@ -23,6 +23,7 @@ import pytest
 
 from tests.support.corpus import corpus_dir
 from tests.support.daemon import DaemonProcess, Folders, wait_until
+from tests.support.net import free_port
 from tests.support.smallfs import SmallFs, btrfs_quota, ext4_image, tmpfs
 
 pytestmark = pytest.mark.usefixtures("corpus")
@@ -76,7 +77,7 @@ def _share(fs: SmallFs, marks: Path, **config: dict[str, Any]) -> Share:
         "folders": {"min_free_bytes": MiB},
         "watch": {"settle_seconds": 0.3, "rescan_seconds": 0.5},
         "hooks": {"command": [sys.executable, "-c", script]},
-        "metrics": {"listen": "127.0.0.1:0"},
+        "metrics": {"listen": f"127.0.0.1:{free_port()}"},
     }
     for key, values in config.items():
         sections.setdefault(key, {}).update(values)
@@ -122,8 +123,19 @@ def _assert_whole(share: Share, names: list[str], attempts: int = 1) -> None:
         assert f"fake transcript of {stem}.wav" in (folders.outbox / f"{stem}.srt").read_text()
     assert (folders.done / names[0]).read_bytes() == (corpus_dir() / SPEECH).read_bytes()
     assert _jobs_in_work(folders) == []
-    wait_until(lambda: len(list(share.marks.iterdir())) == len(names), 30, "a hook call per job")
-    assert {p.read_text() for p in share.marks.iterdir()} == {"x"}  # each delivered once
+    assert {p.read_text() for p in share.marks.iterdir()} == {"x"}  # each hook delivered once
+
+
+def _hooks_delivered(share: Share, daemon: DaemonProcess, count: int) -> None:
+    """Wait for a hook call per job (before the daemon stops: a stop leaves the rest pending)."""
+    def delivered() -> bool:
+        return len(list(share.marks.iterdir())) == count
+    try:
+        wait_until(delivered, 30, f"{count} hook calls")
+    except AssertionError:
+        hooks = [e for e in daemon.events() if e["event"].startswith(("hook", "job.move"))]
+        raise AssertionError(f"hooks delivered: {sorted(p.name for p in share.marks.iterdir())}; "
+                             f"events: {hooks}") from None
 
 
 def _http(daemon: DaemonProcess, path: str) -> tuple[int, str]:
@@ -196,6 +208,7 @@ def test_good_files_in_flight_while_the_share_fills_wait_and_all_end_done_once_s
         assert small.folders.files(small.folders.failed) == []
         small.fs.free()
         _all_done(small, names)
+        _hooks_delivered(small, daemon, len(names))
         assert _gauge(daemon, "storage_waiting") == 0
         assert json.loads(_http(daemon, "/healthz")[1])["status"] == "ok"
         assert daemon.stop() == 0
@@ -221,6 +234,7 @@ def test_files_dropped_while_the_share_is_full_stay_in_the_inbox_and_are_done_on
         assert _gauge(daemon, "storage_waiting") == 1
         small.fs.free()
         _all_done(small, names)
+        _hooks_delivered(small, daemon, len(names))
         assert daemon.stop() == 0
     _assert_whole(small, names)
     events = daemon.events()
@@ -233,7 +247,7 @@ def test_below_the_floor_no_file_is_claimed_and_the_jobs_in_flight_finish(small:
     fit), a file dropped meanwhile waits in the inbox; above the floor again, it is taken."""
     small.folders.write_config(folders={"min_free_bytes": 4 * MiB},
                                watch={"settle_seconds": 0.3, "rescan_seconds": 0.5},
-                               metrics={"listen": "127.0.0.1:0"})
+                               metrics={"listen": f"127.0.0.1:{free_port()}"})
     small.stage(["later.wav"])
     with small.daemon(first="first.wav") as daemon:
         small.deliver(["first.wav"])
@@ -268,6 +282,7 @@ def test_a_sigkill_while_full_loses_nothing_once_space_returns_and_a_new_daemon_
     small.fs.free()
     with small.daemon() as again:
         _all_done(small, names)
+        _hooks_delivered(small, again, len(names))
         assert again.stop() == 0
     folders = small.folders
     assert folders.files(folders.done) == sorted(names) and folders.files(folders.failed) == []
@@ -275,7 +290,6 @@ def test_a_sigkill_while_full_loses_nothing_once_space_returns_and_a_new_daemon_
     for name in names:
         result = json.loads((folders.outbox / f"{name[:-4]}.json").read_text())
         assert result["transcribed"]["attempts"] in (1, 2)  # 2: in flight when killed
-    wait_until(lambda: len(list(small.marks.iterdir())) == len(names), 30, "a hook call per job")
 
 
 # --- read-only -------------------------------------------------------------------------------------
@@ -291,6 +305,7 @@ def test_a_read_only_remount_with_a_job_in_flight_waits_and_everything_ends_done
         assert json.loads(_http(daemon, "/healthz")[1])["status"] == "degraded"
         small.fs.remount_readwrite()
         _all_done(small, names)
+        _hooks_delivered(small, daemon, len(names))
         assert daemon.stop() == 0
     finally:
         daemon.kill()
@@ -313,6 +328,7 @@ def test_a_daemon_started_on_a_read_only_share_waits_and_takes_the_files_once_wr
         assert code == 200 and json.loads(body)["status"] == "degraded"
         small.fs.remount_readwrite()
         _all_done(small, names)
+        _hooks_delivered(small, daemon, len(names))
         assert daemon.stop() == 0
     _assert_whole(small, names)
 
@@ -327,6 +343,7 @@ def test_a_full_ext4_share_where_even_a_mkdir_fails(tmp_path: Path) -> None:
         try:
             fs.free()
             _all_done(share, names)
+            _hooks_delivered(share, daemon, len(names))
             assert daemon.stop() == 0
         finally:
             daemon.kill()
@@ -345,6 +362,7 @@ def test_a_quota_reached_with_jobs_in_flight_waits_and_all_end_done_once_lifted(
             assert over["reason"] == "write_refused" and over["free_bytes"] > MiB
             fs.lift_quota()
             _all_done(share, names)
+            _hooks_delivered(share, daemon, len(names))
             assert daemon.stop() == 0
         finally:
             daemon.kill()
@@ -360,6 +378,7 @@ def test_no_inodes_left_with_jobs_in_flight(tmp_path: Path) -> None:
             assert daemon.wait_for("storage.full", timeout=30)["reason"] in ("no_inodes", "write_refused")
             fs.free()
             _all_done(share, names)
+            _hooks_delivered(share, daemon, len(names))
             assert daemon.stop() == 0
         finally:
             daemon.kill()
