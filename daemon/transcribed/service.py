@@ -17,8 +17,9 @@ import signal
 import sys
 import threading
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from types import FrameType
+from typing import TYPE_CHECKING
 
 from . import __version__, logs
 from .config import Config
@@ -43,6 +44,9 @@ from .transcription.alignment import Aligner
 from .transcription.audio import max_audio_seconds
 from .transcription.diarization import Diarizer
 
+if TYPE_CHECKING:
+    from .engine.models import ResolvedModel
+
 EXIT_OK = 0
 EXIT_ERROR = 1
 EXIT_CONFIG = 2
@@ -56,22 +60,39 @@ log = logs.get_logger()
 
 def build_engine(config: Config, kind: str = "whisperx") -> Engine:
     """The engine the config asks for, with every `auto` decided (and the reasons logged)."""
+    from .engine.whisperx_engine import keep_libraries_offline_and_private
+
+    keep_libraries_offline_and_private()  # before the model is found: the hub client reads it
     if kind == "fake":
         from .engine.fake import FakeEngine
 
-        return FakeEngine.from_environment()
+        fake = FakeEngine.from_environment()
+        if fake.find_model:
+            found = find_model(config)
+            fake.settings = replace(fake.settings, model=found.name, model_path=str(found.path),
+                                    model_source=found.source)
+        return fake
     from .engine.hardware import choose, probe
-    from .engine.models import resolve_model
-    from .engine.whisperx_engine import WhisperXEngine, keep_libraries_offline_and_private
+    from .engine.whisperx_engine import WhisperXEngine
 
-    keep_libraries_offline_and_private()
-    resolved = resolve_model(config.model.name, config.model.download_dir)
+    resolved = find_model(config)
     hardware = probe(config.model.device_index)
     settings = choose(config.model, hardware, resolved.path, resolved.source)
     log.info("engine.settings", **settings.describe(), reasons=settings.reasons,
              gpu=hardware.gpu_name, gpu_total_bytes=hardware.total_bytes,
              gpu_free_bytes=hardware.free_bytes)
     return WhisperXEngine(config, settings)
+
+
+def find_model(config: Config) -> ResolvedModel:
+    """The configured model's folder, downloaded first when it is a named model not in the cache
+    (with `model.download_progress` every `log.progress_seconds`); logged as `model.resolved`."""
+    from .engine.models import resolve_model
+
+    resolved = resolve_model(config.model.name, config.model.download_dir,
+                             progress_seconds=config.log.progress_seconds)
+    log.info("model.resolved", **resolved.describe())
+    return resolved
 
 
 def load_later_stages(config: Config, engine: Engine) -> tuple[Aligner, Diarizer]:

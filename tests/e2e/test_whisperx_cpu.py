@@ -118,7 +118,9 @@ def test_json_carries_the_result_and_its_metadata(served) -> None:
     assert (meta["device"], meta["compute_type"], meta["batch_size"]) == ("cpu", "int8", 4)
     assert meta["audio_seconds"] == pytest.approx(16.04, abs=0.01)
     assert set(meta["timings"]) >= {"decode", "transcribe", "align", "total"}
-    assert meta["realtime_factor"] > 1
+    # Audio seconds per second of wall time, whatever the machine's speed (a busy one is slower
+    # than real time): speed is measured by bench/, never asserted here.
+    assert meta["realtime_factor"] == pytest.approx(meta["audio_seconds"] / meta["timings"]["total"], abs=0.0051)
     assert meta["alignment"] == "words"
     words = [w for s in result["segments"] for w in s["words"]]
     assert words and all({"word", "start", "end", "score"} <= set(w) for w in words if "start" in w)

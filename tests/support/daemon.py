@@ -98,7 +98,8 @@ class DaemonProcess:
     process: subprocess.Popen[str] | None = None
     _queue: queue.Queue[str] = field(default_factory=queue.Queue)
 
-    def start(self, ready_timeout: float = 120) -> DaemonProcess:
+    def start(self, ready_timeout: float = 120, wait: bool = True) -> DaemonProcess:
+        """Start it; with `wait`, return once it logged daemon.started (failing if it exits first)."""
         command = [sys.executable, *self.python_args, "run", "--config", str(self.config)]
         if self.engine != "whisperx":
             command += ["--engine", self.engine]
@@ -107,7 +108,8 @@ class DaemonProcess:
             env={**os.environ, **self.env, "PYTHONUNBUFFERED": "1"}, cwd=self.config.parent)
         threading.Thread(target=self._read, daemon=True).start()
         threading.Thread(target=self._read_stderr, daemon=True).start()
-        self.wait_for("daemon.started", timeout=ready_timeout)
+        if wait:
+            self.wait_for("daemon.started", timeout=ready_timeout)
         return self
 
     def _read(self) -> None:

@@ -304,7 +304,8 @@ class Log:
 
     format: Literal["json", "console"] = "json"
     level: Literal["debug", "info", "warning", "error"] = "info"
-    #: `job.progress` events: at most one per this many seconds (and per 5 % of the job).
+    #: `job.progress` events: at most one per this many seconds (and per 5 % of the job); also
+    #: `model.download_progress` while a named model downloads (at most every 0.5 s).
     progress_seconds: float = 10.0
 
 

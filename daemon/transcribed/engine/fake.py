@@ -59,6 +59,9 @@ class FakeEngine:
     multilingual: bool = True
     #: Seconds `load` takes (a large model loading: to test a stop during start-up).
     load_seconds: float = 0.0
+    #: Find the configured model first, as the real engine does (bundled, a folder, the cache, or
+    #: a download from the hub): for the tests of downloading; the fake never loads it.
+    find_model: bool = False
     #: Bytes of memory `load` takes and `unload` gives back (real pages, so the RSS shows them).
     model_bytes: int = 0
     #: Fail every `load` after the first (a GPU another program filled while the models were out).

@@ -46,10 +46,15 @@ SAMPLE_RATE = 16_000
 
 
 def keep_libraries_offline_and_private() -> None:
-    """Environment the libraries read at import: no telemetry, no tokenizer thread pools."""
+    """Environment the libraries read at import: no telemetry, no tokenizer thread pools, and
+    models downloaded over plain HTTP rather than Xet storage (hf_xet is installed, as a
+    dependency of huggingface_hub): HTTP is the path the tests run against a local hub, the one
+    that resumes a part with a Range request and grows the `.incomplete` file the progress events
+    read, and the one every hub mirror serves. HF_HUB_DISABLE_XET=0 set by the user is kept."""
     os.environ["PYANNOTE_METRICS_ENABLED"] = "false"
     os.environ.setdefault("HF_HUB_DISABLE_TELEMETRY", "1")
     os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+    os.environ.setdefault("HF_HUB_DISABLE_XET", "1")
 
 
 def load_model_arguments(config: Config, settings: EngineSettings) -> dict[str, Any]:
