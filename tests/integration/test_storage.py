@@ -20,9 +20,11 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+import yaml
 
 from tests.support.corpus import corpus_dir
 from tests.support.daemon import DaemonProcess, Folders, wait_until
+from tests.support.media import write_tone_wav
 from tests.support.net import free_port
 from tests.support.smallfs import SmallFs, btrfs_quota, ext4_image, tmpfs
 
@@ -217,6 +219,11 @@ def test_good_files_in_flight_while_the_share_fills_wait_and_all_end_done_once_s
     _assert_whole(small, names)
     assert daemon.count("storage.full") == 1 and daemon.count("storage.recovered") == 1
     assert daemon.count("job.failed") == daemon.count("job.retry_later") == 0
+    events = [e["event"] for e in daemon.events()]
+    during = Counter(events[events.index("storage.full"):events.index("storage.recovered")])
+    assert set(during) <= {"storage.full", "job.waiting_for_storage", "job.move_refused",
+                           "status.write_failed"}, during  # no line per file, record or second
+    assert max(during.values()) <= len(names), during
     assert daemon.count("hook.gave_up") == daemon.count("job.claim_failed") == 0
     decodes = _decodes(daemon)
     assert _kept(daemon) and all(decodes[name] == 1 for name in _kept(daemon))  # not redone
@@ -383,3 +390,39 @@ def test_no_inodes_left_with_jobs_in_flight(tmp_path: Path) -> None:
         finally:
             daemon.kill()
         _assert_whole(share, names)
+
+
+# --- a library --------------------------------------------------------------------------------------
+
+def test_library_jobs_on_a_full_state_folder_wait_and_get_their_subtitles_once_space_returns(
+        tmp_path: Path) -> None:
+    """The state folder (job folders, claim markers, the ledger) on a small tmpfs that fills while
+    library files are transcribed; the media elsewhere. No crash, nothing failed; once space
+    returns each file gets its subtitle beside it and its ledger line, once."""
+    library = tmp_path / "library"
+    library.mkdir()
+    media = [write_tone_wav(library / f"show{n}.wav", 2.0, frequency=300 + 100 * n) for n in range(3)]
+    with tmpfs(32 * MiB, base=tmp_path) as fs:
+        share = _share(fs, tmp_path / "marks")
+        data = yaml.safe_load(share.folders.config.read_text())
+        data["libraries"] = [{"path": str(library), "tag": "transcribed"}]
+        share.folders.config.write_text(yaml.safe_dump(data))
+        daemon = share.daemon(first=media[0].name).start()
+        try:
+            daemon.wait_for("job.decoded", timeout=30)
+            fs.fill()
+            daemon.wait_for("job.waiting_for_storage", timeout=60)
+            fs.free()
+            wait_until(lambda: all(list(library.glob(f"{m.stem}.*.srt")) for m in media), 90,
+                       "a subtitle beside each library file")
+            _hooks_delivered(share, daemon, len(media))
+            assert daemon.stop() == 0
+        finally:
+            daemon.kill()
+        state = share.folders.state / "library"
+        ledger = [json.loads(line) for line in (state / "ledger.jsonl").read_text().splitlines() if line]
+        assert sorted(r["path"] for r in ledger if r["outcome"] == "done") == sorted(map(str, media))
+        assert list((state / "failed").iterdir()) == [] and list((state / "claims").iterdir()) == []
+        assert daemon.count("daemon.consumer_crashed") == 0 and daemon.count("job.failed") == 0
+        assert all(len(list(library.glob(f"{m.stem}.*.srt"))) == 1 for m in media)
+        assert _jobs_in_work(share.folders) == []
