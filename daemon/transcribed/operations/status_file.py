@@ -18,6 +18,7 @@ read as waiting for storage, not as a stuck consumer.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import socket
@@ -81,7 +82,8 @@ class StatusFile:
                 tmp.write_text(text, encoding="utf-8")
                 os.replace(tmp, self.path)
             except OSError as exc:
-                tmp.unlink(missing_ok=True)
+                with contextlib.suppress(OSError):  # a read-only filesystem refuses even that
+                    tmp.unlink(missing_ok=True)
                 if exc.errno not in STORAGE_ERRNOS or not self._write_in_place(text):
                     raise
 

@@ -26,7 +26,7 @@ from pathlib import Path
 
 from .. import durable
 from ..config import Config
-from ..errors import ConfigError, StorageFault, TranscribedError
+from ..errors import ConfigError, StorageFault, TranscribedError, storage_fault
 from .adoption import Adoption
 from .finish import BeforeMoves, BeforePlan, Finisher, has_plan
 from .jobs import Job, JobRecords
@@ -101,7 +101,10 @@ class WorkFolder:
         is theirs too)."""
         try:
             self._lease.renew()
-        except StorageFault as fault:
+        except OSError as exc:
+            fault = storage_fault(exc, self.mine)
+            if fault is None:
+                raise
             self.storage.report(fault)
 
     def _storage_recovered(self) -> None:
