@@ -207,6 +207,7 @@ def test_good_files_in_flight_while_the_share_fills_wait_and_all_end_done_once_s
         status = wait_until(lambda: _status_saying(small, "waiting for storage"), 30,
                             "`transcribed status` to say it waits for storage")
         assert "degraded: waiting for storage:" in status and "UNHEALTHY" not in status
+        daemon.wait_for("job.waiting_for_storage", kept=True, timeout=60)  # a transcript in memory
         assert small.folders.files(small.folders.failed) == []
         small.fs.free()
         _all_done(small, names)
@@ -221,8 +222,8 @@ def test_good_files_in_flight_while_the_share_fills_wait_and_all_end_done_once_s
     assert daemon.count("job.failed") == daemon.count("job.retry_later") == 0
     events = [e["event"] for e in daemon.events()]
     during = Counter(events[events.index("storage.full"):events.index("storage.recovered")])
-    assert set(during) <= {"storage.full", "job.waiting_for_storage", "job.move_refused",
-                           "status.write_failed"}, during  # no line per file, record or second
+    assert set(during) <= {"storage.full", "job.waiting_for_storage", "job.move_refused",  # no line per
+                           "status.write_failed", "packing.done", "job.progress"}, during  # file or second
     assert max(during.values()) <= len(names), during
     assert daemon.count("hook.gave_up") == daemon.count("job.claim_failed") == 0
     decodes = _decodes(daemon)
@@ -283,7 +284,7 @@ def test_a_sigkill_while_full_loses_nothing_once_space_returns_and_a_new_daemon_
     names = _names(4)
     daemon = _fills_while_in_flight(small, names, small.fs.fill)
     try:
-        daemon.wait_for("storage.full", timeout=30)
+        daemon.wait_for("job.waiting_for_storage", kept=True, timeout=60)  # a transcript in memory
     finally:
         daemon.kill()
     small.fs.free()

@@ -251,8 +251,10 @@ class Consumer:
 
     def _beat_in_job(self) -> None:
         """A beat from inside a job (each stage, each decoded chunk); files claimed ahead that
-        have waited too long behind it are given back to the inbox here."""
+        have waited too long behind it are given back to the inbox here, and a share that fills
+        meanwhile is told at once, not when the job ends."""
         self.beat()
+        self._check_storage()
         if self.prefetch is not None:
             for job in self.prefetch.overdue():
                 self.endings.requeue(job, reason="waited behind a long job; any daemon on the inbox "
