@@ -234,7 +234,7 @@ def _transcribe(args: argparse.Namespace) -> int:
             job.staging.mkdir()
             try:
                 with file_bar(path.name, sys.stdout, shown=bars) as bar:
-                    pipeline.on_progress = bar.update if bar is not None else None
+                    pipeline.progress.on_progress = bar.update if bar is not None else None
                     finished = pipeline.run(job)
                     if bar is not None:
                         bar.done()

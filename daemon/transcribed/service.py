@@ -39,6 +39,7 @@ from .operations.stats import Stats
 from .retention import Keeper
 from .spool.folder import WorkFolder
 from .spool.seam import JobSource, Spool
+from .spool.storage import Storage, floor_bytes
 from .spool.workers import WorkerId
 from .transcription.alignment import Aligner, languages_to_preload, refuse_unalignable
 from .transcription.audio import max_audio_seconds
@@ -145,16 +146,20 @@ class Service:
         self._install_signal_handlers()
         os.umask(parse_umask(self.config.daemon.umask))  # before any file or folder is made
         max_audio, max_audio_from = max_audio_seconds(self.config.input.max_audio_seconds)
+        floor, floor_from = floor_bytes(self.config.folders.min_free_bytes, max_audio)
         log.info("daemon.starting", version=__version__, pid=os.getpid(),
                  config=str(self.config.source) if self.config.source else None,
                  umask=f"{parse_umask(self.config.daemon.umask):04o}",
-                 max_audio_seconds=max_audio, max_audio_from=max_audio_from)
+                 max_audio_seconds=max_audio, max_audio_from=max_audio_from,
+                 min_free_bytes=floor, min_free_from=floor_from)
         worker_id = WorkerId.of_this_process()
         if self.config.libraries:
             self.config = library_routes(self.config)  # each library is a route over its folder
-        self.hooks = Hooks(self.config, worker_id)  # its pending records are written by the finisher
+        storage = Storage(self.config.folders.state, floor)
+        self.hooks = Hooks(self.config, worker_id, storage)  # its records are written by the finisher
         self.hooks.tally.stats = self.stats  # what waits, for the status page
-        spool = WorkFolder(self.config, worker_id, before_moves=self.hooks.before_moves)
+        spool = WorkFolder(self.config, worker_id, before_moves=self.hooks.before_moves,
+                           before_plan=self.hooks.before_plan, storage=storage)
         spool.prepare()
         arrivals = Arrivals(self.config.watch.settle_seconds)
         sources: list[JobSource] = [InboxSource(self.config, spool, arrivals, self.stats)]

@@ -16,6 +16,7 @@ from .retention import RETENTION_FOLDERS, Keep, Retention, parse_size
 from .schema import (
     CONFIG_ENV,
     DEFAULT_EXTENSIONS,
+    FOLDER_NAMES,
     HOOK_EVENTS,
     KNOWN_FORMATS,
     Align,
@@ -41,10 +42,10 @@ from .schema import (
 )
 
 __all__ = [
-    "CONFIG_ENV", "DEFAULT_EXTENSIONS", "HOOK_EVENTS", "KNOWN_FORMATS", "RETENTION_FOLDERS", "Align",
-    "Audio", "Auto", "Batching", "Config", "Daemon", "Diarize", "Filters", "Folders", "Hooks", "Input",
-    "JobOptions", "Jobs", "Keep", "Library", "Log", "Metrics", "Model", "Notify", "ObjectStore", "Oom",
-    "Outputs", "Overlap", "Packing", "Retention", "Route", "Vad", "Watch",
+    "CONFIG_ENV", "DEFAULT_EXTENSIONS", "FOLDER_NAMES", "HOOK_EVENTS", "KNOWN_FORMATS", "RETENTION_FOLDERS",
+    "Align", "Audio", "Auto", "Batching", "Config", "Daemon", "Diarize", "Filters", "Folders", "Hooks",
+    "Input", "JobOptions", "Jobs", "Keep", "Library", "Log", "Metrics", "Model", "Notify", "ObjectStore",
+    "Oom", "Outputs", "Overlap", "Packing", "Retention", "Route", "Vad", "Watch",
     "check_job_options", "check_values", "load_config", "parse_config", "parse_listen",
     "parse_options", "parse_size", "render_yaml", "resolve_paths", "to_plain",
 ]

@@ -6,7 +6,6 @@ Every error names the key, as `.load`'s do.
 
 from __future__ import annotations
 
-import dataclasses
 import ipaddress
 import os
 import urllib.parse
@@ -19,6 +18,7 @@ from .objectstore import check_objectstore
 from .per_file import JobOptions, Library, Route
 from .retention import check_retention
 from .schema import (
+    FOLDER_NAMES,
     HOOK_EVENTS,
     KNOWN_FORMATS,
     Config,
@@ -296,8 +296,8 @@ def check_library_folders(config: Config) -> None:
     def inside(a: str, b: str) -> bool:
         return a == b or a.startswith(b.rstrip(os.sep) + os.sep)
 
-    own = {f"folders.{f.name}": os.path.normpath(str(getattr(config.folders, f.name)))
-           for f in dataclasses.fields(Folders)}
+    own = {f"folders.{name}": os.path.normpath(str(getattr(config.folders, name)))
+           for name in FOLDER_NAMES}
     seen: dict[str, str] = {}
     for i, lib in enumerate(config.libraries):
         path = os.path.normpath(str(lib.path))
@@ -375,7 +375,11 @@ def _check_formats(key: str, formats: tuple[str, ...]) -> None:
 
 
 def _check_folders(folders: Folders) -> None:
-    paths = {f.name: getattr(folders, f.name) for f in dataclasses.fields(Folders)}
+    if folders.min_free_bytes != "auto" and (
+            not isinstance(folders.min_free_bytes, int) or folders.min_free_bytes < 0):
+        raise ConfigError('folders.min_free_bytes: expected a number of bytes (0 or more) or "auto", '
+                          f"got {describe(folders.min_free_bytes)}")
+    paths = {name: getattr(folders, name) for name in FOLDER_NAMES}
     seen: dict[str, str] = {}
     for name, path in paths.items():
         key = os.path.normpath(str(path))

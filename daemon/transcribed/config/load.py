@@ -24,7 +24,7 @@ from ..languages import Language
 from .checks import check_library_folders, check_values, describe
 from .per_file import JobOptions
 from .retention import RETENTION_FOLDERS, Keep, Retention, check_archives
-from .schema import CONFIG_ENV, Config, Folders, Hooks
+from .schema import CONFIG_ENV, FOLDER_NAMES, Config, Folders, Hooks
 
 if TYPE_CHECKING:
     from _typeshed import DataclassInstance
@@ -68,10 +68,8 @@ def parse_options(data: Any) -> JobOptions:
 
 def resolve_paths(config: Config, base: Path) -> Config:
     """Make the folder and model paths absolute, relative paths counting from `base`."""
-    folders = Folders(**{
-        f.name: _absolute(getattr(config.folders, f.name), base)
-        for f in dataclasses.fields(Folders)
-    })
+    paths: dict[str, Any] = {name: _absolute(getattr(config.folders, name), base) for name in FOLDER_NAMES}
+    folders = dataclasses.replace(config.folders, **paths)
     model = dataclasses.replace(config.model, download_dir=_absolute(config.model.download_dir, base))
     diarize = config.diarize
     if diarize.token_file is not None:

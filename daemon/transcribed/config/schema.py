@@ -25,6 +25,8 @@ DEFAULT_EXTENSIONS = (
 KNOWN_FORMATS = ("json", "txt", "srt", "vtt", "tsv")
 #: Where the configuration comes from when --config is not given.
 CONFIG_ENV = "TRANSCRIBED_CONFIG"
+#: The keys of `folders` that are folders (the others are settings about them).
+FOLDER_NAMES = ("inbox", "outbox", "done", "failed", "state")
 
 
 
@@ -38,6 +40,11 @@ class Folders:
     failed: Path = Path("data/failed")
     #: Claimed jobs, worker leases, the status file. Must share a filesystem with the others.
     state: Path = Path("data/state")
+    #: No new file is claimed while the folders' filesystem has less free space than this (bytes),
+    #: so a nearly full share stops taking work before a write fails; jobs in flight go on. auto:
+    #: twice what the longest file `input.max_audio_seconds` allows writes (about 1 kB of results
+    #: per second of audio), at least 64 MiB. 0: no floor (a full disk is still waited out).
+    min_free_bytes: int | Auto = "auto"
 
 
 @dataclass(frozen=True)

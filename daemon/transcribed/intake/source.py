@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from ..config import Config
-from ..errors import BadInput
+from ..errors import BadInput, StorageFault
 from ..logs import get_logger
 from ..operations.stats import Stats
 from ..spool.claim import Claims
@@ -55,12 +55,18 @@ class InboxSource:
     # --- claims -----------------------------------------------------------------------------------
 
     def claim(self, up_to: int) -> list[Job]:
-        """Up to `up_to` complete files from the inbox, oldest arrival first."""
+        """Up to `up_to` complete files from the inbox, oldest arrival first; none more once
+        storage refuses a job's record (the file stays in the inbox: storage.py says why)."""
         ready = self._ready_files()
         claimed: list[Job] = []
         while ready and len(claimed) < up_to:
             path = ready.popleft()
-            job = self._claims.claim(path, self.inbox.relative(path))  # None: gone since
+            try:
+                job = self._claims.claim(path, self.inbox.relative(path))  # None: gone since
+            except StorageFault as fault:
+                ready.appendleft(path)
+                self.spool.storage.report(fault)
+                break
             if job is not None:
                 log.info("job.claimed", job_id=job.id, file=str(job.relpath))
                 claimed.append(job)
@@ -96,7 +102,11 @@ class InboxSource:
         wait = self.config.watch.sidecar_wait_seconds
         strays = []
         for path in self.inbox.stray_sidecars(older_than=wait):
-            job = self._claims.claim(path, self.inbox.relative(path))
+            try:
+                job = self._claims.claim(path, self.inbox.relative(path))
+            except StorageFault as fault:
+                self.spool.storage.report(fault)
+                break
             if job is None:
                 continue
             audio = job.relpath.name[: -len(job.relpath.suffix)]

@@ -3,7 +3,8 @@ status page for a person at / (status_page.py), which only `metrics.status_page_
 
 Both read `Stats` at request time (metrics.py), so they never disagree with the status file and
 STATUS=. /healthz is 200 when the model is loaded and the consumer's heartbeat is fresh, 503 with
-a JSON reason otherwise: Kubernetes' probes and Docker's HEALTHCHECK need nothing else. The
+a JSON reason otherwise: Kubernetes' probes and Docker's HEALTHCHECK need nothing else. A daemon
+waiting for storage answers 200 with `"status": "degraded"` and why: a restart frees no space. The
 server runs in its own threads and never touches the GPU, so a hung CUDA call shows up as a stale
 heartbeat instead of a hung probe.
 """
@@ -107,6 +108,8 @@ class _Handler(BaseHTTPRequestHandler):
         elif path == "/healthz":
             health = app.stats.health(app.stale_after)
             body = {**health.as_dict(), "state": app.stats.state}
+            if health.degraded:
+                body["storage"] = app.stats.storage
             self._reply(200 if health.ok else 503, "application/json", _json(body))
         elif path in ("/", "/index.html") and app.page is not None:
             self._status_page(app, app.page)

@@ -91,7 +91,8 @@ class Reporter:
     def refresh(self, force: bool = False, in_consumer: bool = False) -> None:
         """Rewrite STATUS= and the status file when due."""
         snapshot = self.snapshot()
-        changed = (snapshot["state"], snapshot["current_file"], tuple(snapshot["jobs"].values()))
+        changed = (snapshot["state"], snapshot["current_file"], tuple(snapshot["jobs"].values()),
+                   snapshot["storage"].get("condition"))
         now = time.monotonic()
         if not force and now < self._next_refresh and changed == self._last_refreshed:
             return

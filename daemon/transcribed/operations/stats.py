@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from .progress import JobProgress, RecentSpeed
+from .status_line import storage_words
 
 #: Upper bounds (seconds) of the processing-time histogram: a short clip up to a long recording.
 PROCESSING_BUCKETS = (1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 120.0, 300.0, 600.0, 1200.0, 1800.0, 3600.0)
@@ -25,14 +26,18 @@ WAITING_NAMED = 50
 
 @dataclass(frozen=True)
 class Health:
-    """Is the daemon fit to work: model loaded, consumer's heartbeat fresh, not stopping."""
+    """Is the daemon fit to work: model loaded, consumer's heartbeat fresh, not stopping. A
+    daemon waiting for storage is fit (`degraded` says why it takes no file): a restart would
+    free no space, so an orchestrator must not be told to restart it."""
 
     ok: bool
     reason: str | None
     heartbeat_age: float
+    degraded: str | None = None
 
     def as_dict(self) -> dict[str, Any]:
-        return {"status": "ok" if self.ok else "unavailable", "reason": self.reason,
+        status = "unavailable" if not self.ok else "degraded" if self.degraded else "ok"
+        return {"status": status, "reason": self.reason or self.degraded,
                 "heartbeat_age_s": round(self.heartbeat_age, 3)}
 
 
@@ -86,6 +91,10 @@ class Stats:
     #: Bytes in use on this daemon's GPU (all processes on it), sampled from the heartbeat.
     gpu_memory_used: int | None = None
     gpu_memory_total: int | None = None
+    #: The storage monitor's last look (spool/storage.py `Storage.snapshot`: waiting, why, the
+    #: free space and the floor), and how many of this daemon's jobs wait for storage.
+    storage: dict[str, Any] = field(default_factory=dict)
+    storage_jobs_waiting: int = 0
     #: time.monotonic() of the consumer loop's last sign of life.
     last_beat: float = field(default_factory=time.monotonic)
     _lock: threading.Lock = field(default_factory=threading.Lock, repr=False, compare=False)
@@ -212,6 +221,19 @@ class Stats:
             if job_id == self.current_job:
                 self.current_file = self.current_job = self.current_since = None
 
+    def job_waits(self, job_id: str) -> None:
+        """A job waits for storage: it is no longer the current one (not counted as ended)."""
+        with self._lock:
+            if self.progress is not None and self.progress.job_id == job_id:
+                self.progress = None
+            if job_id == self.current_job:
+                self.current_file = self.current_job = self.current_since = None
+
+    def storage_seen(self, snapshot: dict[str, Any], jobs_waiting: int) -> None:
+        """The storage monitor's last look, and the jobs of this daemon waiting for storage."""
+        with self._lock:
+            self.storage, self.storage_jobs_waiting = dict(snapshot), jobs_waiting
+
     def oom_backoff(self, new_batch_size: int | None) -> None:
         with self._lock:
             self.oom_backoffs += 1
@@ -234,7 +256,7 @@ class Stats:
         if age > stale_after:
             return Health(False, f"consumer heartbeat is {age:.0f} s old (limit {stale_after:g} s): "
                           "the consumer loop is stuck", age)
-        return Health(True, None, age)
+        return Health(True, None, age, storage_words(self.storage) if self.storage.get("waiting") else None)
 
     def snapshot(self, stale_after: float) -> dict[str, Any]:
         """Everything above as plain data, consistent at one instant (the status file's body)."""
@@ -245,6 +267,8 @@ class Stats:
                 "state": self.state,
                 "healthy": health.ok,
                 "reason": health.reason,
+                "degraded": health.degraded,
+                "storage": {**self.storage, "jobs_waiting": self.storage_jobs_waiting},
                 "heartbeat_at": round(now - health.heartbeat_age, 3),
                 "heartbeat_age_s": round(health.heartbeat_age, 3),
                 "stale_after_s": stale_after,
