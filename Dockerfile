@@ -49,11 +49,12 @@ COPY Makefile pyproject.toml README.md LICENSE ./
 COPY daemon/ daemon/
 
 # Install exactly as the Makefile does for everyone else: a non-editable install without
-# test extras, into its own venv. The pip cache lives in a BuildKit cache mount, so
+# test extras, into its own venv, with the object-store client (boto3, nats-py: pure Python),
+# so one image serves the shared folder and the object-store intake (docs/scale.md). The pip cache lives in a BuildKit cache mount, so
 # rebuilds after a code change do not download torch again, and the image does not keep it.
 RUN --mount=type=cache,target=/root/.cache/pip \
     if [ -n "$TORCH_INDEX_URL" ]; then export PIP_EXTRA_INDEX_URL="$TORCH_INDEX_URL"; fi \
-    && make install VENV=/opt/transcribed EDITABLE= EXTRAS= \
+    && make install VENV=/opt/transcribed EDITABLE= EXTRAS='[objectstore]' \
     && /opt/transcribed/bin/transcribed --help > /dev/null \
     && ln -s "$(/opt/transcribed/bin/python -c 'import sysconfig; print(sysconfig.get_path("purelib"))')/nvidia" \
         /opt/transcribed/nvidia \

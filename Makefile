@@ -7,7 +7,7 @@ PYTHON ?= $(shell for p in python3.11 python3.12 python3.13 python3.10 python3; 
 	&& echo $$p && break; done)
 VENV     ?= .venv
 EDITABLE ?= -e
-EXTRAS   ?= [test]
+EXTRAS   ?= [test,objectstore]
 CONFIG   ?= config/transcribed.yaml
 PYTEST_ARGS ?=
 STAMP    := $(VENV)/.installed

@@ -1,4 +1,4 @@
-"""The `transcribed` command: run, transcribe, config, doctor, status, retry.
+"""The `transcribed` command: run, transcribe, config, doctor, status, retry, retention.
 
 Exit codes: 0 clean stop, 1 anything else, 2 bad configuration or usage (the message names the
 key), 3 the GPU was lost (restart for a fresh CUDA context).
@@ -91,7 +91,43 @@ def _parser() -> argparse.ArgumentParser:
     retry.add_argument("path", type=Path, metavar="PATH")
     retry.add_argument("--config", type=Path, help=config_help)
     retry.set_defaults(command=_retry)
+    retention = commands.add_parser(
+        "retention", help="remove (or archive) the finished items retention.* says are due",
+        description="One retention pass now, as the daemon makes them (each item removed or "
+        "archived is logged); with --dry-run, only list what would go and why.")
+    retention.add_argument("--config", type=Path, help=config_help)
+    retention.add_argument("--dry-run", action="store_true", help="list what would go; touch nothing")
+    retention.add_argument("--json", action="store_true", help="--dry-run's list as one JSON object")
+    retention.set_defaults(command=_retention)
     return parser
+
+
+def _retention(args: argparse.Namespace) -> int:
+    """`transcribed retention`: one pass (its events on stdout), or what would go (--dry-run)."""
+    import json
+
+    from .retention import Keeper
+
+    config = _load(args)
+    keeper = Keeper(config)
+    if not keeper.policies:
+        print("retention: every folder keeps everything (retention.* is off)", file=sys.stderr)
+        return EXIT_OK
+    if not args.dry_run:
+        summary = keeper.run_pass()
+        if summary is None:
+            print("transcribed: another retention pass is running (a daemon's): try again later",
+                  file=sys.stderr)
+            return EXIT_ERROR
+        return EXIT_OK
+    chosen = keeper.plan()
+    if args.json:
+        print(json.dumps({name: [v.as_dict() for v in verdicts] for name, verdicts in chosen.items()},
+                         indent=2, ensure_ascii=False))
+    else:
+        lines = keeper.describe(chosen)
+        print("\n".join(lines) if lines else "retention: nothing is due")
+    return EXIT_OK
 
 
 def _retry(args: argparse.Namespace) -> int:
@@ -198,7 +234,7 @@ def _transcribe(args: argparse.Namespace) -> int:
             job.staging.mkdir()
             try:
                 with file_bar(path.name, sys.stdout, shown=bars) as bar:
-                    pipeline.on_progress = bar.update if bar is not None else None
+                    pipeline.progress.on_progress = bar.update if bar is not None else None
                     finished = pipeline.run(job)
                     if bar is not None:
                         bar.done()

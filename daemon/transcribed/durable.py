@@ -15,8 +15,11 @@ import secrets
 import shutil
 import signal
 import stat
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
+
+from .errors import storage_fault
 
 #: Errors of filesystems that have no hard links (some SMB/FUSE mounts): fall back to rename.
 _NO_LINKS = {errno.EPERM, errno.ENOTSUP, errno.EOPNOTSUPP, errno.EMLINK, errno.ENOSYS}
@@ -56,18 +59,34 @@ def fsync_dir(path: Path) -> None:
         os.close(fd)
 
 
-def write_file_atomic(path: Path, text: str) -> None:
-    """Replace `path` with `text`: readers see the old or the new content, never a mix."""
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+@contextlib.contextmanager
+def own_write(folder: Path) -> Iterator[None]:
+    """Around a write of the daemon's own into `folder`: a full, over-quota or read-only
+    filesystem (ENOSPC, EDQUOT, EROFS) is raised as `errors.StorageFault`, which no job is blamed
+    for; any other error as it is."""
     try:
-        with open(tmp, "w", encoding="utf-8") as file:
-            file.write(text)
-            file.flush()
-            os.fsync(file.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        tmp.unlink(missing_ok=True)  # a disk that filled up mid-write leaves no litter
-        raise
+        yield
+    except OSError as exc:
+        fault = storage_fault(exc, folder)
+        if fault is None or fault is exc:
+            raise
+        raise fault from exc
+
+
+def write_file_atomic(path: Path, text: str) -> None:
+    """Replace `path` with `text`: readers see the old or the new content, never a mix. A full,
+    over-quota or read-only filesystem raises `errors.StorageFault`."""
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    with own_write(path.parent):
+        try:
+            with open(tmp, "w", encoding="utf-8") as file:
+                file.write(text)
+                file.flush()
+                os.fsync(file.fileno())
+            os.replace(tmp, path)
+        except BaseException:
+            tmp.unlink(missing_ok=True)  # a disk that filled up mid-write leaves no litter
+            raise
     fsync_dir(path.parent)
 
 

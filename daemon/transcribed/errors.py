@@ -2,7 +2,16 @@
 
 from __future__ import annotations
 
+import errno
+from collections.abc import Callable
+from pathlib import Path
 from typing import Any
+
+#: What a filesystem answers when it takes no write at all, whatever is written, by the name the
+#: reports give each condition. ENOSPC is also "no inodes left". Each ends by itself (space freed,
+#: a quota raised, a remount) with nothing to change in the file; EFBIG (one file too large) and
+#: EACCES (a permission) are not among them: waiting cures neither.
+STORAGE_ERRNOS = {errno.ENOSPC: "full", errno.EDQUOT: "quota_exceeded", errno.EROFS: "read_only"}
 
 
 class TranscribedError(Exception):
@@ -54,3 +63,32 @@ class FailedIn(TranscribedError):
         super().__init__(f"{stage}: {type(error).__name__}: {error}")
         self.stage = stage
         self.error = error
+
+
+class StorageFault(TranscribedError, OSError):
+    """A write of the daemon's own refused by a full, over-quota or read-only filesystem: never
+    the file's fault, so it never counts an attempt nor fails a job; the job waits for storage.
+
+    Raised only where the daemon writes into its own folders (`durable.own_write`), never decided
+    from an errno met elsewhere (inotify's watch limit answers ENOSPC too). An OSError with the
+    same errno, so every `except OSError` that handled the write before still does."""
+
+    def __init__(self, cause: OSError, folder: Path) -> None:
+        super().__init__(cause.errno, cause.strerror, cause.filename)
+        #: The folder whose filesystem refused the write (probed before the daemon goes on).
+        self.folder = folder
+        #: "full", "quota_exceeded" or "read_only".
+        self.condition = STORAGE_ERRNOS.get(cause.errno or 0, "full")
+        #: What is left of the job's work once storage takes writes again, kept in memory (the
+        #: finished transcript's write, say), or None: the job runs again from its start.
+        self.resume: Callable[[], Any] | None = None
+
+
+def storage_fault(error: BaseException, folder: Path) -> StorageFault | None:
+    """`error` as a StorageFault of `folder` when it is one (a full, over-quota or read-only
+    filesystem), else None."""
+    if isinstance(error, StorageFault):
+        return error
+    if isinstance(error, OSError) and error.errno in STORAGE_ERRNOS:
+        return StorageFault(error, folder)
+    return None

@@ -10,16 +10,19 @@ from __future__ import annotations
 import contextlib
 import io
 import logging
+import os
 import sys
 import threading
 import warnings
 from collections.abc import Iterator
 from contextvars import ContextVar
+from pathlib import Path
 from typing import Any, TextIO
 
 import structlog
 
 from .durable import to_json
+from .errors import STORAGE_ERRNOS
 
 #: The open log file of the job that runs in this thread, if any.
 _job_log: ContextVar[TextIO | None] = ContextVar("job_log", default=None)
@@ -102,6 +105,25 @@ def job_log(file: TextIO) -> Iterator[None]:
         yield
     finally:
         _job_log.reset(token)
+
+
+@contextlib.contextmanager
+def open_job_log(path: Path) -> Iterator[TextIO]:
+    """A job's own log file, or a sink that keeps nothing when it cannot be opened (a full
+    disk, a folder gone). Closing flushes, which a full disk refuses too. Losing the job's copy
+    of its log must not stop the consumer: the same events are on stdout. A full or read-only
+    disk is not logged here (the storage monitor says so, once; this would say it each step)."""
+    try:
+        file = open(path, "a", encoding="utf-8", errors="backslashreplace")  # noqa: SIM115 - closed below, where a full disk is tolerated
+    except OSError as exc:
+        if exc.errno not in STORAGE_ERRNOS:
+            get_logger().warning("job.log_unavailable", path=str(path), error=str(exc))
+        file = open(os.devnull, "w", encoding="utf-8")  # noqa: SIM115 - closed below
+    try:
+        yield file
+    finally:
+        with contextlib.suppress(OSError):
+            file.close()
 
 
 def _append_to_job_log(_logger: Any, _name: str, event: dict[str, Any]) -> dict[str, Any]:

@@ -36,8 +36,10 @@ from .library.source import LibrarySource
 from .operations.notify import Notifier
 from .operations.reporter import Reporter
 from .operations.stats import Stats
+from .retention import Keeper
 from .spool.folder import WorkFolder
 from .spool.seam import JobSource, Spool
+from .spool.storage import Storage, floor_bytes
 from .spool.workers import WorkerId
 from .transcription.alignment import Aligner, languages_to_preload, refuse_unalignable
 from .transcription.audio import max_audio_seconds
@@ -144,20 +146,29 @@ class Service:
         self._install_signal_handlers()
         os.umask(parse_umask(self.config.daemon.umask))  # before any file or folder is made
         max_audio, max_audio_from = max_audio_seconds(self.config.input.max_audio_seconds)
+        floor, floor_from = floor_bytes(self.config.folders.min_free_bytes, max_audio)
         log.info("daemon.starting", version=__version__, pid=os.getpid(),
                  config=str(self.config.source) if self.config.source else None,
                  umask=f"{parse_umask(self.config.daemon.umask):04o}",
-                 max_audio_seconds=max_audio, max_audio_from=max_audio_from)
+                 max_audio_seconds=max_audio, max_audio_from=max_audio_from,
+                 min_free_bytes=floor, min_free_from=floor_from)
         worker_id = WorkerId.of_this_process()
         if self.config.libraries:
             self.config = library_routes(self.config)  # each library is a route over its folder
-        self.hooks = Hooks(self.config, worker_id)  # its pending records are written by the finisher
-        spool = WorkFolder(self.config, worker_id, before_moves=self.hooks.before_moves)
+        storage = Storage(self.config.folders.state, floor)
+        self.hooks = Hooks(self.config, worker_id, storage)  # its records are written by the finisher
+        self.hooks.tally.stats = self.stats  # what waits, for the status page
+        spool = WorkFolder(self.config, worker_id, before_moves=self.hooks.before_moves,
+                           before_plan=self.hooks.before_plan, storage=storage)
         spool.prepare()
         arrivals = Arrivals(self.config.watch.settle_seconds)
         sources: list[JobSource] = [InboxSource(self.config, spool, arrivals, self.stats)]
         if self.config.libraries:
             sources.append(LibrarySource(self.config, spool, self.stats))
+        if self.config.objectstore.enabled:  # imported only here: boto3 and nats-py are optional
+            from .objectstore.start import open_source
+
+            sources.append(open_source(self.config, spool, self.stats, self.hooks.record_elsewhere))
         for source in sources:
             source.prepare()
         try:
@@ -233,14 +244,18 @@ class Service:
         thread = threading.Thread(target=self._consume, args=(consumer,), name="consumer", daemon=True)
         self.stats.running()
         self.hooks.start()  # before the consumer: deliveries left pending by an earlier run go first
+        keeper = Keeper(self.config)  # retention: what the folders keep, off by default
+        keeper.start()
         thread.start()
         self.reporter.ready()
         log.info("daemon.started", worker=spool.worker.name, inbox=str(self.config.folders.inbox),
                  overlap=consumer.prefetch is not None, batching=consumer.batching, packing=consumer.packing)
         self._wait_for(thread, consumer)
         # Stop order: the consumer (above), the hooks (pending deliveries stay on disk for the next
+        # start), retention (a pass ends after its batch: its journal is finished at the next
         # start), the watcher, then the lease and the engine.
         self.hooks.stop()
+        keeper.stop()
         observer.stop()
         observer.join(timeout=5)
         code = self._exit_code()

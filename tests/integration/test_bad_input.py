@@ -7,12 +7,10 @@ need another setting, fewer privileges or a small disk start their own.
 
 from __future__ import annotations
 
-import errno
 import json
 import os
 import shutil
 import signal
-import subprocess
 import uuid
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
@@ -33,8 +31,10 @@ from tests.support.media import (
     write_video_without_audio,
     write_wav,
 )
+from tests.support.smallfs import SmallFs, tmpfs
 from transcribed.transcription.audio import decode
 
+MiB = 1 << 20
 SPEECH = "cmu_sphinx/an4_10001-90210-01803.wav"  # 8.3 s
 SHORT = "cmu_sphinx/cards_001.wav"  # 1.1 s
 FLAC = "ljspeech/LJ001-0002.flac"  # 1.9 s
@@ -311,83 +311,65 @@ def test_a_read_only_outbox_holds_the_finished_job_and_pauses_claims_until_writa
 
 
 @pytest.fixture
-def small_disk(tmp_path: Path) -> Iterator[Folders]:
-    """The folder set on a 16 MB tmpfs of its own (all folders must share one filesystem)."""
-    mount_point = tmp_path / "disk"
-    mount_point.mkdir()
-    mounted = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=16m", "tmpfs", str(mount_point)],
-                             capture_output=True, text=True, check=False)
-    if mounted.returncode != 0:
-        pytest.skip(f"cannot mount a small tmpfs to fill up: {mounted.stderr.strip()}")
-    try:
-        folders = Folders(mount_point / "t")
-        folders.write_config(watch={"settle_seconds": 0.3, "rescan_seconds": 0.5})
-        yield folders
-    finally:
-        subprocess.run(["umount", "-l", str(mount_point)], check=False)
+def small_disk(tmp_path: Path) -> Iterator[tuple[Folders, SmallFs]]:
+    """The folder set on a 16 MB tmpfs of its own (all folders must share one filesystem), with a
+    floor of free space the size of a small share's (1 MiB)."""
+    with tmpfs(16 * MiB, base=tmp_path) as fs:
+        folders = Folders(fs.root / "t")
+        folders.write_config(watch={"settle_seconds": 0.3, "rescan_seconds": 0.5},
+                             folders={"min_free_bytes": MiB})
+        yield folders, fs
 
 
-def _fill(path: Path) -> None:
-    """Write `path` until the filesystem has no space left at all."""
-    fd = os.open(path, os.O_WRONLY | os.O_CREAT, 0o644)
-    try:
-        for chunk in (1 << 20, 4096):
-            while True:
-                try:
-                    os.write(fd, b"\0" * chunk)
-                except OSError as exc:
-                    assert exc.errno == errno.ENOSPC
-                    break
-    finally:
-        os.close(fd)
-
-
-def test_a_full_disk_during_a_job_retries_it_later_and_loses_nothing(small_disk: Folders) -> None:
-    """ENOSPC while writing results: the job is retried until space returns, then done once."""
-    folders = small_disk
-    folders.write_config(jobs={"retry_delay_seconds": 0.2, "max_attempts": 20},
-                         watch={"settle_seconds": 0.3, "rescan_seconds": 0.5})
-    ballast = folders.root / "ballast"
+def test_a_full_disk_during_a_job_waits_for_space_and_loses_nothing(
+        small_disk: tuple[Folders, SmallFs]) -> None:
+    """ENOSPC while writing results is the disk's fault, not the file's: the job waits with its
+    transcript kept (no retry, no attempt counted), and is done once space returns."""
+    folders, fs = small_disk
     with DaemonProcess(folders.config, engine="fake", env={
-            "TRANSCRIBED_FAKE": json.dumps({"delays": {"talk.wav": 1.0}})}) as daemon:
+            "TRANSCRIBED_FAKE": json.dumps({"delays": {"talk.wav": 2.0}})}) as daemon:
         _deliver(folders, "talk.wav", _copy_of(SPEECH))
         daemon.wait_for("job.decoded", timeout=30)
-        _fill(ballast)
-        retry = daemon.wait_for("job.retry_later", timeout=30)
-        assert "No space left on device" in retry["error"]
+        fs.fill()
+        waiting = daemon.wait_for("job.waiting_for_storage", timeout=30)
+        assert waiting["kept"] is True and "No space left on device" in waiting["error"]
         (job,) = _jobs_in_work(folders)
         assert (job / "src" / "talk.wav").exists()
-        ballast.unlink()
-        _done(folders, "talk.wav")
+        fs.free()
+        meta = _done(folders, "talk.wav")["transcribed"]
         assert daemon.stop() == 0
-    assert folders.files(folders.done) == ["talk.wav"]
+    assert meta["attempts"] == 1
+    assert daemon.count("job.decoded") == 1  # transcribed once: its results were written later
+    assert daemon.count("job.retry_later") == 0 and daemon.count("storage.recovered") == 1
+    assert folders.files(folders.done) == ["talk.wav"] and folders.files(folders.failed) == []
     assert (folders.done / "talk.wav").read_bytes() == (corpus_dir() / SPEECH).read_bytes()
     assert not any(".2." in name for name in folders.files(folders.outbox))
     assert _jobs_in_work(folders) == []
 
 
-def test_a_disk_full_past_the_last_attempt_fails_the_file_with_the_reason_once_space_returns(
-        small_disk: Folders) -> None:
-    """Out of attempts on a full disk: even the report cannot be written, so the failure waits,
-    claims pause, and when space returns the file is in failed/ saying why; the next is done."""
-    folders = small_disk
-    folders.write_config(jobs={"retry_delay_seconds": 0.2, "max_attempts": 2},
+def test_a_disk_full_at_the_last_attempt_fails_nothing_and_takes_no_new_file_until_space_returns(
+        small_disk: tuple[Folders, SmallFs]) -> None:
+    """One attempt allowed, and the disk fills during it: the file is not poison (the attempt
+    does not count), the next file stays in the inbox, and both are done once space returns."""
+    folders, fs = small_disk
+    folders.write_config(jobs={"max_attempts": 1}, folders={"min_free_bytes": MiB},
                          watch={"settle_seconds": 0.3, "rescan_seconds": 0.5})
-    ballast = folders.root / "ballast"
     with DaemonProcess(folders.config, engine="fake", env={
-            "TRANSCRIBED_FAKE": json.dumps({"delays": {"talk.wav": 1.0}})}) as daemon:
+            "TRANSCRIBED_FAKE": json.dumps({"delays": {"talk.wav": 2.0}})}) as daemon:
         _deliver(folders, "talk.wav", _copy_of(SPEECH))
         daemon.wait_for("job.decoded", timeout=30)
         _deliver(folders, "later.wav", _copy_of(SHORT))
-        _fill(ballast)
-        daemon.wait_for("job.move_refused", timeout=30)
+        fs.fill()
+        daemon.wait_for("job.waiting_for_storage", timeout=30)
         assert (folders.inbox / "later.wav").exists()
-        ballast.unlink()
-        report = _report(folders, "talk.wav")
+        fs.free()
+        _done(folders, "talk.wav")
         _done(folders, "later.wav")
         assert daemon.stop() == 0
-    assert report["error_kind"] == "poison" and "No space left on device" in report["error"]
-    assert _jobs_in_work(folders) == []
+    events = daemon.events()
+    recovered = next(i for i, e in enumerate(events) if e["event"] == "storage.recovered")
+    assert [e["file"] for e in events[recovered:] if e["event"] == "job.claimed"] == ["later.wav"]
+    assert folders.files(folders.failed) == [] and _jobs_in_work(folders) == []
 
 
 def _memory(pid: int) -> dict[str, int]:

@@ -421,6 +421,7 @@ DOC_CHECKS: dict[str, Callable[[Monitored, list], None]] = {
     ' / sum(rate(transcribed_jobs_total{job="transcribed", outcome=~"done|failed"}[1h]))':
         one(len(BAD_FILES) / (len(TONES) + len(BAD_FILES)), tolerance=0.01),
     'transcribed_heartbeat_age_seconds{job="transcribed"}': alive_only(within(-0.001, 10)),
+    'transcribed_storage_waiting{job="transcribed"}': alive_only(one(0)),  # a roomy test folder
     'transcribed_batch_size{job="transcribed"}': alive_only(one(2)),
     'sum(increase(transcribed_oom_backoffs_total{job="transcribed"}[1h]))': within(0.99, 1.3),
     'process_resident_memory_bytes{job="transcribed"}': alive_only(within(20e6, 8e9)),

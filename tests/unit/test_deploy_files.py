@@ -28,10 +28,13 @@ from tests.support.deploy import (
 
 
 def test_dockerfile_installs_through_the_makefile():
-    """The image installs with the same `make install` target the tests exercise."""
+    """The image installs with the same `make install` target the tests exercise, with the
+    object-store client and without the test extras."""
     text = DOCKERFILE.read_text()
-    assert re.search(r"^\s*(&&\s*)?make install VENV=/opt/transcribed EDITABLE= EXTRAS=\s",
-                     text, re.MULTILINE), "no `make install VENV=/opt/transcribed EDITABLE= EXTRAS=`"
+    match = re.search(r"^\s*(&&\s*)?make install VENV=/opt/transcribed EDITABLE= EXTRAS=(\S*)\s",
+                      text, re.MULTILINE)
+    assert match, "no `make install VENV=/opt/transcribed EDITABLE= EXTRAS=...`"
+    assert match.group(2) == "'[objectstore]'"
 
 
 def test_dockerfile_defaults_to_a_cuda12_base_and_points_ctranslate2_at_torchs_cuda_wheels():

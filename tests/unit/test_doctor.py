@@ -10,6 +10,7 @@ from pathlib import Path
 import pytest
 
 from tests.support.doctor import FOLDERS, write_config
+from tests.support.smallfs import tmpfs
 from transcribed import doctor
 from transcribed.config import load_config
 
@@ -33,6 +34,21 @@ def test_without_the_sample_the_transcription_is_reported_skipped_not_missing(tm
     sample = next(check for check in report.checks if check.name == "transcription")
     assert sample.status == doctor.WARN and sample.detail.startswith("skipped") and not sample.data
     assert report.ready
+
+
+def test_a_share_below_the_floor_is_a_warning_saying_how_much_is_free(tmp_path):
+    """Ready (the daemon would start and wait), but told: no file is taken until there is room."""
+    with tmpfs(8 << 20, base=tmp_path) as fs:
+        folders = {name: str(fs.root / name) for name in FOLDERS}
+        folders["min_free_bytes"] = str(4 << 20)
+        config = load_config(write_config(tmp_path, folders=folders))
+        report = doctor.diagnose(config, sample=False)
+        assert next(c for c in report.checks if c.name == "folders").status == doctor.OK
+        fs.fill(leave_bytes=1 << 20)
+        report = doctor.diagnose(config, sample=False)
+        check = next(c for c in report.checks if c.name == "folders")
+        assert check.status == doctor.WARN and report.ready
+        assert "MB free, below folders.min_free_bytes (4.2 MB)" in check.detail
 
 
 class TestSetupsThatCannotWork:

@@ -2,7 +2,7 @@
 
 The order, lowest first, is the one docs/design.md draws: the shared modules (errors, logs,
 durable, languages, config), the engine, the spool, operations, transcription, intake,
-libraries, hooks, the consumer, the doctor, and the entry points (service, cli). Read from the
+libraries, the object store, hooks, retention, the consumer, the doctor, and the entry points (service, cli). Read from the
 source with `ast`, imports inside functions included (the lazy ones that keep torch out of
 `transcribed status` count too)."""
 
@@ -24,7 +24,9 @@ LAYERS: list[set[str]] = [
     {"transcription"},
     {"intake"},
     {"library"},
+    {"objectstore"},
     {"hooks"},
+    {"retention"},
     {"consumer"},
     {"doctor"},
     {"service", "terminal", "cli", "__main__"},

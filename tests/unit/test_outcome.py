@@ -8,10 +8,16 @@ import pytest
 
 from transcribed.config import Jobs
 from transcribed.consumer.outcome import Action, decide
-from transcribed.errors import BadInput, GpuLost, OutOfMemory, StageFailed
+from transcribed.errors import BadInput, GpuLost, OutOfMemory, StageFailed, StorageFault
 
 JOBS = Jobs(max_attempts=3, retry_delay_seconds=2.0)
 KEPT = {".json": Path("out/x.json")}
+
+
+def _refused(code: int) -> StorageFault:
+    """A write of the daemon's own refused (durable.own_write makes these)."""
+    return StorageFault(OSError(code, "refused", "/srv/share/state/x"), Path("/srv/share/state"))
+
 
 TABLE = [
     # (what happened, attempts so far, action, error kind, retry delay)
@@ -25,8 +31,11 @@ TABLE = [
     (GpuLost("CUDA error 999"), 1, Action.REQUEUE_AND_EXIT, None, None),
     (GpuLost("CUDA error 999"), 3, Action.REQUEUE_AND_EXIT, None, None),
     (RuntimeError("a bug"), 1, Action.RETRY, None, 2.0),
-    (OSError(28, "No space left on device"), 2, Action.RETRY, None, 4.0),
+    (OSError(28, "No space left on device"), 2, Action.RETRY, None, 4.0),  # not a write of ours
     (RuntimeError("a bug"), 3, Action.FAIL, "poison", None),
+    (_refused(28), 1, Action.WAIT_FOR_STORAGE, "full", None),
+    (_refused(122), 3, Action.WAIT_FOR_STORAGE, "quota_exceeded", None),  # EDQUOT
+    (_refused(30), 9, Action.WAIT_FOR_STORAGE, "read_only", None),
 ]
 
 
@@ -64,3 +73,13 @@ def test_a_job_whose_folder_is_away_waits_whatever_it_raised(error: BaseExceptio
 
 def test_a_lost_gpu_is_a_lost_gpu_even_with_the_folder_away() -> None:
     assert decide(GpuLost("CUDA error 999"), 1, JOBS, reachable=False).action is Action.REQUEUE_AND_EXIT
+
+
+def test_a_full_disk_is_never_the_files_fault_whatever_the_count_and_wherever_the_job_is() -> None:
+    """A write of ours refused by storage waits for storage: never a retry that counts, never
+    poison, even past the last attempt or with the job's folder away."""
+    for attempts in range(5):
+        for reachable in (True, False):
+            outcome = decide(_refused(28), attempts, JOBS, reachable=reachable)
+            assert outcome.action is Action.WAIT_FOR_STORAGE
+            assert outcome.message.endswith("the file is not to blame")

@@ -1,17 +1,22 @@
 """The configuration: what the keys are and their defaults (`schema`), what one job, route or
-library may set (`per_file`), reading a YAML file into them and printing it back (`load`), and
-the rules between values (`checks`).
+library may set (`per_file`), notifications (`notify`) and what is kept and for how long
+(`retention`), reading a YAML file into them and printing it back (`load`), and the rules between
+values (`checks`).
 
 Callers import from here, e.g. `from transcribed.config import Config, load_config`: which of the
-four modules holds a name is this package's business.
+six modules holds a name is this package's business.
 """
 
 from .checks import check_job_options, check_values, parse_listen
 from .load import load_config, parse_config, parse_options, render_yaml, resolve_paths, to_plain
+from .notify import Notify
+from .objectstore import ObjectStore
 from .per_file import Auto, JobOptions, Library, Route
+from .retention import RETENTION_FOLDERS, Keep, Retention, parse_size
 from .schema import (
     CONFIG_ENV,
     DEFAULT_EXTENSIONS,
+    FOLDER_NAMES,
     HOOK_EVENTS,
     KNOWN_FORMATS,
     Align,
@@ -37,9 +42,10 @@ from .schema import (
 )
 
 __all__ = [
-    "CONFIG_ENV", "DEFAULT_EXTENSIONS", "HOOK_EVENTS", "KNOWN_FORMATS", "Align", "Audio", "Auto", "Batching",
-    "Config", "Daemon", "Diarize", "Filters", "Folders", "Hooks", "Input", "JobOptions", "Jobs",
-    "Library", "Log", "Metrics", "Model", "Oom", "Outputs", "Overlap", "Packing", "Route", "Vad", "Watch",
-    "check_job_options", "check_values", "load_config",
-    "parse_config", "parse_listen", "parse_options", "render_yaml", "resolve_paths", "to_plain",
+    "CONFIG_ENV", "DEFAULT_EXTENSIONS", "FOLDER_NAMES", "HOOK_EVENTS", "KNOWN_FORMATS", "RETENTION_FOLDERS",
+    "Align", "Audio", "Auto", "Batching", "Config", "Daemon", "Diarize", "Filters", "Folders", "Hooks",
+    "Input", "JobOptions", "Jobs", "Keep", "Library", "Log", "Metrics", "Model", "Notify", "ObjectStore",
+    "Oom", "Outputs", "Overlap", "Packing", "Retention", "Route", "Vad", "Watch",
+    "check_job_options", "check_values", "load_config", "parse_config", "parse_listen",
+    "parse_options", "parse_size", "render_yaml", "resolve_paths", "to_plain",
 ]

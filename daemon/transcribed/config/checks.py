@@ -6,15 +6,19 @@ Every error names the key, as `.load`'s do.
 
 from __future__ import annotations
 
-import dataclasses
+import ipaddress
 import os
 import urllib.parse
 from typing import Any
 
 from .. import languages
 from ..errors import ConfigError
+from .notify import check_notify
+from .objectstore import check_objectstore
 from .per_file import JobOptions, Library, Route
+from .retention import check_retention
 from .schema import (
+    FOLDER_NAMES,
     HOOK_EVENTS,
     KNOWN_FORMATS,
     Config,
@@ -54,11 +58,13 @@ def check_values(config: Config) -> None:
     _check_folders(config.folders)
     _check_metrics(config.metrics)
     _check_hooks(config.hooks)
+    check_retention(config.retention)
     _check_input(config.input)
     _check_track("audio.track", config.audio.track)
     _check_decoding("model", config.model)
     _check_languages("model.languages", config.model.languages)
     _check_filters(config.filters)
+    check_objectstore(config.objectstore, config.jobs.max_attempts)
     parse_umask(config.daemon.umask)
     if not config.watch.extensions:
         raise ConfigError("watch.extensions: expected at least one extension")
@@ -290,8 +296,8 @@ def check_library_folders(config: Config) -> None:
     def inside(a: str, b: str) -> bool:
         return a == b or a.startswith(b.rstrip(os.sep) + os.sep)
 
-    own = {f"folders.{f.name}": os.path.normpath(str(getattr(config.folders, f.name)))
-           for f in dataclasses.fields(Folders)}
+    own = {f"folders.{name}": os.path.normpath(str(getattr(config.folders, name)))
+           for name in FOLDER_NAMES}
     seen: dict[str, str] = {}
     for i, lib in enumerate(config.libraries):
         path = os.path.normpath(str(lib.path))
@@ -321,6 +327,8 @@ def _check_hooks(hooks: Hooks) -> None:
         raise ConfigError("hooks.retry_delay_seconds: expected 0 or more")
     _positive("hooks.max_attempts", hooks.max_attempts)
     _check_hook_events("hooks.events", hooks.events)
+    check_notify(hooks.notify)
+
 
 
 def _check_hook_events(key: str, events: tuple[str, ...]) -> None:
@@ -336,6 +344,12 @@ def _check_metrics(metrics: Metrics) -> None:
                           f"{metrics.stale_after_seconds}")
     if metrics.listen is not None:
         parse_listen(metrics.listen)
+    for network in metrics.status_page_clients:
+        try:
+            ipaddress.ip_network(network, strict=False)
+        except ValueError:
+            raise ConfigError(f"metrics.status_page_clients: expected networks or addresses, e.g. "
+                              f"[127.0.0.0/8, \"::1\", 192.168.1.0/24], got {network!r}") from None
 
 
 def _positive(key: str, value: Any, allow_auto: bool = False) -> None:
@@ -361,7 +375,11 @@ def _check_formats(key: str, formats: tuple[str, ...]) -> None:
 
 
 def _check_folders(folders: Folders) -> None:
-    paths = {f.name: getattr(folders, f.name) for f in dataclasses.fields(Folders)}
+    if folders.min_free_bytes != "auto" and (
+            not isinstance(folders.min_free_bytes, int) or folders.min_free_bytes < 0):
+        raise ConfigError('folders.min_free_bytes: expected a number of bytes (0 or more) or "auto", '
+                          f"got {describe(folders.min_free_bytes)}")
+    paths = {name: getattr(folders, name) for name in FOLDER_NAMES}
     seen: dict[str, str] = {}
     for name, path in paths.items():
         key = os.path.normpath(str(path))

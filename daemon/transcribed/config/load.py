@@ -23,7 +23,8 @@ from ..errors import ConfigError
 from ..languages import Language
 from .checks import check_library_folders, check_values, describe
 from .per_file import JobOptions
-from .schema import CONFIG_ENV, Config, Folders, Hooks
+from .retention import RETENTION_FOLDERS, Keep, Retention, check_archives
+from .schema import CONFIG_ENV, FOLDER_NAMES, Config, Folders, Hooks
 
 if TYPE_CHECKING:
     from _typeshed import DataclassInstance
@@ -67,10 +68,8 @@ def parse_options(data: Any) -> JobOptions:
 
 def resolve_paths(config: Config, base: Path) -> Config:
     """Make the folder and model paths absolute, relative paths counting from `base`."""
-    folders = Folders(**{
-        f.name: _absolute(getattr(config.folders, f.name), base)
-        for f in dataclasses.fields(Folders)
-    })
+    paths: dict[str, Any] = {name: _absolute(getattr(config.folders, name), base) for name in FOLDER_NAMES}
+    folders = dataclasses.replace(config.folders, **paths)
     model = dataclasses.replace(config.model, download_dir=_absolute(config.model.download_dir, base))
     diarize = config.diarize
     if diarize.token_file is not None:
@@ -89,16 +88,35 @@ def resolve_paths(config: Config, base: Path) -> Config:
     libraries = tuple(dataclasses.replace(lib, path=_absolute(lib.path, base)) if lib.path else lib
                       for lib in config.libraries)
     resolved = dataclasses.replace(config, folders=folders, model=model, diarize=diarize, align=align,
-                                   hooks=_resolve_hook_paths(config.hooks, base), libraries=libraries)
+                                   hooks=_resolve_hook_paths(config.hooks, base), libraries=libraries,
+                                   retention=_resolve_archives(config.retention, base))
     check_library_folders(resolved)  # the folders' places are known only now
+    check_archives(resolved.retention,
+                   {f"folders.{f.name}": os.path.normpath(str(getattr(folders, f.name)))
+                    for f in dataclasses.fields(Folders)},
+                   [os.path.normpath(str(lib.path)) for lib in libraries if lib.path is not None])
     return resolved
 
 
+def _resolve_archives(retention: Retention, base: Path) -> Retention:
+    """Each folder's archive counts from the config's folder."""
+    changes: dict[str, Any] = {}
+    for folder in RETENTION_FOLDERS:
+        keep = getattr(retention, folder)
+        if isinstance(keep, Keep) and keep.archive is not None:
+            changes[folder] = dataclasses.replace(keep, archive=_absolute(keep.archive, base))
+    return dataclasses.replace(retention, **changes)
+
+
 def _resolve_hook_paths(hooks: Hooks, base: Path) -> Hooks:
-    """The secret file, and a command's program written as a relative path (`./refresh.sh`,
-    `hooks/x`), count from the config's folder; a bare name (`curl`) is looked up in $PATH."""
+    """The secret file, the notifications' URL file, and a command's program written as a relative
+    path (`./refresh.sh`, `hooks/x`), count from the config's folder; a bare name (`curl`) is
+    looked up in $PATH."""
     if hooks.secret_file is not None:
         hooks = dataclasses.replace(hooks, secret_file=_absolute(hooks.secret_file, base))
+    if hooks.notify.urls_file is not None:
+        hooks = dataclasses.replace(hooks, notify=dataclasses.replace(
+            hooks.notify, urls_file=_absolute(hooks.notify.urls_file, base)))
     if hooks.command and "/" in hooks.command[0]:
         program = str(_absolute(Path(hooks.command[0]), base))
         hooks = dataclasses.replace(hooks, command=(program, *hooks.command[1:]))

@@ -11,7 +11,10 @@ from pathlib import Path
 from typing import Literal
 
 from ..languages import Language
+from .notify import Notify
+from .objectstore import ObjectStore
 from .per_file import Auto, Library, Route
+from .retention import Retention
 
 #: Extensions taken from the inbox by default: audio, then video (phones, cameras and camcorders,
 #: DVD and DVR recordings, conference and web recordings). Each is a container PyAV decodes, most
@@ -27,6 +30,8 @@ DEFAULT_EXTENSIONS = (
 KNOWN_FORMATS = ("json", "txt", "srt", "vtt", "tsv")
 #: Where the configuration comes from when --config is not given.
 CONFIG_ENV = "TRANSCRIBED_CONFIG"
+#: The keys of `folders` that are folders (the others are settings about them).
+FOLDER_NAMES = ("inbox", "outbox", "done", "failed", "state")
 
 
 
@@ -40,6 +45,11 @@ class Folders:
     failed: Path = Path("data/failed")
     #: Claimed jobs, worker leases, the status file. Must share a filesystem with the others.
     state: Path = Path("data/state")
+    #: No new file is claimed while the folders' filesystem has less free space than this (bytes),
+    #: so a nearly full share stops taking work before a write fails; jobs in flight go on. auto:
+    #: twice what the longest file `input.max_audio_seconds` allows writes (about 1 kB of results
+    #: per second of audio), at least 64 MiB. 0: no floor (a full disk is still waited out).
+    min_free_bytes: int | Auto = "auto"
 
 
 @dataclass(frozen=True)
@@ -299,6 +309,8 @@ class Hooks:
     retry_delay_seconds: float = 10.0
     #: Which outcomes fire (overridable per route with `hooks_events`).
     events: tuple[str, ...] = HOOK_EVENTS
+    #: Notifications through Apprise, a URL file away.
+    notify: Notify = field(default_factory=Notify)
 
 
 @dataclass(frozen=True)
@@ -321,6 +333,9 @@ class Metrics:
     #: /healthz and `status --check` say unhealthy when the consumer's heartbeat is older than
     #: this (it beats at least every 5 s, and during long jobs from the engine's progress).
     stale_after_seconds: float = 120.0
+    #: Networks whose clients may read the status page at / (a person's view: file names, the
+    #: last jobs and their errors). Loopback only by default; [] turns the page off.
+    status_page_clients: tuple[str, ...] = ("127.0.0.0/8", "::1")
 
 
 @dataclass(frozen=True)
@@ -362,6 +377,9 @@ class Config:
     #: Media library folders whose files get subtitles beside them (docs/libraries.md).
     libraries: tuple[Library, ...] = ()
     hooks: Hooks = field(default_factory=Hooks)
+    retention: Retention = field(default_factory=Retention)
+    #: Media and results in S3-compatible storage, jobs from a shared queue (docs/scale.md).
+    objectstore: ObjectStore = field(default_factory=ObjectStore)
     log: Log = field(default_factory=Log)
     metrics: Metrics = field(default_factory=Metrics)
     daemon: Daemon = field(default_factory=Daemon)

@@ -6,37 +6,42 @@ from a list of job sources (the inbox first, then the libraries: spool/seam.py),
 goes back to the source that claimed it. What happens to a job is decided by one pure function
 (outcome.decide: failed with a report, retried later, or every file in flight given back and the
 daemon exits) and carried out in one place, endings.Endings.
+
+The storage monitor (spool/storage.py) is asked on each turn and before each claim: while the
+folders' filesystem is below its floor no file is claimed; while it refuses writes (full, over
+quota, read-only) nothing is started either, and the loop only beats and looks again each
+second. Jobs that waited for storage go on first once writes go through.
 """
 
 from __future__ import annotations
 
 import contextlib
 import functools
-import os
 import threading
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import TextIO, TypeVar
+from typing import TypeVar
 
 import structlog
 
 from .. import durable, logs
 from ..config import Config
 from ..engine.base import Engine
-from ..errors import FailedIn
+from ..errors import FailedIn, StorageFault
 from ..hooks import Hooks
 from ..intake.arrivals import Arrivals
 from ..intake.backlog import BacklogAudio
 from ..operations.stats import Stats
 from ..spool.jobs import Job, intake_of
 from ..spool.seam import JobSource, Spool
+from ..spool.storage import CHECK_SECONDS
 from ..transcription.alignment import Aligner
 from ..transcription.diarization import Diarizer
 from ..transcription.pipeline import Pipeline, Prepared
 from .endings import Endings
 from .outcome import Action, decide
-from .prefetch import Prefetch
+from .prefetch import Prefetch, overlap_wanted
 from .residency import Residency
 from .sharing import SharedCalls, batching_wanted, packing_wanted, share_groups
 
@@ -74,12 +79,13 @@ class Consumer:
         self.endings = Endings(spool, sources, self.stats, hooks)
         self.backlog = self.endings.backlog
         self.in_flight = self.endings.in_flight
+        self.storage = spool.storage
         #: Batching and packing of short files (sharing.py): by default batching on a GPU, packing
         #: on the CPU.
         self.sharing = SharedCalls(config, self.pipeline, batching=batching_wanted(config, engine),
                                    packing=packing_wanted(config, engine))
         self.batching, self.packing = self.sharing.batching, self.sharing.packing
-        self.prefetch = self._make_prefetch(engine) if _overlap_wanted(config, engine) else None
+        self.prefetch = self._make_prefetch(engine) if overlap_wanted(config, engine) else None
         self._next_rescan = 0.0
 
     # --- the loop --------------------------------------------------------------------------------
@@ -91,6 +97,12 @@ class Consumer:
         try:
             while not stop.is_set():
                 self.beat()
+                if self._storage_blocked():
+                    self._wait_for_storage(stop)
+                    continue
+                if self.endings.storage_waits:
+                    self._carry_on_after_storage()
+                    continue
                 job = self.next_job()
                 if job is None:
                     self._wait_for_work(stop)
@@ -132,7 +144,8 @@ class Consumer:
 
     def _claim(self, up_to: int) -> list[Job]:
         """Claim up to `up_to` complete files, asking each source in turn (the inbox first);
-        none while a folder refuses finished work."""
+        none while a folder refuses finished work, or storage is short."""
+        self._check_storage()
         self.spool.retry_held()
         if self.spool.paused:
             return []
@@ -153,8 +166,41 @@ class Consumer:
         unload_in = self.residency.idle(nothing_waits=not self.in_flight and not self.backlog)
         if unload_in is not None:
             waits.append(unload_in)
+        if self.storage.waiting:  # below the floor: claims go on as soon as it is passed
+            waits.append(CHECK_SECONDS)
         if not stop.is_set():
             self.wake.wait(timeout=max(0.01, min(waits)))
+
+    # --- storage ---------------------------------------------------------------------------------
+
+    def _check_storage(self) -> bool:
+        """Ask the storage monitor (a look at the filesystem at most every second), and tell the
+        reports; True while it waits (no file is claimed)."""
+        waiting = self.storage.check()
+        self.stats.storage_seen(self.storage.snapshot(),
+                                len(self.endings.storage_waits) + len(self.backlog) if waiting else 0)
+        return waiting
+
+    def _storage_blocked(self) -> bool:
+        """Does storage refuse writes now (so no job is started or carried on)?"""
+        self._check_storage()
+        return self.storage.blocked
+
+    def _wait_for_storage(self, stop: threading.Event) -> None:
+        """Beat, and look at the filesystem again in a second: nothing else until it takes writes."""
+        self.wake.clear()  # files that arrive meanwhile are found by the scan after the wait
+        if not stop.is_set():
+            self.wake.wait(timeout=min(CHECK_SECONDS, self.beat_interval))
+
+    def _carry_on_after_storage(self) -> None:
+        """Carry on the oldest job that waited for storage with its work kept: its transcript
+        written (not transcribed again), or its end recorded. Refused again, it waits again."""
+        job_id = next(iter(self.endings.storage_waits))
+        wait = self.endings.storage_waits.pop(job_id)
+        self.in_flight[job_id] = wait.job
+        log.info("job.resumed", job_id=job_id, file=str(wait.job.relpath),
+                 reason="storage takes writes again")
+        self._attempt(wait.job, wait.resume, then=wait.then)
 
     def _count_retries(self) -> None:
         """For the reports: this worker's jobs waiting for a retry wait too, with their audio
@@ -201,12 +247,15 @@ class Consumer:
     def beat(self) -> None:
         """The consumer is alive and making progress (feeds systemd's watchdog and /healthz)."""
         self.stats.beat()
+        self.stats.paused(self.spool.paused)
         self.on_beat()
 
     def _beat_in_job(self) -> None:
         """A beat from inside a job (each stage, each decoded chunk); files claimed ahead that
-        have waited too long behind it are given back to the inbox here."""
+        have waited too long behind it are given back to the inbox here, and a share that fills
+        meanwhile is told at once, not when the job ends."""
         self.beat()
+        self._check_storage()
         if self.prefetch is not None:
             for job in self.prefetch.overdue():
                 self.endings.requeue(job, reason="waited behind a long job; any daemon on the inbox "
@@ -265,7 +314,11 @@ class Consumer:
                 self.endings.carry_out(job, outcome, stage="recovery")
                 return False, None
             self._load_models_again()
-            self.spool.start_attempt(job)
+            try:
+                self.spool.start_attempt(job)
+            except StorageFault as fault:  # the count cannot be written: not started at all
+                self.endings.carry_out(job, decide(fault, job.attempts, self.config.jobs), "start", fault)
+                return False, None
             log.info("job.started", attempt=job.attempts)
         self.stats.job_started(str(job.relpath), job.id)
         return True, ahead
@@ -274,13 +327,14 @@ class Consumer:
     def _context(self, job: Job) -> Iterator[None]:
         """The job's id and file on every log event, and a copy of each in the job's own log."""
         with structlog.contextvars.bound_contextvars(job_id=job.id, file=str(job.relpath)), \
-                _open_job_log(job) as job_log, logs.job_log(job_log):
+                logs.open_job_log(job.log_path) as job_log, logs.job_log(job_log):
             yield
 
     def _attempt(self, job: Job, work: Callable[[], T],
                  then: Callable[[Job, T], None] | None = None) -> T | None:
         """Run one step of a job; if it raises, decide and carry out the job's outcome (then None).
-        On success, `then` (completing the job) runs in the same job context."""
+        On success, `then` (completing the job) runs in the same job context; a StorageFault there
+        (its end could not be recorded) keeps the step's value for when storage is back."""
         with self._context(job):
             try:
                 value = work()
@@ -288,10 +342,15 @@ class Consumer:
                 stage, error = (exc.stage, exc.error) if isinstance(exc, FailedIn) else ("finish", exc)
                 reachable = durable.reachable(job.source) is True
                 outcome = decide(error, job.attempts, self.config.jobs, reachable)
-                self.endings.carry_out(job, outcome, stage, error)
+                self.endings.carry_out(job, outcome, stage, error, then=then)
                 return None
             if then is not None:
-                then(job, value)
+                try:
+                    then(job, value)
+                except StorageFault as fault:
+                    self.endings.carry_out(job, decide(fault, job.attempts, self.config.jobs), "finish",
+                                           fault, resume=functools.partial(_given, value), then=then)
+                    return None
             return value
 
     # --- decoding ahead --------------------------------------------------------------------------
@@ -326,29 +385,6 @@ class Consumer:
         return self.endings.give_back_in_flight(reason)
 
 
-@contextlib.contextmanager
-def _open_job_log(job: Job) -> Iterator[TextIO]:
-    """The job's own log file, or a sink that keeps nothing when it cannot be opened (a full
-    disk, a folder gone). Closing flushes, which a full disk refuses too. Losing the job's copy
-    of its log must not stop the consumer: the same events are on stdout."""
-    try:
-        file = open(job.log_path, "a", encoding="utf-8", errors="backslashreplace")  # noqa: SIM115 - closed below, where a full disk is tolerated
-    except OSError as exc:
-        log.warning("job.log_unavailable", path=str(job.log_path), error=str(exc))
-        file = open(os.devnull, "w", encoding="utf-8")  # noqa: SIM115 - closed below
-    try:
-        yield file
-    finally:
-        with contextlib.suppress(OSError):
-            file.close()
-
-
-def _overlap_wanted(config: Config, engine: Engine) -> bool:
-    """Decoding ahead: on a GPU (the CPU decodes while the GPU transcribes). On the CPU only with
-    the light Silero VAD: pyannote's torch threads compete with Whisper's for the same cores and
-    made 2 cores 0.88x slower, Silero's ONNX step ahead made them 1.08x faster (measured: see
-    docs/performance.md)."""
-    setting = config.overlap.enabled
-    if setting == "auto":
-        return engine.settings.device == "cuda" or config.vad.method == "silero"
-    return bool(setting)
+def _given(value: T) -> T:
+    """What a step gave, given again (a job's end retried once storage takes writes)."""
+    return value

@@ -7,6 +7,8 @@ thread or a clock, so every rule is a row of a table test (tests/unit/test_outco
 |----------------------------------------|-------------------------------------------------|
 | about to start, attempts < max          | run                                             |
 | about to start, attempts >= max         | failed/ as `poison` (each attempt killed us)    |
+| StorageFault (our own write refused:    | wait for storage: the attempt not counted, the  |
+|   full, over quota, read-only)          |   work kept, run on once writes go through      |
 | BadInput                                | failed/, its kind (empty, not_audio, ...)       |
 | OutOfMemory (oom.fallback: fail)        | failed/ as `out_of_memory`                      |
 | StageFailed (align, diarize)            | failed/ as `stage_failed`, plain transcript kept|
@@ -23,7 +25,7 @@ from enum import Enum
 from pathlib import Path
 
 from ..config import Jobs
-from ..errors import BadInput, GpuLost, OutOfMemory, StageFailed
+from ..errors import BadInput, GpuLost, OutOfMemory, StageFailed, StorageFault
 
 
 class Action(str, Enum):
@@ -34,6 +36,9 @@ class Action(str, Enum):
     RETRY = "retry"
     #: The job's own folder cannot be reached (a share away): retried, the attempt not counted.
     WAIT = "wait"
+    #: A write of the daemon's own was refused by a full, over-quota or read-only filesystem:
+    #: the job waits for storage (spool/storage.py), the attempt not counted, its work kept.
+    WAIT_FOR_STORAGE = "wait_for_storage"
     REQUEUE_AND_EXIT = "requeue_and_exit"
 
 
@@ -60,6 +65,8 @@ def decide(error: BaseException | None, attempts: int, jobs: Jobs,  # noqa: PLR0
             return Outcome(Action.FAIL, "poison", f"the file was tried {attempts} times and each "
                            "attempt killed or failed the daemon; it is not tried again")
         return Outcome(Action.RUN)
+    if isinstance(error, StorageFault):
+        return Outcome(Action.WAIT_FOR_STORAGE, error.condition, f"{error}; the file is not to blame")
     if not reachable and not isinstance(error, GpuLost):
         return Outcome(Action.WAIT, message=f"the job's folder cannot be reached "
                        f"({type(error).__name__}: {error}); the file is not to blame",

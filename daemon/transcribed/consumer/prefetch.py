@@ -19,7 +19,8 @@ from contextlib import AbstractContextManager
 from dataclasses import dataclass, field
 
 from .. import logs
-from ..config import Overlap
+from ..config import Config, Overlap
+from ..engine.base import Engine
 from ..spool.jobs import Job
 from ..transcription.audio import declared_seconds
 from ..transcription.pipeline import Pipeline, Prepared
@@ -121,3 +122,14 @@ class Prefetch:
                  reason=f"not decoded ahead: longer than overlap.max_audio_seconds "
                         f"({self.settings.max_audio_seconds:g} s) or of unknown length")
         return False
+
+
+def overlap_wanted(config: Config, engine: Engine) -> bool:
+    """Decoding ahead: on a GPU (the CPU decodes while the GPU transcribes). On the CPU only with
+    the light Silero VAD: pyannote's torch threads compete with Whisper's for the same cores and
+    made 2 cores 0.88x slower, Silero's ONNX step ahead made them 1.08x faster (measured: see
+    docs/performance.md)."""
+    setting = config.overlap.enabled
+    if setting == "auto":
+        return engine.settings.device == "cuda" or config.vad.method == "silero"
+    return bool(setting)

@@ -2,7 +2,8 @@
 
 One line per check, ok / warn / fail, each with what to do: the NVIDIA driver, the GPU, CUDA as
 torch and CTranslate2 see it, cuDNN, the settings `auto` resolves to, the model, the folders
-(`checks`), and a short real transcription of a bundled clip in a child process (`sample`).
+(`checks`), the object store and its queue when that intake is on (`objectstore`), and a short
+real transcription of a bundled clip in a child process (`sample`).
 `warn` still works (the CPU instead of a GPU, a model still to download); `fail` cannot, and
 makes the exit code 1. The report and its two renderings are `report`.
 """
@@ -15,7 +16,8 @@ import sys
 from .. import logs
 from ..config import Config
 from .checks import check_cuda, check_cudnn, check_driver, check_folders, check_model, check_settings
-from .report import EXIT_NOT_READY, EXIT_READY, FAIL, OK, ORDER, WARN, Check, Report, as_dict, render
+from .objectstore import check_objectstore
+from .report import EXIT_NOT_READY, EXIT_READY, FAIL, LINES, OK, ORDER, WARN, Check, Report, as_dict, render
 from .sample import SAMPLE, SAMPLE_TEXT, check_transcription
 
 __all__ = ["EXIT_NOT_READY", "EXIT_READY", "FAIL", "OK", "ORDER", "SAMPLE", "SAMPLE_TEXT", "WARN",
@@ -46,10 +48,11 @@ def diagnose(config: Config, sample: bool = True) -> Report:
     check_settings(report, config, hardware, model)
     check_cudnn(report)
     check_folders(report, config)
+    check_objectstore(report, config)
     if sample:
         check_transcription(report, config, model)
     else:
         report.add("transcription", "Transcription", WARN, "skipped: not asked for (sample=False)",
                    "run the doctor without sample=False to transcribe the sample")
-    report.checks.sort(key=lambda check: ORDER.index(check.name))
+    report.checks.sort(key=lambda check: LINES.index(check.name))
     return report

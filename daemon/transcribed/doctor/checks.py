@@ -260,8 +260,28 @@ def check_folders(report: Report, config: Config) -> None:
                    "create the folders writable by the daemon's user, all on one filesystem")
         return
     note = f" ({', '.join(created)}: not there yet, the daemon creates them)" if created else ""
+    short = _short_of_space(config, _nearest_existing(config.folders.state))
+    if short:
+        report.add("folders", "Folders", WARN, f"inbox, outbox, done, failed, state under {where}: {short}",
+                   "free some space there (the outbox and done/ are yours to empty), or lower "
+                   "folders.min_free_bytes; the daemon waits and goes on by itself meanwhile")
+        return
     report.add("folders", "Folders", OK,
                f"inbox, outbox, done, failed, state under {where}: writable, one filesystem{note}")
+
+
+def _short_of_space(config: Config, folder: Path) -> str | None:
+    """Why the daemon would take no file there now: less free space than the floor."""
+    from ..spool.storage import floor_bytes, look
+    from ..transcription.audio import max_audio_seconds
+
+    longest = max_audio_seconds(config.input.max_audio_seconds)[0]
+    floor = floor_bytes(config.folders.min_free_bytes, longest)[0]
+    free = look(folder).free_bytes
+    if free is None or free >= floor:
+        return None
+    return (f"{free / 1e6:.1f} MB free, below folders.min_free_bytes ({floor / 1e6:.1f} MB): "
+            "no file is taken until there is more")
 
 
 def _nearest_existing(path: Path) -> Path:

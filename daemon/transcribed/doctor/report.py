@@ -17,6 +17,9 @@ EXIT_READY, EXIT_NOT_READY = 0, 1
 #: The order of the report's lines: from the hardware up to the verdict's evidence.
 ORDER = ("driver", "gpu", "torch_cuda", "ct2_cuda", "cudnn", "model", "folders", "device",
          "transcription")
+#: Checks made only where their part is configured (the object-store intake), and where they go.
+OPTIONAL = ("objectstore_store", "objectstore_queue")
+LINES = (*ORDER[:ORDER.index("folders") + 1], *OPTIONAL, *ORDER[ORDER.index("folders") + 1:])
 
 
 @dataclass

@@ -23,12 +23,24 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import IO, Any
 
+from .. import __version__
 from ..errors import ConfigError
 
 #: How much of a failed command's output, or of a refusing server's answer, the log shows.
 OUTPUT_TAIL = 2000
 #: The body's HMAC-SHA256 with the key of `hooks.secret_file`, as "sha256=<hex>".
 SIGNATURE_HEADER = "X-Transcribed-Signature"
+
+
+def headers(body: Mapping[str, Any], payload: bytes, attempt: int, secret: bytes | None) -> dict[str, str]:
+    """The webhook's headers: the job id as the Idempotency-Key (a delivery may be repeated
+    after a crash), the event, the try, and the body's signature when a secret is set."""
+    sent = {"Content-Type": "application/json", "User-Agent": f"transcribed/{__version__}",
+            "Idempotency-Key": body["job_id"], "X-Transcribed-Event": body["outcome"],
+            "X-Transcribed-Attempt": str(attempt)}
+    if secret is not None:
+        sent[SIGNATURE_HEADER] = signature(secret, payload)
+    return sent
 
 
 def signature(secret: bytes, body: bytes) -> str:

@@ -11,6 +11,7 @@ from ..config import Config, Route
 from ..spool.jobs import Job
 from ..spool.workers import timestamp
 from ..transcription.options import route_for
+from .message import first_words
 
 #: The consumer's note of a job's outcome, in the job's folder (removed with the folder).
 NOTE_FILE = "hook.json"
@@ -38,7 +39,7 @@ def job_note(job: Job, outcome: str, files: Mapping[str, Path], metadata: Mappin
         "audio_seconds": metadata.get("audio_seconds"), "wall_seconds": timings.get("total"),
         "realtime_factor": metadata.get("realtime_factor"), "timings": timings or None,
         "model": metadata.get("model"), "device": metadata.get("device"),
-        "finished_at": timestamp(),
+        "first_words": first_words(files) or None, "finished_at": timestamp(),
     }
 
 
@@ -71,3 +72,33 @@ def relative_to_job(job_dir: Path, path: Path) -> str:
         return path.relative_to(job_dir).as_posix()
     except ValueError:
         return str(path)
+
+
+def delivery_body(record: Mapping[str, Any], roots: Mapping[str, Path]) -> dict[str, Any]:
+    """The JSON a delivery sends: the note's fields, each file relative (to the folder root
+    `roots` names) and absolute."""
+    note, places = record["note"], record["places"]
+
+    def located(entry: Mapping[str, str] | None) -> dict[str, str] | None:
+        if not entry:
+            return None
+        root = roots.get(entry["root"])  # none: a library's absolute path, an object's URI
+        return {"relative": entry["relative"],
+                "path": str(root / entry["relative"]) if root is not None else entry["relative"]}
+
+    body: dict[str, Any] = {"version": 1}
+    body.update((key, value) for key, value in note.items() if key not in ("source", "formats"))
+    body.update({
+        "source": located(places["source"] or places.get("in_place")),
+        "results": [{"format": r["format"], **(located(r) or {})} for r in places["results"]],
+        "error_report": located(places["error_report"]), "log": located(places["log"]),
+        "sidecars": [located(s) for s in places["sidecars"]],
+    })
+    return body
+
+
+def ended(state: Mapping[str, Any]) -> str | None:
+    """How one target's delivery ended ("delivered", "gave_up"), None while it is still tried.
+    Records written before this key was named `ended` say `settled`."""
+    how = state.get("ended") or state.get("settled")
+    return str(how) if how else None

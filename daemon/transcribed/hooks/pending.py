@@ -12,7 +12,8 @@ from typing import Any
 from .. import durable
 from ..operations.status_file import ago
 from ..spool.workers import WorkerId
-from .queue import GAVE_UP, HOOKS_FOLDER, ended
+from .notes import ended
+from .queue import GAVE_UP, HOOKS_FOLDER
 
 
 def summary(state: Path) -> dict[str, Any]:

@@ -1,4 +1,5 @@
-"""Completion hooks: a command run, and a webhook called, when a job ends (docs/hooks.md).
+"""Completion hooks: a command run, a webhook called, and notifications sent (through Apprise,
+notifications.py) when a job ends (docs/hooks.md, docs/notifications.md).
 
 A hook chains something outside (a media server's refresh, a notification) to a finished job, so
 a crash must neither lose the call nor, once it was made, repeat it after a restart:
@@ -12,6 +13,11 @@ a crash must neither lose the call nor, once it was made, repeat it after a rest
 3. The hook thread delivers it once the source is where the plan put it (its results moved
    first), retrying with a doubling delay up to `hooks.max_attempts`; the record then goes to
    `state/hooks/delivered/` (or `gave_up/`, whole, for an operator), which says "never again".
+
+A full or read-only state folder loses no hook: a note it refuses is kept in memory and written
+before the job's finish plan (`before_plan`: the finisher holds the plan until it is), a record
+it refuses after a delivery is kept in memory (so the delivery is not repeated), and nothing is
+delivered while storage refuses writes (spool/storage.py), which wakes the thread when it is back.
 
 Records of a worker that is gone (its work folder removed, or `workers.Liveness` says so) are
 taken over by rename, so exactly one daemon delivers each. Delivery is at least once: a crash
@@ -30,20 +36,25 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-from .. import __version__, durable
+from .. import durable
 from ..config import Config
+from ..errors import StorageFault
 from ..logs import get_logger
 from ..spool.jobs import Job
+from ..spool.storage import CHECK_SECONDS, Storage
 from ..spool.workers import Liveness, WorkerId, machine_identity, timestamp
-from .calls import SIGNATURE_HEADER, CommandRunner, environment, post_json, read_secret, signature
-from .notes import NOTE_FILE, job_note, places_of, wanted
+from .calls import CommandRunner, environment, headers, post_json, read_secret
+from .notes import NOTE_FILE, delivery_body, ended, job_note, places_of, wanted
+from .notifications import TARGET_PREFIX, Notifications
+from .tally import Tally
 
 #: The hooks' folder under `folders.state`: a folder of pending records per daemon, and the ledger.
 HOOKS_FOLDER = "hooks"
 #: Ledger folders under state/hooks/: a job whose record is in one is never delivered again.
 DELIVERED = "delivered"
 GAVE_UP = "gave_up"
-#: The places a hook can deliver to, in the order they are tried.
+#: The places a hook can deliver to, in the order they are tried; then each Apprise URL
+#: (`notify:<hash>`, notifications.py).
 TARGETS = ("command", "url")
 #: What a note or record damaged from outside raises when read (bad JSON, missing keys...).
 DAMAGE = (ValueError, KeyError, TypeError, AttributeError, IndexError)
@@ -59,21 +70,18 @@ LEDGER_KEEP_SECONDS = 30 * 86400.0
 log = get_logger()
 
 
-def ended(state: Mapping[str, Any]) -> str | None:
-    """How one target's delivery ended (DELIVERED, GAVE_UP), None while it is still tried.
-    Records written before this key was named `ended` say `settled`."""
-    how = state.get("ended") or state.get("settled")
-    return str(how) if how else None
-
-
 class Hooks:
     """One daemon's completion hooks: the note and the pending record on the consumer's side,
     the deliveries on a thread of their own (`start`, `stop`)."""
 
-    def __init__(self, config: Config, worker: WorkerId) -> None:
+    def __init__(self, config: Config, worker: WorkerId, storage: Storage | None = None) -> None:
         self.config = config
+        #: Told of a full or read-only state folder; nothing is delivered while it refuses writes.
+        self.storage = storage
         self.settings = config.hooks
-        self.enabled = bool(self.settings.command or self.settings.url)
+        #: The Apprise services of `hooks.notify.urls_file` (none when it is not set).
+        self.notifications = Notifications(self.settings)
+        self.enabled = bool(self.settings.command or self.settings.url or self.notifications.targets)
         self.root = config.folders.state / HOOKS_FOLDER
         self.mine = self.root / worker.name
         self.work = config.folders.state / "work"
@@ -90,6 +98,14 @@ class Hooks:
         self._thread: threading.Thread | None = None
         self._command = CommandRunner()
         self._next_scan = 0.0
+        #: What is pending and failing, told to Stats after each pass (the status page).
+        self.tally = Tally(self.mine)
+        #: Notes a full or read-only disk refused, by job folder name (written by `before_plan`),
+        #: and pending records updated after a delivery but not yet written, by path.
+        self._notes: dict[str, dict[str, Any]] = {}
+        self._unsaved: dict[Path, dict[str, Any]] = {}
+        if storage is not None:
+            storage.on_recovered(self._storage_recovered)
 
     # --- the consumer's side ---------------------------------------------------------------------
 
@@ -100,12 +116,23 @@ class Hooks:
         `files`: suffix -> staged file, of the results and the job's log."""
         if not self.enabled or not wanted(self.config, job.relpath, outcome):
             return
+        note = job_note(job, outcome, files, metadata or {}, error)
         try:
-            note = job_note(job, outcome, files, metadata or {}, error)
             durable.write_json_atomic(job.dir / NOTE_FILE, note)
+        except StorageFault as fault:
+            self._notes[job.dir.name] = note  # written before the plan is (`before_plan`)
+            self._report(fault)
         except OSError as exc:
             log.error("hook.gave_up", job_id=job.id, file=str(job.relpath),
                       reason=f"the job's outcome could not be noted in its folder: {exc}")
+
+    def before_plan(self, job_dir: Path) -> None:
+        """The finisher's step before a plan is written: a note storage refused is written now;
+        refused again, the OSError holds the plan with it, so no plan is on disk without its note."""
+        note = self._notes.get(job_dir.name)
+        if note is not None:
+            durable.write_json_atomic(job_dir / NOTE_FILE, note)
+            self._notes.pop(job_dir.name, None)
 
     def before_moves(self, job_dir: Path, moves: list[tuple[Path, Path]]) -> None:
         """The finisher's step before a plan's first move: record the pending delivery, durably,
@@ -120,6 +147,19 @@ class Hooks:
             return
         if record is None:
             return
+        self._record(job_dir, record)
+
+    def record_elsewhere(self, job_dir: Path, places: dict[str, Any]) -> None:
+        """A job whose files went elsewhere than the folders (the object store, after its commit):
+        record its pending delivery with `places` as given (each `{"root": "", "relative": URI}`)."""
+        if not self.enabled or self._known(job_dir.name):
+            return
+        note = self._readjob_note(job_dir)
+        if note is not None:
+            self._record(job_dir, {"version": 1, "note": note, "places": places, "targets": {},
+                                   "recorded_at": timestamp(), "recorded_by": self.mine.name})
+
+    def _record(self, job_dir: Path, record: dict[str, Any]) -> None:
         self.mine.mkdir(parents=True, exist_ok=True)
         durable.write_json_atomic(self.mine / f"{job_dir.name}.json", record)
         note = record["note"]
@@ -180,7 +220,8 @@ class Hooks:
         self._thread = threading.Thread(target=self._run, name="hooks", daemon=True)
         self._thread.start()
         log.info("hooks.started", command=self.settings.command is not None,
-                 url=self.settings.url is not None, events=list(self.settings.events))
+                 url=self.settings.url is not None, events=list(self.settings.events),
+                 notify=[self.notifications.label(t) for t in self.notifications.targets])
 
     def stop(self, timeout: float = 5.0) -> None:
         """End the thread: a running command is killed and its try not counted; pending records
@@ -205,7 +246,10 @@ class Hooks:
 
     def deliver_due(self) -> float:
         """One pass of the thread (tests drive it directly): take over the records of gone
-        workers, try those due; returns the seconds until the next pass is wanted."""
+        workers, try those due; returns the seconds until the next pass is wanted. Nothing while
+        storage refuses writes: a delivery that could not be recorded would be made again."""
+        if self.storage is not None and self.storage.blocked:
+            return SCAN_SECONDS  # or sooner: storage's recovery wakes the thread
         now = time.monotonic()
         if now >= self._next_scan:
             self._take_over_orphans()
@@ -221,93 +265,102 @@ class Hooks:
                 waits.append(SCAN_SECONDS)
             except DAMAGE as exc:  # one damaged record must not hold up the others
                 self._set_aside(path, f"its record is damaged: {exc!r}")
+        self.tally.tell()
         return max(0.01, min(waits))
 
     # --- one delivery ----------------------------------------------------------------------------
 
     def _deliver(self, path: Path) -> float:
         """Try the targets of one record that are due; seconds until it wants another look."""
-        record = durable.read_json(path)
+        record = self._unsaved.get(path) or durable.read_json(path)
         if not self._ready(path.stem, record):
             return READY_POLL_SECONDS
-        body = self._body(record)
+        body = delivery_body(record, self._roots)
         payload = durable.to_json(body).encode("utf-8")
         for target in self._targets():
             state = record["targets"].setdefault(target, {"attempts": 0, "due": 0.0})
             if ended(state) or self._stop.is_set() or state["due"] > time.time():
                 continue
-            if self._try(target, state, body, payload):
-                durable.write_json_atomic(path, record)
+            if self._try(target, state, body, payload) and not self._saved(path, record):
+                return CHECK_SECONDS
         states = [record["targets"][t] for t in self._targets() if t in record["targets"]]
         if len(states) == len(self._targets()) and all(ended(s) for s in states):
             gave_up = any(ended(s) == GAVE_UP for s in states)
-            self._file_away(path, record, GAVE_UP if gave_up else DELIVERED)
+            try:
+                self._file_away(path, record, GAVE_UP if gave_up else DELIVERED)
+            except StorageFault as fault:
+                self._unsaved[path] = record
+                self._report(fault)
+                return CHECK_SECONDS
+            self._unsaved.pop(path, None)
             return SCAN_SECONDS
         open_ = [s["due"] - time.time() for s in states if not ended(s)]
         return max(0.01, min(open_, default=SCAN_SECONDS))
 
+    def _saved(self, path: Path, record: dict[str, Any]) -> bool:
+        """Write a record after a try; refused by storage, it is kept for the next pass (False)."""
+        try:
+            durable.write_json_atomic(path, record)
+        except StorageFault as fault:
+            self._unsaved[path] = record
+            self._report(fault)
+            return False
+        self._unsaved.pop(path, None)
+        return True
+
+    def _report(self, fault: StorageFault) -> None:
+        if self.storage is not None:
+            self.storage.report(fault)
+
+    def _storage_recovered(self) -> None:
+        """Writes go through again: no daemon could renew its lease meanwhile; deliveries resume."""
+        self._liveness.forget_seen()
+        self._wake.set()
+
     def _targets(self) -> list[str]:
-        return [t for t in TARGETS if getattr(self.settings, t)]
+        return [t for t in TARGETS if getattr(self.settings, t)] + self.notifications.targets
 
     def _try(self, target: str, state: dict[str, Any], body: Mapping[str, Any], payload: bytes) -> bool:
         """One try; updates `state` and logs the result. False: interrupted by the stop (not
         counted, nothing to save)."""
         attempt = state["attempts"] + 1
         started = time.monotonic()
-        if target == "command":
+        if target.startswith(TARGET_PREFIX):
+            error = self.notifications.send(target, body)
+        elif target == "command":
             env = {**os.environ, **environment(body), "TRANSCRIBED_ATTEMPT": str(attempt)}
             error = self._command.run(list(self.settings.command or ()), payload, env,
                                       self.settings.timeout_seconds)
         else:
-            error = post_json(self.settings.url or "", payload, self._headers(body, payload, attempt),
+            error = post_json(self.settings.url or "", payload, headers(body, payload, attempt, self.secret),
                               self.settings.timeout_seconds)
         if self._stop.is_set() and error is not None:
             return False
         state["attempts"] = attempt
-        fields = {"job_id": body["job_id"], "file": body["file"], "target": target,
+        fields = {"job_id": body["job_id"], "file": body["file"], **self._target_fields(target),
                   "attempt": attempt, "seconds": round(time.monotonic() - started, 3)}
         if error is None:
             state["ended"] = DELIVERED
             log.info("hook.delivered", outcome=body["outcome"], **fields)
         elif attempt >= self.settings.max_attempts:
+            self.tally.gave_up += 1
             state["ended"], state["error"] = GAVE_UP, error
             log.error("hook.gave_up", error=error, max_attempts=self.settings.max_attempts,
                       kept_in=str(self.root / GAVE_UP), **fields)
         else:
             delay = min(self.settings.retry_delay_seconds * 2 ** (attempt - 1), MAX_DELAY_SECONDS)
             state["due"], state["error"] = time.time() + delay, error
+            self.tally.failing[body["job_id"]] = error
             log.warning("hook.failed", error=error, retry_in_s=round(delay, 3),
                         max_attempts=self.settings.max_attempts, **fields)
         return True
 
-    def _headers(self, body: Mapping[str, Any], payload: bytes, attempt: int) -> dict[str, str]:
-        headers = {"Content-Type": "application/json", "User-Agent": f"transcribed/{__version__}",
-                   "Idempotency-Key": body["job_id"], "X-Transcribed-Event": body["outcome"],
-                   "X-Transcribed-Attempt": str(attempt)}
-        if self.secret is not None:
-            headers[SIGNATURE_HEADER] = signature(self.secret, payload)
-        return headers
-
-    def _body(self, record: Mapping[str, Any]) -> dict[str, Any]:
-        """The JSON a delivery sends: the note's fields, each file relative and absolute."""
-        note, places = record["note"], record["places"]
-
-        def located(entry: Mapping[str, str] | None) -> dict[str, str] | None:
-            if not entry:
-                return None
-            root = self._roots.get(entry["root"])
-            absolute = root / entry["relative"] if root is not None else Path(entry["relative"])
-            return {"relative": entry["relative"], "path": str(absolute)}
-
-        body: dict[str, Any] = {"version": 1}
-        body.update((key, value) for key, value in note.items() if key not in ("source", "formats"))
-        body.update({
-            "source": located(places["source"] or places.get("in_place")),
-            "results": [{"format": r["format"], **(located(r) or {})} for r in places["results"]],
-            "error_report": located(places["error_report"]), "log": located(places["log"]),
-            "sidecars": [located(s) for s in places["sidecars"]],
-        })
-        return body
+    def _target_fields(self, target: str) -> dict[str, str]:
+        """How a log line names a target: command, url, or notify with the service's kind and line
+        (never its URL)."""
+        if target.startswith(TARGET_PREFIX):
+            return {"target": "notify", "service": self.notifications.label(target)}
+        return {"target": target}
 
     def _ready(self, name: str, record: Mapping[str, Any]) -> bool:
         """Have the job's moves finished? Its source is where the plan put it (the results go

@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from ..config import Config
-from ..errors import BadInput
+from ..errors import BadInput, StorageFault
 from ..logs import get_logger
 from ..operations.stats import Stats
 from ..spool.claim import Claims
@@ -59,12 +59,18 @@ class InboxSource:
     # --- claims -----------------------------------------------------------------------------------
 
     def claim(self, up_to: int) -> list[Job]:
-        """Up to `up_to` complete files from the inbox, oldest arrival first."""
+        """Up to `up_to` complete files from the inbox, oldest arrival first; none more once
+        storage refuses a job's record (the file stays in the inbox: storage.py says why)."""
         ready = self._ready_files()
         claimed: list[Job] = []
         while ready and len(claimed) < up_to:
             path = ready.popleft()
-            job = self._claims.claim(path, self.inbox.relative(path))  # None: gone since
+            try:
+                job = self._claims.claim(path, self.inbox.relative(path))  # None: gone since
+            except StorageFault as fault:
+                ready.appendleft(path)
+                self.spool.storage.report(fault)
+                break
             if job is not None:
                 log.info("job.claimed", job_id=job.id, file=str(job.relpath))
                 claimed.append(job)
@@ -93,7 +99,7 @@ class InboxSource:
         once per file: backlog.py)."""
         names = {path: str(self.inbox.relative(path)) for path in waiting}
         durations = self._backlog_audio.durations(names)
-        self.stats.waiting(len(names), {names[path]: seconds for path, seconds in durations.items()})
+        self.stats.waiting(len(names), {name: durations.get(path) for path, name in names.items()})
 
     def _report_ignored(self) -> None:
         """Each file the inbox will never take, logged once while it stays (a file renamed or
@@ -110,7 +116,11 @@ class InboxSource:
         wait = self.config.watch.sidecar_wait_seconds
         strays = []
         for path in self.inbox.stray_sidecars(older_than=wait):
-            job = self._claims.claim(path, self.inbox.relative(path))
+            try:
+                job = self._claims.claim(path, self.inbox.relative(path))
+            except StorageFault as fault:
+                self.spool.storage.report(fault)
+                break
             if job is None:
                 continue
             audio = job.relpath.name[: -len(job.relpath.suffix)]

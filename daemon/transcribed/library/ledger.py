@@ -20,6 +20,7 @@ Outcomes: `done` (subtitles written), `failed` (the job's report is in `state/li
 
 from __future__ import annotations
 
+import errno
 import hashlib
 import json
 import os
@@ -84,6 +85,8 @@ class Ledger:
     def __init__(self, state: Path, worker: str = "") -> None:
         self.path = library_state(state) / LEDGER_FILE
         self.worker = worker
+        #: A write of ours ended short (a full disk): the next record starts on a line of its own.
+        self._cut = False
         self._offset = 0
         self._by_id: dict[str, Entry] = {}
         self._by_path: dict[str, Entry] = {}
@@ -123,17 +126,24 @@ class Ledger:
         return (e for e in self._by_id.values() if e.outcome in FINAL)
 
     def record(self, cid: str, outcome: str, path: Path, key: tuple[int, int], **details: Any) -> None:
-        """Append one record, durably, and apply it here at once."""
+        """Append one record, durably, and apply it here at once. A full or read-only disk
+        raises `StorageFault`, also when the write ended short (the kernel writes what fits in
+        the last block and says so by its count): that half line is a damaged line, skipped by
+        every reader, and the next record starts on a line of its own."""
         record = {"id": cid, "outcome": outcome, "path": str(path), "size": key[0],
                   "mtime": key[1], "at": timestamp(), "worker": self.worker, **details}
-        line = (durable.to_json(record) + "\n").encode("utf-8")
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        fd = os.open(self.path, os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_CLOEXEC, 0o666)
-        try:
-            os.write(fd, line)  # one write: appends of several daemons do not interleave
-            os.fsync(fd)
-        finally:
-            os.close(fd)
+        line = (("\n" if self._cut else "") + durable.to_json(record) + "\n").encode("utf-8")
+        with durable.own_write(self.path.parent):
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            fd = os.open(self.path, os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_CLOEXEC, 0o666)
+            try:
+                written = os.write(fd, line)  # one write: appends of several daemons do not interleave
+                self._cut = written < len(line)
+                if self._cut:
+                    raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC), str(self.path))
+                os.fsync(fd)
+            finally:
+                os.close(fd)
         self._apply(record)
 
     def _apply(self, record: dict[str, Any]) -> None:

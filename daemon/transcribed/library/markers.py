@@ -11,6 +11,7 @@ the job it names.
 from __future__ import annotations
 
 import contextlib
+import errno
 import os
 import time
 from pathlib import Path
@@ -36,19 +37,27 @@ class ClaimMarkers:
         return self.folder / f"{job.content_id}.json"
 
     def take(self, job: LibraryJob) -> bool:
-        """Create the claim marker (O_EXCL: one daemon wins); True when it is this job's."""
+        """Create the claim marker (O_EXCL: one daemon wins); True when it is this job's. A full
+        or read-only disk raises `StorageFault`, and leaves no marker (an empty one would hold the
+        file from every daemon for BEING_WRITTEN_SECONDS)."""
         marker = self.path(job)
         body = durable.to_json({"job_id": job.id, "worker": self.worker,
                                 "file": str(job.origin), "at": timestamp()}).encode()
-        try:
-            fd = os.open(marker, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, 0o666)
-        except FileExistsError:
-            return self._free_for(job, marker)
-        try:
-            os.write(fd, body)
-            os.fsync(fd)
-        finally:
-            os.close(fd)
+        with durable.own_write(self.folder):
+            try:
+                fd = os.open(marker, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, 0o666)
+            except FileExistsError:
+                return self._free_for(job, marker)
+            try:
+                if os.write(fd, body) < len(body):
+                    raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC), str(marker))
+                os.fsync(fd)
+            except OSError:
+                with contextlib.suppress(OSError):
+                    marker.unlink()  # an unlink needs no space
+                raise
+            finally:
+                os.close(fd)
         durable.fsync_dir(marker.parent)
         durable.failpoint("library_claimed")
         return True

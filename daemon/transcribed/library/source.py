@@ -26,8 +26,9 @@ from typing import Any
 
 from .. import durable, languages
 from ..config import Config
-from ..errors import BadInput
+from ..errors import BadInput, StorageFault
 from ..intake.arrivals import Arrivals
+from ..intake.backlog import BacklogAudio
 from ..logs import get_logger
 from ..operations.stats import Stats
 from ..spool.folder import WorkFolder
@@ -73,14 +74,25 @@ class LibrarySource:
         self._jobs: dict[str, LibraryJob] = {}
         self._next_scan = 0.0
         self._last_counts: dict[str, dict[str, int]] = {}
+        #: The waiting media's declared durations, for the reports (read once per file).
+        self._backlog_audio = BacklogAudio()
 
     def prepare(self) -> None:
-        for folder in (self.claims, self.results, self.failed):
-            folder.mkdir(parents=True, exist_ok=True)
+        self._make_folders()
+        self.spool.storage.on_recovered(self._make_folders)  # those a full disk refused at start
         for lib in self.config.libraries:
             if not os.path.isdir(str(lib.path)):
                 log.warning("library.unavailable", library=str(lib.path),
                             action="scanned again every watch.rescan_seconds")
+
+    def _make_folders(self) -> None:
+        for folder in (self.claims, self.results, self.failed):
+            try:
+                with durable.own_write(folder.parent):
+                    folder.mkdir(parents=True, exist_ok=True)
+            except StorageFault as fault:
+                self.spool.storage.report(fault)
+                return
 
     # --- finding and claiming ----------------------------------------------------------------------
 
@@ -94,7 +106,12 @@ class LibrarySource:
         for path in self.arrivals.ready(window):
             if len(claimed) >= up_to:
                 break
-            job = self._claim(self._pending.pop(path))
+            try:
+                job = self._claim(self._pending[path])
+            except StorageFault as fault:  # the file stays a candidate: storage.py says why
+                self.spool.storage.report(fault)
+                break
+            del self._pending[path]
             if job is not None:
                 log.info("job.claimed", job_id=job.id, file=str(job.relpath), library=str(job.library))
                 claimed.append(job)
@@ -130,7 +147,8 @@ class LibrarySource:
                          seconds=round(time.monotonic() - started, 3), **summary)
             self._last_counts[str(lib.path)] = summary
         self._pending = pending
-        self.stats.library_waits(len(pending))
+        durations = self._backlog_audio.durations(sorted(pending))
+        self.stats.library_waits(len(pending), {str(path): durations.get(path) for path in sorted(pending)})
 
     def set_aside(self) -> list[tuple[Job, BadInput]]:
         """Nothing: a library's media is never claimed only to be failed."""
@@ -151,7 +169,12 @@ class LibrarySource:
         job = self._new_job(found, cid, key, missing)
         if job is None:
             return None
-        if self.markers.take(job) and not self._finished_meanwhile(job):
+        try:
+            taken = self.markers.take(job) and not self._finished_meanwhile(job)
+        except StorageFault:
+            shutil.rmtree(job.dir, ignore_errors=True)
+            raise
+        if taken:
             self._jobs[job.id] = job
             return job
         shutil.rmtree(job.dir, ignore_errors=True)  # another daemon was faster
@@ -192,11 +215,14 @@ class LibrarySource:
                          library=Path(str(lib.path)), content_id=cid, key=key, languages=missing, tag=lib.tag,
                          formats=lib.formats or DEFAULT_FORMATS)
         try:
-            job.staging.mkdir(parents=True)
+            with durable.own_write(self.spool.mine):
+                job.staging.mkdir(parents=True)
             durable.write_json_atomic(job.dir / RECORD_FILE, job.record())
             durable.write_json_atomic(job.dir / LIBRARY_RECORD, job.reference())
         except OSError as exc:
             shutil.rmtree(job.dir, ignore_errors=True)
+            if isinstance(exc, StorageFault):
+                raise
             log.error("job.claim_failed", file=str(found.path), error=str(exc))
             return None
         return job
@@ -205,8 +231,11 @@ class LibrarySource:
 
     def complete(self, job: Job, outputs: dict[str, Path]) -> dict[str, Path]:
         """The subtitles beside the media (never over one there), the JSON transcript and the
-        log in `state/library/results/`; the ledger says done before any of it moves."""
-        return self._place_results(self._jobs.pop(job.id), outputs)
+        log in `state/library/results/`; the ledger says done before any of it moves. A full or
+        read-only state folder raises `StorageFault` before anything moved: asked again later."""
+        placed = self._place_results(self._jobs[job.id], outputs)
+        del self._jobs[job.id]
+        return placed
 
     def _place_results(self, job: LibraryJob, outputs: dict[str, Path]) -> dict[str, Path]:
         language = _language_of(outputs, job)
@@ -234,8 +263,11 @@ class LibrarySource:
     def fail(self, job: Job, report: dict[str, Any], outputs: dict[str, Path],
              logs: dict[str, Path]) -> dict[str, Path]:
         """The report, log and any partial transcript in `state/library/failed/`; the media stays.
-        Tried again when the file changes, or after `transcribed retry PATH`."""
-        return self._place_failure(self._jobs.pop(job.id), report, {**outputs, **logs})
+        Tried again when the file changes, or after `transcribed retry PATH`. A full or
+        read-only state folder raises `StorageFault` before anything moved: asked again later."""
+        placed = self._place_failure(self._jobs[job.id], report, {**outputs, **logs})
+        del self._jobs[job.id]
+        return placed
 
     def _place_failure(self, job: LibraryJob, report: dict[str, Any],
                        files: dict[str, Path]) -> dict[str, Path]:

@@ -5,7 +5,8 @@ progress.py     a running job's percent and ETA
 status_line.py  the one line: systemd's STATUS= and `transcribed status`'s summary
 status_file.py  the per-daemon status file, and `transcribed status` reading them all
 metrics.py      Prometheus' metrics, collected from Stats at each scrape
-listener.py     the HTTP listener: /metrics and /healthz
+listener.py     the HTTP listener: /metrics, /healthz and the status page at /
+status_page.py  the status page: a person's view of one snapshot, in plain HTML and CSS
 notify.py       sd_notify: READY, STATUS, WATCHDOG, STOPPING
 reporter.py     what drives them: the consumer's heartbeat, GPU memory samples
 memory.py       the process's RSS, and handing freed heap back

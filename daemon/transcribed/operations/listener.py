@@ -1,8 +1,10 @@
-"""The optional HTTP listener (`metrics.listen`): Prometheus' /metrics and a /healthz probe.
+"""The optional HTTP listener (`metrics.listen`): Prometheus' /metrics, a /healthz probe, and the
+status page for a person at / (status_page.py), which only `metrics.status_page_clients` may read.
 
 Both read `Stats` at request time (metrics.py), so they never disagree with the status file and
 STATUS=. /healthz is 200 when the model is loaded and the consumer's heartbeat is fresh, 503 with
-a JSON reason otherwise: Kubernetes' probes and Docker's HEALTHCHECK need nothing else. The
+a JSON reason otherwise: Kubernetes' probes and Docker's HEALTHCHECK need nothing else. A daemon
+waiting for storage answers 200 with `"status": "degraded"` and why: a restart frees no space. The
 server runs in its own threads and never touches the GPU, so a hung CUDA call shows up as a stale
 heartbeat instead of a hung probe.
 """
@@ -23,6 +25,7 @@ from ..config import parse_listen
 from ..errors import TranscribedError
 from .metrics import StatsCollector
 from .stats import Stats
+from .status_page import StatusPage
 
 log = logs.get_logger()
 
@@ -30,8 +33,11 @@ log = logs.get_logger()
 class Listener:
     """/metrics and /healthz on `metrics.listen`, served by daemon threads until `close()`."""
 
-    def __init__(self, listen: str, stats: Stats, stale_after: float, worker: str) -> None:
+    def __init__(self, listen: str, stats: Stats, stale_after: float, worker: str,
+                 page: StatusPage | None = None) -> None:
         self.listen = listen
+        #: The status page at /; None: not served.
+        self.page = page if page is not None and page.enabled else None
         self.stats = stats
         self.stale_after = stale_after
         self.registry = CollectorRegistry()
@@ -54,8 +60,12 @@ class Listener:
         self._thread = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.5},
                                         name="metrics", daemon=True)
         self._thread.start()
-        log.info("metrics.listening", address=self.address, paths=["/metrics", "/healthz"])
+        log.info("metrics.listening", address=self.address, paths=self.paths)
         return self
+
+    @property
+    def paths(self) -> list[str]:
+        return ["/metrics", "/healthz", *(["/"] if self.page is not None else [])]
 
     @property
     def address(self) -> str:
@@ -98,16 +108,31 @@ class _Handler(BaseHTTPRequestHandler):
         elif path == "/healthz":
             health = app.stats.health(app.stale_after)
             body = {**health.as_dict(), "state": app.stats.state}
+            if health.degraded:
+                body["storage"] = app.stats.storage
             self._reply(200 if health.ok else 503, "application/json", _json(body))
+        elif path in ("/", "/index.html") and app.page is not None:
+            self._status_page(app, app.page)
         else:
-            self._reply(404, "application/json", _json({"error": "not found",
-                                                        "paths": ["/metrics", "/healthz"]}))
+            self._reply(404, "application/json", _json({"error": "not found", "paths": app.paths}))
+
+    def _status_page(self, app: Listener, page: StatusPage) -> None:
+        """The page for a person, to the clients `metrics.status_page_clients` allows."""
+        if not page.allows(str(self.client_address[0])):
+            self._reply(403, "text/plain; charset=utf-8",
+                        b"the status page is not open to this address (metrics.status_page_clients)\n")
+            return
+        self._reply(200, "text/html; charset=utf-8", page.render(app.stats.snapshot(app.stale_after)))
 
     def _reply(self, code: int, content_type: str, body: bytes) -> None:
         self.send_response(code)
         self.send_header("Content-Type", content_type)
         self.send_header("Content-Length", str(len(body)))
         self.send_header("Cache-Control", "no-store")
+        self.send_header("X-Content-Type-Options", "nosniff")
+        if content_type.startswith("text/html"):  # no script, no frame, nothing from elsewhere
+            self.send_header("Content-Security-Policy",
+                             "default-src 'none'; style-src 'unsafe-inline'; frame-ancestors 'none'")
         self.end_headers()
         self.wfile.write(body)
 

@@ -7,6 +7,7 @@ disagree.
 from __future__ import annotations
 
 from collections.abc import Iterator
+from typing import Any
 
 from prometheus_client.core import (
     CounterMetricFamily,
@@ -85,12 +86,29 @@ class StatsCollector(Collector):
         yield CounterMetricFamily("transcribed_oom_backoffs", "Out-of-memory errors answered by "
                                   "halving the batch size (or falling back to the CPU).",
                                   value=s["oom_backoffs"])
+        yield from _storage(s["storage"])
         if s["gpu_memory_used_bytes"] is not None:
             yield _gauge("gpu_memory_used_bytes", "Memory in use on this daemon's GPU, by every "
                          "process on it (sampled from the heartbeat).", s["gpu_memory_used_bytes"])
         if s["gpu_memory_total_bytes"] is not None:
             yield _gauge("gpu_memory_total_bytes", "Memory of this daemon's GPU.",
                          s["gpu_memory_total_bytes"])
+
+
+def _storage(storage: dict[str, Any]) -> Iterator[Metric]:
+    """Waiting for storage (spool/storage.py): the gauge an alert reads, and the figures."""
+    yield _gauge("storage_waiting", "1 while the daemon waits for storage: its folders' "
+                 "filesystem is read-only, over quota, out of inodes, or has less free space than "
+                 "folders.min_free_bytes. No new file is taken and nothing fails meanwhile.",
+                 int(bool(storage.get("waiting"))))
+    yield _gauge("storage_jobs_waiting", "This daemon's jobs waiting for storage to take their "
+                 "writes (their work kept).", storage.get("jobs_waiting") or 0)
+    if storage.get("free_bytes") is not None:
+        yield _gauge("storage_free_bytes", "Free bytes of the folders' filesystem at the last look "
+                     "(statvfs; a quota is not seen here).", storage["free_bytes"])
+    if storage.get("floor_bytes") is not None:
+        yield _gauge("storage_floor_bytes", "folders.min_free_bytes: below this much free space "
+                     "no new file is claimed.", storage["floor_bytes"])
 
 
 def _gauge(name: str, documentation: str, value: float) -> GaugeMetricFamily:

@@ -133,3 +133,15 @@ def describe_eta(seconds: float) -> str:
     if minutes < 90:
         return f"about {minutes} min left"
     return f"about {minutes // 60} h {minutes % 60:02d} min left"
+
+
+def describe_duration(seconds: float) -> str:
+    """A length of time as a person says it: "42 s", "3 min 10 s", "1 h 02 min"."""
+    total = max(0, round(float(seconds)))
+    if total < 60:
+        return f"{total} s"
+    minutes, secs = divmod(total, 60)
+    if minutes < 60:
+        return f"{minutes} min {secs} s" if secs else f"{minutes} min"
+    hours, minutes = divmod(minutes, 60)
+    return f"{hours} h {minutes:02d} min"

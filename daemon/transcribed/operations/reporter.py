@@ -24,6 +24,7 @@ from .notify import Notifier
 from .stats import Stats
 from .status_file import StatusFile, forget_dead
 from .status_line import describe
+from .status_page import StatusPage
 
 #: The STATUS= line and the status file are rewritten at most this often (and on a change).
 REFRESH_SECONDS = 2.0
@@ -57,7 +58,7 @@ class Reporter:
         self.refresh(force=True)
         if self.config.metrics.listen is not None:
             self.metrics = Listener(self.config.metrics.listen, self.stats, self.stale_after,
-                                         worker.name).start()
+                                         worker.name, StatusPage(self.config, worker.name)).start()
 
     def stop(self) -> None:
         """Close the listener and remove the status file (idempotent; also before os._exit)."""
@@ -90,7 +91,8 @@ class Reporter:
     def refresh(self, force: bool = False, in_consumer: bool = False) -> None:
         """Rewrite STATUS= and the status file when due."""
         snapshot = self.snapshot()
-        changed = (snapshot["state"], snapshot["current_file"], tuple(snapshot["jobs"].values()))
+        changed = (snapshot["state"], snapshot["current_file"], tuple(snapshot["jobs"].values()),
+                   snapshot["storage"].get("condition"))
         now = time.monotonic()
         if not force and now < self._next_refresh and changed == self._last_refreshed:
             return

@@ -9,26 +9,35 @@ from __future__ import annotations
 
 import threading
 import time
-from collections import Counter
+from collections import Counter, deque
 from dataclasses import dataclass, field
 from typing import Any
 
 from .progress import JobProgress, RecentSpeed
+from .status_line import storage_words
 
 #: Upper bounds (seconds) of the processing-time histogram: a short clip up to a long recording.
 PROCESSING_BUCKETS = (1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 120.0, 300.0, 600.0, 1200.0, 1800.0, 3600.0)
+#: The last jobs ended (done or failed) that a snapshot lists, newest first.
+RECENT_ENDINGS = 20
+#: Waiting files a snapshot names (the inbox's first, then the libraries'); the rest are counted.
+WAITING_NAMED = 50
 
 
 @dataclass(frozen=True)
 class Health:
-    """Is the daemon fit to work: model loaded, consumer's heartbeat fresh, not stopping."""
+    """Is the daemon fit to work: model loaded, consumer's heartbeat fresh, not stopping. A
+    daemon waiting for storage is fit (`degraded` says why it takes no file): a restart would
+    free no space, so an orchestrator must not be told to restart it."""
 
     ok: bool
     reason: str | None
     heartbeat_age: float
+    degraded: str | None = None
 
     def as_dict(self) -> dict[str, Any]:
-        return {"status": "ok" if self.ok else "unavailable", "reason": self.reason,
+        status = "unavailable" if not self.ok else "degraded" if self.degraded else "ok"
+        return {"status": status, "reason": self.reason or self.degraded,
                 "heartbeat_age_s": round(self.heartbeat_age, 3)}
 
 
@@ -52,10 +61,10 @@ class Stats:
     #: Audio seconds per processing second of the last finished job.
     last_realtime_factor: float | None = None
     oom_backoffs: int = 0
-    #: Files the last inbox scan found waiting, and the declared seconds of audio of those whose
-    #: header tells it (relative name -> seconds); a job that starts leaves them.
+    #: Files the last inbox scan found waiting, and each one's declared seconds of audio (relative
+    #: name -> seconds, None where the header does not tell); a job that starts leaves them.
     inbox_waiting: int = 0
-    inbox_audio: dict[str, float] = field(default_factory=dict)
+    inbox_audio: dict[str, float | None] = field(default_factory=dict)
     #: Files in the inbox it will never take (an extension not watched), at the last scan.
     inbox_ignored: int = 0
     #: This daemon's jobs waiting for a retry, the same way (each also counted as waiting).
@@ -63,6 +72,14 @@ class Stats:
     #: Library media files the last scan found without their subtitles, not yet claimed (None:
     #: no library configured).
     library_waiting: int | None = None
+    #: Some of them with their declared audio (absolute path -> seconds, None: not told).
+    library_audio: dict[str, float | None] = field(default_factory=dict)
+    #: No file is claimed while a folder refuses finished work (spool `paused`).
+    claims_paused: bool = False
+    #: The completion hooks' deliveries (None: no hook configured): pending, failing, last error.
+    hooks: dict[str, Any] | None = None
+    #: The last jobs ended, newest last (`landed`).
+    recent: deque[dict[str, Any]] = field(default_factory=lambda: deque(maxlen=RECENT_ENDINGS))
     #: The running job's progress (None between jobs), and the speed of the last done jobs.
     progress: JobProgress | None = None
     recent_speed: RecentSpeed = field(default_factory=RecentSpeed)
@@ -76,6 +93,10 @@ class Stats:
     #: Bytes in use on this daemon's GPU (all processes on it), sampled from the heartbeat.
     gpu_memory_used: int | None = None
     gpu_memory_total: int | None = None
+    #: The storage monitor's last look (spool/storage.py `Storage.snapshot`: waiting, why, the
+    #: free space and the floor), and how many of this daemon's jobs wait for storage.
+    storage: dict[str, Any] = field(default_factory=dict)
+    storage_jobs_waiting: int = 0
     #: time.monotonic() of the consumer loop's last sign of life.
     last_beat: float = field(default_factory=time.monotonic)
     _lock: threading.Lock = field(default_factory=threading.Lock, repr=False, compare=False)
@@ -118,6 +139,7 @@ class Stats:
     def job_started(self, file: str, job_id: str) -> None:
         with self._lock:
             self.current_file, self.current_job, self.current_since = file, job_id, time.time()
+            self.library_audio.pop(file, None)
             # Counted among the waiting ones at the last look; it no longer waits.
             if file in self.retries_audio:
                 del self.retries_audio[file]
@@ -125,9 +147,9 @@ class Stats:
                 self.inbox_waiting = max(0, self.inbox_waiting - 1)
                 self.inbox_audio.pop(file, None)
 
-    def waiting(self, count: int, audio: dict[str, float]) -> None:
-        """What the last inbox scan found waiting: how many files, and the audio of those whose
-        header tells it (relative name -> seconds)."""
+    def waiting(self, count: int, audio: dict[str, float | None]) -> None:
+        """What the last inbox scan found waiting: how many files, and each one's audio
+        (relative name -> seconds, None where its header does not tell)."""
         with self._lock:
             self.inbox_waiting, self.inbox_audio = count, dict(audio)
 
@@ -149,12 +171,37 @@ class Stats:
 
     def _queue_audio_seconds(self) -> float:
         retries = sum(s for s in self.retries_audio.values() if s is not None)
-        return sum(self.inbox_audio.values()) + retries
+        return sum(s for s in self.inbox_audio.values() if s is not None) + retries
 
-    def library_waits(self, count: int) -> None:
-        """How many library files wait for their subtitles, after a scan or a claim."""
+    def library_waits(self, count: int, audio: dict[str, float | None] | None = None) -> None:
+        """How many library files wait for their subtitles, after a scan or a claim; with a scan,
+        their audio (absolute path -> seconds, None: not told)."""
         with self._lock:
             self.library_waiting = count
+            if audio is not None:
+                self.library_audio = dict(audio)
+
+    def paused(self, claims: bool) -> None:
+        """Are claims paused (a folder refuses finished work)? Told on each heartbeat."""
+        self.claims_paused = claims
+
+    def hooks_seen(self, pending: int, failing: dict[str, str], gave_up: int) -> None:
+        """The hook thread's last pass: deliveries pending, those failing (job id -> last error,
+        no secret in it), and how many were given up since the start."""
+        with self._lock:
+            self.hooks = {"pending": pending, "failing": len(failing),
+                          "last_error": next(reversed(failing.values()), None), "gave_up": gave_up}
+
+    def landed(self, job_id: str, file: str, outcome: str, places: list[str],
+               error: dict[str, Any] | None = None, audio_seconds: float | None = None,
+               took_seconds: float | None = None) -> None:
+        """A job ended done or failed: where its source and results went (absolute paths: the
+        readers show them relative to the configured folders, and nothing outside them)."""
+        with self._lock:
+            self.recent.append({
+                "job_id": job_id, "file": file, "outcome": outcome, "at": round(time.time(), 3),
+                "places": list(places), "error": dict(error) if error else None,
+                "audio_s": audio_seconds, "took_s": took_seconds})
 
     def track(self, progress: JobProgress) -> None:
         """The job whose progress the reports show, from now on."""
@@ -181,6 +228,19 @@ class Stats:
             if job_id == self.current_job:
                 self.current_file = self.current_job = self.current_since = None
 
+    def job_waits(self, job_id: str) -> None:
+        """A job waits for storage: it is no longer the current one (not counted as ended)."""
+        with self._lock:
+            if self.progress is not None and self.progress.job_id == job_id:
+                self.progress = None
+            if job_id == self.current_job:
+                self.current_file = self.current_job = self.current_since = None
+
+    def storage_seen(self, snapshot: dict[str, Any], jobs_waiting: int) -> None:
+        """The storage monitor's last look, and the jobs of this daemon waiting for storage."""
+        with self._lock:
+            self.storage, self.storage_jobs_waiting = dict(snapshot), jobs_waiting
+
     def oom_backoff(self, new_batch_size: int | None) -> None:
         with self._lock:
             self.oom_backoffs += 1
@@ -203,7 +263,7 @@ class Stats:
         if age > stale_after:
             return Health(False, f"consumer heartbeat is {age:.0f} s old (limit {stale_after:g} s): "
                           "the consumer loop is stuck", age)
-        return Health(True, None, age)
+        return Health(True, None, age, storage_words(self.storage) if self.storage.get("waiting") else None)
 
     def snapshot(self, stale_after: float) -> dict[str, Any]:
         """Everything above as plain data, consistent at one instant (the status file's body)."""
@@ -214,6 +274,8 @@ class Stats:
                 "state": self.state,
                 "healthy": health.ok,
                 "reason": health.reason,
+                "degraded": health.degraded,
+                "storage": {**self.storage, "jobs_waiting": self.storage_jobs_waiting},
                 "heartbeat_at": round(now - health.heartbeat_age, 3),
                 "heartbeat_age_s": round(health.heartbeat_age, 3),
                 "stale_after_s": stale_after,
@@ -226,6 +288,10 @@ class Stats:
                 "queue_audio_s": round(self._queue_audio_seconds(), 3),
                 "inbox_ignored": self.inbox_ignored,
                 "library_waiting": self.library_waiting,
+                "waiting": self._waiting_named(),
+                "claims_paused": self.claims_paused,
+                "hooks": dict(self.hooks) if self.hooks is not None else None,
+                "recent": list(reversed(self.recent)),
                 "current_file": self.current_file,
                 "current_for_s": round(now - self.current_since, 1) if self.current_since else None,
                 "progress": self.progress.estimate().as_dict() if self.progress else None,
@@ -240,6 +306,17 @@ class Stats:
                 "gpu_memory_used_bytes": self.gpu_memory_used,
                 "gpu_memory_total_bytes": self.gpu_memory_total,
             }
+
+    def _waiting_named(self) -> list[dict[str, Any]]:
+        """The first WAITING_NAMED files waiting: the retries, the inbox's, then the libraries'."""
+        named: list[dict[str, Any]] = []
+        for where, files in (("retry", self.retries_audio), ("inbox", self.inbox_audio),
+                             ("library", self.library_audio)):
+            for name, seconds in files.items():
+                if len(named) >= WAITING_NAMED:
+                    return named
+                named.append({"file": name, "from": where, "audio_s": seconds})
+        return named
 
     def _cumulative_buckets(self) -> dict[str, int]:
         """Done jobs that took at most each bound (Prometheus' `le` convention), "+Inf" = all."""

@@ -8,10 +8,17 @@ few seconds), so its `heartbeat_at` is the consumer's own sign of life; a clean 
 `transcribed status` prints every file; `--check` (Docker's HEALTHCHECK) judges only the daemons
 running on this machine: same host name and same pid namespace, so that "is its process still
 alive" has an answer. Another machine's file can only be read, not checked.
+
+A daemon waiting for storage is healthy, and says why it takes no file ("degraded"). A full
+disk refuses a new file, so each status file is written padded to STATUS_FILE_BYTES and, when
+the atomic replace is refused, written over in place (the same blocks: a full tmpfs, ext4 or
+xfs takes that). A read-only filesystem takes nothing: a stale file of a running daemon there is
+read as waiting for storage, not as a stuck consumer.
 """
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import socket
@@ -22,6 +29,8 @@ from pathlib import Path
 from typing import Any
 
 from .. import __version__
+from ..errors import STORAGE_ERRNOS
+from ..spool.storage import look
 from ..spool.workers import WorkerId, is_running, pid_namespace
 from .progress import describe_eta
 from .status_line import describe
@@ -34,6 +43,9 @@ FORGET_AFTER_SECONDS = 24 * 3600.0
 #: States of a daemon fit to work: running, or idle with its models unloaded (or loading them
 #: again for the next file), which `model.idle_unload_seconds` asks for.
 WORKING_STATES = ("running", "unloaded", "reloading")
+#: Every status file is padded with spaces (JSON allows them) to this many bytes, so that it can
+#: be written over in place on a full disk.
+STATUS_FILE_BYTES = 16 * 1024
 
 
 def status_dir(state: Path) -> Path:
@@ -60,13 +72,33 @@ class StatusFile:
         """
         record = {**self.identity, **snapshot, "updated_at": round(time.time(), 3)}
         text = json.dumps(record, indent=2, ensure_ascii=True) + "\n"  # file names may not be UTF-8
+        text = text.ljust(STATUS_FILE_BYTES)
         with self._lock:
             if self._removed:
                 return
-            self.dir.mkdir(parents=True, exist_ok=True)
             tmp = self.dir / f".{self.path.name}.tmp"
-            tmp.write_text(text, encoding="utf-8")
-            os.replace(tmp, self.path)
+            try:
+                self.dir.mkdir(parents=True, exist_ok=True)
+                tmp.write_text(text, encoding="utf-8")
+                os.replace(tmp, self.path)
+            except OSError as exc:
+                with contextlib.suppress(OSError):  # a read-only filesystem refuses even that
+                    tmp.unlink(missing_ok=True)
+                if exc.errno not in STORAGE_ERRNOS or not self._write_in_place(text):
+                    raise
+
+    def _write_in_place(self, text: str) -> bool:
+        """Write `text` over the file's own bytes (a full disk refuses new blocks, not these);
+        False when it is not as long (a file of an older version) or that is refused too."""
+        data = text.encode("ascii")
+        try:
+            with open(self.path, "r+b") as file:
+                if os.fstat(file.fileno()).st_size != len(data):
+                    return False
+                file.write(data)
+        except OSError:
+            return False
+        return True
 
     def remove(self) -> None:
         with self._lock:
@@ -109,10 +141,13 @@ def judge(record: dict[str, Any], now: float | None = None) -> Verdict:
         return Verdict(alive, False, record.get("reason") or str(record.get("state")), age)
     limit = float(record.get("stale_after_s") or 0)
     if age is None or age > limit:
+        if alive and "file" in record and look(Path(record["file"]).parent).read_only:
+            return Verdict(alive, True, "waiting for storage: the state folder's filesystem is "
+                           "read-only, so the daemon cannot update this file", age)
         shown = "unknown" if age is None else f"{age:.0f} s"
         return Verdict(alive, False, f"consumer heartbeat is {shown} old (limit {limit:g} s): "
                        "the consumer loop is stuck", age)
-    return Verdict(alive, True, None, age)
+    return Verdict(alive, True, record.get("degraded"), age)
 
 
 def read_all(state: Path) -> list[dict[str, Any]]:
@@ -121,9 +156,7 @@ def read_all(state: Path) -> list[dict[str, Any]]:
     folder = status_dir(state)
     for path in sorted(folder.glob("*.json")) if folder.is_dir() else []:
         try:
-            record = json.loads(path.read_text(encoding="utf-8"))
-            if not isinstance(record, dict):
-                raise ValueError("not a JSON object")
+            record = _read_one(path)
         except FileNotFoundError:
             continue  # removed by its daemon's clean stop since the listing
         except (OSError, ValueError) as exc:
@@ -131,6 +164,17 @@ def read_all(state: Path) -> list[dict[str, Any]]:
         record["file"] = str(path)
         records.append(record)
     return sorted(records, key=lambda r: (r.get("started_at") or 0, r.get("worker", "")))
+
+
+def _read_one(path: Path) -> dict[str, Any]:
+    """One status file; read a second time when the first read met it written over in place."""
+    try:
+        record = json.loads(path.read_text(encoding="utf-8"))
+    except ValueError:
+        record = json.loads(path.read_text(encoding="utf-8"))
+    if not isinstance(record, dict):
+        raise ValueError("not a JSON object")
+    return record
 
 
 def forget_dead(state: Path, now: float | None = None) -> list[str]:
@@ -171,7 +215,8 @@ def check(records: list[dict[str, Any]], now: float | None = None) -> tuple[bool
     if not running:
         return False, [f"no running transcribed daemon on this machine ({socket.gethostname()}) "
                        "has a status file"]
-    lines = [f"{r['worker']}: " + ("healthy; " + describe(r) if v.healthy else f"unhealthy: {v.reason}")
+    lines = [f"{r['worker']}: " + (f"unhealthy: {v.reason}" if not v.healthy else
+                                   f"degraded: {v.reason}" if v.reason else "healthy; " + describe(r))
              for r, v in running]
     return all(v.healthy for _, v in running), lines
 
@@ -194,7 +239,8 @@ def _render_one(record: dict[str, Any], verdict: Verdict) -> list[str]:
         where += f", GPU {record['cuda_visible_devices']}"
     if verdict.alive is None:
         where += ", another machine"
-    health = "healthy" if verdict.healthy else f"UNHEALTHY: {verdict.reason}"
+    health = f"UNHEALTHY: {verdict.reason}" if not verdict.healthy else \
+        f"degraded: {verdict.reason}" if verdict.reason else "healthy"
     if verdict.heartbeat_age is not None and verdict.alive is not False:
         health += f" (heartbeat {verdict.heartbeat_age:.1f} s ago)"
     lines = [f"{record.get('worker', '?')} [{where}]", f"  {health}"]

@@ -19,7 +19,10 @@ def describe(snapshot: dict[str, Any]) -> str:
     "transcribing talks/keynote.mp3: 42 %, about 3 min left; 3 waiting; 41 done, 2 failed"
     ("3 waiting, 1 ignored" when a file in the inbox will never be taken)."""
     jobs, state = snapshot["jobs"], snapshot["state"]
-    if snapshot["current_file"]:
+    storage = snapshot.get("storage") or {}
+    if storage.get("waiting") and state != "stopping" and not snapshot["current_file"]:
+        doing = storage_words(storage)
+    elif snapshot["current_file"]:
         doing = f"transcribing {snapshot['current_file']}{_how_far(snapshot)}"
         doing = f"stopping, {doing}" if state == "stopping" else doing
     else:
@@ -31,6 +34,32 @@ def describe(snapshot: dict[str, Any]) -> str:
         waiting += f", {snapshot['inbox_ignored']} ignored"
     return (f"{doing}; {waiting}; {jobs['done']} done, "
             f"{jobs['failed']} failed" + (f", {jobs['retried']} retried" if jobs.get("retried") else ""))
+
+
+def storage_words(storage: dict[str, Any]) -> str:
+    """Why the daemon waits for storage, e.g. "waiting for storage: /srv/share is full (4.0 MB
+    free, floor 64 MB)" (spool/storage.py's snapshot)."""
+    condition, folder = storage.get("condition"), storage.get("folder") or "the folders' filesystem"
+    if condition == "read_only":
+        what = f"{folder} is read-only"
+    elif condition == "quota_exceeded":
+        what = f"{folder} is over its quota"
+    elif storage.get("reason") == "no_inodes":
+        what = f"{folder} has no inodes left ({storage.get('free_inodes')} free)"
+    else:
+        what = f"{folder} is full"
+        if storage.get("free_bytes") is not None:
+            what += f" ({_size(storage['free_bytes'])} free, floor {_size(storage.get('floor_bytes') or 0)})"
+    waiting = storage.get("jobs_waiting")
+    return f"waiting for storage: {what}" + (f", {waiting} jobs kept" if waiting else "")
+
+
+def _size(count: int) -> str:
+    """Bytes for a person: "512 B", "4.0 kB", "64 MB", "1.2 GB" (decimal units)."""
+    for unit, step in (("GB", 10**9), ("MB", 10**6), ("kB", 10**3)):
+        if count >= step:
+            return f"{count / step:.1f} {unit}" if count < 10 * step else f"{count / step:.0f} {unit}"
+    return f"{count} B"
 
 
 def _how_far(snapshot: dict[str, Any]) -> str:

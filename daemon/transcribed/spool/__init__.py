@@ -8,5 +8,6 @@ workers.py      who holds a claim: identity, liveness, the lease
 adoption.py     the jobs of a worker that is gone, taken into ours
 finish.py       finish plans: no-clobber moves out of the work folder, held jobs, result names
 folder.py       WorkFolder: this worker's folder, its set-up, lease, attempts and adoption
+storage.py      Storage: a full, over-quota or read-only filesystem waited out (the floor, the probe)
 fake_source.py  FakeSource: a job source for fast tests of the consumer loop
 """

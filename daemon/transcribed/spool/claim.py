@@ -15,6 +15,7 @@ import shutil
 from pathlib import Path, PurePosixPath
 
 from .. import durable
+from ..errors import StorageFault
 from ..logs import get_logger
 from .jobs import RECORD_FILE, Job, new_job_id
 from .sidecars import sidecars_of
@@ -33,13 +34,18 @@ class Claims:
 
     def claim(self, path: Path, relpath: PurePosixPath) -> Job | None:
         """Take `path` (at `relpath` in the inbox) for this worker; None if another worker (or a
-        user) was faster, or the job's record cannot be written."""
+        user) was faster, or the job's record cannot be written. A full or read-only disk raises
+        `StorageFault` (the file stays in the inbox; no more claims until storage is back)."""
         job_id = new_job_id()
         job = Job(id=job_id, relpath=relpath, dir=self.folder / job_id, intake=self.intake,
                   claimed_at=timestamp())
         try:
-            job.source.parent.mkdir(parents=True)
+            with durable.own_write(self.folder):
+                job.source.parent.mkdir(parents=True)
             durable.write_json_atomic(job.dir / RECORD_FILE, job.record())  # before the rename
+        except StorageFault:
+            shutil.rmtree(job.dir, ignore_errors=True)
+            raise
         except OSError as exc:
             shutil.rmtree(job.dir, ignore_errors=True)
             log.error("job.claim_failed", file=str(job.relpath), error=str(exc),

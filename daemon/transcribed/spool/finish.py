@@ -14,7 +14,9 @@ and a stem shortened (with a hash) where a name would pass the filesystem's 255 
 
 A folder that refuses a move (full, read-only) never costs a file: the finished job is held, its
 files wait in the work folder, the move is retried with a doubling delay, and no new file is
-claimed while a folder refuses (`paused`).
+claimed while a folder refuses (`paused`). A full, over-quota or read-only filesystem is the
+storage monitor's to tell (storage.py): such a hold is logged once, and retried as soon as
+writes go through again instead of on a timer.
 """
 
 from __future__ import annotations
@@ -31,8 +33,10 @@ from typing import Any
 
 from .. import durable
 from ..config import Folders
+from ..errors import storage_fault
 from ..logs import get_logger
 from .jobs import Job, JobState
+from .storage import Storage
 
 #: Longest file name (bytes) of Linux filesystems and SMB; longer result names are shortened.
 NAME_MAX = 255
@@ -54,6 +58,8 @@ log = get_logger()
 Move = tuple[Path, str, PurePosixPath]
 #: A step before a plan's moves: the job folder, and the plan's (source, destination) paths.
 BeforeMoves = Callable[[Path, list[tuple[Path, Path]]], None]
+#: A step before a plan is written (the job folder): what must be on disk before the plan is.
+BeforePlan = Callable[[Path], None]
 
 
 @dataclass
@@ -68,6 +74,8 @@ class HeldJob:
     blocking: bool
     delay: float = RETRY_FIRST_SECONDS
     due: float = 0.0
+    #: Refused by a full, over-quota or read-only filesystem: retried once writes go through.
+    storage: bool = False
 
 
 def has_plan(job_dir: Path) -> bool:
@@ -78,11 +86,17 @@ def has_plan(job_dir: Path) -> bool:
 class Finisher:
     """Every move of a finished job out of the work folder, and the jobs a folder refused."""
 
-    def __init__(self, folders: Folders, before_moves: BeforeMoves | None = None) -> None:
+    def __init__(self, folders: Folders, before_moves: BeforeMoves | None = None,
+                 before_plan: BeforePlan | None = None, storage: Storage | None = None) -> None:
         self.folders = folders
         #: A step run before a plan's first move, each time the plan is carried out (hooks/queue.py
         #: records a pending delivery there, so a crash after it cannot lose the delivery).
         self.before_moves = before_moves
+        #: A step run before the plan is written, and held with it when refused (hooks/queue.py
+        #: writes the job's hook note there: no plan is on disk without it).
+        self.before_plan = before_plan
+        #: Told of a full or read-only filesystem; holds for it wait for its recovery.
+        self.storage = storage
         #: Finished jobs waiting for a folder to take their files: job folder name -> state.
         self._held: dict[str, HeldJob] = {}
 
@@ -135,7 +149,7 @@ class Finisher:
                 if durable.reachable(held.job_dir.parent):
                     del self._held[name]  # finished by someone else (adopted after our restart)
                 continue  # else the share is away: the job waits for it
-            if held.due > now:
+            if held.due > now or (held.storage and self.storage is not None and self.storage.blocked):
                 continue
             if held.plan is not None:
                 done = self._write_plan(held.job_dir, held.plan, held.report)
@@ -176,6 +190,8 @@ class Finisher:
         try:
             if report is not None:
                 durable.write_json_atomic(job_dir / "error.json", report)
+            if self.before_plan is not None:
+                self.before_plan(job_dir)
             durable.write_json_atomic(job_dir / PLAN_FILE, plan)
         except OSError as exc:
             self._hold(job_dir, exc, plan, report)
@@ -224,16 +240,25 @@ class Finisher:
               report: dict[str, Any] | None) -> None:
         held = self._held.get(job_dir.name)
         blocking = getattr(exc, "errno", None) in FOLDER_ERRORS
+        fault = storage_fault(exc, _folder_of(exc, job_dir)) if self.storage is not None else None
+        told = held is not None and held.storage and fault is not None  # said once already
         if held is None:
             held = self._held[job_dir.name] = HeldJob(job_dir, plan, report, blocking)
         else:
             held.delay = min(held.delay * 2, RETRY_MAX_SECONDS)
             held.plan, held.report = plan if plan is not None else held.plan, report or held.report
             held.blocking = blocking
-        held.due = time.monotonic() + held.delay
-        log.error("job.move_refused", job_id=job_dir.name, error=str(exc), retry_in_s=held.delay,
-                  claims_paused=held.blocking,
-                  action="the files stay in the work folder; the moves are retried")
+        held.storage = fault is not None
+        if fault is not None and self.storage is not None:
+            self.storage.report(fault)
+            held.delay, held.due = 0.0, 0.0  # retried once writes go through (storage.py)
+        else:
+            held.due = time.monotonic() + held.delay
+        if not told:
+            log.error("job.move_refused", job_id=job_dir.name, error=str(exc),
+                      retry_in_s=None if held.storage else held.delay, claims_paused=held.blocking,
+                      action="the files stay in the work folder; the moves are retried" +
+                      (" once storage takes writes again" if held.storage else ""))
 
 
 def read_plan(job_dir: Path, root: Callable[[str], Path]) -> list[tuple[Path, Path]]:
@@ -272,6 +297,13 @@ def fit_name(stem: str, suffix: str) -> str:
     while stem and len(os.fsencode(stem + tag + suffix)) > NAME_MAX:
         stem = stem[:-1]
     return stem + tag + suffix
+
+
+def _folder_of(exc: Exception, job_dir: Path) -> Path:
+    """The folder a refused write or move was aimed at (a move's destination), for the probe."""
+    if isinstance(exc, OSError) and (exc.filename2 or exc.filename):
+        return Path(os.fsdecode(exc.filename2 or exc.filename)).parent
+    return job_dir
 
 
 def _move_all(moves: list[tuple[Path, Path]]) -> None:

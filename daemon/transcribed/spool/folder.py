@@ -11,7 +11,9 @@ failed/<rel> + <rel>.error.json      failed       bad input, or a poison file
 `WorkFolder` is the `Spool` the consumer and the service hold (seam.py). It sets the folders up
 (they exist, and share one filesystem, before anything is claimed), keeps this worker's lease,
 counts attempts (jobs.py), adopts the jobs of gone workers (adoption.py) and owns the
-`Finisher` (finish.py) through which every job source carries out a job's end.
+`Finisher` (finish.py) through which every job source carries out a job's end, and the
+`Storage` monitor (storage.py): no claims while the filesystem is full or read-only, and what
+it refused written once it takes writes again.
 """
 
 from __future__ import annotations
@@ -24,10 +26,11 @@ from pathlib import Path
 
 from .. import durable
 from ..config import Config
-from ..errors import ConfigError, TranscribedError
+from ..errors import ConfigError, StorageFault, TranscribedError, storage_fault
 from .adoption import Adoption
-from .finish import BeforeMoves, Finisher, has_plan
+from .finish import BeforeMoves, BeforePlan, Finisher, has_plan
 from .jobs import Job, JobRecords
+from .storage import Storage, floor_bytes
 from .workers import Lease, Liveness, WorkerId, machine_identity
 
 #: How long a clean stop waits for a share to drop its stand-ins of the last job's log.
@@ -40,18 +43,25 @@ class WorkFolder:
     """`state/work/<worker>/`: this worker's jobs, from their claim to their end."""
 
     def __init__(self, config: Config, worker: WorkerId | None = None,
-                 before_moves: BeforeMoves | None = None) -> None:
+                 before_moves: BeforeMoves | None = None, before_plan: BeforePlan | None = None,
+                 storage: Storage | None = None) -> None:
         self.folders = config.folders
         self.worker = worker or WorkerId.of_this_process()
         self.work = self.folders.state / "work"
         self.mine = self.work / self.worker.name
         self.machine = machine_identity()
+        #: Whether the folders' filesystem takes writes (service.py makes it with the floor
+        #: resolved; alone, `auto` is the least floor).
+        self.storage = storage or Storage(self.folders.state,
+                                          floor_bytes(self.folders.min_free_bytes, None)[0])
         self._lease = Lease(self.mine, self.worker, self.machine)
-        self._records = JobRecords(self.worker)
-        #: Carries out each job's plan of moves; `before_moves` records a pending hook delivery.
-        self.finisher = Finisher(self.folders, before_moves)
-        liveness = Liveness(self.worker, self.machine, config.daemon.lease_seconds)
-        self._adoption = Adoption(self.work, self.mine, liveness)
+        self._records = JobRecords(self.worker, self.storage)
+        #: Carries out each job's plan of moves; `before_moves` records a pending hook delivery,
+        #: `before_plan` writes the job's hook note.
+        self.finisher = Finisher(self.folders, before_moves, before_plan, self.storage)
+        self._liveness = Liveness(self.worker, self.machine, config.daemon.lease_seconds)
+        self._adoption = Adoption(self.work, self.mine, self._liveness)
+        self.storage.on_recovered(self._storage_recovered)
 
     # --- set-up and the lease ---------------------------------------------------------------------
 
@@ -67,7 +77,12 @@ class WorkFolder:
                                            "is the share mounted and its server up?") from None
                 raise ConfigError(f"folders: cannot create {path}: {exc.strerror}") from None
         self._refuse_split_filesystems()
-        self.mine.mkdir(parents=True, exist_ok=True)
+        try:
+            with durable.own_write(self.work):
+                self.mine.mkdir(parents=True, exist_ok=True)
+        except StorageFault as fault:  # the daemon starts, and waits for storage (no exit 1 to loop on)
+            self.storage.report(fault)
+            return
         self.renew_lease()
 
     def _refuse_split_filesystems(self) -> None:
@@ -80,8 +95,28 @@ class WorkFolder:
                 "must share one filesystem, because moves between them must be atomic renames")
 
     def renew_lease(self) -> None:
-        """Tell other daemons this worker is alive (called by a heartbeat thread)."""
-        self._lease.renew()
+        """Tell other daemons this worker is alive (called by a heartbeat thread). A full or
+        read-only disk is the storage monitor's to tell; the lease is renewed at its recovery,
+        and other daemons wait for that before they take this one for gone (`_storage_recovered`
+        is theirs too)."""
+        try:
+            self._lease.renew()
+        except OSError as exc:
+            fault = storage_fault(exc, self.mine)
+            if fault is None:
+                raise
+            self.storage.report(fault)
+
+    def _storage_recovered(self) -> None:
+        """Storage takes writes again: this worker's folder and lease first (a start on a full
+        disk), the job records it refused, and every lease's clock started again."""
+        self._liveness.forget_seen()
+        try:
+            self.mine.mkdir(parents=True, exist_ok=True)
+        except OSError:
+            return  # refused again: reported by the next write, and done at the next recovery
+        self.renew_lease()
+        self._records.flush()
 
     def retire(self) -> None:
         """On a clean stop, remove this worker's lease and folder, unless jobs wait in it: those
@@ -110,6 +145,10 @@ class WorkFolder:
         """Remember why an attempt failed (shown in the final error report)."""
         self._records.note_error(job, error)
 
+    def forget_attempt(self, job: Job) -> None:
+        """The attempt just started does not count: storage refused a write of the daemon's own."""
+        self._records.forget_attempt(job)
+
     def adopt_orphans(self, take_back: Callable[[Path], Job | None]) -> list[Job]:
         """Move the jobs of dead workers into this worker's folder: a job whose plan was written
         is finished here, the others are read back by `take_back` (their job source's); returns
@@ -135,8 +174,9 @@ class WorkFolder:
 
     @property
     def paused(self) -> bool:
-        """Is a folder refusing finished work (so no new file should be claimed)?"""
-        return self.finisher.paused
+        """Is a folder refusing finished work, or storage short (so no new file should be
+        claimed)?"""
+        return self.finisher.paused or self.storage.waiting
 
 
 def _subfolders(folder: Path) -> list[Path]:

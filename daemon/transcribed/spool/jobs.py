@@ -17,8 +17,10 @@ from pathlib import Path, PurePosixPath
 from typing import Any
 
 from .. import durable
+from ..errors import StorageFault
 from ..logs import get_logger
 from .sidecars import sidecars_of
+from .storage import Storage
 from .workers import WorkerId, timestamp
 
 #: The job's record in its folder.
@@ -84,30 +86,72 @@ class Job:
 
 
 class JobRecords:
-    """The records of this worker's jobs: written at each attempt and each error."""
+    """The records of this worker's jobs: written at each attempt and each error.
 
-    def __init__(self, worker: WorkerId) -> None:
+    A record a full, over-quota or read-only filesystem refuses is kept in memory (`unsaved`)
+    and written when storage takes writes again (`flush`, a recovery action of storage.py); an
+    attempt is never started without its count on disk."""
+
+    def __init__(self, worker: WorkerId, storage: Storage | None = None) -> None:
         self.worker = worker
+        self.storage = storage
+        #: Records a full or read-only filesystem refused, by job id: written by `flush`.
+        self.unsaved: dict[str, Job] = {}
 
     def save(self, job: Job) -> None:
-        """Write the job's record; a full or read-only disk is logged, and the job goes on (its
-        files are safe where they are; only its attempt count is not updated on disk)."""
+        """Write the job's record. A full or read-only disk keeps it for `flush` (the storage
+        monitor says so, once); any other error is logged, and the job goes on (its files are
+        safe where they are; only its record is not updated on disk)."""
         try:
-            durable.write_json_atomic(job.dir / RECORD_FILE, job.record())
+            self._write(job)
+        except StorageFault as fault:
+            self.unsaved[job.id] = job
+            if self.storage is not None:
+                self.storage.report(fault)
         except OSError as exc:
             log.error("spool.state_write_failed", job_id=job.id, file=str(job.relpath),
                       error=str(exc))
 
+    def _write(self, job: Job) -> None:
+        durable.write_json_atomic(job.dir / RECORD_FILE, job.record())
+        self.unsaved.pop(job.id, None)
+
+    def flush(self) -> None:
+        """Write the records storage refused (those of jobs still in the work folder)."""
+        for job in list(self.unsaved.values()):
+            if job.dir.is_dir():
+                self.save(job)
+            else:
+                self.unsaved.pop(job.id, None)
+
     def start_attempt(self, job: Job) -> None:
-        """Count a run of this job before it starts, so a crash during it is counted too."""
+        """Count a run of this job before it starts, so a crash during it is counted too. A full
+        or read-only disk raises `StorageFault` (the run cannot start without its count on disk:
+        the consumer forgets the attempt, `forget_attempt`, and the job waits for storage)."""
         job.attempts += 1
         job.history.append({"attempt": job.attempts, "worker": self.worker.name,
                             "started_at": timestamp()})
+        shutil.rmtree(job.staging, ignore_errors=True)
         try:
-            shutil.rmtree(job.staging, ignore_errors=True)
-            job.staging.mkdir()
+            with durable.own_write(job.dir):
+                job.staging.mkdir()
+        except StorageFault:
+            raise
         except OSError as exc:
             log.error("spool.state_write_failed", job_id=job.id, error=str(exc))
+        try:
+            self._write(job)
+        except StorageFault:
+            raise
+        except OSError as exc:
+            log.error("spool.state_write_failed", job_id=job.id, file=str(job.relpath), error=str(exc))
+
+    def forget_attempt(self, job: Job) -> None:
+        """The run just started is not held against the file: storage refused one of the
+        daemon's own writes. Uncounted, and the record says so once it can be written."""
+        job.attempts = max(0, job.attempts - 1)
+        if job.history:
+            job.history.pop()
         self.save(job)
 
     def note_error(self, job: Job, error: str) -> None:

@@ -7,8 +7,8 @@ name of the source that claimed it (`Job.intake`), so its end goes back there, e
 crash and an adoption by another daemon.
 
 `Spool` is the work folder under all of them, as the consumer and the service see it: this
-worker's lease, the attempts counted before each run, adoption of gone workers' jobs, and the
-finished jobs whose moves a folder refused (held, and retried).
+worker's lease, the attempts counted before each run, adoption of gone workers' jobs, the
+finished jobs whose moves a folder refused (held, and retried), and whether storage takes writes.
 """
 
 from __future__ import annotations
@@ -19,6 +19,7 @@ from typing import Any, Protocol
 
 from ..errors import BadInput
 from .jobs import Job
+from .storage import Storage
 from .workers import WorkerId
 
 
@@ -60,6 +61,8 @@ class Spool(Protocol):
     """The work folder, as the consumer and the service use it."""
 
     worker: WorkerId
+    #: Whether the folders' filesystem takes writes (full, over quota, read-only: storage.py).
+    storage: Storage
 
     def prepare(self) -> None:
         """Create the folders and register this worker, before anything is claimed."""
@@ -78,6 +81,10 @@ class Spool(Protocol):
 
     def note_error(self, job: Job, error: str) -> None:
         """Remember why an attempt failed (shown in the final error report)."""
+
+    def forget_attempt(self, job: Job) -> None:
+        """The attempt just started does not count: storage refused a write of the daemon's own
+        (the job's record says so once it can be written)."""
 
     def adopt_orphans(self, take_back: Callable[[Path], Job | None]) -> list[Job]:
         """Move the jobs of gone workers into this worker's folder: those already finished are

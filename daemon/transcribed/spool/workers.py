@@ -197,6 +197,11 @@ class Liveness:
         #: Other workers' leases as we last saw them: name -> (lease content, when it changed).
         self._leases_seen: dict[str, tuple[Any, float]] = {}
 
+    def forget_seen(self) -> None:
+        """Start every lease's clock again: after a spell when storage took no writes, no worker
+        could renew its lease, and none of them is gone for that."""
+        self._leases_seen.clear()
+
     def gone_because(self, worker_dir: Path) -> str | None:
         """Why the worker of `worker_dir` is gone, or None while it may be alive."""
         owner = WorkerId.parse(worker_dir.name)

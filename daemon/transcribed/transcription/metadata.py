@@ -18,6 +18,8 @@ class Metadata(TypedDict, total=False):
     """The `transcribed` block of a job's JSON result: what ran, how, and how long it took."""
 
     source: str
+    #: The job source that claimed it: inbox, library, objectstore.
+    intake: str
     job_id: str
     attempts: int
     worker: str
@@ -80,7 +82,8 @@ def job_metadata(job: Job, audio: Audio, result: Transcript, options: Effective,
     total = round(time.monotonic() - started, 3)
     on_fallback = run.device != settings.device
     return {
-        "source": printable(str(job.relpath)), "job_id": job.id, "attempts": job.attempts,
+        "source": printable(str(job.relpath)), "intake": job.intake, "job_id": job.id,
+        "attempts": job.attempts,
         "worker": worker, "version": __version__,
         "audio_seconds": round(audio.seconds, 3), "declared_seconds": audio.declared_seconds,
         "audio_offset_seconds": audio.offset_seconds, "truncated": audio.truncated,

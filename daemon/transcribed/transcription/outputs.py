@@ -19,6 +19,7 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
+from .. import durable
 from ..config import Outputs
 from ..engine.base import Transcript
 from ..spool.finish import fit_name
@@ -35,7 +36,8 @@ def write_outputs(result: Transcript, metadata: Mapping[str, object], outputs: O
                   offset_seconds: float) -> dict[str, Path]:
     """Write each format to `staging/<stem>.<format>`, every time moved onto the media's clock by
     `offset_seconds` (the audio stream's start: `Audio.offset_seconds`, which every caller must
-    give); returns {".json": path, ...}."""
+    give); returns {".json": path, ...}. A full, over-quota or read-only disk raises
+    `errors.StorageFault` (writing them all again later replaces what was written so far)."""
     from whisperx.utils import get_writer
 
     result = on_media_clock(result, offset_seconds)
@@ -43,7 +45,7 @@ def write_outputs(result: Transcript, metadata: Mapping[str, object], outputs: O
     for fmt in formats or outputs.formats:
         data = {**result, "transcribed": metadata} if fmt == "json" else result
         path = staging / fit_name(stem, f".{fmt}")  # a 255-byte source name has no room for .json
-        with open(path, "w", encoding="utf-8") as file:
+        with durable.own_write(staging), open(path, "w", encoding="utf-8") as file:
             get_writer(fmt, str(staging)).write_result(data, file=file, options=writer_options(outputs))
             file.flush()
             os.fsync(file.fileno())

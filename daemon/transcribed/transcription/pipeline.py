@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
+import functools
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
@@ -17,19 +18,20 @@ from ..config import Config
 from ..engine.base import Engine, Request, SpeechChunk, SpeechOf, Transcript
 from ..engine.decoding import Thresholds
 from ..engine.oom import BatchGovernor, is_gpu_lost, is_out_of_memory
-from ..errors import FailedIn, GpuLost, OutOfMemory, StageFailed, TranscribedError
+from ..errors import FailedIn, GpuLost, OutOfMemory, StageFailed, StorageFault
 from ..logs import get_logger
-from ..operations.progress import JobProgress
 from ..operations.stats import Stats
 from ..spool.jobs import Job
 from ..spool.sidecars import sidecar_next_to
 from . import filters, translation
-from .alignment import Aligner, AlignModelMissing
+from .alignment import Aligner
 from .audio import Audio, decode_input
-from .diarization import Diarizer, assign_speakers
+from .diarization import Diarizer
+from .later_stages import align_words, label_speakers
 from .metadata import Metadata, Run, job_metadata
 from .options import DECODING_KEYS, Effective, job_options
 from .outputs import plain_result, write_outputs
+from .progress_feed import ProgressFeed
 
 log = get_logger()
 
@@ -73,10 +75,8 @@ class Pipeline:
         self.worker_name = worker_name
         self.governor = BatchGovernor(engine.settings.batch_size, config.oom.probe_after_jobs)
         self.run_state = Run()
-        #: The engine's figures go here too (`transcribed transcribe`'s progress bar).
-        self.on_progress = on_progress
-        #: The job (or shared call) whose progress the engine reports now.
-        self.tracker: JobProgress | None = None
+        #: The running job's progress: the reports, the log, the CLI's bar, the heartbeat.
+        self.progress = ProgressFeed(self.stats, config.log.progress_seconds, heartbeat, on_progress)
         #: Seconds the models took to load again before the next job (after an idle unload):
         #: that job's `model_load` timing.
         self.pending_model_load: float | None = None
@@ -97,7 +97,7 @@ class Pipeline:
         log.info("job.decoded", audio_s=round(audio.seconds, 3), declared_s=audio.declared_seconds,
                  offset_s=audio.offset_seconds, truncated=audio.truncated,
                  seconds=self.run_state.timings["decode"])
-        self._track(job.id, audio.seconds, started)
+        self.progress.track(job.id, audio.seconds, started)
         request = Request(language=options.language, task=options.task, file=job.relpath.name,
                           initial_prompt=options.initial_prompt, hotwords=options.hotwords,
                           decoding=Thresholds(**{key: getattr(options, key) for key in DECODING_KEYS}))
@@ -122,12 +122,12 @@ class Pipeline:
         """One model call for the speech of several prepared jobs that share a request."""
         batch_size = self.governor.current
         started = time.monotonic()
-        self._track(group[0].job.id, sum(p.audio.seconds for p in group), started).model_started()
+        self.progress.track(group[0].job.id, sum(p.audio.seconds for p in group), started).model_started()
         self.heartbeat()
         try:
             results = self.engine.transcribe_speech(
                 [SpeechOf(p.audio.samples, p.speech or [], p.job.relpath.name) for p in group],
-                group[0].request, batch_size, self._progress)
+                group[0].request, batch_size, self.progress.update)
         except Exception as exc:
             _raise_if_gpu_lost(exc)
             raise
@@ -145,12 +145,12 @@ class Pipeline:
         packing = self.config.packing
         batch_size = self.governor.current
         started = time.monotonic()
-        self._track(group[0].job.id, sum(p.audio.seconds for p in group), started).model_started()
+        self.progress.track(group[0].job.id, sum(p.audio.seconds for p in group), started).model_started()
         self.heartbeat()
         try:
             results = self.engine.transcribe_packed(
                 [SpeechOf(p.audio.samples, p.speech or [], p.job.relpath.name) for p in group],
-                group[0].request, batch_size, self._progress, packing.gap_seconds, packing.max_files)
+                group[0].request, batch_size, self.progress.update, packing.gap_seconds, packing.max_files)
         except Exception as exc:
             _raise_if_gpu_lost(exc)
             raise
@@ -170,7 +170,7 @@ class Pipeline:
         job, audio, options, started = prepared.job, prepared.audio, prepared.options, prepared.started
         if self.pending_model_load is not None:
             self.run_state.timings["model_load"], self.pending_model_load = self.pending_model_load, None
-        tracker = self._track(job.id, audio.seconds, started)
+        tracker = self.progress.track(job.id, audio.seconds, started)
         if result is not None:
             tracker.update(100.0)  # its speech was decoded in a shared call
         if result is None:
@@ -179,19 +179,28 @@ class Pipeline:
             if not self.run_state.backoffs:
                 self.governor.succeeded()
         result = self._filtered(plain_result(result), options)
-        result["text_language"] = translation.text_language(result["language"], options.task)
-        if options.task == "translate" and options.align is not False:
-            self.run_state.notes["alignment"] = translation.NOT_ALIGNED
         if result.get("language_probability") is not None:
             log.info("job.language_detected", language=result["language"],
                      probability=result["language_probability"])
-        with self._stage("write"):
-            written = self._write(job, audio, result, options, started)
-        later = self._later_stages(result, audio, options, written)
+        result["text_language"] = translation.text_language(result["language"], options.task)
+        if options.task == "translate" and options.align is not False:
+            self.run_state.notes["alignment"] = translation.NOT_ALIGNED
+        written, metadata, refused = self._write_stage(job, audio, result, options, started)
+        try:
+            later = self._later_stages(result, audio, options, written)
+        except StageFailed as failed:
+            if refused is None:
+                raise
+            refused.resume = functools.partial(self.write_later, job, result, metadata,
+                                               options.formats, failed)
+            raise FailedIn("write", refused) from None
         if later is not result:
             later["text_language"] = result["text_language"]
-            with self._stage("write"):
-                written = self._write(job, audio, later, options, started)
+        if later is not result or refused is not None:
+            written, metadata, refused = self._write_stage(job, audio, later, options, started)
+            if refused is not None:
+                refused.resume = functools.partial(self.write_later, job, later, metadata, options.formats)
+                raise FailedIn("write", refused)
         if translation.wants_english_too(options, later):
             written = {**written, **self._english_too(prepared, later, written)}
         return Finished(written, self._metadata(job, audio, later, options, started))
@@ -216,6 +225,22 @@ class Pipeline:
                                     offset_seconds=prepared.audio.offset_seconds)
         return translation.english_outputs(written)
 
+    def write_later(self, job: Job, result: Transcript, metadata: Metadata,
+                    formats: tuple[str, ...] | None, failed: StageFailed | None = None) -> Finished:
+        """Write a finished transcript a full or read-only disk refused, once storage takes writes
+        again (the job's `resume`: it is not transcribed again). After a later stage failed, that
+        failure is raised then, the plain transcript kept. Refused again: resumable again."""
+        try:
+            written = write_outputs(plain_result(result), metadata, self.config.outputs, job.staging,
+                                    job.stem, formats, offset_seconds=metadata["audio_offset_seconds"])
+        except StorageFault as fault:
+            fault.resume = functools.partial(self.write_later, job, result, metadata, formats, failed)
+            raise
+        if failed is not None:
+            failed.kept = written
+            raise failed
+        return Finished(written, metadata)
+
     def _filtered(self, result: Transcript, options: Effective) -> Transcript:
         """The post-filters (filters.py) over the plain transcript; what each removed goes into
         the metadata and, when anything was, the log (job.filtered)."""
@@ -229,11 +254,21 @@ class Pipeline:
         english_only = None if self.engine.multilingual else self.engine.settings.model
         return job_options(self.config, job.relpath, sidecar_next_to(job.source), english_only)
 
-    def _write(self, job: Job, audio: Audio, result: Transcript, options: Effective,
-               started: float) -> dict[str, Path]:
+    def _write_stage(self, job: Job, audio: Audio, result: Transcript, options: Effective,
+                     started: float) -> tuple[dict[str, Path], Metadata, StorageFault | None]:
+        """The write stage: the outputs written and their metadata. A full or read-only disk is
+        returned, not raised (the later stages may still run; their work is kept either way)."""
         metadata = self._metadata(job, audio, result, options, started)
-        return write_outputs(plain_result(result), metadata, self.config.outputs, job.staging,
-                             job.stem, options.formats, offset_seconds=audio.offset_seconds)
+        try:
+            with self._stage("write"):
+                written = write_outputs(plain_result(result), metadata, self.config.outputs,
+                                        job.staging, job.stem, options.formats,
+                                        offset_seconds=audio.offset_seconds)
+        except FailedIn as exc:
+            if not isinstance(exc.error, StorageFault):
+                raise
+            return {}, metadata, exc.error
+        return written, metadata, None
 
     def _later_stages(self, result: Transcript, audio: Audio, options: Effective,
                       kept: dict[str, Path]) -> Transcript:
@@ -242,41 +277,16 @@ class Pipeline:
         A translation is not aligned: its English words were never spoken, and forcing them onto
         the speech gives timings of nothing (measured: docs/languages.md); whisperX's CLI turns
         alignment off for translation too."""
+        state = self.run_state
         if options.align is not False and options.task != "translate" and result["segments"]:
             with self._stage("align"):
-                result = self._guarded("align", kept, lambda: self._align(result, audio, options))
+                result = self._guarded(
+                    "align", kept, lambda: align_words(self.aligner, result, audio, options, state))
         if options.diarize and result["segments"]:
             with self._stage("diarize"):
-                result = self._guarded("diarize", kept, lambda: self._diarize(result, audio, options))
+                result = self._guarded(
+                    "diarize", kept, lambda: label_speakers(self.diarizer, result, audio, options, state))
         return result
-
-    def _align(self, result: Transcript, audio: Audio, options: Effective) -> Transcript:
-        if self.aligner is None:
-            if options.align is True:
-                raise AlignModelMissing("this engine has no alignment")
-            return result
-        try:
-            aligned = self.aligner.align(result, audio.samples)
-        except AlignModelMissing as exc:
-            if options.align is True:
-                raise
-            self.run_state.notes["alignment"] = f"unavailable: {exc}"
-            return result
-        self.run_state.notes["alignment"] = "words"
-        return aligned
-
-    def _diarize(self, result: Transcript, audio: Audio, options: Effective) -> Transcript:
-        if self.diarizer is not None:
-            self.diarizer.load_on_demand()  # a route or sidecar asked, diarize.enabled did not
-        if self.diarizer is None or self.diarizer.pipeline is None:
-            reason = self.diarizer.unavailable if self.diarizer else "this engine has no diarization"
-            raise TranscribedError(f"no diarization pipeline ({reason})")
-        turns = self.diarizer.turns(audio.samples, options.min_speakers, options.max_speakers)
-        self.run_state.speaker_turns = turns
-        labelled = assign_speakers(turns, result.copy())  # a new result: the outputs are written again
-        speakers = {s.get("speaker") for s in labelled["segments"]} - {None}
-        self.run_state.notes["speakers"] = len(speakers)
-        return labelled
 
     def _guarded(self, stage: str, kept: dict[str, Path], run: Callable[[], Transcript]) -> Transcript:
         """Run a stage after transcription: retry once after freeing memory on OOM, and turn any
@@ -319,14 +329,12 @@ class Pipeline:
         """Transcribe (finding the speech first unless it is known), halving the batch size on
         out-of-memory; at 1, apply `oom.fallback`."""
         engine, fallback = self.engine, None
-        if self.tracker is not None:
-            self.tracker.model_started()
-            self._log_progress(self.tracker)
+        self.progress.model_started()
         while True:
             batch_size = self.governor.current if fallback is None else fallback.settings.batch_size
             error = None
             try:
-                result = engine.transcribe(audio.samples, request, batch_size, self._progress, speech)
+                result = engine.transcribe(audio.samples, request, batch_size, self.progress.update, speech)
             except Exception as exc:
                 _raise_if_gpu_lost(exc)
                 if not is_out_of_memory(exc) or fallback is not None:
@@ -361,33 +369,10 @@ class Pipeline:
         self.run_state.backoffs.append({"stage": stage, "fallback": "cpu"})
         return self.engine.on_cpu()
 
-    def _track(self, job_id: str, audio_seconds: float, started: float) -> JobProgress:
-        """Follow this job's progress from here on, in this pipeline and in the reports."""
-        self.tracker = JobProgress(job_id, audio_seconds, started, self.stats.recent_speed.factor())
-        self.stats.track(self.tracker)
-        return self.tracker
-
-    def _progress(self, percent: float) -> None:
-        """The engine's figure after each batch: the job's progress (log, status, metrics, the
-        CLI's bar), and the consumer's heartbeat during a long job."""
-        if self.tracker is not None:
-            self.tracker.update(percent)
-            self._log_progress(self.tracker)
-        if self.on_progress is not None:
-            self.on_progress(percent)
-        self.heartbeat()
-
     def _metadata(self, job: Job, audio: Audio, result: Transcript, options: Effective,
                   started: float) -> Metadata:
         return job_metadata(job, audio, result, options, started, self.engine.settings,
                             self.run_state, self.worker_name)
-
-    def _log_progress(self, tracker: JobProgress) -> None:
-        """`job.progress`, at most every `log.progress_seconds` and per 5 %."""
-        estimate = tracker.due_for_log(self.config.log.progress_seconds)
-        if estimate is not None:
-            log.info("job.progress", **estimate.as_dict())
-
 
 
 def _raise_if_gpu_lost(exc: BaseException) -> None:
