@@ -249,11 +249,7 @@ def _render_one(record: dict[str, Any], verdict: Verdict) -> list[str]:
     lines.append(f"  {describe(record)}")
     if record.get("progress"):
         lines.append(_progress_line(record["progress"]))
-    if record.get("queue_audio_s"):
-        lines.append(f"  {record['queue_length']} waiting with {record['queue_audio_s']:.0f} s of audio "
-                     "(where their headers tell it)")
-    if record.get("library_waiting"):
-        lines.append(f"  {record['library_waiting']} library files waiting for their subtitles")
+    lines += _waiting_lines(record)
     if record.get("unloaded_at"):
         lines.append(f"  models unloaded {ago(record['unloaded_at'])} (idle): "
                      "the next file loads them again")
@@ -271,6 +267,21 @@ def _render_one(record: dict[str, Any], verdict: Verdict) -> list[str]:
     if record.get("gpu_memory_used_bytes") is not None:
         used, total = record["gpu_memory_used_bytes"], record.get("gpu_memory_total_bytes") or 0
         lines.append(f"  GPU memory {used / 2**30:.1f} of {total / 2**30:.1f} GiB in use")
+    return lines
+
+
+def _waiting_lines(record: dict[str, Any]) -> list[str]:
+    """What waits: the inbox's audio, the library files, and the files never taken."""
+    lines = []
+    if record.get("queue_audio_s"):
+        lines.append(f"  {record['queue_length']} waiting with {record['queue_audio_s']:.0f} s of audio "
+                     "(where their headers tell it)")
+    if record.get("library_waiting"):
+        lines.append(f"  {record['library_waiting']} library files waiting for their subtitles")
+    if record.get("inbox_ignored"):
+        count = record["inbox_ignored"]
+        lines.append(f"  {count} file{'s' if count != 1 else ''} in the inbox never taken "
+                     "(inbox.ignored in the log says why)")
     return lines
 
 

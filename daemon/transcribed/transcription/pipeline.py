@@ -95,7 +95,8 @@ class Pipeline:
         with self._stage("decode"):
             audio = decode_input(job.source, self.config.input, options.audio_track)
         log.info("job.decoded", audio_s=round(audio.seconds, 3), declared_s=audio.declared_seconds,
-                 truncated=audio.truncated, seconds=self.run_state.timings["decode"])
+                 offset_s=audio.offset_seconds, truncated=audio.truncated,
+                 seconds=self.run_state.timings["decode"])
         self.progress.track(job.id, audio.seconds, started)
         request = Request(language=options.language, task=options.task, file=job.relpath.name,
                           initial_prompt=options.initial_prompt, hotwords=options.hotwords,
@@ -220,7 +221,8 @@ class Pipeline:
         with self._stage("write"):
             metadata = self._metadata(job, prepared.audio, english, options, prepared.started)
             written = write_outputs(english, metadata, self.config.outputs, job.staging,
-                                    f"{job.stem}.{translation.TRANSLATION_LANGUAGE}", options.formats)
+                                    f"{job.stem}.{translation.TRANSLATION_LANGUAGE}", options.formats,
+                                    offset_seconds=prepared.audio.offset_seconds)
         return translation.english_outputs(written)
 
     def write_later(self, job: Job, result: Transcript, metadata: Metadata,
@@ -230,7 +232,7 @@ class Pipeline:
         failure is raised then, the plain transcript kept. Refused again: resumable again."""
         try:
             written = write_outputs(plain_result(result), metadata, self.config.outputs, job.staging,
-                                    job.stem, formats)
+                                    job.stem, formats, offset_seconds=metadata["audio_offset_seconds"])
         except StorageFault as fault:
             fault.resume = functools.partial(self.write_later, job, result, metadata, formats, failed)
             raise
@@ -260,7 +262,8 @@ class Pipeline:
         try:
             with self._stage("write"):
                 written = write_outputs(plain_result(result), metadata, self.config.outputs,
-                                        job.staging, job.stem, options.formats)
+                                        job.staging, job.stem, options.formats,
+                                        offset_seconds=audio.offset_seconds)
         except FailedIn as exc:
             if not isinstance(exc.error, StorageFault):
                 raise
