@@ -13,6 +13,7 @@ models.py          finding the Whisper model: bundled, a local folder, or a name
 hub_cache.py       a named model in the download folder: the hub's cache layout, its record, each file's hash
 download.py        downloading a named model from the hub or a mirror: resumed, checked, with progress
 oom.py             out of memory against a lost GPU, and the batch size that backs off
+environment.py     what the libraries read from the environment: offline, private
 """
 
 from __future__ import annotations

@@ -21,7 +21,6 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import gc
-import os
 import threading
 from collections.abc import Iterator
 from typing import Any
@@ -34,6 +33,7 @@ from ..errors import GpuLost
 from . import packing
 from .audio_windows import piece_audio, speech_inside, speech_window
 from .base import EngineSettings, Progress, Request, SpeechChunk, SpeechOf, Transcript, segment_of
+from .environment import disable_pyannote_telemetry, keep_libraries_offline_and_private
 from .hardware import CPU_BATCH_SIZE
 from .oom import BatchGovernor
 from .shared_window import Silences, decode_pieces, packed_transcript, window_features
@@ -43,18 +43,6 @@ log = logs.get_logger()
 
 #: whisperx works on 16 kHz mono.
 SAMPLE_RATE = 16_000
-
-
-def keep_libraries_offline_and_private() -> None:
-    """Environment the libraries read at import: no telemetry, no tokenizer thread pools, and
-    models downloaded over plain HTTP rather than Xet storage (hf_xet is installed, as a
-    dependency of huggingface_hub): HTTP is the path the tests run against a local hub, the one
-    that resumes a part with a Range request and grows the `.incomplete` file the progress events
-    read, and the one every hub mirror serves. HF_HUB_DISABLE_XET=0 set by the user is kept."""
-    os.environ["PYANNOTE_METRICS_ENABLED"] = "false"
-    os.environ.setdefault("HF_HUB_DISABLE_TELEMETRY", "1")
-    os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
-    os.environ.setdefault("HF_HUB_DISABLE_XET", "1")
 
 
 def load_model_arguments(config: Config, settings: EngineSettings) -> dict[str, Any]:
@@ -107,7 +95,7 @@ class WhisperXEngine:
         import whisperx.asr  # imports pyannote and lightning now, so that...
 
         logs.quiet_libraries()  # ...the handlers lightning attaches at import are removed here
-        _disable_pyannote_telemetry()
+        disable_pyannote_telemetry()
         torch.set_num_threads(self.settings.cpu_threads)
         arguments = load_model_arguments(self.config, self.settings)
         if self.config.vad.method == "silero":
@@ -394,11 +382,3 @@ def most_probable_language(ranked: list[tuple[str, float]],
         if not allowed or code in allowed:
             return code, round(float(probability), 3)
     return allowed[0], None  # unreachable for Whisper's languages: the ranking holds them all
-
-
-def _disable_pyannote_telemetry() -> None:
-    try:
-        from pyannote.audio.telemetry import set_telemetry_metrics
-    except ImportError:
-        return
-    set_telemetry_metrics(False)
