@@ -116,6 +116,20 @@ class Vad:
     #: VAD ~2.5x cheaper and CPU jobs 1.15-1.5x faster, for +0.3-0.4 WER points on the corpus
     #: (bench/compare.py --switch): a speed switch, not the default.
     step_seconds: float = 0.5
+    #: A file at least this long is a long recording: its speech is found by `long_method` and
+    #: what Whisper left out of it is decoded again (`recheck_seconds`). 0: every file.
+    long_seconds: float = 120.0
+    #: The VAD of a long recording: silero (with the merge below: 2.4-4x faster end to end than
+    #: pyannote on a long file, and with the recheck as accurate; docs/performance.md) or pyannote.
+    long_method: str = "silero"
+    #: Silero: a pause this long ends a speech stretch (faster-whisper's default, 2 s, joins whole
+    #: sentences past Whisper's window, which then cuts them where no pause is; words were lost).
+    min_silence_seconds: float = 0.3
+    #: Silero: speech padding added either side of each stretch (faster-whisper's default: 0.4).
+    pad_seconds: float = 0.2
+    #: Long recordings: this much VAD speech in which no decoded word starts (found by aligning the
+    #: decoded tokens to the audio) is decoded again on its own, its text put in place. 0: off.
+    recheck_seconds: float = 2.0
 
 
 @dataclass(frozen=True)

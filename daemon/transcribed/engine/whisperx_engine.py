@@ -32,10 +32,12 @@ from ..config import Config, Vad
 from ..errors import GpuLost
 from . import packing
 from .audio_windows import piece_audio, speech_inside, speech_window
-from .base import EngineSettings, Progress, Request, SpeechChunk, SpeechOf, Transcript, segment_of
+from .base import EngineSettings, Progress, Request, SpeechChunk, SpeechOf, Transcript
+from .chunks import decode_chunks
 from .environment import disable_pyannote_telemetry, keep_libraries_offline_and_private
 from .hardware import CPU_BATCH_SIZE
 from .oom import BatchGovernor
+from .recheck import Batching
 from .shared_window import Silences, decode_pieces, packed_transcript, window_features
 from .silero import SileroSpeech
 
@@ -98,8 +100,10 @@ class WhisperXEngine:
         disable_pyannote_telemetry()
         torch.set_num_threads(self.settings.cpu_threads)
         arguments = load_model_arguments(self.config, self.settings)
-        if self.config.vad.method == "silero":
+        methods = {self.config.vad.method, self.config.vad.long_method}
+        if "silero" in methods:
             self._silero = SileroSpeech(self.config.vad)
+        if "pyannote" not in methods:
             arguments["vad_model"] = self._silero  # whisperx then loads no pyannote model
         with logs.prints_as_logs("whisperx"):
             self._pipe = whisperx.load_model(**arguments)
@@ -150,8 +154,14 @@ class WhisperXEngine:
         with self._vad_lock:
             return self._find_speech(samples)
 
+    def is_long(self, samples: np.ndarray) -> bool:
+        """A long recording (`vad.long_seconds`): its own VAD, and the recheck."""
+        return len(samples) >= self.config.vad.long_seconds * SAMPLE_RATE
+
     def _find_speech(self, samples: np.ndarray) -> list[SpeechChunk]:
-        if self._silero is not None:
+        vad = self.config.vad
+        method = vad.long_method if self.is_long(samples) else vad.method
+        if self._silero is not None and method == "silero":
             return self._silero.find(samples)
         self._apply_vad_batch()
         vad = self._pipe.vad_model
@@ -165,7 +175,9 @@ class WhisperXEngine:
             raise
         if self.vad_batch is not None:
             self.vad_batch.succeeded()
-        return [SpeechChunk(start=c["start"], end=c["end"], speech_seconds=_speech_in(c)) for c in chunks]
+        return [SpeechChunk(start=c["start"], end=c["end"], speech_seconds=_speech_in(c),
+                            stretches=[(float(a), float(b)) for a, b in c.get("segments", [])])
+                for c in chunks]
 
     def language_of(self, samples: np.ndarray, speech: list[SpeechChunk],
                     request: Request) -> tuple[str, float | None]:
@@ -198,34 +210,14 @@ class WhisperXEngine:
         and the speech the VAD found under it (engine/decoding.py: whisperx's own call, plus the
         no-speech probability, the temperature fallback and the previous-text prompt).
         """
-        from .decoding import ChunkDecoder, batches, decode_in_order
+        from .decoding import ChunkDecoder
 
-        chunks = [(index, item.samples, chunk) for index, item in enumerate(items)
-                  for chunk in item.speech]
-        results = [Transcript(segments=[], language=request.language) for _ in items]
-        if not chunks:
-            return results
-
-        def features_of(i: int) -> np.ndarray:
-            _index, samples, c = chunks[i]
-            return decoder.features(samples[int(c["start"] * SAMPLE_RATE): int(c["end"] * SAMPLE_RATE)],
-                                    self._pipe)
-
-        def done(i: int, out: Any) -> None:
-            index, _samples, chunk = chunks[i]
-            results[index]["segments"].append(segment_of(chunk, out))
-            progress(100.0 * sum(len(r["segments"]) for r in results) / len(chunks))
-
+        # A translation's English words cannot be aligned to the spoken language's audio.
+        gap = self.config.vad.recheck_seconds if request.task == "transcribe" else 0.0
         with self._job_options(request), logs.prints_as_logs("whisperx"):
             decoder = ChunkDecoder(self._pipe, request.decoding)
-            if request.decoding.condition_on_previous_text:
-                decode_in_order(decoder, features_of, [index for index, _s, _c in chunks], done)
-            else:
-                for batch in batches(len(chunks), batch_size):
-                    outs = decoder.decode(np.stack([features_of(i) for i in batch]))
-                    for i, out in zip(batch, outs, strict=True):
-                        done(i, out)
-        return results
+            return decode_chunks(decoder, self._pipe, items, [self.is_long(item.samples) for item in items],
+                                 Batching(batch_size, gap), progress, request.language)
 
     def transcribe_packed(self, items: list[SpeechOf], request: Request, batch_size: int,
                           progress: Progress, gap_seconds: float, max_files: int) -> list[Transcript | None]:
