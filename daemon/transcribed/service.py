@@ -23,7 +23,8 @@ from typing import TYPE_CHECKING
 
 from . import __version__, logs
 from .config import Config
-from .config.checks import check_english_only_model, parse_umask
+from .config.checks import parse_umask
+from .config.job_checks import check_english_only_model
 from .consumer.loop import Consumer
 from .engine.base import Engine
 from .errors import GpuLost
@@ -61,7 +62,7 @@ log = logs.get_logger()
 
 def build_engine(config: Config, kind: str = "whisperx") -> Engine:
     """The engine the config asks for, with every `auto` decided (and the reasons logged)."""
-    from .engine.whisperx_engine import keep_libraries_offline_and_private
+    from .engine.whisperx_setup import keep_libraries_offline_and_private
 
     keep_libraries_offline_and_private()  # before the model is found: the hub client reads it
     if kind == "fake":

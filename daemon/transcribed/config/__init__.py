@@ -7,7 +7,8 @@ Callers import from here, e.g. `from transcribed.config import Config, load_conf
 six modules holds a name is this package's business.
 """
 
-from .checks import check_job_options, check_values, parse_listen
+from .checks import check_values, parse_listen
+from .job_checks import check_job_options
 from .load import load_config, parse_config, parse_options, render_yaml, resolve_paths, to_plain
 from .notify import Notify
 from .objectstore import ObjectStore
