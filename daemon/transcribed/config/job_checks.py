@@ -5,12 +5,13 @@ library's keys), and the small checks every section shares: each value has the r
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 from .. import languages
 from ..errors import ConfigError
-from .models import check_model_options
-from .per_file import JobOptions
+from .models import ModelChoice, check_model_options, choose_model
+from .per_file import JobOptions, Library
 from .schema import KNOWN_FORMATS, Config
 
 
@@ -76,21 +77,33 @@ def english_only_conflict(options: JobOptions, where: str, model: str) -> str | 
 
 
 def check_english_only_model(config: Config, model: str) -> None:
-    """Refuse, naming the key, what the daemon's own config asks of an English-only model that
-    it cannot do (known once the model is loaded: a local directory's name does not say)."""
+    """Refuse, naming the key, what the daemon's own config asks of its English-only model
+    `model` (where a place names no model of its own) that it cannot do."""
+    check_english_only_models(config, lambda choice: choice == config.default_model, model)
+
+
+def check_english_only_models(config: Config, english_only: Callable[[ModelChoice], bool],
+                              default_name: str | None = None) -> None:
+    """Refuse, naming the key, what the daemon's own config asks of an English-only model that it
+    cannot do: each place (the `model` section, a route, a library) against its own model (known
+    once a model is loaded or its vocabulary read: a local directory's name does not say)."""
     places: list[tuple[str, JobOptions]] = [
         ("model", JobOptions(language=config.model.language, task=config.model.task))]
     places += [(f"routes.{folder}", route) for folder, route in config.routes.items()
                if not folder.startswith("/")]  # a library's own route (an absolute path): below
     places += [(f"libraries[{i}]", lib) for i, lib in enumerate(config.libraries)]
     for where, options in places:
-        conflict = english_only_conflict(options, where, model)
+        choice = choose_model(config.default_model, config.model.beam_size, [options.model])[0]
+        if not english_only(choice):
+            continue
+        name = default_name if default_name and choice == config.default_model else choice.name
+        conflict = english_only_conflict(options, where, name)
         if conflict is not None:
             raise ConfigError(conflict)
-    for i, lib in enumerate(config.libraries):
-        if lib.language is None and lib.languages != ("en",) and len(lib.languages) == 1:
-            raise ConfigError(f"libraries[{i}].languages: [{lib.languages[0]}] is also the language "
-                              f"Whisper is given, but the model {model} is English-only; use a "
+        if isinstance(options, Library) and options.language is None and len(options.languages) == 1 \
+                and options.languages != ("en",):
+            raise ConfigError(f"{where}.languages: [{options.languages[0]}] is also the language "
+                              f"Whisper is given, but the model {name} is English-only; use a "
                               "multilingual model")
 
 

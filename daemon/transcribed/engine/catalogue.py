@@ -52,6 +52,7 @@ class Catalogue:
     #: Bytes the resident Whisper models may take together, and why that figure.
     budget_bytes: int = 0
     budget_reason: str = ""
+    _estimates: dict[ModelChoice, int] = field(default_factory=dict, repr=False)
 
     @classmethod
     def single(cls, settings: EngineSettings, model: ModelChoice | None = None) -> Catalogue:
@@ -79,8 +80,10 @@ class Catalogue:
         return not known if known is not None else model.name.endswith(".en")
 
     def estimate(self, model: ModelChoice) -> int:
-        """The bytes `model` is expected to take while loaded."""
-        return resident_bytes(self.settings_for(model))
+        """The bytes `model` is expected to take while loaded (its weights' size read once)."""
+        if model not in self._estimates:
+            self._estimates[model] = resident_bytes(self.settings_for(model))
+        return self._estimates[model]
 
     def describe(self) -> dict[str, object]:
         """For `models.budget`: the budget, why, and each model's estimate."""

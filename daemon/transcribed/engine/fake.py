@@ -115,14 +115,15 @@ class FakeEngine:
         return cls(**options)
 
     def for_config(self, config: Config, cpu_limit: int) -> FakeEngine:
-        """Every model `config` names in its catalogue, each as this engine's settings under its
-        name (sized by the name: engine/models.py's table), and the budget as the real engine's."""
+        """Every model `config` names in its catalogue: the default one with this engine's own
+        settings (model "fake"), each other as those settings under its name (sized by the name:
+        engine/models.py's table); and the budget, as the real engine decides it."""
         settings = {choice: dataclasses.replace(
             self.settings, model=choice.name, model_path="",
             compute_type=self.settings.compute_type if choice.compute_type == "auto" else choice.compute_type)
             for choice in config.named_models()}
+        settings[config.default_model] = self.settings
         self.catalogue = Catalogue(config.default_model, settings)
-        self.settings = settings[config.default_model]
         self.catalogue.budget_bytes, self.catalogue.budget_reason = memory_budget(
             config, self.catalogue, Hardware(), cpu_limit)
         return self

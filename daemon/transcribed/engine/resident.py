@@ -56,11 +56,20 @@ class ResidentModels:
         #: Models loaded for a job so far, and the seconds the last load (with its evictions) took.
         self.switches = 0
         self.last_switch_seconds: float | None = None
+        if on_change is not None and self.catalogue.several:
+            on_change(self)  # the reports know the resident set from the start
 
     def loaded(self) -> list[ModelChoice]:
         """The models loaded now, the least recently used first."""
         models = self.engine.loaded_models()
         return sorted(models, key=lambda m: (self._last_used.get(m, 0.0), models.index(m)))
+
+    def describe(self) -> dict[str, Any]:
+        """For the reports: the models loaded (least recently used first), their estimated bytes,
+        the budget, the loads for a job so far and the seconds the last one took."""
+        return {"resident": [m.describe() for m in self.loaded()], "resident_bytes": self.resident_bytes(),
+                "budget_bytes": self.catalogue.budget_bytes, "switches": self.switches,
+                "last_switch_s": self.last_switch_seconds}
 
     def resident_bytes(self) -> int:
         """The estimated memory of the models loaded now."""
@@ -72,6 +81,7 @@ class ResidentModels:
         want = model or self.catalogue.default
         if want in self.engine.loaded_models():
             self._last_used[want] = self.clock()
+            self._tell()
             return None
         started = self.clock()
         switch = Switch(want)
@@ -88,9 +98,12 @@ class ResidentModels:
         log.info("model.switched", model=want.describe(), evicted=[m.describe() for m in switch.evicted],
                  seconds=switch.seconds, resident=[m.describe() for m in self.loaded()],
                  resident_bytes=self.resident_bytes(), budget_bytes=self.catalogue.budget_bytes)
-        if self.on_change is not None:
-            self.on_change(self)
+        self._tell()
         return switch
+
+    def _tell(self) -> None:
+        if self.on_change is not None and self.catalogue.several:
+            self.on_change(self)
 
     def _load(self, want: ModelChoice, switch: Switch) -> None:
         """Load, evicting the least recently used on out-of-memory until it fits or none is left."""

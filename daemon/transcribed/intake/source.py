@@ -20,6 +20,7 @@ from ..operations.stats import Stats
 from ..spool.claim import Claims
 from ..spool.folder import WorkFolder
 from ..spool.jobs import Job, read_job
+from ..spool.seam import Preference
 from .arrivals import Arrivals
 from .backlog import BacklogAudio
 from .inbox import Inbox
@@ -28,6 +29,9 @@ from .inbox import Inbox
 #: after LOOKS_AT_MOST times what the last look took (so looks take at most a tenth of the time).
 READY_REFRESH_SECONDS = 1.0
 LOOKS_AT_MOST = 10
+#: How many of the oldest complete files a preference is asked about per claim (a flood's
+#: sidecars are not read on every claim).
+PREFER_WINDOW = 64
 
 log = get_logger()
 
@@ -48,16 +52,21 @@ class InboxSource:
         #: Complete files found by the last look at the inbox, not yet claimed (_ready_files).
         self._ready: deque[Path] = deque()
         self._ready_until = 0.0
+        #: When each of them was first found complete (time.monotonic()), for `prefer`'s bound.
+        self._ready_since: dict[Path, float] = {}
 
     def prepare(self) -> None:
         """Nothing of its own: the inbox is one of the folders the work folder sets up."""
 
     # --- claims -----------------------------------------------------------------------------------
 
-    def claim(self, up_to: int) -> list[Job]:
-        """Up to `up_to` complete files from the inbox, oldest arrival first; none more once
-        storage refuses a job's record (the file stays in the inbox: storage.py says why)."""
+    def claim(self, up_to: int, prefer: Preference | None = None) -> list[Job]:
+        """Up to `up_to` complete files from the inbox, oldest arrival first (those `prefer` wants
+        first, unless the oldest has waited `prefer.max_wait_seconds`); none more once storage
+        refuses a job's record (the file stays in the inbox: storage.py says why)."""
         ready = self._ready_files()
+        if prefer is not None and ready and up_to > 0:
+            self._preferred_first(ready, prefer)
         claimed: list[Job] = []
         while ready and len(claimed) < up_to:
             path = ready.popleft()
@@ -85,9 +94,23 @@ class InboxSource:
             self._count_waiting(waiting)
             fresh = [*self.inbox.not_regular(), *self.arrivals.ready(waiting)]
             self._ready = deque(dict.fromkeys(fresh))
+            self._ready_since = {path: self._ready_since.get(path, now) for path in self._ready}
             took = time.monotonic() - now  # a look at 10 000 files may take a good part of a second
             self._ready_until = now + max(READY_REFRESH_SECONDS, LOOKS_AT_MOST * took)
         return self._ready
+
+    def _preferred_first(self, ready: deque[Path], prefer: Preference) -> None:
+        """Among the oldest PREFER_WINDOW complete files, those `prefer` wants go first, in their
+        order of arrival; unless the oldest of all has waited `prefer.max_wait_seconds` since it
+        was found complete: then arrival order rules, so that no file waits for ever."""
+        now = time.monotonic()
+        if now - self._ready_since.get(ready[0], now) >= prefer.max_wait_seconds:
+            return
+        window = [ready.popleft() for _ in range(min(PREFER_WINDOW, len(ready)))]
+        wanted = [path for path in window if prefer.wants(self.inbox.relative(path), path)]
+        chosen = set(wanted)
+        others = [path for path in window if path not in chosen]
+        ready.extendleft(reversed(wanted + others))
 
     def _count_waiting(self, waiting: list[Path]) -> None:
         """For the reports: the files waiting, and the audio of those whose headers tell it (read
