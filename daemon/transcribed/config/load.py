@@ -261,6 +261,8 @@ def _coerce_union(options: tuple[Any, ...], value: Any, path: str) -> Any:
     for option in options:
         if option is type(None):
             continue
+        if isinstance(value, dict) and isinstance(option, type) and dataclasses.is_dataclass(option):
+            return _build(option, value, path)  # a section: its own errors name its own keys
         try:
             return _coerce(option, value, path)
         except _UnknownLanguage:

@@ -20,7 +20,6 @@ from __future__ import annotations
 
 import dataclasses
 import json
-from collections.abc import Callable
 from pathlib import Path, PurePosixPath
 from typing import Any, Protocol
 
@@ -216,7 +215,7 @@ def _hotwords(config: Config, layers: list[JobOptions]) -> str | None:
     return joined(config.model.hotwords, _words(config.model.hotwords_file, "model.hotwords_file"))
 
 
-def _words(path: Path | None, key: str, on_unreadable: Callable[..., Any] = log.warning) -> str | None:
+def _words(path: Path | None, key: str) -> str | None:
     """A words file's words now (read again when it changed; the last words read when it cannot
     be read, said in the log once per reason)."""
     if path is None:
@@ -225,6 +224,6 @@ def _words(path: Path | None, key: str, on_unreadable: Callable[..., Any] = log.
     words = WORDS_FILES.words(path, key)
     why = WORDS_FILES.unreadable.get(path)
     if why is not None and before.get(path) != why:
-        on_unreadable("vocabulary.unreadable", path=str(path), error=why,
+        log.warning("vocabulary.unreadable", path=str(path), error=why,
                       action="the words read last are used until it can be read again")
     return words
