@@ -202,3 +202,49 @@ class TestTheResidentSet:
         resident.ensure(BASE)
         assert seen[0]["resident"] == ["tiny"] and seen[-1]["resident"] == ["base"]
         assert seen[-1]["switches"] == 1 and seen[-1]["budget_bytes"] == estimate("tiny")
+
+
+class TestWaitingFilesThatUseALoadedModelGoFirst:
+    """The inbox offers the files whose model is loaded first (consumer/model_order.py), until the
+    oldest file has waited `models.max_wait_seconds`: then arrival order rules, so none waits for ever."""
+
+    def setup(self, tmp_path: Path, max_wait: float) -> tuple[object, object, list[float]]:
+        from tests.support.consumer import make_config
+        from tests.support.media import write_tone_wav
+        from transcribed.consumer.model_order import ModelOrder
+        from transcribed.intake.arrivals import Arrivals
+        from transcribed.intake.source import InboxSource
+        from transcribed.operations.stats import Stats
+        from transcribed.spool.folder import WorkFolder
+
+        config = make_config(tmp_path, model={"name": "tiny"}, models={"max_wait_seconds": max_wait},
+                             routes={"films": {"model": {"name": "large-v3"}}})
+        engine = fake_with([ModelChoice("tiny"), LARGE], budget=estimate("large-v3"))
+        spool = WorkFolder(config)
+        spool.prepare()
+        clock = [0.0]
+        inbox = InboxSource(config, spool, Arrivals(0.0), Stats(), clock=lambda: clock[0])
+        for name in ("films/movie.wav", "memo1.wav", "memo2.wav", "memo3.wav"):  # in this order
+            (config.folders.inbox / name).parent.mkdir(parents=True, exist_ok=True)
+            write_tone_wav(config.folders.inbox / name, 0.2)
+        return inbox, ModelOrder(config, ResidentModels(engine)), clock
+
+    def test_a_film_waits_behind_memos_the_loaded_model_runs_until_its_bound(self, tmp_path: Path) -> None:
+        inbox, order, clock = self.setup(tmp_path, max_wait=600)
+        first = inbox.claim(1, order)  # type: ignore[attr-defined]
+        assert [str(job.relpath) for job in first] == ["memo1.wav"]
+        clock[0] = 599.0
+        assert [str(job.relpath) for job in inbox.claim(1, order)] == ["memo2.wav"]  # type: ignore[attr-defined]
+        clock[0] = 600.0  # the film has waited its bound: it goes next
+        assert [str(job.relpath) for job in inbox.claim(1, order)] == ["films/movie.wav"]  # type: ignore[attr-defined]
+
+    def test_without_a_preference_the_oldest_goes_first(self, tmp_path: Path) -> None:
+        inbox, order, _clock = self.setup(tmp_path, max_wait=600)
+        assert [str(job.relpath) for job in inbox.claim(2)] == ["films/movie.wav", "memo1.wav"]  # type: ignore[attr-defined]
+
+    def test_a_sidecar_that_names_the_loaded_model_lets_its_file_go_first(self, tmp_path: Path) -> None:
+        inbox, order, _clock = self.setup(tmp_path, max_wait=600)
+        (tmp_path / "inbox" / "films" / "movie.wav.yaml").write_text("model: {name: tiny}\n")
+        assert order.model_of(PurePosixPath("films/movie.wav"), tmp_path / "inbox" / "films" / "movie.wav") \
+            == ModelChoice("tiny")  # type: ignore[attr-defined]
+        assert [str(job.relpath) for job in inbox.claim(1, order)] == ["films/movie.wav"]  # type: ignore[attr-defined]

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import time
 from collections import deque
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -41,8 +42,10 @@ class InboxSource:
 
     name = "inbox"
 
-    def __init__(self, config: Config, spool: WorkFolder, arrivals: Arrivals, stats: Stats) -> None:
+    def __init__(self, config: Config, spool: WorkFolder, arrivals: Arrivals, stats: Stats,
+                 clock: Callable[[], float] = time.monotonic) -> None:
         self.config = config
+        self.clock = clock
         self.spool = spool
         self.arrivals = arrivals
         self.stats = stats
@@ -65,11 +68,9 @@ class InboxSource:
         first, unless the oldest has waited `prefer.max_wait_seconds`); none more once storage
         refuses a job's record (the file stays in the inbox: storage.py says why)."""
         ready = self._ready_files()
-        if prefer is not None and ready and up_to > 0:
-            self._preferred_first(ready, prefer)
         claimed: list[Job] = []
         while ready and len(claimed) < up_to:
-            path = ready.popleft()
+            path = self._next(ready, prefer)
             try:
                 job = self._claims.claim(path, self.inbox.relative(path))  # None: gone since
             except StorageFault as fault:
@@ -94,23 +95,28 @@ class InboxSource:
             self._count_waiting(waiting)
             fresh = [*self.inbox.not_regular(), *self.arrivals.ready(waiting)]
             self._ready = deque(dict.fromkeys(fresh))
-            self._ready_since = {path: self._ready_since.get(path, now) for path in self._ready}
+            found = self.clock()
+            self._ready_since = {path: self._ready_since.get(path, found) for path in self._ready}
             took = time.monotonic() - now  # a look at 10 000 files may take a good part of a second
             self._ready_until = now + max(READY_REFRESH_SECONDS, LOOKS_AT_MOST * took)
         return self._ready
 
-    def _preferred_first(self, ready: deque[Path], prefer: Preference) -> None:
-        """Among the oldest PREFER_WINDOW complete files, those `prefer` wants go first, in their
-        order of arrival; unless the oldest of all has waited `prefer.max_wait_seconds` since it
-        was found complete: then arrival order rules, so that no file waits for ever."""
-        now = time.monotonic()
-        if now - self._ready_since.get(ready[0], now) >= prefer.max_wait_seconds:
-            return
-        window = [ready.popleft() for _ in range(min(PREFER_WINDOW, len(ready)))]
-        wanted = [path for path in window if prefer.wants(self.inbox.relative(path), path)]
-        chosen = set(wanted)
-        others = [path for path in window if path not in chosen]
-        ready.extendleft(reversed(wanted + others))
+    def _next(self, ready: deque[Path], prefer: Preference | None) -> Path:
+        """The next file to claim (taken off `ready`, which stays in arrival order): the oldest,
+        or with `prefer` the oldest it wants among the first PREFER_WINDOW, unless the oldest of
+        all has waited `prefer.max_wait_seconds` since it was found complete: then it goes, so
+        that no file waits for ever."""
+        if prefer is None:
+            return ready.popleft()
+        now = self.clock()
+        if now - self._ready_since.get(ready[0], now) < prefer.max_wait_seconds:
+            for i, path in enumerate(ready):
+                if i >= PREFER_WINDOW:
+                    break
+                if prefer.wants(self.inbox.relative(path), path):
+                    del ready[i]
+                    return path
+        return ready.popleft()
 
     def _count_waiting(self, waiting: list[Path]) -> None:
         """For the reports: the files waiting, and the audio of those whose headers tell it (read
