@@ -4,7 +4,8 @@ pipeline.py     the stages: options, decode, voice activity, language, Whisper (
                 filters, write, align, diarize
 untrusted.py    opening what a writer left: regular files only, no links, never blocking
 audio.py        PyAV decoding, the audio track, the bad-input checks (empty, truncated, too long)
-options.py      routes and sidecars over the config: one job's options
+options.py      routes and sidecars over the config: one job's options (model, words, layout)
+whisper.py      a job's model made resident, its batch size backing off on OOM, the CPU fallback
 filters.py      post-filters against hallucinated text (loops, no-speech, outside speech)
 alignment.py    word timestamps (whisperx forced alignment, resident models)
 diarization.py  speaker labels (pyannote through whisperx), loaded at start or for the first file asking
