@@ -5,8 +5,8 @@ budget that holds both models (nothing to switch).
 A real daemon runs the bundled tiny.en for the inbox's top level and another model for `other/`
 (by default the multilingual base model the tests build from installed packages; `--other` names
 any model.name), with `models.memory_budget` holding one of them (`--budget`). The queue is
-`--pairs` pairs of short English corpus clips, one at the top and one in `other/`, alternating:
-the worst order for switching. Each mode runs the same queue in a fresh daemon; the figures are
+`--pairs` pairs of short English corpus clips, one at the top and one in `other/`, alternating
+(the worst order for switching), all waiting in the inbox when the daemon starts. Each mode runs the same queue in a fresh daemon; the figures are
 the daemon's own events (model.switched, job.started, job.done).
 
     .venv/bin/python bench/model_switch.py                # 3 modes x 12 files, ~3 min on 2 cores
@@ -55,22 +55,26 @@ def _run_mode(args: Any, other: str, clips: list[Any], max_wait: float, budget: 
         "models": {"memory_budget": budget, "max_wait_seconds": max_wait},
         "routes": {"other": {"model": {"name": other}, "language": "en"}},
         "packing": {"enabled": False}, "batching": {"enabled": False}})
-    with scratch_dir(args.keep) as scratch, running_daemon(
-            Path(scratch) / "daemon", sections, kept=("job.started", "job.done", "model.switched")) \
-            as (folders, _daemon, events):
-        (folders.inbox / "other").mkdir(exist_ok=True)
-        for i, clip in enumerate(clips):  # through a staging name: each file complete when it appears
-            target = folders.inbox / ("other/" if i % 2 else "") / f"{i:03d}-{clip.path.name}"
-            shutil.copy(clip.path, folders.root / "staging")
-            shutil.move(folders.root / "staging", target)
-        started = events.wait(lambda e: e["event"] == "job.started", 600)
-        done = [events.wait(lambda e: e["event"] == "job.done", 600) for _ in clips]
-        switches: list[dict[str, Any]] = []
-        while True:
-            try:
-                switches.append(events.wait(lambda e: e["event"] == "model.switched", 0.01))
-            except TimeoutError:
-                break
+    with scratch_dir(args.keep) as scratch:
+        inbox = Path(scratch) / "daemon" / "inbox"
+        (inbox / "other").mkdir(parents=True)
+        for i, clip in enumerate(clips):  # the whole queue waits when the daemon starts
+            shutil.copy(clip.path, inbox / ("other/" if i % 2 else "") / f"{i:03d}-{clip.path.name}")
+        with running_daemon(Path(scratch) / "daemon", sections,
+                            kept=("job.started", "job.done", "model.switched")) as (_folders, _daemon, events):
+            return _figures(events, clips)
+
+
+def _figures(events: Any, clips: list[Any]) -> dict[str, Any]:
+    """From the first job's start to the last one's end, and each model switch on the way."""
+    started = events.wait(lambda e: e["event"] == "job.started", 600)
+    done = [events.wait(lambda e: e["event"] == "job.done", 600) for _ in clips]
+    switches: list[dict[str, Any]] = []
+    while True:
+        try:
+            switches.append(events.wait(lambda e: e["event"] == "model.switched", 0.01))
+        except TimeoutError:
+            break
     seconds = [s["seconds"] for s in switches]
     return {"switches": len(switches), "switch_s": round(median(seconds), 2) if seconds else "-",
             "wall_s": max(event_time(e) for e in done) - event_time(started)}
