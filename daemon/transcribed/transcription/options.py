@@ -29,6 +29,7 @@ from ..config import Config, JobOptions, Model, Outputs, Route, check_job_option
 from ..config.job_checks import english_only_conflict
 from ..config.models import ModelChoice, choose_model
 from ..config.vocabulary import WordsFiles, joined
+from ..engine.base import EngineSettings
 from ..errors import BadInput, ConfigError
 from ..logs import get_logger
 from .untrusted import read_limited
@@ -92,6 +93,8 @@ class Offer(Protocol):
 
     def english_only(self, model: ModelChoice) -> bool: ...
 
+    def settings_for(self, model: ModelChoice | None) -> EngineSettings: ...
+
 
 #: The words files of the daemon's config, each read again when it changes (config/vocabulary.py).
 WORDS_FILES = WordsFiles()
@@ -153,7 +156,10 @@ def job_options(config: Config, relpath: PurePosixPath, sidecar: Path | None,
             raise BadInput("bad_sidecar", f"sidecar {sidecar.name}: model: {effective.model.describe()} is "
                            "not among the models this daemon's config offers (model.name, the routes' "
                            "and libraries' models, models.choices)")
-        english_only = effective.model.name if offer.english_only(effective.model) else None
+        if offer.english_only(effective.model):
+            english_only = offer.settings_for(effective.model).model
+        else:
+            english_only = None
     if english_only is not None:
         conflict = english_only_conflict(options, "sidecar", english_only)
         if conflict is not None:
