@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import logging
 import os
+import shutil
 import threading
 from collections.abc import Iterator
 from pathlib import Path
@@ -13,8 +14,9 @@ import pytest
 import structlog
 
 from tests.support.consumer import close_consumers
-from tests.support.corpus import corpus_available
+from tests.support.corpus import clip, corpus_available
 from tests.support.daemon import Folders
+from tests.support.media_forms import FORMS, SPEECH_CLIP, Matrix, build_matrix
 from tests.support.threads import THREAD_GRACE_SECONDS, describe, threads_left_running
 
 IN_CI = bool(os.environ.get("CI"))
@@ -82,3 +84,14 @@ def corpus() -> None:
         if IN_CI:
             pytest.fail("the speech corpus (../shared/corpus) is missing in CI")
         pytest.skip("the speech corpus (../shared/corpus) is not here")
+
+
+@pytest.fixture(scope="session")
+def media_matrix(corpus: None, tmp_path_factory: pytest.TempPathFactory) -> Matrix:
+    """Every form of the conformance matrix (tests/support/media_forms.py) this machine can make,
+    built once per session from one corpus clip. Without ffmpeg: a failure in CI, else a skip."""
+    if shutil.which("ffmpeg") is None:
+        if IN_CI:
+            pytest.fail("ffmpeg is needed to make the media forms")
+        pytest.skip("ffmpeg is not installed")
+    return build_matrix(clip(SPEECH_CLIP).path, tmp_path_factory.mktemp("media-forms"), FORMS)

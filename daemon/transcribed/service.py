@@ -62,7 +62,7 @@ log = logs.get_logger()
 
 def build_engine(config: Config, kind: str = "whisperx") -> Engine:
     """The engine the config asks for, with every `auto` decided (and the reasons logged)."""
-    from .engine.whisperx_setup import keep_libraries_offline_and_private
+    from .engine.environment import keep_libraries_offline_and_private
 
     keep_libraries_offline_and_private()  # before the model is found: the hub client reads it
     cpu_limit = memory_limit()[0]

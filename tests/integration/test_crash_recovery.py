@@ -7,6 +7,7 @@ it SIGKILLs itself); random ones from SIGKILL sent at random times.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import random
@@ -48,8 +49,14 @@ def _killed(daemon: DaemonProcess, timeout: float = 30) -> None:
 
 
 def _jobs_in_work(folders: Folders) -> list[Path]:
+    """The job folders under every worker's folder; a worker folder that goes while it is listed
+    (the restarted daemon adopts a gone worker's jobs, then removes its folder) holds none."""
     work = folders.state / "work"
-    return [job for worker in work.iterdir() for job in worker.iterdir() if job.is_dir()] if work.exists() else []
+    jobs: list[Path] = []
+    for worker in work.iterdir() if work.exists() else []:
+        with contextlib.suppress(FileNotFoundError, NotADirectoryError):
+            jobs += [job for job in worker.iterdir() if job.is_dir()]
+    return jobs
 
 
 def assert_each_done_exactly_once(folders: Folders, names: list[str]) -> None:

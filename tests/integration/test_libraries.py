@@ -21,6 +21,7 @@ import yaml
 from tests.conftest import IN_CI
 from tests.support.daemon import DaemonProcess, Folders, wait_until
 from tests.support.media import copy_slowly, write_random_bytes, write_tone_wav
+from tests.support.media_forms import BY_NAME, OFFSET_TOLERANCE, Matrix
 from tests.support.net import free_port
 
 SHM = Path("/dev/shm")  # noqa: S108 - a second filesystem, as a library on another disk is
@@ -126,6 +127,32 @@ def test_subtitles_beside_the_media_which_never_moves(tmp_path: Path, library: P
     # Start, the new file waiting, then done: a summary when the counts change, none per rescan.
     assert again.count("library.scanned") <= 3
     assert [e["path"] for e in ledger(folders)] == [str(movie), str(newer)]
+
+
+def test_a_subtitle_appears_when_its_word_is_heard_though_the_audio_starts_late(
+        tmp_path: Path, library: Path, media_matrix: Matrix) -> None:
+    """A video whose audio starts 3 s after its picture: the fake engine's segment starts at the
+    audio's first sample, so each subtitle's first cue, the spoken language's and the English
+    translation's (`also_english`), is at 3 s on the player's clock, not at 0."""
+    form = BY_NAME["mkv_h264_aac_audio_late"]
+    source = media_matrix.form_file(form.name)
+    assert source is not None, media_matrix.unbuilt
+    movie = library / "Late (2020)" / "Late (2020).mkv"
+    movie.parent.mkdir(parents=True)
+    shutil.copy(source, movie)
+    folders = Folders(tmp_path / "d")
+    config = library_config(folders, library)
+    data = yaml.safe_load(config.read_text())
+    data["libraries"][0].update(languages=["German"], also_english=True)
+    config.write_text(yaml.safe_dump(data))
+    with DaemonProcess(config, engine="fake") as daemon:
+        daemon.wait_for("job.moved", timeout=60, file=str(movie))
+    for language in ("de", "en"):
+        cue = (movie.parent / f"Late (2020).{language}.transcribed.srt").read_text(encoding="utf-8")
+        start = cue.split("\n")[1].split(" --> ")[0]
+        hours, minutes, seconds = start.replace(",", ".").split(":")
+        at = int(hours) * 3600 + int(minutes) * 60 + float(seconds)
+        assert abs(at - form.offset) <= OFFSET_TOLERANCE, (language, cue)
 
 
 def test_two_daemons_on_one_library_do_each_file_once(tmp_path: Path, library: Path, ffmpeg: str) -> None:

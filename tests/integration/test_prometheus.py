@@ -39,6 +39,8 @@ DOCS = REPO / "docs" / "monitoring.md"
 #: The tones dropped into the inbox (seconds of audio each), and one file no decoder reads.
 TONES = {"one.wav": 1.0, "two.wav": 2.0, "three.wav": 3.0}
 BAD_FILES = ["noise.wav"]
+#: Never taken (an extension not watched): stays in the inbox, counted in transcribed_inbox_ignored.
+IGNORED_FILES = ["notes.txt"]
 AUDIO_SECONDS = sum(TONES.values())
 #: The fake engine: 1 s a job (the backlog is seen waiting), out of memory above batch 2 (4 -> 2).
 FAKE = {"delay": 1.0, "oom_above_batch": 2}
@@ -211,9 +213,9 @@ def drop_files(folders: Folders) -> None:
     """Write each file beside the inbox, then move it in whole (as a user's `mv` would)."""
     for name, seconds in TONES.items():
         write_tone_wav(folders.root / name, seconds)
-    for name in BAD_FILES:
+    for name in [*BAD_FILES, *IGNORED_FILES]:
         write_random_bytes(folders.root / name, 4096)
-    for name in [*TONES, *BAD_FILES]:
+    for name in [*TONES, *BAD_FILES, *IGNORED_FILES]:
         shutil.move(folders.root / name, folders.inbox / name)
 
 
@@ -432,6 +434,7 @@ DOC_CHECKS: dict[str, Callable[[Monitored, list], None]] = {
     'max(transcribed_queue_audio_seconds{job="transcribed"})': one(0),
     'max(transcribed_queue_audio_seconds{job="transcribed"})'
     ' / sum(rate(transcribed_audio_seconds_total{job="transcribed"}[1h]))': one(0),
+    'max(transcribed_inbox_ignored{job="transcribed"})': one(len(IGNORED_FILES)),
 }
 
 

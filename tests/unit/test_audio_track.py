@@ -13,7 +13,7 @@ from transcribed.config import parse_config, parse_options
 from transcribed.engine.audio_windows import speech_window
 from transcribed.languages import most_probable as most_probable_language
 from transcribed.errors import BadInput, ConfigError
-from transcribed.transcription.audio import Stream, choose_track
+from transcribed.transcription.tracks import Stream, choose_track
 from transcribed.transcription.options import effective_options
 
 #: An English stream, then a German one flagged default (a dubbed film's usual layout).

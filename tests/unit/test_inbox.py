@@ -98,3 +98,41 @@ def test_links_fifos_and_sockets_are_offered_and_named_not_regular(tmp_path: Pat
     (inbox.folder / "dir").symlink_to(tmp_path / "elsewhere")
     assert [p.name for p in inbox.scan()] == ["a.wav", "link.wav", "pipe.wav"]
     assert [p.name for p in inbox.not_regular()] == ["link.wav", "pipe.wav"]
+
+
+def test_a_file_the_inbox_will_never_take_is_ignored_with_why(tmp_path: Path) -> None:
+    """An unwatched extension, no extension, a sidecar of an unwatched name: ignored, each with
+    its reason. Taken names, hidden and temporary names (they wait to be renamed) and sidecars of
+    watched names (they travel with their audio, or go to failed/ as strays) are not."""
+    inbox = _inbox(tmp_path / "inbox")
+    for name in ("a.wav", "clip.m2ts", "README", "notes.txt.yaml", "notes.json", ".DS_Store",
+                 ".hidden.m2ts", "talk.mp3.part", "c.wav.crdownload", "talk.mp3.yaml", "gone.wav.json"):
+        _touch(inbox.folder / name)
+    _touch(inbox.folder / "sub" / "photo.JPG")
+    _touch(inbox.folder / ".trash" / "old.m2ts")
+    inbox.scan()
+    ignored = {str(inbox.relative(path)): why for path, why in inbox.ignored().items()}
+    assert ignored == {
+        "clip.m2ts": "its extension .m2ts is not in watch.extensions (rename it, or add m2ts to "
+                     "watch.extensions)",
+        "README": "it has no extension; the inbox takes only names ending in one of watch.extensions",
+        "notes.txt.yaml": "a sidecar of 'notes.txt', a name the inbox never takes: its extension "
+                          ".txt is not in watch.extensions (rename it, or add txt to watch.extensions)",
+        "notes.json": "its extension .json is not in watch.extensions (rename it, or add json to "
+                      "watch.extensions)",
+        "sub/photo.JPG": "its extension .jpg is not in watch.extensions (rename it, or add jpg to "
+                         "watch.extensions)",
+    }
+
+
+def test_what_is_ignored_follows_the_inbox(tmp_path: Path) -> None:
+    """A file renamed to a watched name is taken, no longer ignored; a file gone is forgotten."""
+    inbox = _inbox(tmp_path / "inbox")
+    _touch(inbox.folder / "a.m2ts")
+    _touch(inbox.folder / "b.xyz")
+    inbox.scan()
+    assert sorted(p.name for p in inbox.ignored()) == ["a.m2ts", "b.xyz"]
+    (inbox.folder / "a.m2ts").rename(inbox.folder / "a.wav")
+    (inbox.folder / "b.xyz").unlink()
+    assert [p.name for p in inbox.scan()] == ["a.wav"]
+    assert inbox.ignored() == {}

@@ -10,8 +10,13 @@ import socket
 import time
 from pathlib import Path
 
+from prometheus_client import CollectorRegistry, generate_latest
+from prometheus_client.parser import text_string_to_metric_families
+
+from transcribed.operations.metrics import StatsCollector
 from transcribed.operations.stats import Stats
-from transcribed.operations.status_file import StatusFile, check, forget_dead, judge, read_all
+from transcribed.operations.status_file import StatusFile, check, forget_dead, judge, read_all, render
+from transcribed.operations.status_line import describe
 from transcribed.spool.workers import WorkerId
 
 
@@ -65,3 +70,22 @@ def test_this_containers_file_from_before_a_restart_is_forgotten_once_stale(tmp_
     old = time.time() - 121
     os.utime(record["file"], (old, old))
     assert forget_dead(tmp_path) == [record["worker"]]
+
+
+def test_files_the_inbox_never_takes_are_counted_in_every_report(tmp_path: Path) -> None:
+    """The one count (Stats) in the status line, the status file's text and /metrics; none: no word."""
+    stats = Stats()
+    stats.waiting(3, {})
+    stats.ignored_in_inbox(2)
+    snapshot = stats.snapshot(stale_after=120)
+    assert "; 3 waiting, 2 ignored; 0 done" in describe(snapshot)
+    record = {"worker": "w", "host": "elsewhere", "pid": 1, **snapshot}
+    assert "  2 files in the inbox never taken (inbox.ignored in the log says why)" in render([record], tmp_path)
+    registry = CollectorRegistry()
+    registry.register(StatsCollector(stats, 120, "w"))
+    samples = {s.name: s.value for family in text_string_to_metric_families(generate_latest(registry).decode())
+               for s in family.samples}
+    assert samples["transcribed_inbox_ignored"] == 2
+    stats.ignored_in_inbox(0)
+    assert "; 3 waiting; 0 done" in describe(stats.snapshot(stale_after=120))
+    assert "never taken" not in render([{**record, **stats.snapshot(stale_after=120)}], tmp_path)

@@ -18,10 +18,15 @@ from .per_file import Auto, Library, Route
 from .retention import Retention
 from .schedule import Schedule
 
-#: Extensions taken from the inbox by default (audio and the usual video containers).
+#: Extensions taken from the inbox by default: audio, then video (phones, cameras and camcorders,
+#: DVD and DVR recordings, conference and web recordings). Each is a container PyAV decodes, most
+#: proven by a form of the conformance matrix (tests/support/media_forms.py; docs/inputs.md).
 DEFAULT_EXTENSIONS = (
     "wav", "mp3", "m4a", "flac", "ogg", "oga", "opus", "webm", "mp4", "mkv", "mov", "aac", "wma",
     "aiff", "aif", "amr", "3gp", "m4v", "avi", "mpeg", "mpg", "ts", "caf",
+    "aifc", "au", "w64", "wv", "mka", "m4b", "spx", "awb", "weba", "ac3", "mp2",
+    "m2ts", "mts", "m2t", "mod", "tod", "vob", "vro", "mxf", "dv", "flv", "f4v", "wmv", "asf",
+    "ogv", "divx", "3g2",
 )
 #: Formats whisperx's own writers produce (aud: Audacity's labels, one line per segment).
 KNOWN_FORMATS = ("json", "txt", "srt", "vtt", "tsv", "aud")

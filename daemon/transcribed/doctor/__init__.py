@@ -38,7 +38,7 @@ def diagnose(config: Config, sample: bool = True) -> Report:
     `sample=False` leaves out the sample transcription (a child process loading the model),
     reported as skipped: the other checks are quick and start no process, so unit tests use it.
     """
-    from ..engine.whisperx_setup import keep_libraries_offline_and_private
+    from ..engine.environment import keep_libraries_offline_and_private
 
     keep_libraries_offline_and_private()
     report = Report(config=str(config.source) if config.source else "built-in defaults")

@@ -36,15 +36,12 @@ from . import packing
 from .audio_windows import speech_inside, speech_window
 from .base import EngineSettings, Progress, Request, SpeechChunk, SpeechOf, Transcript, segment_of
 from .catalogue import Catalogue
+from .environment import disable_pyannote_telemetry, keep_libraries_offline_and_private
 from .hardware import CPU_BATCH_SIZE
 from .oom import BatchGovernor
 from .shared_window import Silences, transcribe_windows
 from .silero import SileroSpeech
-from .whisperx_setup import (
-    disable_pyannote_telemetry,
-    keep_libraries_offline_and_private,
-    load_model_arguments,
-)
+from .whisperx_setup import load_model_arguments
 
 log = logs.get_logger()
 

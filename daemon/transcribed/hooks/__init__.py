@@ -1,7 +1,8 @@
 """Completion hooks: a command run, a webhook called and notifications sent when a job ends
 (docs/hooks.md, docs/notifications.md).
 
-queue.py          Hooks: durable pending records, the delivery thread, retries, the ledger, take-overs
+queue.py          Hooks: durable pending records, the delivery thread, retries, the ledger
+takeover.py       pending records of gone workers taken over; the delivered ledger pruned
 notes.py          what a delivery says: which outcomes fire, the job's note, where its files went
 calls.py          one try: the command (stdin JSON, TRANSCRIBED_* variables) or the signed POST
 notifications.py  one try of a notification: an Apprise URL from `hooks.notify.urls_file`

@@ -46,6 +46,7 @@ from ..spool.workers import Liveness, WorkerId, machine_identity, timestamp
 from .calls import CommandRunner, environment, headers, post_json, read_secret
 from .notes import NOTE_FILE, delivery_body, ended, job_note, places_of, wanted
 from .notifications import TARGET_PREFIX, Notifications
+from .takeover import Takeover, prune_ledger
 from .tally import Tally
 
 #: The hooks' folder under `folders.state`: a folder of pending records per daemon, and the ledger.
@@ -92,7 +93,8 @@ class Hooks:
         #: A library job's media and subtitles are placed under its library (docs/libraries.md).
         self._roots.update({f"libraries[{i}]": lib.path for i, lib in enumerate(config.libraries)
                             if lib.path is not None})
-        self._liveness = Liveness(worker, machine_identity(), config.daemon.lease_seconds)
+        self._takeover = Takeover(self.root, self.mine, self.work,
+                                  Liveness(worker, machine_identity(), config.daemon.lease_seconds))
         self._stop = threading.Event()
         self._wake = threading.Event()
         self._thread: threading.Thread | None = None
@@ -216,7 +218,7 @@ class Hooks:
         """Start delivering (pending records of earlier runs too); nothing when no hook is set."""
         if not self.enabled:
             return
-        self._prune_ledger()
+        prune_ledger(self.root / DELIVERED, LEDGER_KEEP_SECONDS)
         self._thread = threading.Thread(target=self._run, name="hooks", daemon=True)
         self._thread.start()
         log.info("hooks.started", command=self.settings.command is not None,
@@ -252,7 +254,7 @@ class Hooks:
             return SCAN_SECONDS  # or sooner: storage's recovery wakes the thread
         now = time.monotonic()
         if now >= self._next_scan:
-            self._take_over_orphans()
+            self._takeover.take_over_orphans()
             self._next_scan = now + SCAN_SECONDS
         waits = [self._next_scan - now]
         for path in sorted(self.mine.glob("*.json")) if self.mine.is_dir() else []:
@@ -314,7 +316,7 @@ class Hooks:
 
     def _storage_recovered(self) -> None:
         """Writes go through again: no daemon could renew its lease meanwhile; deliveries resume."""
-        self._liveness.forget_seen()
+        self._takeover.liveness.forget_seen()
         self._wake.set()
 
     def _targets(self) -> list[str]:
@@ -390,39 +392,3 @@ class Hooks:
         folder.mkdir(parents=True, exist_ok=True)
         os.replace(path, folder / path.name)
         log.error("hook.gave_up", job_id=path.stem, reason=reason, kept_in=str(folder))
-
-    # --- records of workers that are gone --------------------------------------------------------
-
-    def _take_over_orphans(self) -> None:
-        """Rename the pending records of gone workers into ours (exactly one daemon wins each)."""
-        for folder in sorted(self.root.iterdir()) if self.root.is_dir() else []:
-            if folder == self.mine or not folder.is_dir() or WorkerId.parse(folder.name) is None:
-                continue
-            reason = self._gone_because(folder.name)
-            if reason is None:
-                continue
-            for record in sorted(folder.glob("*.json")):
-                self.mine.mkdir(parents=True, exist_ok=True)
-                try:
-                    os.rename(record, self.mine / record.name)
-                except OSError:
-                    continue  # another daemon was faster
-                log.info("hook.taken_over", job_id=record.stem, previous_worker=folder.name,
-                         reason=reason)
-            durable.fsync_dir(self.mine)
-            with contextlib.suppress(OSError):
-                folder.rmdir()
-
-    def _gone_because(self, name: str) -> str | None:
-        work = self.work / name
-        if not work.is_dir():
-            return "its work folder is gone (it stopped, or its jobs were adopted)"
-        return self._liveness.gone_because(work)
-
-    def _prune_ledger(self) -> None:
-        folder = self.root / DELIVERED
-        cutoff = time.time() - LEDGER_KEEP_SECONDS
-        for path in folder.glob("*.json") if folder.is_dir() else []:
-            with contextlib.suppress(OSError):
-                if path.stat().st_mtime < cutoff:
-                    path.unlink()

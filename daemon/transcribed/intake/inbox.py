@@ -2,7 +2,10 @@
 
 Users copy files into `inbox/` (subfolders too). A file is taken once its name has a watched
 extension and is neither hidden nor a temporary name (a copying program's `talk.mp3.part`). A
-sidecar (spool/sidecars.py) whose audio never comes is a stray.
+sidecar (spool/sidecars.py) whose audio never comes is a stray. Every other file will never be
+taken (an extension not in `watch.extensions`, no extension): it is ignored, and `ignored()` says
+why, so that nothing lies in the inbox unexplained. Hidden and temporary names are not ignored:
+they wait to be renamed.
 """
 
 from __future__ import annotations
@@ -37,6 +40,8 @@ class _Listing:
     folders: list[str]
     #: The paths of `files` the inbox takes, worked out on the first scan that needs them.
     wanted: list[Path] | None = None
+    #: The paths of `files` the inbox will never take, and why (the same way).
+    ignored: dict[Path, str] | None = None
 
 
 class Inbox:
@@ -78,6 +83,33 @@ class Inbox:
         return [folder / name for folder, listing in self._listings.items()
                 for name in sorted(listing.special) if self.wants(name)]
 
+    def ignored(self) -> dict[Path, str]:
+        """The files of the last scan that will never be taken, each with the reason: not hidden,
+        not a temporary name, not a sidecar of a name the inbox takes, and not taken by name."""
+        found: dict[Path, str] = {}
+        for folder, listing in self._listings.items():
+            if listing.ignored is None:
+                listing.ignored = {folder / name: why for name in listing.files
+                                   if (why := self.why_ignored(name)) is not None}
+            found.update(listing.ignored)
+        return found
+
+    def why_ignored(self, name: str) -> str | None:
+        """Why a file of this name will never be taken; None when it is taken, waits (hidden, a
+        temporary name) or is a sidecar of a name the inbox takes."""
+        if self.wants(name) or _waits(name):
+            return None
+        audio = audio_named_by(name)
+        if audio is not None and "." in audio:
+            why = self.why_ignored(audio)
+            return None if why is None else f"a sidecar of {audio!r}, a name the inbox never takes: {why}"
+        extension = name.rpartition(".")[2].lower() if "." in name else ""
+        if not extension:
+            return ("it has no extension; the inbox takes only names ending in one of "
+                    "watch.extensions")
+        return (f"its extension .{extension} is not in watch.extensions (rename it, or add "
+                f"{extension} to watch.extensions)")
+
     def stray_sidecars(self, older_than: float) -> list[Path]:
         """Sidecars in the inbox, untouched for `older_than` seconds, whose audio is not there,
         not even under a temporary name (`talk.mp3.part`) while it is being copied."""
@@ -94,7 +126,7 @@ class Inbox:
 
     def wants(self, name: str) -> bool:
         """Is this a file name the daemon takes (once it is complete)?"""
-        if name.startswith(".") or name.lower().endswith(TEMPORARY_SUFFIXES):
+        if _waits(name):
             return False
         return name.rpartition(".")[2].lower() in self.extensions and "." in name
 
@@ -151,6 +183,11 @@ def _read_folder(folder: Path, signature: tuple[int, int, int]) -> _Listing | No
     except OSError:
         return None
     return _Listing(signature, sorted(files), frozenset(special), sorted(folders))
+
+
+def _waits(name: str) -> bool:
+    """A hidden or temporary name (a copy in progress): neither taken nor ignored, until renamed."""
+    return name.startswith(".") or name.lower().endswith(TEMPORARY_SUFFIXES)
 
 
 def _audio_on_its_way(audio: str, names: list[str]) -> bool:

@@ -1,7 +1,9 @@
 """The inbox as a job source: complete files claimed oldest first, and each job's end in the folders.
 
 A claim takes the complete files of the last look at the inbox (inbox.py scans, arrivals.py says
-which are complete) and renames each into this worker's folder (spool/claim.py). A job's end is
+which are complete) and renames each into this worker's folder (spool/claim.py). A file the inbox
+will never take (an extension not watched) is logged once, with why (`inbox.ignored`), and
+counted for the reports; it is never claimed, so nothing retries it. A job's end is
 a plan of moves (spool/finish.py): results to the outbox and the source to done/, or the source
 and its report to failed/, or the source back into the inbox untouched.
 """
@@ -57,6 +59,8 @@ class InboxSource:
         self._ready_until = 0.0
         #: When each of them was first found complete (time.monotonic()), for `prefer`'s bound.
         self._ready_since: dict[Path, float] = {}
+        #: Files the inbox will never take that were logged (inbox.ignored) while they stay there.
+        self._ignored: set[Path] = set()
 
     def prepare(self) -> None:
         """Nothing of its own: the inbox is one of the folders the work folder sets up."""
@@ -93,6 +97,7 @@ class InboxSource:
         if not self._ready or now >= self._ready_until:
             waiting = self.inbox.scan()
             self._count_waiting(waiting)
+            self._report_ignored()
             fresh = [*self.inbox.not_regular(), *self.arrivals.ready(waiting)]
             self._ready = deque(dict.fromkeys(fresh))
             found = self.clock()
@@ -124,6 +129,15 @@ class InboxSource:
         names = {path: str(self.inbox.relative(path)) for path in waiting}
         durations = self._backlog_audio.durations(names)
         self.stats.waiting(len(names), {name: durations.get(path) for path, name in names.items()})
+
+    def _report_ignored(self) -> None:
+        """Each file the inbox will never take, logged once while it stays (a file renamed or
+        brought back is new), and how many there are, for the reports."""
+        ignored = self.inbox.ignored()
+        for path in sorted(ignored.keys() - self._ignored):
+            log.warning("inbox.ignored", file=str(self.inbox.relative(path)), reason=ignored[path])
+        self._ignored = set(ignored)
+        self.stats.ignored_in_inbox(len(ignored))
 
     def set_aside(self) -> list[tuple[Job, BadInput]]:
         """A sidecar left in the inbox without its audio is claimed, to go to failed/ with a

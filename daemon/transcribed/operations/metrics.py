@@ -66,6 +66,9 @@ class StatsCollector(Collector):
         yield _gauge("queue_audio_seconds", "Declared audio seconds of the waiting files whose "
                      "headers tell it (the inbox is shared: take max() across daemons); over "
                      "rate(audio_seconds_total): the backlog's ETA.", s["queue_audio_s"])
+        yield _gauge("inbox_ignored", "Files in the inbox at the last scan that it will never "
+                     "take (an extension not in watch.extensions; each logged once as "
+                     "inbox.ignored with the reason).", s["inbox_ignored"])
         if s.get("library_waiting") is not None:
             yield _gauge("library_waiting", "Library media files the last scan found without "
                          "their subtitles, not yet claimed (the libraries may be shared: take "

@@ -65,6 +65,8 @@ class Stats:
     #: name -> seconds, None where the header does not tell); a job that starts leaves them.
     inbox_waiting: int = 0
     inbox_audio: dict[str, float | None] = field(default_factory=dict)
+    #: Files in the inbox it will never take (an extension not watched), at the last scan.
+    inbox_ignored: int = 0
     #: This daemon's jobs waiting for a retry, the same way (each also counted as waiting).
     retries_audio: dict[str, float | None] = field(default_factory=dict)
     #: Library media files the last scan found without their subtitles, not yet claimed (None:
@@ -156,6 +158,11 @@ class Stats:
         (relative name -> seconds, None where its header does not tell)."""
         with self._lock:
             self.inbox_waiting, self.inbox_audio = count, dict(audio)
+
+    def ignored_in_inbox(self, count: int) -> None:
+        """How many files the last inbox scan found that will never be taken (inbox.ignored)."""
+        with self._lock:
+            self.inbox_ignored = count
 
     def retries_waiting(self, audio: dict[str, float | None]) -> None:
         """This daemon's jobs waiting for a retry: relative name -> declared seconds (None where
@@ -295,6 +302,7 @@ class Stats:
                 "batch_size": self.batch_size,
                 "queue_length": self.queue_length,
                 "queue_audio_s": round(self._queue_audio_seconds(), 3),
+                "inbox_ignored": self.inbox_ignored,
                 "library_waiting": self.library_waiting,
                 "waiting": self._waiting_named(),
                 "claims_paused": self.claims_paused,

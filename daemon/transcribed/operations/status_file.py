@@ -275,6 +275,10 @@ def _state_lines(record: dict[str, Any]) -> list[str]:
                      "(where their headers tell it)")
     if record.get("library_waiting"):
         lines.append(f"  {record['library_waiting']} library files waiting for their subtitles")
+    if record.get("inbox_ignored"):
+        count = record["inbox_ignored"]
+        lines.append(f"  {count} file{'s' if count != 1 else ''} in the inbox never taken "
+                     "(inbox.ignored in the log says why)")
     if record.get("paused"):
         lines.append(_paused_line(record["paused"]))
     if record.get("unloaded_at"):

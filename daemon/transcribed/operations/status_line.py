@@ -18,7 +18,8 @@ _IDLE = {"running": "idle", "loading": "loading the model", "unloaded": "idle, m
 
 def describe(snapshot: dict[str, Any]) -> str:
     """One line a person reads in `systemctl status` and `transcribed status`, e.g.
-    "transcribing talks/keynote.mp3: 42 %, about 3 min left; 3 waiting; 41 done, 2 failed"."""
+    "transcribing talks/keynote.mp3: 42 %, about 3 min left; 3 waiting; 41 done, 2 failed"
+    ("3 waiting, 1 ignored" when a file in the inbox will never be taken)."""
     jobs, state = snapshot["jobs"], snapshot["state"]
     storage = snapshot.get("storage") or {}
     if storage.get("waiting") and state != "stopping" and not snapshot["current_file"]:
@@ -35,6 +36,8 @@ def describe(snapshot: dict[str, Any]) -> str:
     waiting = f"{snapshot['queue_length']} waiting"
     if snapshot.get("library_waiting"):
         waiting += f" (and {snapshot['library_waiting']} library files)"
+    if snapshot.get("inbox_ignored"):
+        waiting += f", {snapshot['inbox_ignored']} ignored"
     return (f"{doing}; {waiting}; {jobs['done']} done, "
             f"{jobs['failed']} failed" + (f", {jobs['retried']} retried" if jobs.get("retried") else ""))
 

@@ -1,9 +1,15 @@
 """Decoding: any audio or video file to 16 kHz mono float32, with PyAV (as faster-whisper does).
 
 No ffmpeg binary is needed. PyAV decodes a truncated mp3, wav or m4a without any error and
-returns the partial audio, so the container's declared duration is compared with what decoded.
-(An mp3 without a Xing/Info header declares no length: its duration is estimated from its size,
-so a truncated one cannot be told from a short one.)
+returns the partial audio, so the length the file declares for the chosen audio stream (its own,
+declared.py: a video may outlast its audio) is compared with what decoded. (An mp3 without a
+Xing/Info header declares no length: its duration is estimated from its size, so a truncated one
+cannot be told from a short one.)
+
+Time: `Audio.offset_seconds` is where the decoded samples start on the media's clock (the audio
+of a camera or a DVR recording may start after its video); every segment and word time is
+shifted by it when the results are written (outputs.on_media_clock), so that a subtitle appears
+when its word is heard in a player.
 
 Memory: the samples are decoded straight into one float32 array sized from the declared
 duration, 64 kB per second of audio (230 MB per hour), where faster-whisper's `decode_audio`
@@ -12,9 +18,8 @@ peaks near three times that (an int16 buffer, then two float32 copies). A file l
 MB of FLAC but 230 MB decoded, so a small file could otherwise ask for the machine's memory), and
 a file whose header lies or says nothing is stopped once it has decoded past the limit.
 
-Which audio stream: `audio.track` (or a route's or sidecar's `audio_track`) chooses among a
-file's audio streams by number, by the languages its streams are tagged with, or (auto) the one
-flagged default, else the first (`choose_track`); the choice and why go into the job's metadata.
+Which audio stream: `audio.track` chooses it (tracks.py); the choice and why go into the job's
+metadata.
 
 The file is never opened by path by PyAV: `untrusted.open_regular` opens it (only a regular
 file, never through a link, never blocking on a FIFO) and PyAV reads that open file.
@@ -22,6 +27,7 @@ file, never through a link, never blocking on a FIFO) and PyAV reads that open f
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 import gc
 import os
@@ -33,9 +39,10 @@ from typing import Any, BinaryIO
 
 import numpy as np
 
-from .. import languages
 from ..config import Input
 from ..errors import BadInput
+from .declared import stream_length, stream_offset, wav_data_seconds
+from .tracks import Track, TrackSetting, choose_track, stream_of
 from .untrusted import NO_LINKS, LinkPolicy, open_regular
 
 SAMPLE_RATE = 16_000
@@ -54,43 +61,18 @@ MIN_DERIVED_SECONDS = 3600.0
 _UNLIMITED = 1 << 60
 
 
-#: `audio.track`: "auto", an audio stream's number, or two-letter languages in order of preference.
-TrackSetting = str | int | tuple[str, ...]
-
-
-@dataclass(frozen=True)
-class Stream:
-    """What a container says about one of its audio streams."""
-
-    #: Its number among the file's audio streams (0 = the first), as `audio.track` counts.
-    number: int
-    #: The stream's language tag as written (`eng`, `ger`, `und`), or None.
-    language: str | None = None
-    default: bool = False
-
-
-@dataclass(frozen=True)
-class Track:
-    """The audio stream chosen for a job, and why (the job's metadata shows both)."""
-
-    number: int
-    streams: int
-    language: str | None
-    reason: str
-
-    def describe(self) -> dict[str, object]:
-        return {"stream": self.number, "streams": self.streams, "language": self.language,
-                "reason": self.reason}
-
-
 @dataclass(frozen=True)
 class Audio:
     """Decoded samples and what the container said about them."""
 
     samples: np.ndarray
+    #: The length the file declares for this audio stream (None: it declares none of its own).
     declared_seconds: float | None
     truncated: bool = False
     track: Track | None = None
+    #: Where the first sample is heard on the media's clock (0 = the earliest start of any
+    #: stream), in seconds: every segment and word time is shifted by it.
+    offset_seconds: float = 0.0
 
     @property
     def seconds(self) -> float:
@@ -107,14 +89,15 @@ def decode(path: Path, accept_truncated: bool = False, max_seconds: float | None
             size = os.fstat(file.fileno()).st_size
             if size == 0:
                 raise BadInput("empty", "the file is empty (0 bytes)")
-            declared, chosen = _probe(file, path, track)
+            probed = _probe(file, path, track)
+            declared = probed.declared
             if max_seconds is not None and declared is not None and declared > max_seconds:
                 raise _too_long(f"its header declares {declared:.2f} s of audio", max_seconds)
             file.seek(0)
-            samples = _decode_samples(file, path, declared, max_seconds, chosen.number)
+            samples = _decode_samples(file, path, probed.estimate, max_seconds, probed.track.number)
     except OSError as exc:
         raise BadInput("unreadable", f"cannot read the file: {exc.strerror}") from None
-    audio = Audio(samples, declared, track=chosen)
+    audio = Audio(samples, declared, track=probed.track, offset_seconds=probed.offset)
     if declared and audio.seconds < declared - _tolerance(declared):
         if not accept_truncated:
             raise BadInput(
@@ -122,7 +105,7 @@ def decode(path: Path, accept_truncated: bool = False, max_seconds: float | None
                 f"the file is truncated: its header declares {declared:.2f} s of audio but only "
                 f"{audio.seconds:.2f} s could be decoded (set input.accept_truncated to transcribe "
                 "what is there)")
-        audio = Audio(samples, declared, truncated=True, track=chosen)
+        audio = dataclasses.replace(audio, truncated=True)
     if len(samples) == 0:
         raise BadInput("no_audio", "the file holds no audio samples")
     return audio
@@ -137,20 +120,31 @@ def decode_input(path: Path, settings: Input, track: TrackSetting = "auto") -> A
 
 
 def declared_seconds(path: Path, links: LinkPolicy = NO_LINKS) -> float | None:
-    """The duration the container declares for its first audio stream (None if it declares none)."""
+    """How long the (auto-chosen) audio stream is by the header: its own declared length, else
+    the container's duration, a bound on it (a video may outlast its audio); None if neither is
+    declared. For estimates (the backlog, decoding ahead), not for truncation."""
     try:
         with open_regular(path, links) as file:
-            return _declared_seconds_of(file, path)
+            return _probe(file, path, "auto").estimate
     except OSError as exc:
         raise BadInput("unreadable", f"cannot read the file: {exc.strerror}") from None
 
 
-def _declared_seconds_of(file: BinaryIO, path: Path) -> float | None:
-    return _probe(file, path, "auto")[0]
+@dataclass(frozen=True)
+class _Probed:
+    """What a file's header says about the audio stream chosen for a job."""
+
+    track: Track
+    #: The stream's own declared length (None: it declares none): truncation is judged by it.
+    declared: float | None
+    #: `declared`, else the container's duration (an upper bound): sizes the decoding buffer.
+    estimate: float | None
+    #: The stream's start on the media's clock (Audio.offset_seconds).
+    offset: float
 
 
-def _probe(file: BinaryIO, path: Path, track: TrackSetting) -> tuple[float | None, Track]:
-    """The audio stream `track` chooses, and the duration the container declares for it."""
+def _probe(file: BinaryIO, path: Path, track: TrackSetting) -> _Probed:
+    """The audio stream `track` chooses, the length the file declares for it, and where it starts."""
     import av
 
     try:
@@ -160,57 +154,22 @@ def _probe(file: BinaryIO, path: Path, track: TrackSetting) -> tuple[float | Non
                 kinds = sorted({s.type for s in container.streams}) or ["no streams"]
                 raise BadInput("no_audio_stream",
                                f"the file has no audio stream (it has: {', '.join(kinds)})")
-            chosen = choose_track([_stream_of(number, s) for number, s in enumerate(streams)], track)
+            chosen = choose_track([stream_of(number, s) for number, s in enumerate(streams)], track)
             stream = streams[chosen.number]
-            if stream.duration is not None and stream.time_base is not None:
-                return float(stream.duration * stream.time_base), chosen
-            if container.duration is not None:
-                return float(container.duration / av.time_base), chosen
-            return None, chosen
+            declared = stream_length(container, stream)
+            whole = None if container.duration is None else float(container.duration / av.time_base)
+            offset, wav = stream_offset(container, stream), container.format.name == "wav"
+        if wav:  # FFmpeg sizes a WAV's audio by the bytes there are: the header says what was meant
+            meant = wav_data_seconds(file)
+            if meant is not None and (declared is None or meant > declared):
+                declared = meant
+        return _Probed(chosen, declared, declared if declared is not None else whole, offset)
     except PermissionError as exc:
         raise BadInput("unreadable", f"cannot read the file: {exc.strerror}") from None
     except BadInput:
         raise
     except (av.error.FFmpegError, ValueError, IndexError, RuntimeError, OSError) as exc:
         raise BadInput("not_audio", f"not a readable audio or video file: {_last_line(exc, path)}") from None
-
-
-def _stream_of(number: int, stream: Any) -> Stream:
-    import av
-
-    default = bool(stream.disposition & av.stream.Disposition.default)
-    return Stream(number, (stream.metadata or {}).get("language") or None, default)
-
-
-def choose_track(streams: list[Stream], setting: TrackSetting) -> Track:
-    """The stream `setting` names: its number; the first stream tagged with the first of the
-    languages present (two-letter codes against the containers' three-letter tags: `de` is
-    `ger` and `deu`), the default-flagged one first among several; else (and for "auto") the
-    stream flagged default, else the first. BadInput for a number the file does not have."""
-    count = len(streams)
-    if isinstance(setting, int):
-        if setting >= count:
-            raise BadInput("no_such_track", f"audio.track is {setting}, but the file has {count} "
-                           f"audio stream{'s' if count > 1 else ''} (numbered from 0)")
-        return Track(setting, count, streams[setting].language, f"audio.track is {setting}")
-    if isinstance(setting, tuple):
-        for wanted in setting:
-            matching = [s for s in streams if languages.code_of_tag(s.language) == wanted]
-            if matching:
-                best = next((s for s in matching if s.default), matching[0])
-                return Track(best.number, count, best.language,
-                             f"tagged {best.language}: {wanted}, the first of {', '.join(setting)} present")
-    fallback = next((s for s in streams if s.default), streams[0])
-    if count == 1:
-        why = "the only audio stream"
-    elif fallback.default:
-        why = "the stream flagged default"
-    else:
-        why = "the first audio stream (none is flagged default)"
-    if isinstance(setting, tuple):
-        tags = sorted({s.language or "untagged" for s in streams})
-        why = f"no stream in {', '.join(setting)} (the file has {', '.join(tags)}): {why}"
-    return Track(fallback.number, count, fallback.language, why)
 
 
 def max_audio_seconds(setting: float | str) -> tuple[float, str]:

@@ -25,7 +25,10 @@ class Metadata(TypedDict, total=False):
     worker: str
     version: str
     audio_seconds: float
+    #: The length the file declares for the transcribed audio stream (None: none of its own).
     declared_seconds: float | None
+    #: Where that stream starts on the media's clock: every time in the results includes it.
+    audio_offset_seconds: float
     truncated: bool
     #: The spoken language (given or detected, with Whisper's probability when detected), and
     #: the language of the text: English for a translation (`task: translate`), else the same.
@@ -83,7 +86,7 @@ def job_metadata(job: Job, audio: Audio, result: Transcript, options: Effective,
         "attempts": job.attempts,
         "worker": worker, "version": __version__,
         "audio_seconds": round(audio.seconds, 3), "declared_seconds": audio.declared_seconds,
-        "truncated": audio.truncated,
+        "audio_offset_seconds": audio.offset_seconds, "truncated": audio.truncated,
         **({"audio_track": audio.track.describe()} if audio.track else {}),
         "language": result.get("language"),
         "language_probability": result.get("language_probability"),

@@ -105,7 +105,8 @@ class Pipeline:
         with self._stage("decode"):
             audio = decode_input(job.source, self.config.input, options.audio_track)
         log.info("job.decoded", audio_s=round(audio.seconds, 3), declared_s=audio.declared_seconds,
-                 truncated=audio.truncated, seconds=self.run_state.timings["decode"])
+                 offset_s=audio.offset_seconds, truncated=audio.truncated,
+                 seconds=self.run_state.timings["decode"])
         self.progress.track(job.id, audio.seconds, started)
         request = Request(language=options.language, task=options.task, file=job.relpath.name,
                           initial_prompt=options.initial_prompt, hotwords=options.hotwords,
@@ -236,7 +237,8 @@ class Pipeline:
         with self._stage("write"):
             metadata = self._metadata(job, prepared.audio, english, options, prepared.started)
             written = write_outputs(english, metadata, options.outputs(), job.staging,
-                                    f"{job.stem}.{translation.TRANSLATION_LANGUAGE}")
+                                    f"{job.stem}.{translation.TRANSLATION_LANGUAGE}",
+                                    offset_seconds=prepared.audio.offset_seconds)
         return translation.english_outputs(written)
 
     def write_later(self, job: Job, result: Transcript, metadata: Metadata,
@@ -245,7 +247,8 @@ class Pipeline:
         again (the job's `resume`: it is not transcribed again). After a later stage failed, that
         failure is raised then, the plain transcript kept. Refused again: resumable again."""
         try:
-            written = write_outputs(plain_result(result), metadata, outputs, job.staging, job.stem)
+            written = write_outputs(plain_result(result), metadata, outputs, job.staging, job.stem,
+                                    offset_seconds=metadata["audio_offset_seconds"])
         except StorageFault as fault:
             fault.resume = functools.partial(self.write_later, job, result, metadata, outputs, failed)
             raise
@@ -274,7 +277,7 @@ class Pipeline:
         try:
             with self._stage("write"):
                 written = write_outputs(plain_result(result), metadata, options.outputs(),
-                                        job.staging, job.stem)
+                                        job.staging, job.stem, offset_seconds=audio.offset_seconds)
         except FailedIn as exc:
             if not isinstance(exc.error, StorageFault):
                 raise
