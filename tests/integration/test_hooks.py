@@ -7,7 +7,6 @@ from __future__ import annotations
 import hashlib
 import hmac
 import json
-import os
 import shutil
 import signal
 import sys
@@ -100,15 +99,8 @@ def _daemon(folders: Folders, failpoints: str = "") -> DaemonProcess:
 
 
 def _deliver(folders: Folders, relpath: str, audio: bool = True) -> None:
-    """Write beside the inbox, then rename in (a careful copier); not audio: a text file."""
-    staging = folders.root / "staging" / relpath
-    staging.parent.mkdir(parents=True, exist_ok=True)
-    if audio:
-        write_tone_wav(staging, 1.0)
-    else:
-        write_text_as(staging)
-    (folders.inbox / relpath).parent.mkdir(parents=True, exist_ok=True)
-    os.rename(staging, folders.inbox / relpath)
+    """A second of tone, or (not audio) a text file, renamed into the inbox."""
+    folders.deliver(relpath, (lambda path: write_tone_wav(path, 1.0)) if audio else write_text_as)
 
 
 def _hook_config(folders: Folders, **hooks: Any) -> None:

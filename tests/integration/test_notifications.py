@@ -6,7 +6,6 @@ and no URL's secret ever reaches the log."""
 from __future__ import annotations
 
 import json
-import os
 from pathlib import Path
 
 from tests.support.daemon import DaemonProcess, Folders, wait_until
@@ -30,15 +29,8 @@ def _notify_config(folders: Folders, urls: list[str], **hooks: object) -> None:
 
 
 def _deliver(folders: Folders, relpath: str, audio: bool = True) -> None:
-    """Written beside the inbox, then renamed in."""
-    staging = folders.root / "staging" / relpath
-    staging.parent.mkdir(parents=True, exist_ok=True)
-    if audio:
-        write_tone_wav(staging, 1.0)
-    else:
-        write_text_as(staging)
-    (folders.inbox / relpath).parent.mkdir(parents=True, exist_ok=True)
-    os.rename(staging, folders.inbox / relpath)
+    """A second of tone, or (not audio) a text file, renamed into the inbox."""
+    folders.deliver(relpath, (lambda path: write_tone_wav(path, 1.0)) if audio else write_text_as)
 
 
 def _no_secret_in(daemon: DaemonProcess, secrets: list[str]) -> None:

@@ -5,24 +5,11 @@ from __future__ import annotations
 
 import json
 import signal
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
-from tests.support.objectstore import Deployment, open_deployment
-
-
-@pytest.fixture
-def deployment(tmp_path: Path) -> Iterator[Deployment]:
-    deployment = open_deployment(tmp_path)
-    try:
-        yield deployment
-    finally:
-        deployment.close()
-        deployment.s3_server.stop(signal.SIGKILL)
-        if deployment.nats is not None:
-            deployment.nats.stop(signal.SIGKILL)
+from tests.support.objectstore import Deployment
 
 
 def test_objects_in_the_inbox_prefix_are_transcribed_and_committed_once(deployment: Deployment) -> None:

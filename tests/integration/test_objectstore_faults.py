@@ -9,31 +9,14 @@ from __future__ import annotations
 import os
 import signal
 from collections import Counter
-from collections.abc import Iterator
-from pathlib import Path
-
-import pytest
 
 from tests.support.daemon import DaemonProcess, wait_until
 from tests.support.objectstore import (
     ACK_WAIT,
     Deployment,
     notification,
-    open_deployment,
     publish,
 )
-
-
-@pytest.fixture
-def deployment(tmp_path: Path) -> Iterator[Deployment]:
-    deployment = open_deployment(tmp_path)
-    try:
-        yield deployment
-    finally:
-        deployment.close()
-        deployment.s3_server.stop(signal.SIGKILL)
-        if deployment.nats is not None:
-            deployment.nats.stop(signal.SIGKILL)
 
 
 def _events(daemons: list[DaemonProcess], event: str, **fields: object) -> list[dict[str, object]]:

@@ -3,40 +3,9 @@ ext4 refuses a mkdir too, ext4 with few inodes, and a btrfs quota that answers E
 
 from __future__ import annotations
 
-import errno
 import os
-from collections.abc import Callable
-from pathlib import Path
 
-from tests.support.smallfs import btrfs_quota, ext4_image
-
-MiB = 1 << 20
-
-
-def errno_of(action: Callable[[], object]) -> str:
-    try:
-        action()
-    except OSError as exc:
-        return errno.errorcode[exc.errno]
-    return "ok"
-
-
-def write(path: Path, size: int) -> None:
-    with open(path, "wb") as file:
-        file.write(b"x" * size)
-        file.flush()
-        os.fsync(file.fileno())
-
-
-def atomic_write(path: Path, size: int) -> None:
-    """The daemon's durable.write_file_atomic: a temp file, fsync, rename."""
-    tmp = path.with_name(f".{path.name}.tmp")
-    try:
-        write(tmp, size)
-        os.replace(tmp, path)
-    except BaseException:
-        tmp.unlink(missing_ok=True)
-        raise
+from tests.support.smallfs import MiB, btrfs_quota, errno_of, ext4_image, write
 
 
 def test_ext4_full_refuses_a_mkdir_too() -> None:

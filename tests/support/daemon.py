@@ -77,6 +77,16 @@ class Folders:
         self.config.write_text(yaml.safe_dump(data))
         return self.config
 
+    def deliver(self, relpath: str, make: Callable[[Path], object]) -> Path:
+        """A careful copier: `make` writes the file beside the inbox, then it is renamed in (complete
+        at once, whatever the settle time)."""
+        staging = self.root / "staging" / relpath
+        staging.parent.mkdir(parents=True, exist_ok=True)
+        make(staging)
+        (self.inbox / relpath).parent.mkdir(parents=True, exist_ok=True)
+        os.rename(staging, self.inbox / relpath)
+        return self.inbox / relpath
+
     def files(self, folder: Path) -> list[str]:
         """Every file below `folder`, relative, sorted."""
         if not folder.exists():

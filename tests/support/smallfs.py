@@ -45,7 +45,7 @@ import shutil
 import subprocess
 import tempfile
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -417,3 +417,36 @@ def _run(argv: list[str]) -> str:
     if done.returncode != 0:
         raise AssertionError(f"{' '.join(argv)} exited {done.returncode}: {done.stderr.strip()}")
     return done.stdout
+
+
+# --- what the tests of a small filesystem do on it ------------------------------------------------
+
+MiB = 1 << 20
+
+
+def errno_of(action: Callable[[], object]) -> str:
+    """The name of the errno `action` fails with, or "ok"."""
+    try:
+        action()
+    except OSError as exc:
+        return errno.errorcode[exc.errno]
+    return "ok"
+
+
+def write(path: Path, size: int) -> None:
+    """`size` bytes into `path`, flushed to the filesystem."""
+    with open(path, "wb") as file:
+        file.write(b"x" * size)
+        file.flush()
+        os.fsync(file.fileno())
+
+
+def atomic_write(path: Path, size: int) -> None:
+    """As the daemon's durable.write_file_atomic writes: a temp file, fsync, rename."""
+    tmp = path.with_name(f".{path.name}.tmp")
+    try:
+        write(tmp, size)
+        os.replace(tmp, path)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise

@@ -4,43 +4,13 @@ loop-mounted ext4 and btrfs run mkfs: tests/integration/test_smallfs.py."""
 
 from __future__ import annotations
 
-import errno
 import os
-from collections.abc import Callable
 from pathlib import Path
 
 import pytest
 
 from tests.support import smallfs
-from tests.support.smallfs import tmpfs
-
-MiB = 1 << 20
-
-
-def errno_of(action: Callable[[], object]) -> str:
-    try:
-        action()
-    except OSError as exc:
-        return errno.errorcode[exc.errno]
-    return "ok"
-
-
-def write(path: Path, size: int) -> None:
-    with open(path, "wb") as file:
-        file.write(b"x" * size)
-        file.flush()
-        os.fsync(file.fileno())
-
-
-def atomic_write(path: Path, size: int) -> None:
-    """The daemon's durable.write_file_atomic: a temp file, fsync, rename."""
-    tmp = path.with_name(f".{path.name}.tmp")
-    try:
-        write(tmp, size)
-        os.replace(tmp, path)
-    except BaseException:
-        tmp.unlink(missing_ok=True)
-        raise
+from tests.support.smallfs import MiB, atomic_write, errno_of, tmpfs, write
 
 
 def test_a_full_tmpfs_refuses_data_but_takes_names_and_comes_back_at_once() -> None:
