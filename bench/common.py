@@ -224,7 +224,7 @@ def engine_settings(config: Config) -> EngineSettings:
 
 def describe(config: Config, settings: EngineSettings) -> str:
     """The settings in one line (the language as the engine loads the model with it)."""
-    from transcribed.engine.whisperx_engine import load_model_arguments
+    from transcribed.engine.whisperx_setup import load_model_arguments
 
     language = load_model_arguments(config, settings)["language"]
     return (f"model {settings.model} ({settings.model_path}), {settings.device} "

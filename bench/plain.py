@@ -97,7 +97,7 @@ def load_pipeline(config: Config, settings: EngineSettings) -> Any:
     import torch
     import whisperx
 
-    from transcribed.engine.whisperx_engine import load_model_arguments
+    from transcribed.engine.whisperx_setup import load_model_arguments
 
     for name in ("whisperx", "lightning", "lightning.pytorch", "pytorch_lightning", "pyannote"):
         logging.getLogger(name).setLevel(logging.WARNING)
@@ -194,7 +194,7 @@ def cli_environment(scratch: Path) -> tuple[dict[str, str], str]:
 
 def cli_command(path: Path, config: Config, settings: EngineSettings, out_dir: Path) -> list[str]:
     """`whisperx FILE` with the engine's settings, transcription only (no alignment)."""
-    from transcribed.engine.whisperx_engine import load_model_arguments
+    from transcribed.engine.whisperx_setup import load_model_arguments
 
     language = load_model_arguments(config, settings)["language"]
     # The CLI offers only default, float16, float32 and int8; int8_* are int8 with another

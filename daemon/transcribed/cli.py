@@ -1,4 +1,5 @@
-"""The `transcribed` command: run, transcribe, config, doctor, status, retry, retention.
+"""The `transcribed` command: run, transcribe, config, doctor, status, retry, retention, pause,
+resume.
 
 Exit codes: 0 clean stop, 1 anything else, 2 bad configuration or usage (the message names the
 key), 3 the GPU was lost (restart for a fresh CUDA context).
@@ -99,7 +100,48 @@ def _parser() -> argparse.ArgumentParser:
     retention.add_argument("--dry-run", action="store_true", help="list what would go; touch nothing")
     retention.add_argument("--json", action="store_true", help="--dry-run's list as one JSON object")
     retention.set_defaults(command=_retention)
+    pause = commands.add_parser(
+        "pause", help="start no new job (every daemon on the state folder) until resumed or a time",
+        description="Write the pause file in folders.state: every daemon sharing that folder (on "
+        "this host or another) finishes its running job and starts no new one; files keep "
+        "arriving and are counted. A daemon started meanwhile stays paused. Says what the "
+        "daemons said, from their status files.")
+    pause.add_argument("--config", type=Path, help=config_help)
+    ends = pause.add_mutually_exclusive_group()
+    ends.add_argument("--until", metavar="TIME", help="resume by itself then: 18:00 or 2025-03-01T08:00")
+    ends.add_argument("--for", dest="duration", metavar="DURATION", help="resume after 90m, 2h, 1h30m...")
+    pause.add_argument("--now", action="store_true",
+                       help="the running jobs go back to the inbox untouched instead of finishing")
+    pause.add_argument("--reason", help="said in the status, the log and /healthz")
+    pause.add_argument("--wait", type=float, default=15.0, metavar="SECONDS",
+                       help="how long to wait for the daemons to say so (default 15)")
+    pause.set_defaults(command=_pause)
+    resume = commands.add_parser("resume", help="remove the pause file: the daemons take files again",
+                                 description="Remove the pause `transcribed pause` wrote (quiet "
+                                 "hours, the config's schedule.quiet, still apply).")
+    resume.add_argument("--config", type=Path, help=config_help)
+    resume.add_argument("--wait", type=float, default=15.0, metavar="SECONDS",
+                        help="how long to wait for the daemons to say so (default 15)")
+    resume.set_defaults(command=_resume)
     return parser
+
+
+def _pause(args: argparse.Namespace) -> int:
+    """`transcribed pause`: what it did, one line per daemon on the state folder."""
+    from .operations import pause_command
+
+    until = pause_command.parse_until(args.until, args.duration)
+    state = load_config(args.config).folders.state
+    print("\n".join(pause_command.pause(state, until, args.now, args.reason, args.wait)))
+    return EXIT_OK
+
+
+def _resume(args: argparse.Namespace) -> int:
+    from .operations import pause_command
+
+    state = load_config(args.config).folders.state
+    print("\n".join(pause_command.resume(state, args.wait)))
+    return EXIT_OK
 
 
 def _retention(args: argparse.Namespace) -> int:
@@ -171,16 +213,18 @@ def _status(args: argparse.Namespace) -> int:
 
     from .hooks import pending
     from .operations import status_file as status
+    from .operations.pause_command import describe_pause, pause_file_of
 
     state = load_config(args.config).folders.state
     records = status.read_all(state)
     healthy, lines = status.check(records)
     hooks = pending.summary(state)
+    paused = pause_file_of(state)
     if args.json:
         workers = [{**r, "verdict": status.judge(r).as_dict(), "local": status.is_local(r)}
                    for r in records]
         body: dict[str, Any] = {"status_dir": str(status.status_dir(state)), "workers": workers,
-                                "hooks": hooks}
+                                "hooks": hooks, "pause": paused.as_dict() if paused else None}
         if args.check:
             body["check"] = {"healthy": healthy, "lines": lines}
         print(json.dumps(body, indent=2, ensure_ascii=False))
@@ -188,6 +232,8 @@ def _status(args: argparse.Namespace) -> int:
         print("\n".join(lines))
     else:
         sys.stdout.write(status.render(records, status.status_dir(state)))
+        if paused is not None:
+            sys.stdout.write(f"\npause file: {describe_pause(paused)}; `transcribed resume` removes it\n")
         if hook_lines := pending.describe(hooks):
             sys.stdout.write("\n" + "".join(f"{line}\n" for line in hook_lines))
     return (EXIT_OK if healthy else EXIT_ERROR) if args.check else EXIT_OK

@@ -83,3 +83,14 @@ def code_of_tag(tag: str | None) -> str | None:
     if base in NO_LANGUAGE_TAGS:
         return None
     return _BY_TAG.get(base)
+
+
+def most_probable(ranked: list[tuple[str, float]],
+                           allowed: tuple[str, ...]) -> tuple[str, float | None]:
+    """The most probable language of CTranslate2's ranking (`[("<|de|>", 0.9), ...]`, every
+    language token, most probable first), among `allowed` when that is not empty."""
+    for token, probability in ranked:
+        code = token[2:-2]
+        if not allowed or code in allowed:
+            return code, round(float(probability), 3)
+    return allowed[0], None  # unreachable for Whisper's languages: the ranking holds them all

@@ -23,7 +23,8 @@ from typing import TYPE_CHECKING
 
 from . import __version__, logs
 from .config import Config
-from .config.checks import check_english_only_model, parse_umask
+from .config.checks import parse_umask
+from .config.job_checks import check_english_only_models
 from .consumer.loop import Consumer
 from .engine.base import Engine
 from .errors import GpuLost
@@ -42,7 +43,7 @@ from .spool.seam import JobSource, Spool
 from .spool.storage import Storage, floor_bytes
 from .spool.workers import WorkerId
 from .transcription.alignment import Aligner, languages_to_preload, refuse_unalignable
-from .transcription.audio import max_audio_seconds
+from .transcription.audio import max_audio_seconds, memory_limit
 from .transcription.diarization import Diarizer
 
 if TYPE_CHECKING:
@@ -64,33 +65,50 @@ def build_engine(config: Config, kind: str = "whisperx") -> Engine:
     from .engine.environment import keep_libraries_offline_and_private
 
     keep_libraries_offline_and_private()  # before the model is found: the hub client reads it
+    cpu_limit = memory_limit()[0]
     if kind == "fake":
         from .engine.fake import FakeEngine
 
-        fake = FakeEngine.from_environment()
+        fake = FakeEngine.from_environment().for_config(config, cpu_limit)
         if fake.find_model:
             found = find_model(config)
             fake.settings = replace(fake.settings, model=found.name, model_path=str(found.path),
                                     model_source=found.source)
+            fake.catalogue.settings[config.default_model] = fake.settings
+        _state_the_budget(fake)
         return fake
-    from .engine.hardware import choose, probe
+    from .engine.catalogue import build_catalogue
+    from .engine.hardware import probe
     from .engine.whisperx_engine import WhisperXEngine
 
-    resolved = find_model(config)
     hardware = probe(config.model.device_index)
-    settings = choose(config.model, hardware, resolved.path, resolved.source)
-    log.info("engine.settings", **settings.describe(), reasons=settings.reasons,
-             gpu=hardware.gpu_name, gpu_total_bytes=hardware.total_bytes,
-             gpu_free_bytes=hardware.free_bytes)
-    return WhisperXEngine(config, settings)
+    catalogue = build_catalogue(config, hardware, lambda name: find_model(config, name), cpu_limit)
+    settings = catalogue.settings_for(None)
+    for choice, chosen in catalogue.settings.items():
+        log.info("engine.settings", **chosen.describe(), reasons=chosen.reasons,
+                 gpu=hardware.gpu_name, gpu_total_bytes=hardware.total_bytes,
+                 gpu_free_bytes=hardware.free_bytes, **({} if choice == catalogue.default else
+                                                        {"for_model": choice.describe()}))
+    check_english_only_models(config, lambda choice: choice != catalogue.default
+                              and catalogue.english_only(choice))  # the default's: once loaded
+    engine = WhisperXEngine(config, settings, catalogue)
+    _state_the_budget(engine)
+    return engine
 
 
-def find_model(config: Config) -> ResolvedModel:
-    """The configured model's folder, downloaded first when it is a named model not in the cache
-    (with `model.download_progress` every `log.progress_seconds`); logged as `model.resolved`."""
+def _state_the_budget(engine: Engine) -> None:
+    """With several models: the budget their resident copies share, and each one's estimate."""
+    if engine.catalogue.several:
+        log.info("models.budget", **engine.catalogue.describe())
+
+
+def find_model(config: Config, name: str | None = None) -> ResolvedModel:
+    """A configured model's folder (None: `model.name`'s), downloaded first when it is a named
+    model not in the cache (with `model.download_progress` every `log.progress_seconds`); logged
+    as `model.resolved`."""
     from .engine.models import resolve_model
 
-    resolved = resolve_model(config.model.name, config.model.download_dir,
+    resolved = resolve_model(name or config.model.name, config.model.download_dir,
                              progress_seconds=config.log.progress_seconds)
     log.info("model.resolved", **resolved.describe())
     return resolved
@@ -112,9 +130,8 @@ def load_later_stages(config: Config, engine: Engine) -> tuple[Aligner, Diarizer
 
 def refuse_what_the_model_cannot_do(config: Config, engine: Engine) -> None:
     """Another language than English, or a translation, asked of an English-only model (known
-    once it is loaded) is refused, naming the key (config/checks.py)."""
-    if not engine.multilingual:
-        check_english_only_model(config, engine.settings.model)
+    once it is loaded, or from its vocabulary) is refused, naming the key (config/job_checks.py)."""
+    check_english_only_models(config, engine.catalogue.english_only, engine.settings.model)
 
 
 @dataclass

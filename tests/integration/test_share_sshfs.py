@@ -25,7 +25,7 @@ import pytest
 from tests.conftest import IN_CI
 from tests.support.corpus import corpus_dir
 from tests.support.daemon import DaemonProcess, Folders, wait_until
-from tests.support.share import SshfsMount, SshServer, host_daemon, missing_tools
+from tests.support.share import SshfsMount, SshServer, host_daemon, missing_tools, run_as_host
 
 SHORT = "cmu_sphinx/cards_001.wav"  # 1.1 s
 RESULTS = (".json", ".log.jsonl", ".srt", ".txt", ".vtt")
@@ -190,6 +190,41 @@ def test_two_hosts_on_one_share_do_each_file_exactly_once(share: Share) -> None:
     by_host = Counter(json.loads((share.folder / "outbox" / f"{Path(n).stem}.json").read_text())
                       ["transcribed"]["worker"].split(".")[0] for n in names)
     assert set(by_host) == {"hostA", "hostB"}, f"one host took every file: {by_host}"
+
+
+def test_a_pause_from_a_third_host_holds_both_hosts_until_it_resumes_them(share: Share) -> None:
+    """`transcribed pause` run on a third machine that mounts the share: both hosts' daemons say
+    paused (asked by that machine), count the files that arrive on the server and claim none;
+    the command names both; a resume from that machine lets them do every file once."""
+    names = _names("held", 4)
+    hosts = {host: share.daemon(host, delay=0.2) for host in ("hostA", "hostB")}
+    for daemon in hosts.values():
+        daemon.wait_for("watcher.started")
+    config = str(share.config("hostC"))
+    paused = run_as_host("hostC", "pause", "--config", config)
+    assert paused.returncode == 0, paused.stderr
+    asked_by = {host: d.wait_for("daemon.paused")["asked_by"] for host, d in hosts.items()}
+    share.deliver(names)
+    wait_until(lambda: _paused_and_counting(share) == [len(names)] * 2, 60,
+               "both hosts' status files to say paused and count the files")
+    claimed_while_paused = sum(d.count("job.claimed") for d in hosts.values())
+    resumed = run_as_host("hostC", "resume", "--config", config)
+    assert resumed.returncode == 0, resumed.stderr
+    share.wait_all_done(names, 60)
+    for daemon in hosts.values():
+        assert daemon.stop() == 0
+    assert paused.stdout.startswith("paused 2 daemons on"), paused.stdout
+    assert resumed.stdout.startswith("resumed 2 daemons on"), resumed.stdout
+    assert all(who.endswith("@hostC") for who in asked_by.values()), asked_by
+    assert claimed_while_paused == 0
+    assert_each_done_exactly_once(share, names)
+
+
+def _paused_and_counting(share: Share) -> list[int]:
+    """Per daemon whose status file on the server says paused: the files it counts as waiting."""
+    folder = share.folder / "state" / "status"
+    records = [json.loads(p.read_text()) for p in sorted(folder.glob("*.json"))] if folder.is_dir() else []
+    return [int(r.get("queue_length") or 0) for r in records if r.get("paused")]
 
 
 def test_a_killed_hosts_claims_are_taken_over_by_the_other_host_after_the_lease(share: Share) -> None:

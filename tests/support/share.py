@@ -20,6 +20,7 @@ import shutil
 import signal
 import socket
 import subprocess
+import sys
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -218,6 +219,12 @@ class SshfsMount:
             self.unmount()
         with contextlib.suppress(subprocess.SubprocessError, AssertionError):
             self.unmount(lazy=True)
+
+
+def run_as_host(host: str, *args: str, timeout: float = 120) -> subprocess.CompletedProcess[str]:
+    """`transcribed ARGS` run as machine `host` (its own UTS namespace), as an operator's shell there."""
+    return subprocess.run([sys.executable, "-c", _AS_HOST, host, *args], capture_output=True,
+                          text=True, timeout=timeout, check=False)
 
 
 def host_daemon(config: Path, host: str, env: dict[str, str]) -> DaemonProcess:

@@ -11,7 +11,7 @@ import pytest
 from transcribed import languages
 from transcribed.config import parse_config, parse_options
 from transcribed.engine.audio_windows import speech_window
-from transcribed.engine.whisperx_engine import most_probable_language
+from transcribed.languages import most_probable as most_probable_language
 from transcribed.errors import BadInput, ConfigError
 from transcribed.transcription.tracks import Stream, choose_track
 from transcribed.transcription.options import effective_options

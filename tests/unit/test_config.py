@@ -28,7 +28,8 @@ def test_documented_default_file_is_the_built_in_default() -> None:
     assert from_file.model == built_in.model.__class__(**{**built_in.model.__dict__,
                                                           "download_dir": REPO / "data" / "models"})
     for section in ("vad", "watch", "input", "jobs", "outputs", "oom", "batching", "overlap", "align",
-                    "diarize", "routes", "hooks", "retention", "log", "metrics", "daemon"):
+                    "diarize", "routes", "hooks", "retention", "log", "metrics", "daemon", "models",
+                    "schedule"):
         assert getattr(from_file, section) == getattr(built_in, section), section
 
 

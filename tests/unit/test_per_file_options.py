@@ -10,7 +10,7 @@ from pathlib import Path, PurePosixPath
 import pytest
 
 from transcribed.config import parse_config
-from transcribed.config.checks import check_english_only_model
+from transcribed.config.job_checks import check_english_only_model
 from transcribed.errors import BadInput, ConfigError
 from transcribed.library.job import library_routes
 from transcribed.library.scan import ScanCounts, walk, wanted_languages

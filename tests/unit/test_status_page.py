@@ -155,3 +155,41 @@ def test_paths_in_messages_are_shortened_to_their_folders_name() -> None:
     assert "cannot open state/work/h.1.2/j/src/a.wav: Permission denied" in html
     assert "transcribing films/Film (2001)/Film.mkv" in html
     assert "/srv/t" not in html and "/media/films" not in html
+
+
+def test_a_pause_and_the_loaded_models_are_said_everywhere_from_one_snapshot() -> None:
+    """`transcribed pause` (or quiet hours) and the resident models: the page, the status line,
+    `transcribed status` and /metrics, all worded from the same snapshot."""
+    from prometheus_client import CollectorRegistry, generate_latest
+    from prometheus_client.parser import text_string_to_metric_families
+
+    from transcribed.operations.metrics import StatsCollector
+    from transcribed.operations.status_file import render
+    from transcribed.operations.status_line import describe
+
+    stats = _running_stats()
+    until = time.time() + 3600
+    stats.pause_changed({"by": "pause", "since": time.time() - 60, "until": until, "reason": "game night",
+                         "asked_by": "ann@nas", "now": False})
+    stats.models_seen({"resident": ["tiny.en", "large-v3"], "resident_bytes": 2 * 2**30,
+                       "budget_bytes": 6 * 2**30, "switches": 3, "last_switch_s": 2.5})
+    snapshot = stats.snapshot(120)
+    html = _page().render(snapshot).decode()
+    assert "Paused until" in html and "(transcribed pause by ann@nas)" in html and "files that arrive are counted" in html
+    assert describe(snapshot).startswith("paused until")
+    record = {**snapshot, "worker": "host.1.2", "host": "elsewhere", "pid": 1}
+    text = render([record], Path("/srv/t/state/status"))
+    assert "paused 60 s ago by ann@nas (game night), until" in text
+    assert "models loaded: tiny.en, large-v3 (2.0 of 6.0 GiB budget); 3 loaded for a job, the last in 2.5 s" in text
+    registry = CollectorRegistry()
+    registry.register(StatsCollector(stats, 120, "host.1.2"))
+
+    def metrics() -> dict[str, float]:
+        text = generate_latest(registry).decode()
+        return {s.name: s.value for f in text_string_to_metric_families(text) for s in f.samples}
+
+    scraped = metrics()
+    assert scraped["transcribed_paused"] == 1 and scraped["transcribed_paused_until_seconds"] == until
+    assert scraped["transcribed_models_resident"] == 2 and scraped["transcribed_model_switches_total"] == 3
+    stats.pause_changed(None)
+    assert metrics()["transcribed_paused"] == 0 and "transcribed_paused_until_seconds" not in metrics()

@@ -244,25 +244,50 @@ def test_a_damaged_plan_is_held_and_retried_not_raised(tmp_path: Path) -> None:
 
 def test_sidecars_and_routes_can_set_only_transcription_options(tmp_path: Path) -> None:
     """Whoever writes to the inbox writes sidecars: no key of theirs names a path, a command or
-    a URL (the hooks, folders and models are the config's alone): every JobOptions field is a
-    plain value (text, number, flag, a list of words), none is named like a place or a program,
-    and a route adds only which outcomes fire the config's own hooks."""
+    a URL (the hooks, folders and words files are the config's alone): every JobOptions field is
+    a plain value (text, number, flag, a list of words, a model among those the config offers:
+    test_a_sidecar_may_choose_only_a_model_the_config_offers), none is named like a place or a
+    program, and a route adds only which outcomes fire the config's own hooks and its words file."""
     import dataclasses
     import typing
 
     from transcribed.config import JobOptions, Route
 
-    for name, hint in typing.get_type_hints(Route).items():
+    for name, hint in typing.get_type_hints(JobOptions).items():
         assert "Path" not in str(hint), name
-        assert not any(word in name for word in ("path", "dir", "file", "command", "url", "model",
-                                                 "token", "secret", "hook")) or name == "hooks_events"
+        assert not any(word in name for word in ("path", "dir", "file", "command", "url",
+                                                 "token", "secret", "hook")), name
     assert {f.name for f in dataclasses.fields(Route)} - {f.name for f in dataclasses.fields(JobOptions)} \
-        == {"hooks_events"}
-    for key in ("command", "url", "model", "folders", "hooks", "token_file"):
+        == {"hooks_events", "hotwords_file"}
+    for key in ("command", "url", "folders", "hooks", "token_file", "hotwords_file", "hooks_events"):
         sidecar = tmp_path / f"{key}.wav.yaml"
         sidecar.write_text(f"{key}: /etc/passwd\n")
         error = _refused(read_sidecar, sidecar)
         assert error.kind == "bad_sidecar" and "unknown key" in str(error)
+
+
+def test_a_sidecar_may_choose_only_a_model_the_config_offers(tmp_path: Path) -> None:
+    """A sidecar's `model` names one of the config's models (model.name, a route's, a library's,
+    models.choices): a path, a hub id or a size the config does not name fails the job as
+    bad_sidecar, before anything is downloaded or loaded."""
+    from transcribed.config import parse_config
+    from transcribed.config.models import ModelChoice
+    from transcribed.engine.base import EngineSettings
+    from transcribed.engine.catalogue import Catalogue
+    from transcribed.transcription.options import job_options
+
+    config = parse_config({"model": {"name": "tiny.en"}, "models": {"choices": ["base"]}})
+    settings = EngineSettings("x", "", "local", "cpu", 0, "int8", 4, 1)
+    offer = Catalogue(config.default_model, {choice: settings for choice in config.named_models()})
+    for name in ("/etc/passwd", "../../models/evil", "openai/whisper-large-v3", "large-v3"):
+        (tmp_path / "a.wav.yaml").write_text(f"model: {{name: {name!r}}}\n")
+        with pytest.raises(BadInput) as refused:
+            job_options(config, PurePosixPath("a.wav"), tmp_path / "a.wav.yaml", offer=offer)
+        error = refused.value
+        assert error.kind == "bad_sidecar" and "not among the models" in str(error), name
+    (tmp_path / "a.wav.yaml").write_text("model: {name: base, beam_size: 2}\n")
+    options = job_options(config, PurePosixPath("a.wav"), tmp_path / "a.wav.yaml", offer=offer)
+    assert (options.model, options.beam_size) == (ModelChoice("base"), 2)
 
 
 @pytest.mark.parametrize(("section", "message"), [

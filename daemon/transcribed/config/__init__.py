@@ -1,13 +1,15 @@
 """The configuration: what the keys are and their defaults (`schema`), what one job, route or
-library may set (`per_file`), notifications (`notify`) and what is kept and for how long
-(`retention`), reading a YAML file into them and printing it back (`load`), and the rules between
-values (`checks`).
+library may set (`per_file`) and its rules (`job_checks`), notifications (`notify`), what is kept
+and for how long (`retention`), several models and their budget (`models`), quiet hours
+(`schedule`), words files (`vocabulary`), reading a YAML file into them and printing it back
+(`load`), and the rules between values (`checks`).
 
 Callers import from here, e.g. `from transcribed.config import Config, load_config`: which of the
-six modules holds a name is this package's business.
+modules holds a name is this package's business.
 """
 
-from .checks import check_job_options, check_values, parse_listen
+from .checks import check_values, parse_listen
+from .job_checks import check_job_options
 from .load import load_config, parse_config, parse_options, render_yaml, resolve_paths, to_plain
 from .notify import Notify
 from .objectstore import ObjectStore

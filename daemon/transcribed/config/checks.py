@@ -9,18 +9,28 @@ from __future__ import annotations
 import ipaddress
 import os
 import urllib.parse
-from typing import Any
 
-from .. import languages
 from ..errors import ConfigError
+from .job_checks import (
+    check_decoding,
+    check_formats,
+    check_job_options,
+    check_languages,
+    check_layout,
+    check_speakers,
+    check_track,
+    describe,
+    positive,
+)
+from .models import check_models
 from .notify import check_notify
 from .objectstore import check_objectstore
-from .per_file import JobOptions, Library, Route
+from .per_file import Library, Route
 from .retention import check_retention
+from .schedule import check_schedule
 from .schema import (
     FOLDER_NAMES,
     HOOK_EVENTS,
-    KNOWN_FORMATS,
     Config,
     Filters,
     Folders,
@@ -51,20 +61,23 @@ def check_values(config: Config) -> None:
     _check_counts(config)
     _check_durations(config)
     _check_vad(config.vad)
-    _check_formats("outputs.formats", config.outputs.formats)
-    _positive("align.cache_size", config.align.cache_size)
+    check_formats("outputs.formats", config.outputs.formats)
+    check_layout("outputs", config.outputs.max_line_width, config.outputs.max_line_count)
+    check_models(config.models)
+    check_schedule(config.schedule)
+    positive("align.cache_size", config.align.cache_size)
     _check_batching_and_overlap(config)
-    _check_speakers("diarize", config.diarize.min_speakers, config.diarize.max_speakers)
-    _check_routes(config.routes)
-    _check_libraries(config.libraries)
+    check_speakers("diarize", config.diarize.min_speakers, config.diarize.max_speakers)
+    _check_routes(config.routes, config.outputs.max_line_width)
+    _check_libraries(config.libraries, config.outputs.max_line_width)
     _check_folders(config.folders)
     _check_metrics(config.metrics)
     _check_hooks(config.hooks)
     check_retention(config.retention)
     _check_input(config.input)
-    _check_track("audio.track", config.audio.track)
-    _check_decoding("model", config.model)
-    _check_languages("model.languages", config.model.languages)
+    check_track("audio.track", config.audio.track)
+    check_decoding("model", config.model)
+    check_languages("model.languages", config.model.languages)
     _check_filters(config.filters)
     check_objectstore(config.objectstore, config.jobs.max_attempts)
     parse_umask(config.daemon.umask)
@@ -72,89 +85,21 @@ def check_values(config: Config) -> None:
         raise ConfigError("watch.extensions: expected at least one extension")
 
 
-def check_job_options(options: JobOptions, where: str) -> None:
-    """Values of per-job options that cannot work (shared by routes and sidecar files)."""
-    _check_speakers(where, options.min_speakers, options.max_speakers)
-    if options.also_english and options.task == "translate":
-        raise ConfigError(f"{where}.also_english: task is translate, so the text is English already "
-                          "(also_english adds an English translation to a transcript)")
-    if options.formats is not None:
-        _check_formats(f"{where}.formats", options.formats)
-    if options.audio_track is not None:
-        _check_track(f"{where}.audio_track", options.audio_track)
-    _check_decoding(where, options)
 
 
-def _check_track(key: str, track: int | tuple[str, ...] | str) -> None:
-    """An audio stream's number (0 = the first audio stream), or languages this table knows."""
-    if isinstance(track, int) and track < 0:
-        raise ConfigError(f"{key}: expected auto, a stream number (0 or more) or a list of "
-                          f"languages, got {track}")
-    if isinstance(track, tuple):
-        _check_languages(key, track)
 
 
-def _check_languages(key: str, codes: tuple[str, ...]) -> None:
-    """Codes Whisper knows (the loader has turned names into codes already; this catches a
-    Config built in code)."""
-    unknown = [code for code in codes if not languages.known(code)]
-    if unknown:
-        raise ConfigError(f"{key}: expected language codes Whisper knows (ISO 639-1, e.g. en, de), "
-                          f"got {', '.join(map(repr, unknown))}")
 
 
-def english_only_conflict(options: JobOptions, where: str, model: str) -> str | None:
-    """What `options` ask that an English-only model cannot do, naming the key; None if nothing.
-
-    Such a model knows one language and no translation: another language would be transcribed
-    as English nonsense (whisperX's CLI warns and uses English), a translation would be a
-    transcript."""
-    if options.language not in (None, "en"):
-        return (f"{where}.language: {options.language}, but the model {model} is English-only; "
-                "use a multilingual model (e.g. base, large-v3-turbo) or drop the language")
-    for key, asked in (("task", options.task == "translate"), ("also_english", options.also_english)):
-        if asked:
-            return (f"{where}.{key}: asks for a translation, but the model {model} is English-only "
-                    "and cannot translate; use a multilingual model (e.g. base, large-v3)")
-    return None
 
 
-def check_english_only_model(config: Config, model: str) -> None:
-    """Refuse, naming the key, what the daemon's own config asks of an English-only model that
-    it cannot do (known once the model is loaded: a local directory's name does not say)."""
-    places: list[tuple[str, JobOptions]] = [
-        ("model", JobOptions(language=config.model.language, task=config.model.task))]
-    places += [(f"routes.{folder}", route) for folder, route in config.routes.items()
-               if not folder.startswith("/")]  # a library's own route (an absolute path): below
-    places += [(f"libraries[{i}]", lib) for i, lib in enumerate(config.libraries)]
-    for where, options in places:
-        conflict = english_only_conflict(options, where, model)
-        if conflict is not None:
-            raise ConfigError(conflict)
-    for i, lib in enumerate(config.libraries):
-        if lib.language is None and lib.languages != ("en",) and len(lib.languages) == 1:
-            raise ConfigError(f"libraries[{i}].languages: [{lib.languages[0]}] is also the language "
-                              f"Whisper is given, but the model {model} is English-only; use a "
-                              "multilingual model")
 
 
-def _check_decoding(where: str, section: Any) -> None:
-    """Whisper's thresholds: a probability in [0, 1], a log-probability at most 0, a ratio above 0."""
-    no_speech = getattr(section, "no_speech_threshold", None)
-    if no_speech is not None and not 0 <= no_speech <= 1:
-        raise ConfigError(f"{where}.no_speech_threshold: expected a probability from 0 to 1, got {no_speech}")
-    log_prob = getattr(section, "log_prob_threshold", None)
-    if log_prob is not None and log_prob > 0:
-        raise ConfigError(f"{where}.log_prob_threshold: expected 0 or less (a log-probability), "
-                          f"got {log_prob}")
-    ratio = getattr(section, "compression_ratio_threshold", None)
-    if ratio is not None and ratio <= 0:
-        raise ConfigError(f"{where}.compression_ratio_threshold: expected a number above 0, got {ratio}")
 
 
 def _check_filters(filters: Filters) -> None:
     if filters.max_repeats is not None:
-        _positive("filters.max_repeats", filters.max_repeats)
+        positive("filters.max_repeats", filters.max_repeats)
     rate = filters.max_words_per_speech_second
     if rate is not None and rate <= 0:
         raise ConfigError(f"filters.max_words_per_speech_second: expected a number above 0, got {rate}")
@@ -191,13 +136,6 @@ def _check_input(settings: Input) -> None:
                           "are then never followed)")
 
 
-def describe(value: Any) -> str:
-    """A value as an error message shows it: null, a list, a dict, or its repr."""
-    if value is None:
-        return "null"
-    if isinstance(value, (dict, list)):
-        return f"a {type(value).__name__}"
-    return repr(value)
 
 
 def _check_counts(config: Config) -> None:
@@ -208,7 +146,7 @@ def _check_counts(config: Config) -> None:
         ("jobs.max_attempts", config.jobs.max_attempts, False),
         ("oom.probe_after_jobs", config.oom.probe_after_jobs, False),
     ):
-        _positive(key, value, allow_auto)
+        positive(key, value, allow_auto)
     if config.model.device_index < 0:
         raise ConfigError(f"model.device_index: expected 0 or more, got {config.model.device_index}")
 
@@ -254,41 +192,41 @@ def _check_vad(vad: Vad) -> None:
 
 
 def _check_batching_and_overlap(config: Config) -> None:
-    _positive("batching.max_files", config.batching.max_files)
+    positive("batching.max_files", config.batching.max_files)
     if config.batching.max_audio_seconds <= 0:
         raise ConfigError("batching.max_audio_seconds: expected a number above 0")
-    _positive("packing.max_files", config.packing.max_files)
+    positive("packing.max_files", config.packing.max_files)
     if config.packing.gap_seconds < MIN_PACKING_GAP_SECONDS:
         raise ConfigError(f"packing.gap_seconds: expected at least {MIN_PACKING_GAP_SECONDS} s of silence "
                           "between packed files")
     if not 0 < config.packing.max_audio_seconds <= MAX_PACKED_AUDIO_SECONDS:
         raise ConfigError(f"packing.max_audio_seconds: expected a number above 0 and at most "
                           f"{MAX_PACKED_AUDIO_SECONDS} (two files must fit one 30 s window)")
-    _positive("overlap.files_ahead", config.overlap.files_ahead)
+    positive("overlap.files_ahead", config.overlap.files_ahead)
     for key in ("max_audio_seconds", "max_wait_seconds"):
         if getattr(config.overlap, key) <= 0:
             raise ConfigError(f"overlap.{key}: expected a number above 0")
 
 
-def _check_routes(routes: dict[str, Route]) -> None:
+def _check_routes(routes: dict[str, Route], width: int | None) -> None:
     for folder, options in routes.items():
         if not folder or folder.startswith(("/", ".")) or "\\" in folder:
             raise ConfigError(f"routes.{folder}: expected a subfolder of the inbox, e.g. ru or calls/sales")
-        check_job_options(options, f"routes.{folder}")
+        check_job_options(options, f"routes.{folder}", width)
         if options.hooks_events is not None:
             _check_hook_events(f"routes.{folder}.hooks_events", options.hooks_events)
 
 
-def _check_libraries(libraries: tuple[Library, ...]) -> None:
+def _check_libraries(libraries: tuple[Library, ...], width: int | None) -> None:
     """Each library names its folder, real languages, subtitle formats and a one-word tag."""
     for i, lib in enumerate(libraries):
         where = f"libraries[{i}]"
         if lib.path is None:
             raise ConfigError(f"{where}.path: expected the library's folder, e.g. /media/movies")
-        check_job_options(lib, where)
+        check_job_options(lib, where, width)
         if not lib.languages:
             raise ConfigError(f"{where}.languages: expected at least one language, e.g. [en]")
-        _check_languages(f"{where}.languages", lib.languages)
+        check_languages(f"{where}.languages", lib.languages)
         if lib.formats is not None and not set(lib.formats) <= set(LIBRARY_FORMATS):
             raise ConfigError(f"{where}.formats: expected some of {', '.join(LIBRARY_FORMATS)} "
                               f"(subtitles a media server reads), got {list(lib.formats)}")
@@ -337,7 +275,7 @@ def _check_hooks(hooks: Hooks) -> None:
         raise ConfigError(f"hooks.timeout_seconds: expected a number above 0, got {hooks.timeout_seconds}")
     if hooks.retry_delay_seconds < 0:
         raise ConfigError("hooks.retry_delay_seconds: expected 0 or more")
-    _positive("hooks.max_attempts", hooks.max_attempts)
+    positive("hooks.max_attempts", hooks.max_attempts)
     _check_hook_events("hooks.events", hooks.events)
     check_notify(hooks.notify)
 
@@ -364,26 +302,10 @@ def _check_metrics(metrics: Metrics) -> None:
                               f"[127.0.0.0/8, \"::1\", 192.168.1.0/24], got {network!r}") from None
 
 
-def _positive(key: str, value: Any, allow_auto: bool = False) -> None:
-    if allow_auto and value == "auto":
-        return
-    if not isinstance(value, int) or value < 1:
-        auto = ' or "auto"' if allow_auto else ""
-        raise ConfigError(f"{key}: expected a positive integer{auto}, got {describe(value)}")
 
 
-def _check_speakers(where: str, min_speakers: int | None, max_speakers: int | None) -> None:
-    for key, value in (("min_speakers", min_speakers), ("max_speakers", max_speakers)):
-        if value is not None:
-            _positive(f"{where}.{key}", value)
-    if min_speakers and max_speakers and min_speakers > max_speakers:
-        raise ConfigError(f"{where}.min_speakers: must not exceed {where}.max_speakers")
 
 
-def _check_formats(key: str, formats: tuple[str, ...]) -> None:
-    unknown = [f for f in formats if f not in KNOWN_FORMATS]
-    if unknown or not formats:
-        raise ConfigError(f"{key}: expected some of {', '.join(KNOWN_FORMATS)}, got {list(formats)}")
 
 
 def _check_folders(folders: Folders) -> None:

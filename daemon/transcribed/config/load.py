@@ -21,15 +21,19 @@ import yaml
 from .. import languages
 from ..errors import ConfigError
 from ..languages import Language
-from .checks import check_library_folders, check_values, describe
-from .per_file import JobOptions
+from .checks import check_library_folders, check_values
+from .job_checks import describe
+from .per_file import JobOptions, Route
 from .retention import RETENTION_FOLDERS, Keep, Retention, check_archives
 from .schema import CONFIG_ENV, FOLDER_NAMES, Config, Folders, Hooks
+from .vocabulary import read_words
 
 if TYPE_CHECKING:
     from _typeshed import DataclassInstance
 
 Section = TypeVar("Section", bound="DataclassInstance")
+#: A route or a library (a route over a folder of media).
+Place = TypeVar("Place", bound=Route)
 
 
 def load_config(path: str | Path | None = None) -> Config:
@@ -85,17 +89,50 @@ def resolve_paths(config: Config, base: Path) -> Config:
             for lang, name in align.model.items()})
     if _names_a_directory(config.model.name, base):
         model = dataclasses.replace(model, name=str(_absolute(Path(config.model.name), base)))
-    libraries = tuple(dataclasses.replace(lib, path=_absolute(lib.path, base)) if lib.path else lib
-                      for lib in config.libraries)
+    if model.hotwords_file is not None:
+        model = dataclasses.replace(model, hotwords_file=_absolute(model.hotwords_file, base))
+    libraries = tuple(_resolve_place(dataclasses.replace(lib, path=_absolute(lib.path, base))
+                                     if lib.path else lib, base) for lib in config.libraries)
+    routes = {folder: _resolve_place(route, base) for folder, route in config.routes.items()}
+    models = dataclasses.replace(config.models, choices=tuple(
+        _model_name(name, base) for name in config.models.choices))
     resolved = dataclasses.replace(config, folders=folders, model=model, diarize=diarize, align=align,
                                    hooks=_resolve_hook_paths(config.hooks, base), libraries=libraries,
+                                   routes=routes, models=models,
                                    retention=_resolve_archives(config.retention, base))
     check_library_folders(resolved)  # the folders' places are known only now
+    check_words_files(resolved)
     check_archives(resolved.retention,
                    {f"folders.{f.name}": os.path.normpath(str(getattr(folders, f.name)))
                     for f in dataclasses.fields(Folders)},
                    [os.path.normpath(str(lib.path)) for lib in libraries if lib.path is not None])
     return resolved
+
+
+def _resolve_place(place: Place, base: Path) -> Place:
+    """A route's or library's words file and model folder count from the config's folder."""
+    if place.hotwords_file is not None:
+        place = dataclasses.replace(place, hotwords_file=_absolute(place.hotwords_file, base))
+    if place.model is not None and place.model.name is not None:
+        place = dataclasses.replace(place, model=dataclasses.replace(
+            place.model, name=_model_name(place.model.name, base)))
+    return place
+
+
+def _model_name(name: str, base: Path) -> str:
+    """A model name as the engine looks it up: a folder's absolute path, else the name."""
+    return str(_absolute(Path(name), base)) if _names_a_directory(name, base) else name
+
+
+def check_words_files(config: Config) -> None:
+    """Every words file can be read (the paths are absolute now), naming the key that names it."""
+    places: list[tuple[str, Path | None]] = [("model.hotwords_file", config.model.hotwords_file)]
+    places += [(f"routes.{folder}.hotwords_file", route.hotwords_file)
+               for folder, route in config.routes.items()]
+    places += [(f"libraries[{i}].hotwords_file", lib.hotwords_file) for i, lib in enumerate(config.libraries)]
+    for key, path in places:
+        if path is not None:
+            read_words(path, key)
 
 
 def _resolve_archives(retention: Retention, base: Path) -> Retention:
@@ -224,6 +261,8 @@ def _coerce_union(options: tuple[Any, ...], value: Any, path: str) -> Any:
     for option in options:
         if option is type(None):
             continue
+        if isinstance(value, dict) and isinstance(option, type) and dataclasses.is_dataclass(option):
+            return _build(option, value, path)  # a section: its own errors name its own keys
         try:
             return _coerce(option, value, path)
         except _UnknownLanguage:

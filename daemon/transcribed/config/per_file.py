@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import Literal
 
 from ..languages import Language
+from .models import ModelOptions
 
 Auto = Literal["auto"]
 
@@ -42,6 +43,13 @@ class JobOptions:
     compression_ratio_threshold: float | None = None
     temperature_fallback: bool | None = None
     condition_on_previous_text: bool | None = None
+    #: The subtitle writers' layout, as the `outputs` keys of the same names.
+    max_line_width: int | None = None
+    max_line_count: int | None = None
+    highlight_words: bool | None = None
+    #: Another Whisper model for these files: {name, compute_type, beam_size} (a sidecar may name
+    #: only a model the daemon's config offers: docs/configuration.md#several-models).
+    model: ModelOptions | None = None
 
 
 @dataclass(frozen=True)
@@ -51,6 +59,9 @@ class Route(JobOptions):
 
     #: Which outcomes fire the hooks for files in this folder (null: `hooks.events`; []: none).
     hooks_events: tuple[str, ...] | None = None
+    #: A file of words for these files, one a line, joined after `hotwords` (as
+    #: `model.hotwords_file`; a path, so never from a sidecar).
+    hotwords_file: Path | None = None
 
 
 @dataclass(frozen=True)

@@ -11,10 +11,12 @@ from pathlib import Path
 from typing import Literal
 
 from ..languages import Language
+from .models import ComputeType, ModelChoice, Models, choose_model
 from .notify import Notify
 from .objectstore import ObjectStore
 from .per_file import Auto, Library, Route
 from .retention import Retention
+from .schedule import Schedule
 
 #: Extensions taken from the inbox by default: audio, then video (phones, cameras and camcorders,
 #: DVD and DVR recordings, conference and web recordings). Each is a container PyAV decodes, most
@@ -26,8 +28,8 @@ DEFAULT_EXTENSIONS = (
     "m2ts", "mts", "m2t", "mod", "tod", "vob", "vro", "mxf", "dv", "flv", "f4v", "wmv", "asf",
     "ogv", "divx", "3g2",
 )
-#: Formats whisperx's own writers produce.
-KNOWN_FORMATS = ("json", "txt", "srt", "vtt", "tsv")
+#: Formats whisperx's own writers produce (aud: Audacity's labels, one line per segment).
+KNOWN_FORMATS = ("json", "txt", "srt", "vtt", "tsv", "aud")
 #: Where the configuration comes from when --config is not given.
 CONFIG_ENV = "TRANSCRIBED_CONFIG"
 #: The keys of `folders` that are folders (the others are settings about them).
@@ -61,10 +63,7 @@ class Model:
     device: Literal["auto", "cpu", "cuda"] = "auto"
     device_index: int = 0
     #: auto: float16 on a GPU (int8_float16 when memory is short), int8 on the CPU.
-    compute_type: Literal[
-        "auto", "float16", "int8_float16", "int8", "int8_float32", "float32", "bfloat16",
-        "int8_bfloat16",
-    ] = "auto"
+    compute_type: ComputeType = "auto"
     #: auto: 16 on a large enough GPU, 4 on the CPU. Halved on CUDA out-of-memory.
     batch_size: int | Auto = "auto"
     #: null: detect per file (multilingual models); English-only models always use "en".
@@ -97,6 +96,14 @@ class Model:
     #: Prompt each chunk with the previous chunk's text; the chunks of a file are then decoded
     #: one after another (no batching within the file).
     condition_on_previous_text: bool = False
+    #: Text that steers the decoder for every file: a sentence in the recordings' style with their
+    #: names in it. A route, library or sidecar may set its own (docs/configuration.md#vocabulary).
+    initial_prompt: str | None = None
+    #: Names and jargon Whisper should favour for every file ("Claflin, Subiaco, HbA1c").
+    hotwords: str | None = None
+    #: A file of such words, one a line (# comments), joined after `hotwords`; read again when it
+    #: changes. Whisper reads about 220 tokens of the two together.
+    hotwords_file: Path | None = None
 
 
 @dataclass(frozen=True)
@@ -202,11 +209,15 @@ class Jobs:
 
 @dataclass(frozen=True)
 class Outputs:
-    """Which transcript files are written, and the subtitle writers' options."""
+    """Which transcript files are written, and the subtitle writers' options (a route, library or
+    sidecar may set its own: TV subtitles and meeting notes want different lines)."""
 
     formats: tuple[str, ...] = ("json", "txt", "srt", "vtt")
+    #: Characters per subtitle line, and lines per cue (needs max_line_width); null: one cue per
+    #: segment as Whisper cut it. They apply where words have timings (alignment).
     max_line_width: int | None = None
     max_line_count: int | None = None
+    #: Underline each word in SRT/VTT as it is spoken (karaoke style; needs word timings).
     highlight_words: bool = False
 
 
@@ -390,6 +401,10 @@ class Config:
     routes: dict[str, Route] = field(default_factory=dict)
     #: Media library folders whose files get subtitles beside them (docs/libraries.md).
     libraries: tuple[Library, ...] = ()
+    #: Several Whisper models (a route's, library's or sidecar's `model`): which stay resident.
+    models: Models = field(default_factory=Models)
+    #: Quiet hours: windows of local time in which no new job starts.
+    schedule: Schedule = field(default_factory=Schedule)
     hooks: Hooks = field(default_factory=Hooks)
     retention: Retention = field(default_factory=Retention)
     #: Media and results in S3-compatible storage, jobs from a shared queue (docs/scale.md).
@@ -399,3 +414,22 @@ class Config:
     daemon: Daemon = field(default_factory=Daemon)
     #: The file this was read from (None: built-in defaults).
     source: Path | None = field(default=None, compare=False)
+
+    @property
+    def default_model(self) -> ModelChoice:
+        """The daemon-wide model: every file's, unless its route, library or sidecar names another."""
+        return ModelChoice(self.model.name, self.model.compute_type)
+
+    def named_models(self) -> dict[ModelChoice, str]:
+        """Every model this config names, with the key that names it first: the daemon's, the
+        routes' (libraries are routes over their folders once the service starts, and named as
+        libraries before), the libraries' and `models.choices` (as `auto` compute types)."""
+        named = {self.default_model: "model.name"}
+        places = [(f"routes.{folder}.model", route.model) for folder, route in self.routes.items()]
+        places += [(f"libraries[{i}].model", lib.model) for i, lib in enumerate(self.libraries)]
+        for key, options in places:
+            if options is not None:
+                named.setdefault(choose_model(self.default_model, self.model.beam_size, [options])[0], key)
+        for i, name in enumerate(self.models.choices):
+            named.setdefault(ModelChoice(name), f"models.choices[{i}]")
+        return named

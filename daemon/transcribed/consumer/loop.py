@@ -7,10 +7,11 @@ goes back to the source that claimed it. What happens to a job is decided by one
 (outcome.decide: failed with a report, retried later, or every file in flight given back and the
 daemon exits) and carried out in one place, endings.Endings.
 
-The storage monitor (spool/storage.py) is asked on each turn and before each claim: while the
-folders' filesystem is below its floor no file is claimed; while it refuses writes (full, over
-quota, read-only) nothing is started either, and the loop only beats and looks again each
-second. Jobs that waited for storage go on first once writes go through.
+The storage monitor (spool/storage.py) is asked on each turn and before each claim: below its
+floor no file is claimed; while storage refuses writes nothing is started either, and the loop
+only beats and looks again each second (jobs that waited for storage go on first after). A
+pause or quiet hours (gate.py) start nothing either, and look at the inbox only to count it.
+With several models, files that use a loaded one are claimed first (model_order.py).
 """
 
 from __future__ import annotations
@@ -28,6 +29,7 @@ import structlog
 from .. import durable, logs
 from ..config import Config
 from ..engine.base import Engine
+from ..engine.resident import ResidentModels
 from ..errors import FailedIn, StorageFault
 from ..hooks import Hooks
 from ..intake.arrivals import Arrivals
@@ -40,12 +42,18 @@ from ..transcription.alignment import Aligner
 from ..transcription.diarization import Diarizer
 from ..transcription.pipeline import Pipeline, Prepared
 from .endings import Endings
+from .gate import Gate, PausedNow
+from .model_order import model_order
 from .outcome import Action, decide
 from .prefetch import Prefetch, overlap_wanted
 from .residency import Residency
 from .sharing import SharedCalls, batching_wanted, packing_wanted, share_groups
+from .storage_watch import StorageWatch
 
 log = logs.get_logger()
+
+#: A paused daemon looks at the pause file (and the quiet hours) at least this often.
+PAUSE_LOOK_SECONDS = 2.0
 
 T = TypeVar("T")
 
@@ -69,8 +77,12 @@ class Consumer:
         self.arrivals = arrivals
         self.wake = wake
         self.on_beat = on_beat
+        #: The Whisper models loaded, within the budget (one model: the default alone).
+        self.resident = ResidentModels(engine, on_change=lambda r: self.stats.models_seen(r.describe()))
         self.pipeline = Pipeline(config, engine, self._beat_in_job, spool.worker.name, self.stats,
-                                 aligner, diarizer)
+                                 aligner, diarizer, resident=self.resident)
+        #: Files that run with a loaded model first (model_order.py), and whether a job may start (gate.py).
+        self.order, self.gate = model_order(config, self.resident), Gate(config, self.stats)
         #: The models' idle unload (model.idle_unload_seconds), and the waiting audio's durations.
         self.residency = Residency(config, engine, self.stats, aligner, diarizer)
         #: The audio of the jobs waiting for a retry, for the queue's figures.
@@ -80,6 +92,8 @@ class Consumer:
         self.backlog = self.endings.backlog
         self.in_flight = self.endings.in_flight
         self.storage = spool.storage
+        #: The storage monitor, asked on each turn and before each claim (storage_watch.py).
+        self.watch = StorageWatch(spool.storage, self.stats, self.endings)
         #: Batching and packing of short files (sharing.py): by default batching on a GPU, packing
         #: on the CPU.
         self.sharing = SharedCalls(config, self.pipeline, batching=batching_wanted(config, engine),
@@ -97,22 +111,28 @@ class Consumer:
         try:
             while not stop.is_set():
                 self.beat()
-                if self._storage_blocked():
-                    self._wait_for_storage(stop)
+                if self.watch.blocked():
+                    self.watch.wait(self.wake, stop, self.beat_interval)
                     continue
                 if self.endings.storage_waits:
                     self._carry_on_after_storage()
+                    continue
+                if self.gate.closed() is not None:
+                    self._while_paused(stop)
                     continue
                 job = self.next_job()
                 if job is None:
                     self._wait_for_work(stop)
                     continue
-                together = self.sharing.files_at_most()
-                more = self._claim(together - 1) if together > 1 else []
-                if more:
-                    self.process_together([job, *more])
-                else:
-                    self.process(job)
+                try:
+                    together = self.sharing.files_at_most()
+                    more = self._claim(together - 1) if together > 1 else []
+                    if more:
+                        self.process_together([job, *more])
+                    else:
+                        self.process(job)
+                except PausedNow:
+                    self.give_back_in_flight(reason="transcribed pause --now")
         finally:
             self._give_back_prefetched()
 
@@ -145,7 +165,7 @@ class Consumer:
     def _claim(self, up_to: int) -> list[Job]:
         """Claim up to `up_to` complete files, asking each source in turn (the inbox first);
         none while a folder refuses finished work, or storage is short."""
-        self._check_storage()
+        self.watch.check()
         self.spool.retry_held()
         if self.spool.paused:
             return []
@@ -153,7 +173,7 @@ class Consumer:
         for source in self.sources:
             if len(claimed) >= up_to:
                 break
-            claimed += source.claim(up_to - len(claimed))
+            claimed += source.claim(up_to - len(claimed), self.order)
         self._count_retries()
         return claimed
 
@@ -171,26 +191,21 @@ class Consumer:
         if not stop.is_set():
             self.wake.wait(timeout=max(0.01, min(waits)))
 
-    # --- storage ---------------------------------------------------------------------------------
-
-    def _check_storage(self) -> bool:
-        """Ask the storage monitor (a look at the filesystem at most every second), and tell the
-        reports; True while it waits (no file is claimed)."""
-        waiting = self.storage.check()
-        self.stats.storage_seen(self.storage.snapshot(),
-                                len(self.endings.storage_waits) + len(self.backlog) if waiting else 0)
-        return waiting
-
-    def _storage_blocked(self) -> bool:
-        """Does storage refuse writes now (so no job is started or carried on)?"""
-        self._check_storage()
-        return self.storage.blocked
-
-    def _wait_for_storage(self, stop: threading.Event) -> None:
-        """Beat, and look at the filesystem again in a second: nothing else until it takes writes."""
-        self.wake.clear()  # files that arrive meanwhile are found by the scan after the wait
+    def _while_paused(self, stop: threading.Event) -> None:
+        """No job starts (gate.py): files decoded ahead go back to the inbox, the sources are
+        looked at (what arrives is counted, nothing claimed), the models leave memory after the
+        gate's delay, and the pause is looked at again every PAUSE_LOOK_SECONDS."""
+        self._give_back_prefetched(reason="the daemon is paused; it was claimed ahead", closing=False)
+        for source in self.sources:
+            source.claim(0)
+        waits = [PAUSE_LOOK_SECONDS, self.beat_interval]
+        unload_in = self.residency.idle(nothing_waits=True, after=self.gate.unload_after)
+        waits += [w for w in (unload_in, self.gate.seconds_left()) if w is not None]
+        self.wake.clear()
         if not stop.is_set():
-            self.wake.wait(timeout=min(CHECK_SECONDS, self.beat_interval))
+            self.wake.wait(timeout=max(0.01, min(waits)))
+
+    # --- storage ---------------------------------------------------------------------------------
 
     def _carry_on_after_storage(self) -> None:
         """Carry on the oldest job that waited for storage with its work kept: its transcript
@@ -255,7 +270,8 @@ class Consumer:
         have waited too long behind it are given back to the inbox here, and a share that fills
         meanwhile is told at once, not when the job ends."""
         self.beat()
-        self._check_storage()
+        self.watch.check()
+        self.gate.give_back_now()  # `transcribed pause --now`: PausedNow unwinds the job
         if self.prefetch is not None:
             for job in self.prefetch.overdue():
                 self.endings.requeue(job, reason="waited behind a long job; any daemon on the inbox "
@@ -356,28 +372,21 @@ class Consumer:
     # --- decoding ahead --------------------------------------------------------------------------
 
     def _make_prefetch(self, engine: Engine) -> Prefetch:
-        own = Pipeline(self.config, engine, lambda: None, self.spool.worker.name, Stats())
+        own = Pipeline(self.config, engine, lambda: None, self.spool.worker.name, Stats(),
+                       resident=self.resident)
         return Prefetch(own, self.config.overlap, self._context)
 
     def _prefetch_next(self) -> None:
-        """Claim the next files from the inbox and start decoding them while this one is
-        transcribed. Their attempt counts when the consumer takes them, so a crash during this
-        job is not held against them. One that crashes the daemon while it is decoded ahead is
-        adopted after the restart like any other job, and adopted jobs (like retries) are never
-        decoded ahead: the next crash counts."""
-        while self.prefetch is not None and self.prefetch.room > 0:
-            claimed = self._claim(1)
-            if not claimed:
-                return
-            self.in_flight[claimed[0].id] = claimed[0]
-            self.prefetch.start(claimed[0])
+        """Claim the next files and start decoding them while this one is transcribed (prefetch.py)."""
+        if self.prefetch is not None:
+            self.prefetch.fill(self._claim, self.in_flight)
 
-    def _give_back_prefetched(self) -> None:
-        """Stopping: files decoded ahead go back to the inbox, for this or another daemon."""
-        if self.prefetch is None:
-            return
-        for job in self.prefetch.close():
-            self.endings.requeue(job, reason="the daemon stops; it was claimed ahead")
+    def _give_back_prefetched(self, reason: str = "the daemon stops; it was claimed ahead",
+                              closing: bool = True) -> None:
+        """Stopping (or paused): files decoded ahead go back to the inbox, for this or another daemon."""
+        if self.prefetch is not None:
+            for job in self.prefetch.close() if closing else self.prefetch.drop():
+                self.endings.requeue(job, reason=reason)
 
     def give_back_in_flight(self, reason: str) -> list[Path]:
         """Give the files of every job in flight back to the inbox (the shutdown grace ran out:

@@ -62,6 +62,19 @@ class Prefetch:
     def holds(self, job: Job) -> bool:
         return job.id in self._ahead
 
+    def fill(self, claim: Callable[[int], list[Job]], in_flight: dict[str, Job]) -> None:
+        """Claim the next files (the consumer's `claim`) and start decoding them while a job is
+        transcribed. Their attempt counts when the consumer takes them, so a crash during this
+        job is not held against them. One that crashes the daemon while it is decoded ahead is
+        adopted after the restart like any other job, and adopted jobs (like retries) are never
+        decoded ahead: the next crash counts."""
+        while self.room > 0:
+            claimed = claim(1)
+            if not claimed:
+                return
+            in_flight[claimed[0].id] = claimed[0]
+            self.start(claimed[0])
+
     def start(self, job: Job) -> None:
         """Begin preparing `job` (claimed by the consumer) on the helper thread."""
         self._ahead[job.id] = _Ahead(job, self._executor.submit(self._prepare, job))
@@ -91,6 +104,15 @@ class Prefetch:
             del self._ahead[ahead.job.id]
             ahead.head_start.cancel()
         return [ahead.job for ahead in late]
+
+    def drop(self) -> list[Job]:
+        """Stop holding every job ahead (a paused daemon gives them back); the helper thread
+        stays for later. A step already running ends on its own, its result unused."""
+        jobs = [ahead.job for ahead in self._ahead.values()]
+        for ahead in self._ahead.values():
+            ahead.head_start.cancel()
+        self._ahead.clear()
+        return jobs
 
     def close(self) -> list[Job]:
         """Stop preparing; return the jobs that were ahead (the consumer gives them back). A step

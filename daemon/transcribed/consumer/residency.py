@@ -46,19 +46,21 @@ class Residency:
         self._aligner_languages: list[str] = []
         self._diarizer_loaded = False
 
-    def idle(self, nothing_waits: bool) -> float | None:
+    def idle(self, nothing_waits: bool, after: float | None = None) -> float | None:
         """Called from the consumer's idle wait. Unloads the models once they have been idle long
-        enough; returns the seconds until that is due (for the wait; 0 right after unloading,
-        so that the reports say so at once), or None."""
-        if self.after is None or not self.resident or not nothing_waits:
+        enough (`after`, else `model.idle_unload_seconds`: a paused daemon's own delay); returns
+        the seconds until that is due (for the wait; 0 right after unloading, so that the reports
+        say so at once), or None."""
+        after = after if after is not None else self.after
+        if after is None or not self.resident or not nothing_waits:
             self._idle_since = None
             return None
         now = self.clock()
         if self._idle_since is None:
             self._idle_since = now
         idle_for = now - self._idle_since
-        if idle_for < self.after:
-            return self.after - idle_for
+        if idle_for < after:
+            return after - idle_for
         self.unload(idle_for)
         return 0.0
 

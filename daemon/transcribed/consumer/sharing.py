@@ -102,10 +102,10 @@ def packing_wanted(config: Config, engine: Engine) -> bool:
 
 def share_groups(prepared: list[Prepared]) -> list[list[Prepared]]:
     """Jobs that may share a model call: the same language, task, prompt, hotwords and decoding
-    rules (a shared call runs under one set of them)."""
+    rules, model and beam size (a shared call runs under one set of them)."""
     groups: dict[tuple[Any, ...], list[Prepared]] = {}
     for item in prepared:
         r = item.request
-        key = (r.language, r.task, r.initial_prompt, r.hotwords, r.decoding)
+        key = (r.language, r.task, r.initial_prompt, r.hotwords, r.decoding, r.model, r.beam_size)
         groups.setdefault(key, []).append(item)
     return list(groups.values())

@@ -11,6 +11,9 @@ shared_window.py   a packed window encoded once, each piece decoded from it
 audio_windows.py   the samples one call reads, cut from a file's speech chunks
 silero.py          the light VAD (Silero as ONNX, no download)
 hardware.py        deciding `auto`: device, compute type, batch size, threads, and why
+catalogue.py       the models a config names, their settings and sizes, the budget they share
+resident.py        which models stay loaded within the budget (LRU), out-of-memory on loading
+whisperx_setup.py  what whisperx is loaded with: load_model's arguments, the decoding options
 models.py          finding the Whisper model: bundled, a local folder, or a named one
 hub_cache.py       a named model in the download folder: the hub's cache layout, its record, each file's hash
 download.py        downloading a named model from the hub or a mirror: resumed, checked, with progress

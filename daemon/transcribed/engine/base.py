@@ -11,11 +11,15 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
-from typing import Any, NamedTuple, Protocol, TypedDict
+from typing import TYPE_CHECKING, Any, NamedTuple, Protocol, TypedDict
 
 import numpy as np
 
+from ..config.models import ModelChoice
 from .decoding import Decoded, Thresholds
+
+if TYPE_CHECKING:
+    from .catalogue import Catalogue
 
 #: Called with the percentage done; also the consumer's heartbeat during long jobs.
 Progress = Callable[[float], None]
@@ -112,6 +116,10 @@ class Request:
     hotwords: str | None = None
     #: Whisper's thresholds, and whether it decodes again hotter or prompts with earlier text.
     decoding: Thresholds = field(default_factory=Thresholds)
+    #: The Whisper model to run (None: the engine's default, `settings`), which must be loaded
+    #: (`load_model`), and its beam size (None: the model's configured one).
+    model: ModelChoice | None = None
+    beam_size: int | None = None
 
 
 @dataclass(frozen=True)
@@ -142,13 +150,26 @@ class Engine(Protocol):
     settings: EngineSettings
     #: False for an English-only model (its language is always "en"); known after `load`.
     multilingual: bool
+    #: Every Whisper model this engine may run, their settings and their sizes (catalogue.py).
+    catalogue: Catalogue
 
     def load(self) -> None:
-        """Load the models: at start, before the first job, and again after `unload`."""
+        """Load the models: at start, before the first job, and again after `unload`. Of the
+        Whisper models, the default one (`settings`)."""
 
     def unload(self) -> None:
         """Release the models and the accelerator memory they hold (`model.idle_unload_seconds`:
         nothing to do for a while); the engine is unusable until `load` is called again."""
+
+    def loaded_models(self) -> list[ModelChoice]:
+        """The Whisper models loaded now, in the order they were loaded."""
+
+    def load_model(self, model: ModelChoice) -> None:
+        """Load one more Whisper model of the catalogue beside those loaded (the VAD is shared).
+        Out of memory raises the library's own error, and nothing is kept of the attempt."""
+
+    def unload_model(self, model: ModelChoice) -> None:
+        """Release one Whisper model and the memory it holds (the others stay)."""
 
     def find_speech(self, samples: np.ndarray) -> list[SpeechChunk]:
         """Voice activity detection: the speech chunks of 16 kHz mono float32 samples."""
@@ -184,8 +205,9 @@ class Engine(Protocol):
     def memory_in_use(self) -> tuple[int, int] | None:
         """Accelerator memory (used, total) in bytes, or None on the CPU or when unknown."""
 
-    def on_cpu(self) -> Engine:
-        """An engine of the same model on the CPU (int8), for the out-of-memory fallback."""
+    def on_cpu(self, model: ModelChoice | None = None) -> Engine:
+        """An engine of `model` (None: the default) on the CPU (int8), loaded, for the
+        out-of-memory fallback of one job."""
 
     def close(self) -> None:
         """Release the models."""

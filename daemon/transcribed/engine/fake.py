@@ -10,11 +10,16 @@ failure, recovery and health handling run around it. `model_bytes` of real memor
 weights, which `unload` (the idle unload) gives back and `load` takes again. Like the real
 engine, `transcribe` is speech finding plus one `transcribe_speech` call, so cross-file batching
 and the prefetch run the same consumer code against it.
+Several models (a route's, library's or sidecar's `model`) are names in its catalogue: loading
+one takes `model_load_seconds[name]` and may be scripted to run out of memory, and every model
+call says which model it ran with (`models_used`), so the residency and the order of jobs run
+the real code around it.
 `transcribed run --engine fake` takes these settings as JSON from $TRANSCRIBED_FAKE.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
 import signal
@@ -24,8 +29,12 @@ from typing import Any
 
 import numpy as np
 
+from ..config import Config
+from ..config.models import ModelChoice
 from . import packing
 from .base import EngineSettings, Progress, Request, SpeechChunk, SpeechOf, Transcript
+from .catalogue import Catalogue, memory_budget
+from .hardware import Hardware
 
 SAMPLE_RATE = 16_000
 
@@ -70,17 +79,54 @@ class FakeEngine:
     #: How often `load` and `unload` ran.
     loads: int = 0
     unloads: int = 0
+    #: The models it may run (`catalogue`; None: its own settings' model alone; `for_config` sets
+    #: the config's).
+    models: Catalogue | None = field(default=None, repr=False)
+    #: Seconds loading each model (by name) takes with `load_model`.
+    model_load_seconds: dict[str, float] = field(default_factory=dict)
+    #: Models (by name) whose loading runs out of memory: always, or while another model is loaded.
+    oom_loading: tuple[str, ...] = ()
+    oom_loading_beside: tuple[str, ...] = ()
+    #: Every model loaded and unloaded with load_model/unload_model, and the model of each call.
+    model_loads: list[str] = field(default_factory=list)
+    model_unloads: list[str] = field(default_factory=list)
+    models_used: list[str] = field(default_factory=list)
+    _models: list[ModelChoice] = field(default_factory=list, repr=False)
     _weights: np.ndarray | None = field(default=None, repr=False)
     _released: bool = field(default=False, repr=False)
+
+    @property
+    def catalogue(self) -> Catalogue:
+        if self.models is None:
+            self.models = Catalogue.single(self.settings)
+        return self.models
+
+    @catalogue.setter
+    def catalogue(self, catalogue: Catalogue) -> None:
+        self.models = catalogue
 
     @classmethod
     def from_environment(cls) -> FakeEngine:
         """Build one from $TRANSCRIBED_FAKE (JSON with the fields above)."""
         options: dict[str, Any] = json.loads(os.environ.get("TRANSCRIBED_FAKE", "{}") or "{}")
-        for key in ("lose_gpu_on", "crash_on", "hang_on"):
+        for key in ("lose_gpu_on", "crash_on", "hang_on", "oom_loading", "oom_loading_beside"):
             if key in options:
                 options[key] = tuple(options[key])
         return cls(**options)
+
+    def for_config(self, config: Config, cpu_limit: int) -> FakeEngine:
+        """Every model `config` names in its catalogue: the default one with this engine's own
+        settings (model "fake"), each other as those settings under its name (sized by the name:
+        engine/models.py's table); and the budget, as the real engine decides it."""
+        settings = {choice: dataclasses.replace(
+            self.settings, model=choice.name, model_path="",
+            compute_type=self.settings.compute_type if choice.compute_type == "auto" else choice.compute_type)
+            for choice in config.named_models()}
+        settings[config.default_model] = self.settings
+        self.catalogue = Catalogue(config.default_model, settings)
+        self.catalogue.budget_bytes, self.catalogue.budget_reason = memory_budget(
+            config, self.catalogue, Hardware(), cpu_limit)
+        return self
 
     def load(self) -> None:
         time.sleep(self.load_seconds)
@@ -90,11 +136,38 @@ class FakeEngine:
             self._weights = np.ones(self.model_bytes, dtype=np.uint8)  # touched: resident
         self.loaded, self._released = True, False
         self.loads += 1
+        self._models = [self.catalogue.default]
+        self.catalogue.multilingual[self.catalogue.default] = self.multilingual
 
     def unload(self) -> None:
         self._weights = None
         self.loaded, self._released = False, True
         self.unloads += 1
+        self._models = []
+
+    def loaded_models(self) -> list[ModelChoice]:
+        return list(self._models)
+
+    def load_model(self, model: ModelChoice) -> None:
+        if model in self._models:
+            return
+        time.sleep(self.model_load_seconds.get(model.name, 0.0))
+        if model.name in self.oom_loading or (model.name in self.oom_loading_beside and self._models):
+            raise RuntimeError("CUDA failed with error out of memory (the fake's scripted load)")
+        self._models.append(model)
+        self.model_loads.append(model.name)
+
+    def unload_model(self, model: ModelChoice) -> None:
+        if model in self._models:
+            self._models.remove(model)
+            self.model_unloads.append(model.name)
+
+    def _model_of(self, request: Request) -> str:
+        """The request's model, which must be loaded (as the real engine requires)."""
+        model = request.model or self.catalogue.default
+        if model not in self._models and self.loaded:
+            raise RuntimeError(f"the model {model.describe()} is not loaded")
+        return model.name
 
     def find_speech(self, samples: np.ndarray) -> list[SpeechChunk]:
         """All of the audio as one chunk, or none when it is silent."""
@@ -121,6 +194,7 @@ class FakeEngine:
         """One scripted model call for the files of `items`; each gets its own fake text."""
         if self._released:
             raise RuntimeError("the fake model was unloaded and not loaded again")
+        self.models_used.append(self._model_of(request))
         self.calls.append(("+".join(item.file for item in items), batch_size))
         for item in items:
             self._script(item.file, batch_size)
@@ -133,6 +207,7 @@ class FakeEngine:
         a window gets its text alone, saying how many files shared the window; None for the rest."""
         if self._released:
             raise RuntimeError("the fake model was unloaded and not loaded again")
+        self.models_used.append(self._model_of(request))
         results: list[Transcript | None] = [None] * len(items)
         for window in packing.layout([item.speech for item in items], gap_seconds, max_files):
             names = [items[file].file for file in window.files]
@@ -183,11 +258,14 @@ class FakeEngine:
     def memory_in_use(self) -> tuple[int, int] | None:
         return None
 
-    def on_cpu(self) -> FakeEngine:
-        settings = EngineSettings("fake", "", "fake", "cpu", 0, "int8", 1, 1, {"device": "fallback"})
+    def on_cpu(self, model: ModelChoice | None = None) -> FakeEngine:
+        choice = model or self.catalogue.default
+        name = self.catalogue.settings_for(choice).model
+        settings = EngineSettings(name, "", "fake", "cpu", 0, "int8", 1, 1, {"device": "fallback"})
         return FakeEngine(settings=settings, delay=self.delay, fail=self.fail, calls=self.calls,
                           delays=self.delays, crash_on=self.crash_on, hang_on=self.hang_on,
-                          given_speech=self.given_speech, loaded=True)
+                          given_speech=self.given_speech, loaded=True, models_used=self.models_used,
+                          models=Catalogue.single(settings, choice), _models=[choice])
 
     def close(self) -> None:
         self.loaded = False

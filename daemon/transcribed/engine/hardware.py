@@ -210,6 +210,12 @@ def _choose_batch_size(model: Model, hardware: Hardware, device: str, weights: i
     return size
 
 
+def batch_room_bytes(settings: EngineSettings) -> int:
+    """The memory a batch of `settings.batch_size` takes beside the model (as `choose` reckons)."""
+    weights = weights_bytes(settings.model, Path(settings.model_path))
+    return settings.batch_size * max(ITEM_FLOOR_BYTES, int(weights * ITEM_SHARE_OF_WEIGHTS))
+
+
 def _gib(value: int | None) -> str:
     return "unknown" if value is None else f"{value / GIB:.1f} GiB"
 

@@ -25,7 +25,8 @@ from typing import Any
 
 import numpy as np
 
-from .base import Transcript, segment_of
+from .audio_windows import piece_audio
+from .base import Progress, SpeechOf, Transcript, segment_of
 from .decoding import ChunkDecoder, Decoded, batches, encoder_output
 from .packing import Piece, Window
 
@@ -109,3 +110,22 @@ def packed_transcript(window: Window, outs: Sequence[Decoded], file: int, langua
     segments = [segment_of(piece.chunk(), out) for piece, out in zip(window.pieces, outs, strict=True)
                 if piece.file == file]
     return Transcript(segments=segments, language=language, packed_files=len(window.files))
+
+
+def transcribe_windows(decoder: ChunkDecoder, pipe: Any, items: list[SpeechOf], windows: list[Window],
+                       silences: Silences, batch_size: int, progress: Progress,
+                       language: str | None) -> list[Transcript | None]:
+    """The packed windows of `items` through a whisperx pipeline: `batch_size` windows encoded at
+    a time, then each piece decoded on its own; one transcript per file in a window, else None."""
+    results: list[Transcript | None] = [None] * len(items)
+    for batch in batches(len(windows), batch_size):
+        features = [[decoder.features(piece_audio(items, p), pipe) for p in windows[i].pieces]
+                    for i in batch]
+        encoded = decoder.encode(np.stack([window_features(f, windows[i])
+                                           for f, i in zip(features, batch, strict=True)]))
+        for row, i in enumerate(batch):
+            outs = decode_pieces(decoder, windows[i], encoded[row], features[row], silences, batch_size)
+            for file in windows[i].files:
+                results[file] = packed_transcript(windows[i], outs, file, language)
+        progress(100.0 * batch.stop / len(windows))
+    return results

@@ -1,4 +1,6 @@
-"""The real engine: a resident WhisperX pipeline (CTranslate2 Whisper + pyannote VAD).
+"""The real engine: a resident WhisperX pipeline (CTranslate2 Whisper + pyannote VAD); with a
+route's, library's or sidecar's own model, one Whisper model more per model loaded (resident.py
+decides which stay), all sharing the one VAD.
 
 All torch and whisperx imports happen here, lazily, so the CLI's other commands and the fast
 tests stay fast. Verified traps handled here (see ../shared/WHISPERX.md):
@@ -10,10 +12,9 @@ tests stay fast. Verified traps handled here (see ../shared/WHISPERX.md):
   set before pyannote is first imported.
 
 Out of memory: the consumer (transcription/pipeline.py) halves the Whisper batch size and calls
-`free_memory`. torch's empty_cache does not touch CTranslate2's own CUDA cache, so the
-CTranslate2 model is unloaded and reloaded (fast). pyannote's VAD reports its own OOM as a
-MemoryError naming its batch size (32): that batch size is halved here too, and doubled back
-after a run of successes, like the Whisper one.
+`free_memory`: torch's empty_cache does not touch CTranslate2's own CUDA cache, so the models are
+unloaded and reloaded (fast). pyannote's VAD reports its own OOM as a MemoryError naming its
+batch size (32), halved here too, and doubled back after a run of successes, like Whisper's.
 """
 
 from __future__ import annotations
@@ -27,19 +28,22 @@ from typing import Any
 
 import numpy as np
 
-from .. import logs
+from .. import languages, logs
 from ..config import Config, Vad
+from ..config.models import ModelChoice
 from ..errors import GpuLost
 from . import packing
-from .audio_windows import piece_audio, speech_inside, speech_window
+from .audio_windows import speech_inside, speech_window
 from .base import EngineSettings, Progress, Request, SpeechChunk, SpeechOf, Transcript
+from .catalogue import Catalogue
 from .chunks import decode_chunks
 from .environment import disable_pyannote_telemetry, keep_libraries_offline_and_private
 from .hardware import CPU_BATCH_SIZE
 from .oom import BatchGovernor
 from .recheck import Batching
-from .shared_window import Silences, decode_pieces, packed_transcript, window_features
+from .shared_window import Silences, transcribe_windows
 from .silero import SileroSpeech
+from .whisperx_setup import load_model_arguments
 
 log = logs.get_logger()
 
@@ -47,50 +51,28 @@ log = logs.get_logger()
 SAMPLE_RATE = 16_000
 
 
-def load_model_arguments(config: Config, settings: EngineSettings) -> dict[str, Any]:
-    """The keyword arguments of `whisperx.load_model` for these settings: exactly what
-    `WhisperXEngine.load` passes, public so that bench/'s plain whisperx loop loads the same
-    pipeline instead of a hand copy that drifts. The language is the configured one, or "en"
-    for a model whose name says it is English-only (a local directory's name does not)."""
-    language = "en" if settings.model.endswith(".en") else config.model.language
-    return {
-        "whisper_arch": settings.model_path,
-        "device": settings.device,
-        "device_index": settings.device_index,
-        "compute_type": settings.compute_type,
-        "asr_options": {"beam_size": config.model.beam_size, **decoding_options(config)},
-        "vad_method": "pyannote",
-        "vad_options": {"vad_onset": config.vad.onset, "vad_offset": config.vad.offset},
-        "language": language,
-        "threads": settings.cpu_threads,
-    }
-
-
-def decoding_options(config: Config) -> dict[str, Any]:
-    """The `model` section's decoding thresholds as whisperx's `asr_options` (they sit in the
-    pipeline's options; whisperx's batched decoding never reads them: engine/decoding.py does)."""
-    return {key: getattr(config.model, key) for key in (
-        "no_speech_threshold", "log_prob_threshold", "compression_ratio_threshold",
-        "condition_on_previous_text")}
-
-
 class WhisperXEngine:
-    """WhisperX's FasterWhisperPipeline, loaded once and used serially."""
+    """WhisperX's FasterWhisperPipeline, loaded once and used serially; with several models in
+    its catalogue, one pipeline per loaded Whisper model, all sharing one VAD."""
 
-    def __init__(self, config: Config, settings: EngineSettings) -> None:
+    def __init__(self, config: Config, settings: EngineSettings, catalogue: Catalogue | None = None) -> None:
         self.config = config
         self.settings = settings
-        self._pipe: Any = None
+        self.catalogue = catalogue or Catalogue.single(settings, config.default_model)
+        #: The loaded Whisper models' pipelines, and the VAD they share (whisperx's object).
+        self._pipes: dict[ModelChoice, Any] = {}
+        self._vad: Any = None
         self.multilingual = True
         #: pyannote's segmentation batch size; set from the loaded VAD model.
         self.vad_batch: BatchGovernor | None = None
         #: faster-whisper's Silero, when vad.method is silero (pyannote is then not loaded).
         self._silero: SileroSpeech | None = None
         self._vad_lock = threading.Lock()
-        #: The encodings of silence for packed windows (shared_window.py), while the model is loaded.
-        self._silences: Silences | None = None
+        #: The encodings of silence for packed windows (shared_window.py), per loaded model.
+        self._silences: dict[ModelChoice, Silences] = {}
 
     def load(self) -> None:
+        """The VAD and the default Whisper model."""
         keep_libraries_offline_and_private()
         import torch
         import whisperx
@@ -106,10 +88,10 @@ class WhisperXEngine:
         if "pyannote" not in methods:
             arguments["vad_model"] = self._silero  # whisperx then loads no pyannote model
         with logs.prints_as_logs("whisperx"):
-            self._pipe = whisperx.load_model(**arguments)
-        self.multilingual = bool(self._pipe.model.model.is_multilingual)
-        if not self.multilingual and self._pipe.preset_language != "en":
-            self._pipe.preset_language = "en"  # an English-only model never needs detection
+            pipe = whisperx.load_model(**arguments)
+        self._vad = pipe.vad_model
+        self._keep(self.catalogue.default, pipe)
+        self.multilingual = bool(pipe.model.model.is_multilingual)
         segmentation = self.segmentation()
         if segmentation is not None:
             # pyannote checks step <= window only when it builds the Inference; keep that rule.
@@ -124,15 +106,59 @@ class WhisperXEngine:
         gc.collect()
         gc.freeze()
 
+    def _keep(self, model: ModelChoice, pipe: Any) -> None:
+        """A loaded pipeline: an English-only model never needs detection (a local folder's name
+        does not say `.en`), and the catalogue learns what the model knows."""
+        multilingual = bool(pipe.model.model.is_multilingual)
+        if not multilingual and pipe.preset_language != "en":
+            pipe.preset_language = "en"
+        self.catalogue.multilingual[model] = multilingual
+        self._pipes[model] = pipe
+
+    def loaded_models(self) -> list[ModelChoice]:
+        return list(self._pipes)
+
+    def load_model(self, model: ModelChoice) -> None:
+        """Another Whisper model of the catalogue, sharing the loaded VAD (whisperx's `vad_model`)."""
+        if model in self._pipes:
+            return
+        import whisperx
+
+        arguments = {**load_model_arguments(self.config, self.catalogue.settings_for(model)),
+                     "vad_model": self._vad}
+        with logs.prints_as_logs("whisperx"):
+            pipe = whisperx.load_model(**arguments)
+        self._keep(model, pipe)
+        gc.collect()
+        gc.freeze()  # as `load`: the per-file gc.collect() does not walk its objects
+
+    def unload_model(self, model: ModelChoice) -> None:
+        """One Whisper model's weights and CTranslate2's cache with them; the VAD stays."""
+        pipe = self._pipes.pop(model, None)
+        self._silences.pop(model, None)
+        if pipe is None:
+            return
+        with contextlib.suppress(RuntimeError):
+            pipe.model.model.unload_model()
+        del pipe
+        self._collect()
+
     @property
     def pipeline(self) -> Any:
-        """The loaded whisperx pipeline (None before `load`): read by the doctor and the e2e
-        tests, which wrap its CTranslate2 model to inject the libraries' own failures."""
-        return self._pipe
+        """The default model's whisperx pipeline (None before `load`): read by the doctor and the
+        e2e tests, which wrap its CTranslate2 model to inject the libraries' own failures."""
+        return self._pipes.get(self.catalogue.default)
+
+    def _pipe_for(self, request: Request) -> Any:
+        model = request.model or self.catalogue.default
+        pipe = self._pipes.get(model)
+        if pipe is None:
+            raise RuntimeError(f"the model {model.describe()} is not loaded (resident.py loads it first)")
+        return pipe
 
     def segmentation(self) -> Any:
         """pyannote's segmentation Inference inside whisperx's VAD (None if whisperx changes shape)."""
-        return getattr(getattr(self._pipe.vad_model, "vad_pipeline", None), "_segmentation", None)
+        return getattr(getattr(self._vad, "vad_pipeline", None), "_segmentation", None)
 
     def transcribe(self, samples: np.ndarray, request: Request, batch_size: int,
                    progress: Progress, speech: list[SpeechChunk] | None = None) -> Transcript:
@@ -159,12 +185,13 @@ class WhisperXEngine:
         return len(samples) >= self.config.vad.long_seconds * SAMPLE_RATE
 
     def _find_speech(self, samples: np.ndarray) -> list[SpeechChunk]:
-        vad = self.config.vad
-        method = vad.long_method if self.is_long(samples) else vad.method
+        method = self.config.vad.long_method if self.is_long(samples) else self.config.vad.method
         if self._silero is not None and method == "silero":
             return self._silero.find(samples)
-        self._apply_vad_batch()
-        vad = self._pipe.vad_model
+        segmentation = self.segmentation()
+        if self.vad_batch is not None and segmentation is not None:
+            segmentation.batch_size = self.vad_batch.current
+        vad = self._vad
         try:
             with logs.prints_as_logs("whisperx"):
                 scores = vad({"waveform": vad.preprocess_audio(samples), "sample_rate": SAMPLE_RATE})
@@ -188,17 +215,18 @@ class WhisperXEngine:
         the file, nor of the first chunk's start onwards: a music intro between chunks does not
         count), picking the most probable of `model.languages` when that is set.
         """
-        if not self.multilingual:
+        pipe = self._pipe_for(request)
+        if not pipe.model.model.is_multilingual:
             return "en", None
         if request.language:
             return request.language, None
         from whisperx.audio import N_SAMPLES, log_mel_spectrogram
 
         audio = speech_window(samples, speech, N_SAMPLES)
-        mels = self._pipe.model.feat_kwargs.get("feature_size") or 80
+        mels = pipe.model.feat_kwargs.get("feature_size") or 80
         features = log_mel_spectrogram(audio, n_mels=mels, padding=max(0, N_SAMPLES - audio.shape[0]))
-        ranked = self._pipe.model.model.detect_language(self._pipe.model.encode(features))[0]
-        return most_probable_language(ranked, self.config.model.languages)
+        ranked = pipe.model.model.detect_language(pipe.model.encode(features))[0]
+        return languages.most_probable(ranked, self.config.model.languages)
 
     def transcribe_speech(self, items: list[SpeechOf], request: Request, batch_size: int,
                           progress: Progress) -> list[Transcript]:
@@ -214,9 +242,9 @@ class WhisperXEngine:
 
         # A translation's English words cannot be aligned to the spoken language's audio.
         gap = self.config.vad.recheck_seconds if request.task == "transcribe" else 0.0
-        with self._job_options(request), logs.prints_as_logs("whisperx"):
-            decoder = ChunkDecoder(self._pipe, request.decoding)
-            return decode_chunks(decoder, self._pipe, items, [self.is_long(item.samples) for item in items],
+        with self._job_options(request) as pipe, logs.prints_as_logs("whisperx"):
+            decoder = ChunkDecoder(pipe, request.decoding)
+            return decode_chunks(decoder, pipe, items, [self.is_long(item.samples) for item in items],
                                  Batching(batch_size, gap), progress, request.language)
 
     def transcribe_packed(self, items: list[SpeechOf], request: Request, batch_size: int,
@@ -225,35 +253,22 @@ class WhisperXEngine:
         and each piece decoded on its own from it (engine/shared_window.py); None for each file
         in no window. A request prompted by the text before each chunk is not packed (its
         chunks are decoded one after another)."""
-        from .decoding import ChunkDecoder, batches
+        from .decoding import ChunkDecoder
 
-        results: list[Transcript | None] = [None] * len(items)
         if request.decoding.condition_on_previous_text:
-            return results
+            return [None] * len(items)
         windows = packing.layout([speech_inside(item) for item in items], gap_seconds, max_files)
-        with self._job_options(request), logs.prints_as_logs("whisperx"):
-            decoder = ChunkDecoder(self._pipe, request.decoding)
-            for batch in batches(len(windows), batch_size):
-                features = [[decoder.features(piece_audio(items, p), self._pipe) for p in windows[i].pieces]
-                            for i in batch]
-                encoded = decoder.encode(np.stack([window_features(f, windows[i])
-                                                   for f, i in zip(features, batch, strict=True)]))
-                for row, i in enumerate(batch):
-                    outs = decode_pieces(decoder, windows[i], encoded[row], features[row],
-                                         self._silences_for_model(), batch_size)
-                    for file in windows[i].files:
-                        results[file] = packed_transcript(windows[i], outs, file, request.language)
-                progress(100.0 * batch.stop / len(windows))
-        return results
-
-    def _silences_for_model(self) -> Silences:
-        """The encodings of silence packed pieces are decoded against, made once per loaded model."""
-        self._silences = self._silences or Silences.of(self._pipe.model)
-        return self._silences
+        model = request.model or self.catalogue.default
+        with self._job_options(request) as pipe, logs.prints_as_logs("whisperx"):
+            if model not in self._silences:  # the encodings of silence, made once per loaded model
+                self._silences[model] = Silences.of(pipe.model)
+            return transcribe_windows(ChunkDecoder(pipe, request.decoding), pipe, items, windows,
+                                      self._silences[model], batch_size, progress, request.language)
 
     @contextlib.contextmanager
-    def _job_options(self, request: Request) -> Iterator[None]:
-        """This job's language, task, prompt, hotwords and thresholds, for the duration of one call.
+    def _job_options(self, request: Request) -> Iterator[Any]:
+        """The request's model's pipeline, with this job's language, task, prompt, hotwords, beam
+        size and thresholds, for the duration of one call.
 
         whisperx keeps the tokenizer (and so a detected language) on the pipeline, and resets it
         only after a successful call: a failed job would leave its language to the next file.
@@ -261,12 +276,12 @@ class WhisperXEngine:
         """
         from faster_whisper.tokenizer import Tokenizer
 
-        pipe = self._pipe
+        pipe = self._pipe_for(request)
         saved_options, saved_tokenizer = pipe.options, pipe.tokenizer
-        pipe.tokenizer = Tokenizer(pipe.model.hf_tokenizer, self.multilingual, task=request.task,
-                                   language=request.language)
+        pipe.tokenizer = Tokenizer(pipe.model.hf_tokenizer, bool(pipe.model.model.is_multilingual),
+                                   task=request.task, language=request.language)
         pipe.options = dataclasses.replace(
-            saved_options,
+            saved_options, beam_size=request.beam_size or saved_options.beam_size,
             initial_prompt=request.initial_prompt or saved_options.initial_prompt,
             hotwords=request.hotwords or saved_options.hotwords,
             no_speech_threshold=request.decoding.no_speech_threshold,
@@ -274,14 +289,9 @@ class WhisperXEngine:
             compression_ratio_threshold=request.decoding.compression_ratio_threshold,
             condition_on_previous_text=request.decoding.condition_on_previous_text)
         try:
-            yield
+            yield pipe
         finally:
             pipe.options, pipe.tokenizer = saved_options, saved_tokenizer
-
-    def _apply_vad_batch(self) -> None:
-        segmentation = self.segmentation()
-        if self.vad_batch is not None and segmentation is not None:
-            segmentation.batch_size = self.vad_batch.current
 
     def _lower_vad_batch(self) -> None:
         """pyannote re-raises a CUDA OOM as MemoryError("batch_size (32) is probably too large")."""
@@ -306,18 +316,20 @@ class WhisperXEngine:
         return int(total - free), int(total)
 
     def free_memory(self) -> int | None:
-        """gc, torch's cache, and CTranslate2's own cache (which empty_cache does not touch)."""
+        """gc, torch's cache, and CTranslate2's own cache (which empty_cache does not touch):
+        each loaded model's weights are dropped and loaded again."""
         gc.collect()
         if self.settings.device != "cuda":
             return None
         import torch
 
-        ct2 = self._pipe.model.model
         try:
-            ct2.unload_model()  # drops the weights and clears CTranslate2's CUDA allocator cache
+            for pipe in self._pipes.values():
+                pipe.model.model.unload_model()  # the weights, and CTranslate2's CUDA allocator cache
             gc.collect()
             torch.cuda.empty_cache()
-            ct2.load_model()  # the weights again (seconds at most: the OS file cache has them)
+            for pipe in self._pipes.values():
+                pipe.model.model.load_model()  # again (seconds at most: the OS file cache has them)
             free, _total = torch.cuda.mem_get_info(self.settings.device_index)
         except RuntimeError as exc:
             # Without its weights the engine cannot transcribe; a fresh process can.
@@ -325,52 +337,51 @@ class WhisperXEngine:
                           f"({type(exc).__name__}: {str(exc).strip()[:200]})") from None
         return int(free)
 
-    def on_cpu(self) -> WhisperXEngine:
-        """The same model on the CPU with int8, for a job that does not fit even at batch 1."""
+    def on_cpu(self, model: ModelChoice | None = None) -> WhisperXEngine:
+        """`model` (None: the default) on the CPU with int8, for a job that does not fit even at
+        batch 1, or a model that does not fit at all."""
+        choice = model or self.catalogue.default
+        settings = self.catalogue.settings_for(choice)
         cpu_settings = EngineSettings(
-            self.settings.model, self.settings.model_path, self.settings.model_source, "cpu", 0,
-            "int8", CPU_BATCH_SIZE, self.settings.cpu_threads,
-            {"device": "out-of-memory fallback for one job"})
-        engine = WhisperXEngine(self.config, cpu_settings)
+            settings.model, settings.model_path, settings.model_source, "cpu", 0, "int8", CPU_BATCH_SIZE,
+            settings.cpu_threads, {"device": "out-of-memory fallback for one job"})
+        engine = WhisperXEngine(self.config, cpu_settings, Catalogue.single(cpu_settings, choice))
         engine.load()
         return engine
 
     def unload(self) -> None:
-        """Release the pipeline (CTranslate2's Whisper and pyannote's VAD) and the memory it holds,
-        for `model.idle_unload_seconds`; `load` builds it again. The libraries stay imported, so
-        a reload costs the model load alone (measured: docs/performance.md).
-
-        `load` froze the models' objects out of the collector's reach (gc.freeze, for the
-        decoder's per-file gc.collect): they are unfrozen here, or their reference cycles would
-        never be freed."""
-        pipe, self._pipe, self._silences = self._pipe, None, None
-        if pipe is not None:
+        """Release every pipeline (CTranslate2's Whisper models and pyannote's VAD) and the memory
+        they hold, for `model.idle_unload_seconds`; `load` builds the default again. The libraries
+        stay imported, so a reload costs the model load alone (measured: docs/performance.md)."""
+        pipes = list(self._pipes.values())
+        self._pipes.clear()
+        self._silences.clear()
+        self._vad = None
+        for pipe in pipes:
             with contextlib.suppress(RuntimeError):
                 pipe.model.model.unload_model()  # the weights, and CTranslate2's CUDA cache with them
-        del pipe
+        del pipes
+        self._collect()
+
+    def _collect(self) -> None:
+        """`load` froze the models' objects out of the collector's reach (gc.freeze, for the
+        decoder's per-file gc.collect): unfrozen here, or the reference cycles of a released
+        model would never be freed; what is still loaded is frozen again."""
         gc.unfreeze()
         gc.collect()
+        gc.freeze()
         if self.settings.device == "cuda":
             import torch
 
             torch.cuda.empty_cache()  # the VAD's (and the aligners') blocks in torch's cache
 
     def close(self) -> None:
-        self._pipe, self._silences = None, None
+        self._pipes.clear()
+        self._silences.clear()
+        self._vad = None
         gc.collect()
 
 
 def _speech_in(chunk: dict[str, Any]) -> float:
     """The seconds whisperx's merged chunk holds of the VAD's own speech stretches (its gaps out)."""
     return round(float(sum(end - start for start, end in chunk.get("segments", []))), 3)
-
-
-def most_probable_language(ranked: list[tuple[str, float]],
-                           allowed: tuple[str, ...]) -> tuple[str, float | None]:
-    """The most probable language of CTranslate2's ranking (`[("<|de|>", 0.9), ...]`, every
-    language token, most probable first), among `allowed` when that is not empty."""
-    for token, probability in ranked:
-        code = token[2:-2]
-        if not allowed or code in allowed:
-            return code, round(float(probability), 3)
-    return allowed[0], None  # unreachable for Whisper's languages: the ranking holds them all

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import time
 from collections import deque
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -22,6 +23,7 @@ from ..operations.stats import Stats
 from ..spool.claim import Claims
 from ..spool.folder import WorkFolder
 from ..spool.jobs import Job, read_job
+from ..spool.seam import Preference
 from .arrivals import Arrivals
 from .backlog import BacklogAudio
 from .inbox import Inbox
@@ -30,6 +32,9 @@ from .inbox import Inbox
 #: after LOOKS_AT_MOST times what the last look took (so looks take at most a tenth of the time).
 READY_REFRESH_SECONDS = 1.0
 LOOKS_AT_MOST = 10
+#: How many of the oldest complete files a preference is asked about per claim (a flood's
+#: sidecars are not read on every claim).
+PREFER_WINDOW = 64
 
 log = get_logger()
 
@@ -39,8 +44,10 @@ class InboxSource:
 
     name = "inbox"
 
-    def __init__(self, config: Config, spool: WorkFolder, arrivals: Arrivals, stats: Stats) -> None:
+    def __init__(self, config: Config, spool: WorkFolder, arrivals: Arrivals, stats: Stats,
+                 clock: Callable[[], float] = time.monotonic) -> None:
         self.config = config
+        self.clock = clock
         self.spool = spool
         self.arrivals = arrivals
         self.stats = stats
@@ -50,6 +57,8 @@ class InboxSource:
         #: Complete files found by the last look at the inbox, not yet claimed (_ready_files).
         self._ready: deque[Path] = deque()
         self._ready_until = 0.0
+        #: When each of them was first found complete (time.monotonic()), for `prefer`'s bound.
+        self._ready_since: dict[Path, float] = {}
         #: Files the inbox will never take that were logged (inbox.ignored) while they stay there.
         self._ignored: set[Path] = set()
 
@@ -58,13 +67,14 @@ class InboxSource:
 
     # --- claims -----------------------------------------------------------------------------------
 
-    def claim(self, up_to: int) -> list[Job]:
-        """Up to `up_to` complete files from the inbox, oldest arrival first; none more once
-        storage refuses a job's record (the file stays in the inbox: storage.py says why)."""
+    def claim(self, up_to: int, prefer: Preference | None = None) -> list[Job]:
+        """Up to `up_to` complete files from the inbox, oldest arrival first (those `prefer` wants
+        first, unless the oldest has waited `prefer.max_wait_seconds`); none more once storage
+        refuses a job's record (the file stays in the inbox: storage.py says why)."""
         ready = self._ready_files()
         claimed: list[Job] = []
         while ready and len(claimed) < up_to:
-            path = ready.popleft()
+            path = self._next(ready, prefer)
             try:
                 job = self._claims.claim(path, self.inbox.relative(path))  # None: gone since
             except StorageFault as fault:
@@ -90,9 +100,28 @@ class InboxSource:
             self._report_ignored()
             fresh = [*self.inbox.not_regular(), *self.arrivals.ready(waiting)]
             self._ready = deque(dict.fromkeys(fresh))
+            found = self.clock()
+            self._ready_since = {path: self._ready_since.get(path, found) for path in self._ready}
             took = time.monotonic() - now  # a look at 10 000 files may take a good part of a second
             self._ready_until = now + max(READY_REFRESH_SECONDS, LOOKS_AT_MOST * took)
         return self._ready
+
+    def _next(self, ready: deque[Path], prefer: Preference | None) -> Path:
+        """The next file to claim (taken off `ready`, which stays in arrival order): the oldest,
+        or with `prefer` the oldest it wants among the first PREFER_WINDOW, unless the oldest of
+        all has waited `prefer.max_wait_seconds` since it was found complete: then it goes, so
+        that no file waits for ever."""
+        if prefer is None:
+            return ready.popleft()
+        now = self.clock()
+        if now - self._ready_since.get(ready[0], now) < prefer.max_wait_seconds:
+            for i, path in enumerate(ready):
+                if i >= PREFER_WINDOW:
+                    break
+                if prefer.wants(self.inbox.relative(path), path):
+                    del ready[i]
+                    return path
+        return ready.popleft()
 
     def _count_waiting(self, waiting: list[Path]) -> None:
         """For the reports: the files waiting, and the audio of those whose headers tell it (read

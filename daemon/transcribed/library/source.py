@@ -33,6 +33,7 @@ from ..logs import get_logger
 from ..operations.stats import Stats
 from ..spool.folder import WorkFolder
 from ..spool.jobs import RECORD_FILE, Job, new_job_id
+from ..spool.seam import Preference
 from ..spool.workers import timestamp
 from .job import DEFAULT_FORMATS, LIBRARY_RECORD, LibraryJob, read_library_job
 from .ledger import Ledger, content_id, file_key, library_state
@@ -96,11 +97,14 @@ class LibrarySource:
 
     # --- finding and claiming ----------------------------------------------------------------------
 
-    def claim(self, up_to: int) -> list[Job]:
-        """Up to `up_to` complete library files without subtitles, each claimed by its marker."""
-        if not self.config.libraries or up_to < 1:
+    def claim(self, up_to: int, prefer: Preference | None = None) -> list[Job]:
+        """Up to `up_to` complete library files without subtitles, each claimed by its marker, in
+        path order (`prefer` is not asked: a library's files share its model)."""
+        if not self.config.libraries:
             return []
         self.scan_if_due()
+        if up_to < 1:
+            return []
         window = self.waiting()[:SETTLE_WINDOW]
         claimed: list[Job] = []
         for path in self.arrivals.ready(window):

@@ -34,6 +34,7 @@ from ..errors import BadInput
 from ..logs import get_logger
 from ..spool.folder import WorkFolder
 from ..spool.jobs import RECORD_FILE, Job, new_job_id
+from ..spool.seam import Preference
 from ..spool.workers import timestamp
 from .commit import Manifests
 from .identity import NotAnObject, ObjectRef, inbox_path, objects_in, wanted
@@ -95,9 +96,10 @@ class ObjectStoreSource:
 
     # --- claims -----------------------------------------------------------------------------------
 
-    def claim(self, up_to: int) -> list[Job]:
+    def claim(self, up_to: int, prefer: Preference | None = None) -> list[Job]:
         """Up to `up_to` jobs: first those whose download waited for the store, then new
-        deliveries. None while a finished job waits for the store."""
+        deliveries, in the queue's order (`prefer` is not asked). None while a finished job waits
+        for the store."""
         if up_to < 1 or not self._commit_held():
             return []
         claimed: list[Job] = []

@@ -110,6 +110,8 @@ class _Handler(BaseHTTPRequestHandler):
             body = {**health.as_dict(), "state": app.stats.state}
             if health.degraded:
                 body["storage"] = app.stats.storage
+            if app.stats.pause is not None:  # paused is healthy: nothing to restart
+                body["paused"] = app.stats.pause
             self._reply(200 if health.ok else 503, "application/json", _json(body))
         elif path in ("/", "/index.html") and app.page is not None:
             self._status_page(app, app.page)

@@ -87,12 +87,39 @@ class StatsCollector(Collector):
                                   "halving the batch size (or falling back to the CPU).",
                                   value=s["oom_backoffs"])
         yield from _storage(s["storage"])
+        yield from _paused(s["paused"])
+        if s["models"] is not None:
+            yield from _models(s["models"])
         if s["gpu_memory_used_bytes"] is not None:
             yield _gauge("gpu_memory_used_bytes", "Memory in use on this daemon's GPU, by every "
                          "process on it (sampled from the heartbeat).", s["gpu_memory_used_bytes"])
         if s["gpu_memory_total_bytes"] is not None:
             yield _gauge("gpu_memory_total_bytes", "Memory of this daemon's GPU.",
                          s["gpu_memory_total_bytes"])
+
+
+def _paused(paused: dict[str, Any] | None) -> Iterator[Metric]:
+    """`transcribed pause` or quiet hours (consumer/gate.py): no new job starts."""
+    yield _gauge("paused", "1 while no new job starts: `transcribed pause` or quiet hours "
+                 "(schedule.quiet); the running job finishes, files keep arriving.", int(paused is not None))
+    if paused is not None and paused.get("until") is not None:
+        yield _gauge("paused_until_seconds", "When the pause ends by itself (Unix time); absent "
+                     "while it lasts until `transcribed resume`.", paused["until"])
+
+
+def _models(models: dict[str, Any]) -> Iterator[Metric]:
+    """Several Whisper models (engine/resident.py): what is loaded, the budget, the switches."""
+    yield _gauge("models_resident", "Whisper models loaded now (a route's, library's or "
+                 "sidecar's own beside the default).", len(models["resident"]))
+    yield _gauge("models_resident_bytes", "Estimated memory of the Whisper models loaded now.",
+                 models["resident_bytes"])
+    yield _gauge("models_budget_bytes", "models.memory_budget: the memory the loaded Whisper "
+                 "models may take together (stated at start).", models["budget_bytes"])
+    yield CounterMetricFamily("transcribed_model_switches", "Whisper models loaded for a job "
+                              "(with the models evicted to make room).", value=models["switches"])
+    if models.get("last_switch_s") is not None:
+        yield _gauge("model_switch_seconds", "How long the last model switch took (evictions "
+                     "and the load).", models["last_switch_s"])
 
 
 def _storage(storage: dict[str, Any]) -> Iterator[Metric]:

@@ -92,7 +92,7 @@ class Reporter:
         """Rewrite STATUS= and the status file when due."""
         snapshot = self.snapshot()
         changed = (snapshot["state"], snapshot["current_file"], tuple(snapshot["jobs"].values()),
-                   snapshot["storage"].get("condition"))
+                   snapshot["storage"].get("condition"), str(snapshot["paused"]))
         now = time.monotonic()
         if not force and now < self._next_refresh and changed == self._last_refreshed:
             return

@@ -97,6 +97,12 @@ class Stats:
     #: free space and the floor), and how many of this daemon's jobs wait for storage.
     storage: dict[str, Any] = field(default_factory=dict)
     storage_jobs_waiting: int = 0
+    #: Why no new job starts (`transcribed pause`, quiet hours: consumer/gate.py's Paused: by,
+    #: since, until, reason, asked_by, now); None: not paused.
+    pause: dict[str, Any] | None = None
+    #: With several models (a route's, library's or sidecar's own): the resident ones, their
+    #: estimated bytes, the budget, and the loads for a job so far (engine/resident.py); None: one model.
+    models: dict[str, Any] | None = None
     #: time.monotonic() of the consumer loop's last sign of life.
     last_beat: float = field(default_factory=time.monotonic)
     _lock: threading.Lock = field(default_factory=threading.Lock, repr=False, compare=False)
@@ -247,6 +253,16 @@ class Stats:
             if new_batch_size is not None:
                 self.batch_size = new_batch_size
 
+    def pause_changed(self, pause: dict[str, Any] | None) -> None:
+        """Paused (why, since and until when), or working again (None)."""
+        with self._lock:
+            self.pause = dict(pause) if pause is not None else None
+
+    def models_seen(self, models: dict[str, Any]) -> None:
+        """The Whisper models loaded now (engine/resident.py `ResidentModels.describe`)."""
+        with self._lock:
+            self.models = dict(models)
+
     def gpu_memory(self, used: int | None, total: int | None) -> None:
         self.gpu_memory_used, self.gpu_memory_total = used, total
 
@@ -290,6 +306,8 @@ class Stats:
                 "library_waiting": self.library_waiting,
                 "waiting": self._waiting_named(),
                 "claims_paused": self.claims_paused,
+                "paused": dict(self.pause) if self.pause is not None else None,
+                "models": dict(self.models) if self.models is not None else None,
                 "hooks": dict(self.hooks) if self.hooks is not None else None,
                 "recent": list(reversed(self.recent)),
                 "current_file": self.current_file,

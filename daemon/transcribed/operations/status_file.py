@@ -33,7 +33,7 @@ from ..errors import STORAGE_ERRNOS
 from ..spool.storage import look
 from ..spool.workers import WorkerId, is_running, pid_namespace
 from .progress import describe_eta
-from .status_line import describe
+from .status_line import describe, until_words
 
 #: The status files' folder, under `folders.state`.
 STATUS_FOLDER = "status"
@@ -249,10 +249,7 @@ def _render_one(record: dict[str, Any], verdict: Verdict) -> list[str]:
     lines.append(f"  {describe(record)}")
     if record.get("progress"):
         lines.append(_progress_line(record["progress"]))
-    lines += _waiting_lines(record)
-    if record.get("unloaded_at"):
-        lines.append(f"  models unloaded {ago(record['unloaded_at'])} (idle): "
-                     "the next file loads them again")
+    lines += _state_lines(record)
     model = f"  model {record['model'] or '?'} on {record['device'] or '?'}"
     if record.get("model_load_s") is not None:
         model += f" (loaded in {record['model_load_s']:.1f} s)"
@@ -270,8 +267,8 @@ def _render_one(record: dict[str, Any], verdict: Verdict) -> list[str]:
     return lines
 
 
-def _waiting_lines(record: dict[str, Any]) -> list[str]:
-    """What waits: the inbox's audio, the library files, and the files never taken."""
+def _state_lines(record: dict[str, Any]) -> list[str]:
+    """What waits, whether the daemon is paused, which models it holds."""
     lines = []
     if record.get("queue_audio_s"):
         lines.append(f"  {record['queue_length']} waiting with {record['queue_audio_s']:.0f} s of audio "
@@ -282,7 +279,35 @@ def _waiting_lines(record: dict[str, Any]) -> list[str]:
         count = record["inbox_ignored"]
         lines.append(f"  {count} file{'s' if count != 1 else ''} in the inbox never taken "
                      "(inbox.ignored in the log says why)")
+    if record.get("paused"):
+        lines.append(_paused_line(record["paused"]))
+    if record.get("unloaded_at"):
+        lines.append(f"  models unloaded {ago(record['unloaded_at'])} (idle): "
+                     "the next file loads them again")
+    if record.get("models"):
+        lines.append(_models_line(record["models"]))
     return lines
+
+
+def _paused_line(paused: dict[str, Any]) -> str:
+    """E.g. "  paused 12 min ago by ann@nas (a game night), until resumed: no new job starts"."""
+    line = f"  paused {ago(paused['since'])}"
+    if paused.get("asked_by"):
+        line += f" by {paused['asked_by']}"
+    if paused.get("reason"):
+        line += f" ({paused['reason']})"
+    line += f", {until_words(paused.get('until'))}: no new job starts"
+    return line + ("; running jobs go back to the inbox" if paused.get("now") else "")
+
+
+def _models_line(models: dict[str, Any]) -> str:
+    """E.g. "  models loaded: tiny.en, large-v3 (1.7 of 6.0 GiB budget); 4 loaded for a job, the
+    last in 2.1 s"."""
+    line = (f"  models loaded: {', '.join(models['resident']) or 'none'} "
+            f"({models['resident_bytes'] / 2**30:.1f} of {models['budget_bytes'] / 2**30:.1f} GiB budget)")
+    if models.get("switches"):
+        line += f"; {models['switches']} loaded for a job, the last in {models['last_switch_s']:.1f} s"
+    return line
 
 
 def _progress_line(progress: dict[str, Any]) -> str:

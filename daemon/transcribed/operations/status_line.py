@@ -5,6 +5,8 @@ Worded from a `Stats` snapshot (stats.py), the same one the status file and /met
 
 from __future__ import annotations
 
+import time
+from datetime import datetime
 from typing import Any
 
 from .progress import describe_eta
@@ -27,6 +29,10 @@ def describe(snapshot: dict[str, Any]) -> str:
         doing = f"stopping, {doing}" if state == "stopping" else doing
     else:
         doing = _IDLE.get(state, state)
+    if snapshot.get("paused") and state != "stopping":
+        doing = pause_words(snapshot["paused"])
+        if snapshot["current_file"]:
+            doing += f", finishing {snapshot['current_file']}{_how_far(snapshot)}"
     waiting = f"{snapshot['queue_length']} waiting"
     if snapshot.get("library_waiting"):
         waiting += f" (and {snapshot['library_waiting']} library files)"
@@ -73,3 +79,26 @@ def _how_far(snapshot: dict[str, Any]) -> str:
     if parts:
         return ": " + ", ".join(parts)
     return f" ({snapshot['current_for_s'] or 0:.0f} s)"
+
+
+def pause_words(pause: dict[str, Any], now: float | None = None) -> str:
+    """Why and until when no job starts, e.g. "paused until 18:00 (quiet hours)" or "paused until
+    resumed (transcribed pause by ann@nas)" (consumer/gate.py's Paused, as a dict)."""
+    why = "quiet hours" if pause.get("by") == "schedule" else "transcribed pause"
+    if pause.get("by") != "schedule" and pause.get("asked_by"):
+        why += f" by {pause['asked_by']}"
+    return f"paused {until_words(pause.get('until'), now)} ({why})"
+
+
+def until_words(until: float | None, now: float | None = None) -> str:
+    """A moment a pause ends, for a person: "until resumed", "until 18:00" (today, local time),
+    "until Mon 08:00" (this week), "until 2025-03-01 08:00"."""
+    if until is None:
+        return "until resumed"
+    now = time.time() if now is None else now
+    moment, today = datetime.fromtimestamp(until), datetime.fromtimestamp(now)
+    if moment.date() == today.date():
+        return f"until {moment:%H:%M}"
+    if 0 < (moment.date() - today.date()).days < 7:
+        return f"until {moment:%a %H:%M}"
+    return f"until {moment:%Y-%m-%d %H:%M}"

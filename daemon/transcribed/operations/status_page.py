@@ -22,7 +22,7 @@ from .. import __version__
 from ..config import Config
 from .progress import describe_duration as _duration
 from .progress import describe_eta
-from .status_line import describe
+from .status_line import describe, pause_words
 
 #: The page reloads itself this often (seconds).
 REFRESH_SECONDS = 5
@@ -154,6 +154,11 @@ class StatusPage:
         if snapshot.get("claims_paused"):
             found.append(("warn", "Paused: a folder refuses finished work (full or read-only); no new "
                                   "file is taken until it accepts it again."))
+        if snapshot.get("paused"):
+            paused = snapshot["paused"]
+            found.append(("warn", f"{pause_words(paused).capitalize()}: no new file is taken"
+                                  f"{'; the running one goes back to the inbox' if paused.get('now') else ''}"
+                                  "; files that arrive are counted and wait."))
         if snapshot.get("unloaded_at"):
             found.append(("muted", "The models are unloaded while idle; the next file loads them again."))
         return [f'<section class="alert {css}" data-condition>{_e(text)}</section>' for css, text in found]

@@ -18,6 +18,7 @@ from ..errors import BadInput
 from .claim import Claims
 from .folder import WorkFolder
 from .jobs import Job, read_job
+from .seam import Preference
 
 
 @dataclass(frozen=True)
@@ -44,7 +45,7 @@ class FakeSource:
     def prepare(self) -> None:
         self.folder.mkdir(parents=True, exist_ok=True)
 
-    def claim(self, up_to: int) -> list[Job]:
+    def claim(self, up_to: int, prefer: Preference | None = None) -> list[Job]:
         claimed: list[Job] = []
         for path in sorted(self.folder.iterdir()):
             if len(claimed) >= up_to:

@@ -14,13 +14,24 @@ finished jobs whose moves a folder refused (held, and retried), and whether stor
 from __future__ import annotations
 
 from collections.abc import Callable
-from pathlib import Path
+from pathlib import Path, PurePosixPath
 from typing import Any, Protocol
 
 from ..errors import BadInput
 from .jobs import Job
 from .storage import Storage
 from .workers import WorkerId
+
+
+class Preference(Protocol):
+    """Which waiting files a source offers first (the consumer's: those that run with a Whisper
+    model already loaded), and how long any other file may wait behind them before the order of
+    arrival rules again."""
+
+    max_wait_seconds: float
+
+    def wants(self, relpath: PurePosixPath, path: Path) -> bool:
+        """Should this waiting file (its path relative to the source, and on disk) go first?"""
 
 
 class JobSource(Protocol):
@@ -32,8 +43,10 @@ class JobSource(Protocol):
     def prepare(self) -> None:
         """Make what the source keeps (its folders), before anything is claimed."""
 
-    def claim(self, up_to: int) -> list[Job]:
-        """Up to `up_to` complete files, each claimed for this worker, oldest first."""
+    def claim(self, up_to: int, prefer: Preference | None = None) -> list[Job]:
+        """Up to `up_to` complete files, each claimed for this worker, oldest first (those `prefer`
+        wants first, where the source can tell). 0: only look, so that the reports count what
+        waits (a paused daemon)."""
 
     def set_aside(self) -> list[tuple[Job, BadInput]]:
         """Entries claimed only to be failed at once, each with why (the inbox: a sidecar whose

@@ -6,7 +6,8 @@ untrusted.py    opening what a writer left: regular files only, no links, never 
 audio.py        PyAV decoding, the bad-input checks (empty, truncated, too long), the memory bound
 tracks.py       which audio stream a job transcribes (audio.track), and why
 declared.py     an audio stream's own declared length, and its start on the media's clock
-options.py      routes and sidecars over the config: one job's options
+options.py      routes and sidecars over the config: one job's options (model, words, layout)
+whisper.py      a job's model made resident, its batch size backing off on OOM, the CPU fallback
 filters.py      post-filters against hallucinated text (loops, no-speech, outside speech)
 alignment.py    word timestamps (whisperx forced alignment, resident models)
 diarization.py  speaker labels (pyannote through whisperx), loaded at start or for the first file asking

@@ -14,11 +14,13 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
-from ..config import Config
+from ..config import Config, Outputs
+from ..config.models import ModelChoice
 from ..engine.base import Engine, Request, SpeechChunk, SpeechOf, Transcript
 from ..engine.decoding import Thresholds
-from ..engine.oom import BatchGovernor, is_gpu_lost, is_out_of_memory
-from ..errors import FailedIn, GpuLost, OutOfMemory, StageFailed, StorageFault
+from ..engine.oom import BatchGovernor, is_out_of_memory
+from ..engine.resident import ResidentModels
+from ..errors import FailedIn, OutOfMemory, StageFailed, StorageFault
 from ..logs import get_logger
 from ..operations.stats import Stats
 from ..spool.jobs import Job
@@ -32,6 +34,7 @@ from .metadata import Metadata, Run, job_metadata
 from .options import DECODING_KEYS, Effective, job_options
 from .outputs import plain_result, write_outputs
 from .progress_feed import ProgressFeed
+from .whisper import Whisper, first_line, raise_if_gpu_lost
 
 log = get_logger()
 
@@ -62,10 +65,11 @@ class Prepared:
 class Pipeline:
     """Turns a claimed job's source into staged outputs, with the resident engine."""
 
-    def __init__(self, config: Config, engine: Engine, heartbeat: Callable[[], None],
+    def __init__(self, config: Config, engine: Engine, heartbeat: Callable[[], None],  # noqa: PLR0913 - wired by the consumer and the CLI
                  worker_name: str = "", stats: Stats | None = None,
                  aligner: Aligner | None = None, diarizer: Diarizer | None = None,
-                 on_progress: Callable[[float], None] | None = None) -> None:
+                 on_progress: Callable[[float], None] | None = None, *,
+                 resident: ResidentModels | None = None) -> None:
         self.config = config
         self.stats = stats or Stats()
         self.aligner = aligner
@@ -73,13 +77,19 @@ class Pipeline:
         self.engine = engine
         self.heartbeat = heartbeat
         self.worker_name = worker_name
-        self.governor = BatchGovernor(engine.settings.batch_size, config.oom.probe_after_jobs)
+        #: The model each job runs with, its batch size and its out-of-memory back-off.
+        self.whisper = Whisper(config, engine, self.stats, resident)
         self.run_state = Run()
         #: The running job's progress: the reports, the log, the CLI's bar, the heartbeat.
         self.progress = ProgressFeed(self.stats, config.log.progress_seconds, heartbeat, on_progress)
         #: Seconds the models took to load again before the next job (after an idle unload):
         #: that job's `model_load` timing.
         self.pending_model_load: float | None = None
+
+    @property
+    def governor(self) -> BatchGovernor:
+        """The default model's batch size now (each model has its own: `whisper.governor`)."""
+        return self.whisper.governor(None)
 
     def run(self, job: Job) -> Finished:
         """Decode, transcribe, write the plain transcript, then align and diarize and rewrite."""
@@ -100,7 +110,8 @@ class Pipeline:
         self.progress.track(job.id, audio.seconds, started)
         request = Request(language=options.language, task=options.task, file=job.relpath.name,
                           initial_prompt=options.initial_prompt, hotwords=options.hotwords,
-                          decoding=Thresholds(**{key: getattr(options, key) for key in DECODING_KEYS}))
+                          decoding=Thresholds(**{key: getattr(options, key) for key in DECODING_KEYS}),
+                          model=self._model(options), beam_size=options.beam_size)
         return Prepared(job, options, audio, request, started, self.run_state)
 
     def find_speech(self, prepared: Prepared) -> Prepared:
@@ -113,14 +124,18 @@ class Pipeline:
         """The given language, or the one Whisper detects in the first speech (a model call: on
         the consumer thread only), so that the job can share a model call with others."""
         with self._stage("language"):
-            language, prepared.probability = self.engine.language_of(
+            cpu = self.whisper.ready(prepared.request, prepared.state)
+            language, prepared.probability = (cpu or self.engine).language_of(
                 prepared.audio.samples, prepared.speech or [], prepared.request)
+            if cpu is not None:
+                cpu.close()
         prepared.request = dataclasses.replace(prepared.request, language=language)
         return prepared
 
     def transcribe_together(self, group: list[Prepared]) -> list[Transcript]:
         """One model call for the speech of several prepared jobs that share a request."""
-        batch_size = self.governor.current
+        self._model_resident(group[0])
+        batch_size = self.whisper.governor(group[0].request.model).current
         started = time.monotonic()
         self.progress.track(group[0].job.id, sum(p.audio.seconds for p in group), started).model_started()
         self.heartbeat()
@@ -129,7 +144,7 @@ class Pipeline:
                 [SpeechOf(p.audio.samples, p.speech or [], p.job.relpath.name) for p in group],
                 group[0].request, batch_size, self.progress.update)
         except Exception as exc:
-            _raise_if_gpu_lost(exc)
+            raise_if_gpu_lost(exc)
             raise
         seconds = round(time.monotonic() - started, 3)
         for prepared, result in zip(group, results, strict=True):
@@ -143,7 +158,8 @@ class Pipeline:
         """Prepared jobs that share a request, their speech packed into shared Whisper windows
         (engine/packing.py); None for each one not packed or not clearly split (transcribed alone)."""
         packing = self.config.packing
-        batch_size = self.governor.current
+        self._model_resident(group[0])
+        batch_size = self.whisper.governor(group[0].request.model).current
         started = time.monotonic()
         self.progress.track(group[0].job.id, sum(p.audio.seconds for p in group), started).model_started()
         self.heartbeat()
@@ -152,7 +168,7 @@ class Pipeline:
                 [SpeechOf(p.audio.samples, p.speech or [], p.job.relpath.name) for p in group],
                 group[0].request, batch_size, self.progress.update, packing.gap_seconds, packing.max_files)
         except Exception as exc:
-            _raise_if_gpu_lost(exc)
+            raise_if_gpu_lost(exc)
             raise
         seconds = round(time.monotonic() - started, 3)
         for prepared, result in zip(group, results, strict=True):
@@ -177,7 +193,7 @@ class Pipeline:
             with self._stage("transcribe"):
                 result = self._transcribe(audio, prepared.request, prepared.speech)
             if not self.run_state.backoffs:
-                self.governor.succeeded()
+                self.whisper.governor(prepared.request.model).succeeded()
         result = self._filtered(plain_result(result), options)
         if result.get("language_probability") is not None:
             log.info("job.language_detected", language=result["language"],
@@ -192,14 +208,14 @@ class Pipeline:
             if refused is None:
                 raise
             refused.resume = functools.partial(self.write_later, job, result, metadata,
-                                               options.formats, failed)
+                                               options.outputs(), failed)
             raise FailedIn("write", refused) from None
         if later is not result:
             later["text_language"] = result["text_language"]
         if later is not result or refused is not None:
             written, metadata, refused = self._write_stage(job, audio, later, options, started)
             if refused is not None:
-                refused.resume = functools.partial(self.write_later, job, later, metadata, options.formats)
+                refused.resume = functools.partial(self.write_later, job, later, metadata, options.outputs())
                 raise FailedIn("write", refused)
         if translation.wants_english_too(options, later):
             written = {**written, **self._english_too(prepared, later, written)}
@@ -220,21 +236,21 @@ class Pipeline:
             english = self._guarded("translate", kept, translate)
         with self._stage("write"):
             metadata = self._metadata(job, prepared.audio, english, options, prepared.started)
-            written = write_outputs(english, metadata, self.config.outputs, job.staging,
-                                    f"{job.stem}.{translation.TRANSLATION_LANGUAGE}", options.formats,
+            written = write_outputs(english, metadata, options.outputs(), job.staging,
+                                    f"{job.stem}.{translation.TRANSLATION_LANGUAGE}",
                                     offset_seconds=prepared.audio.offset_seconds)
         return translation.english_outputs(written)
 
     def write_later(self, job: Job, result: Transcript, metadata: Metadata,
-                    formats: tuple[str, ...] | None, failed: StageFailed | None = None) -> Finished:
+                    outputs: Outputs, failed: StageFailed | None = None) -> Finished:
         """Write a finished transcript a full or read-only disk refused, once storage takes writes
         again (the job's `resume`: it is not transcribed again). After a later stage failed, that
         failure is raised then, the plain transcript kept. Refused again: resumable again."""
         try:
-            written = write_outputs(plain_result(result), metadata, self.config.outputs, job.staging,
-                                    job.stem, formats, offset_seconds=metadata["audio_offset_seconds"])
+            written = write_outputs(plain_result(result), metadata, outputs, job.staging, job.stem,
+                                    offset_seconds=metadata["audio_offset_seconds"])
         except StorageFault as fault:
-            fault.resume = functools.partial(self.write_later, job, result, metadata, formats, failed)
+            fault.resume = functools.partial(self.write_later, job, result, metadata, outputs, failed)
             raise
         if failed is not None:
             failed.kept = written
@@ -251,8 +267,7 @@ class Pipeline:
         return filtered
 
     def _options(self, job: Job) -> Effective:
-        english_only = None if self.engine.multilingual else self.engine.settings.model
-        return job_options(self.config, job.relpath, sidecar_next_to(job.source), english_only)
+        return job_options(self.config, job.relpath, sidecar_next_to(job.source), offer=self.engine.catalogue)
 
     def _write_stage(self, job: Job, audio: Audio, result: Transcript, options: Effective,
                      started: float) -> tuple[dict[str, Path], Metadata, StorageFault | None]:
@@ -261,9 +276,8 @@ class Pipeline:
         metadata = self._metadata(job, audio, result, options, started)
         try:
             with self._stage("write"):
-                written = write_outputs(plain_result(result), metadata, self.config.outputs,
-                                        job.staging, job.stem, options.formats,
-                                        offset_seconds=audio.offset_seconds)
+                written = write_outputs(plain_result(result), metadata, options.outputs(),
+                                        job.staging, job.stem, offset_seconds=audio.offset_seconds)
         except FailedIn as exc:
             if not isinstance(exc.error, StorageFault):
                 raise
@@ -296,8 +310,8 @@ class Pipeline:
             try:
                 return run()
             except Exception as exc:  # noqa: BLE001 - classified here, re-raised as StageFailed
-                _raise_if_gpu_lost(exc)
-                error = _first_line(exc)
+                raise_if_gpu_lost(exc)
+                error = first_line(exc)
                 out_of_memory = is_out_of_memory(exc)
             if not (out_of_memory and attempt == 1):
                 raise StageFailed(stage, error, kept)
@@ -326,62 +340,23 @@ class Pipeline:
 
     def _transcribe(self, audio: Audio, request: Request,
                     speech: list[SpeechChunk] | None) -> Transcript:
-        """Transcribe (finding the speech first unless it is known), halving the batch size on
-        out-of-memory; at 1, apply `oom.fallback`."""
-        engine, fallback = self.engine, None
+        """Transcribe with the request's model (loaded first), backing off on out-of-memory."""
         self.progress.model_started()
-        while True:
-            batch_size = self.governor.current if fallback is None else fallback.settings.batch_size
-            error = None
-            try:
-                result = engine.transcribe(audio.samples, request, batch_size, self.progress.update, speech)
-            except Exception as exc:
-                _raise_if_gpu_lost(exc)
-                if not is_out_of_memory(exc) or fallback is not None:
-                    raise
-                error = _first_line(exc)
-                stage = "vad" if isinstance(exc, MemoryError) else "transcribe"
-            if error is None:
-                self.run_state.batch_size, self.run_state.device = batch_size, engine.settings.device
-                if fallback is not None:
-                    fallback.close()
-                return result
-            # Outside the except block: the traceback (and the GPU memory its frames hold) is gone.
-            fallback = self._back_off(stage, batch_size, error)
-            engine = fallback or engine
+        engine = self.whisper.ready(request, self.run_state)
+        return self.whisper.transcribe(audio, request, speech, self.run_state, self.progress.update, engine)
 
-    def _back_off(self, stage: str, batch_size: int, error: str) -> Engine | None:
-        free = self.engine.free_memory()
-        if stage == "vad" and self.engine.vad_retry_fits():
-            smaller: int | None = batch_size  # the engine halved pyannote's own batch: retry with it
-        else:
-            smaller = self.governor.lower()
-        step = {"stage": stage, "old_batch_size": batch_size, "new_batch_size": smaller,
-                "free_memory_bytes": free, "error": error}
-        self.run_state.backoffs.append(step)
-        self.stats.oom_backoff(smaller)
-        log.warning("engine.oom_backoff", **step)
-        if smaller is not None:
-            return None
-        if self.config.oom.fallback == "fail":
-            raise OutOfMemory(f"out of memory even at batch size 1 ({error}); oom.fallback is fail")
-        log.warning("engine.cpu_fallback", reason="out of memory at batch size 1")
-        self.run_state.backoffs.append({"stage": stage, "fallback": "cpu"})
-        return self.engine.on_cpu()
+    def _model_resident(self, prepared: Prepared) -> None:
+        """A shared call's model loaded; one that does not fit leaves each file to run alone."""
+        cpu = self.whisper.ready(prepared.request, prepared.state)
+        if cpu is not None:
+            cpu.close()
+            raise OutOfMemory("the model does not fit in memory: each file runs alone")
+
+    def _model(self, options: Effective) -> ModelChoice | None:
+        """The job's model for the engine: None for the daemon's own (the engine's default)."""
+        return None if options.model == self.config.default_model else options.model
 
     def _metadata(self, job: Job, audio: Audio, result: Transcript, options: Effective,
                   started: float) -> Metadata:
-        return job_metadata(job, audio, result, options, started, self.engine.settings,
+        return job_metadata(job, audio, result, options, started, self.whisper.settings(self._model(options)),
                             self.run_state, self.worker_name)
-
-
-def _raise_if_gpu_lost(exc: BaseException) -> None:
-    """A lost GPU is no job's fault and no retry helps: it ends the daemon (see oom.py)."""
-    if is_gpu_lost(exc):
-        raise GpuLost(f"{type(exc).__name__}: {exc}") from None
-
-
-def _first_line(exc: BaseException) -> str:
-    """An error as one readable line: its type and the first line of its message."""
-    text = str(exc).strip().splitlines()
-    return f"{type(exc).__name__}: {text[0] if text else ''}"
