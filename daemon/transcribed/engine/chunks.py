@@ -11,21 +11,20 @@ from __future__ import annotations
 
 import numpy as np
 
-from .. import logs
 from .base import Progress, SpeechChunk, SpeechOf, Transcript, segment_of
 from .decoding import ChunkDecoder, Decoded, batches, decode_in_order
 from .recheck import Batching, Chunks, Part, Stretches, Tally, recheck
-
-log = logs.get_logger()
 
 #: whisperx works on 16 kHz mono.
 SAMPLE_RATE = 16_000
 
 
 def decode_chunks(decoder: ChunkDecoder, pipe: object, items: list[SpeechOf], long: list[bool],
-                  batching: Batching, progress: Progress, language: str | None) -> list[Transcript]:
+                  batching: Batching, progress: Progress, language: str | None,
+                  tally: Tally) -> list[Transcript]:
     """One transcript per item, in `language` (the decoder's tokenizer has it): a segment per
-    chunk, or per part of a chunk whose missed speech was decoded again."""
+    chunk, or per part of a chunk whose missed speech was decoded again (counted in `tally`:
+    the caller logs it, outside `logs.prints_as_logs`, where a log line would be a print caught)."""
     chunks = [(index, item.samples, chunk) for index, item in enumerate(items) for chunk in item.speech]
     results = [Transcript(segments=[], language=language) for _ in items]
     finished = [0]
@@ -50,7 +49,6 @@ def decode_chunks(decoder: ChunkDecoder, pipe: object, items: list[SpeechOf], lo
         return results
     checked: list[Stretches] = [chunk.get("stretches", []) if long[index] else []
                                 for index, _samples, chunk in chunks]
-    tally = Tally()
     for batch in batches(len(chunks), batching.batch_size):
         spans = [(chunks[i][2]["start"], chunks[i][2]["end"]) for i in batch]
         features = np.stack([features_of(i) for i in batch])
@@ -63,6 +61,4 @@ def decode_chunks(decoder: ChunkDecoder, pipe: object, items: list[SpeechOf], lo
         parts = recheck(decoder, pipe, own, encoded, decoder.decode_encoded(encoded), batching, tally)
         for i, chunk_parts in zip(batch, parts, strict=True):
             done_parts(i, chunk_parts)
-    if tally.regions:
-        log.info("engine.rechecked", regions=tally.regions, seconds=round(tally.seconds, 1))
     return results

@@ -40,7 +40,7 @@ from .chunks import decode_chunks
 from .environment import disable_pyannote_telemetry, keep_libraries_offline_and_private
 from .hardware import CPU_BATCH_SIZE
 from .oom import BatchGovernor
-from .recheck import Batching
+from .recheck import Batching, Tally
 from .shared_window import Silences, transcribe_windows
 from .silero import SileroSpeech
 from .whisperx_setup import load_model_arguments
@@ -242,10 +242,14 @@ class WhisperXEngine:
 
         # A translation's English words cannot be aligned to the spoken language's audio.
         gap = self.config.vad.recheck_seconds if request.task == "transcribe" else 0.0
+        tally = Tally()
         with self._job_options(request) as pipe, logs.prints_as_logs("whisperx"):
             decoder = ChunkDecoder(pipe, request.decoding)
-            return decode_chunks(decoder, pipe, items, [self.is_long(item.samples) for item in items],
-                                 Batching(batch_size, gap), progress, request.language)
+            results = decode_chunks(decoder, pipe, items, [self.is_long(item.samples) for item in items],
+                                    Batching(batch_size, gap), progress, request.language, tally)
+        if tally.regions:
+            log.info("engine.rechecked", regions=tally.regions, seconds=round(tally.seconds, 1))
+        return results
 
     def transcribe_packed(self, items: list[SpeechOf], request: Request, batch_size: int,
                           progress: Progress, gap_seconds: float, max_files: int) -> list[Transcript | None]:
