@@ -42,7 +42,8 @@ import numpy as np
 
 from common import (REPO, SAMPLE_RATE, Item, Sections, bench_sections, checked, corpus_items, corpus_wer,
                     describe, engine_settings, machine, merged, override, parser, print_table, proc_status_mib,
-                    require_corpus, running_daemon, scratch_dir, text_of, yes)
+                    require_corpus, running_daemon, scratch_dir, spoken_reference, text_of, yes)
+from tests.support.long_recordings import shuffled
 from tests.support.media import write_wav
 from transcribed.transcription.audio import decode
 
@@ -51,12 +52,6 @@ from transcribed.transcription.audio import decode
 #: and its WER at most the whisperx loop's plus this many points.
 TARGETS = {"whisperx loop": 2.0, "faster-whisper batched": 1.0}
 MAX_WER_POINTS = 0.3
-#: The held-out recordings' pauses: between clips, and the longer break after every 8th clip.
-PAUSE_SECONDS, BREAK_SECONDS, BREAK_EVERY = (0.2, 2.0), (4.0, 8.0), 8
-#: Their noise floor, as a room has (no digital silence), in dBFS.
-NOISE_DBFS = -66
-
-
 def main(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     require_corpus()
@@ -116,22 +111,10 @@ def _recording(root: Path, name: str, minutes: float) -> Item:
 
 
 def _build_shuffled(path: Path, seed: int, name: str) -> Item:
-    """Every English clip of up to 40 s and the long-form recording (mid-way), shuffled by `seed`,
-    irregular pauses between them and a faint noise floor; its reference is theirs, in order."""
-    rng = np.random.default_rng(seed)
-    items = corpus_items("en", max_seconds=40.0)
-    order = [items[k] for k in rng.permutation(len(items))]
-    longform = [i for i in corpus_items("en") if i.set_name == "longform"]
-    order[len(order) // 2:len(order) // 2] = longform[:1]
-    parts, references = [], []
-    for n, item in enumerate(order):
-        parts.append(decode(item.path).samples)
-        references.append(item.reference or "")
-        pause = rng.uniform(*BREAK_SECONDS) if (n + 1) % BREAK_EVERY == 0 else rng.uniform(*PAUSE_SECONDS)
-        parts.append(np.zeros(int(pause * SAMPLE_RATE), dtype=np.float32))
-    audio = np.concatenate(parts)
-    audio = audio + rng.normal(0, 10 ** (NOISE_DBFS / 20), len(audio)).astype(np.float32)
-    return Item(write_wav(path, audio), len(audio) / SAMPLE_RATE, "en", " ".join(references), name)
+    """tests/support/long_recordings.py's recording for `seed`, as a wav; its reference the clips'."""
+    recording = shuffled(seed)
+    references = [spoken_reference(p.clip.path.name, p.clip.reference) for p in recording.placed]
+    return Item(write_wav(path, recording.samples), recording.seconds, "en", " ".join(references), name)
 
 
 def _commit() -> str:
