@@ -11,16 +11,14 @@ import shutil
 import subprocess
 import sys
 import time
-import urllib.request
 from pathlib import Path
 
 import pytest
-from prometheus_client.parser import text_string_to_metric_families
 
 from tests.support.consumer import make_config
 from tests.support.daemon import DaemonProcess, Folders, wait_until
 from tests.support.media import write_tone_wav
-from tests.support.net import free_port
+from tests.support.net import free_port, http_get, metric_value
 from tests.support.notify import NotifySocket
 from transcribed.config import Config
 from transcribed.consumer.residency import Residency
@@ -31,18 +29,6 @@ from transcribed.operations.stats import Stats
 MODEL_BYTES = 150_000_000
 
 
-def get(address: str, path: str) -> tuple[int, str]:
-    try:
-        with urllib.request.urlopen(f"http://{address}{path}", timeout=10) as reply:
-            return reply.status, reply.read().decode()
-    except urllib.error.HTTPError as error:
-        return error.code, error.read().decode()
-
-
-def metric(address: str, name: str) -> float:
-    text = get(address, "/metrics")[1]
-    return next(s.value for f in text_string_to_metric_families(text) for s in f.samples
-                if s.name == name and not s.labels)
 
 
 def status(folders: Folders, *args: str) -> subprocess.CompletedProcess[str]:
@@ -78,14 +64,14 @@ def test_an_idle_daemon_gives_its_memory_back_stays_healthy_and_reloads_for_the_
         finished = daemon.wait_for("job.done", timeout=30)
         unloaded = daemon.wait_for("model.unloaded", timeout=30)
         wait_until(lambda: "idle, models unloaded" in status(folders).stdout, 30, "the status file to say so")
-        health = get(address, "/healthz")
-        resident = metric(address, "transcribed_model_resident")
+        health = http_get(address, "/healthz")
+        resident = metric_value(address, "transcribed_model_resident")
         checked = status(folders, "--check")
         pings = watchdog_pings(notify_socket, 2.5)
         drop(folders, "second.wav")
         second = daemon.wait_for("job.done", timeout=30, file="second.wav")
         assert daemon.count("model.unloaded") == 1, "one idle spell, after the first job"
-        resident_again = metric(address, "transcribed_model_resident")
+        resident_again = metric_value(address, "transcribed_model_resident")
         assert daemon.stop() == 0
     assert MODEL_BYTES * 0.8 <= unloaded["rss_freed_bytes"] <= MODEL_BYTES * 1.2, unloaded
     assert unloaded["rss_after_bytes"] < unloaded["rss_before_bytes"]

@@ -12,17 +12,14 @@ import shutil
 import subprocess
 import sys
 import threading
-import urllib.request
 from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-from prometheus_client.parser import text_string_to_metric_families
-
 from tests.support.consumer import make_config, make_consumer
 from tests.support.daemon import DaemonProcess, Folders, wait_until
 from tests.support.media import write_tone_wav
-from tests.support.net import free_port
+from tests.support.net import free_port, http_get, metric_value
 from transcribed.consumer.gate import Gate
 from transcribed.engine.fake import FakeEngine
 
@@ -49,19 +46,6 @@ def records(folders: Folders) -> list[dict[str, Any]]:
     return [json.loads(p.read_text()) for p in sorted(folder.glob("*.json"))] if folder.is_dir() else []
 
 
-def get(address: str, path: str) -> tuple[int, str]:
-    try:
-        with urllib.request.urlopen(f"http://{address}{path}", timeout=10) as reply:
-            return reply.status, reply.read().decode()
-    except urllib.error.HTTPError as error:
-        return error.code, error.read().decode()
-
-
-def metric(address: str, name: str) -> float | None:
-    text = get(address, "/metrics")[1]
-    return next((s.value for f in text_string_to_metric_families(text) for s in f.samples
-                 if s.name == name and not s.labels), None)
-
 
 def test_a_pause_from_another_shell_lets_the_job_finish_takes_no_more_and_counts_what_arrives(
         folders: Folders) -> None:
@@ -81,9 +65,9 @@ def test_a_pause_from_another_shell_lets_the_job_finish_takes_no_more_and_counts
         record = wait_until(lambda: next((r for r in records(folders) if r.get("queue_length") == 2), None),
                             30, "the status file to count the two files that arrived")
         daemon.wait_for("model.unloaded", timeout=30)
-        health = get(address, "/healthz")
-        paused_metric, until_metric = metric(address, "transcribed_paused"), \
-            metric(address, "transcribed_paused_until_seconds")
+        health = http_get(address, "/healthz")
+        paused_metric, until_metric = metric_value(address, "transcribed_paused"), \
+            metric_value(address, "transcribed_paused_until_seconds")
         status = cli(folders, "status").stdout
         assert daemon.count("job.claimed") == 1, "nothing claimed while paused"
         resumed = cli(folders, "resume")
