@@ -174,7 +174,12 @@ def merged(*layers: Sections | None) -> Sections:
 
 
 def override(text: str) -> Sections:
-    """`section.key=value` (the value read as YAML: true, 2.5, pyannote) as config sections."""
+    """`section.key=value` (the value read as YAML: true, 2.5, pyannote) as config sections;
+    several joined by spaces make one variant (`vad.long_method=pyannote vad.step_seconds=2.5`)."""
+    return merged(*(_one_override(part) for part in text.split()))
+
+
+def _one_override(text: str) -> Sections:
     key, sep, value = text.partition("=")
     section, dot, name = key.strip().partition(".")
     if not sep or not dot or not name:
