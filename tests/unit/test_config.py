@@ -114,6 +114,8 @@ def test_the_long_recording_keys_are_checked_with_the_key_named(vad: dict[str, o
 def test_a_vad_step_beyond_the_window_is_refused() -> None:
     """pyannote's window is 5 s: a longer step would skip audio."""
     assert "vad.step_seconds: expected a number above 0 and at most 5" in _error({"vad": {"step_seconds": 6}})
+    assert "vad.long_step_seconds: expected a number above 0 and at most 5" in _error(
+        {"vad": {"long_step_seconds": 0}})
 
 
 def test_unknown_output_format_is_refused() -> None:

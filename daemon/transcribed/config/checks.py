@@ -172,9 +172,11 @@ def _check_durations(config: Config) -> None:
 
 
 def _check_vad(vad: Vad) -> None:
-    if not 0 < vad.step_seconds <= VAD_WINDOW_SECONDS:
-        raise ConfigError(f"vad.step_seconds: expected a number above 0 and at most {VAD_WINDOW_SECONDS} "
-                          f"(the VAD window's length), got {vad.step_seconds}")
+    steps = (("vad.step_seconds", vad.step_seconds), ("vad.long_step_seconds", vad.long_step_seconds))
+    for key, step in steps:
+        if not 0 < step <= VAD_WINDOW_SECONDS:
+            raise ConfigError(f"{key}: expected a number above 0 and at most {VAD_WINDOW_SECONDS} "
+                              f"(the VAD window's length), got {step}")
     if vad.method not in VAD_METHODS:
         raise ConfigError(f"vad.method: expected one of {', '.join(VAD_METHODS)}, got {vad.method!r}")
     if not 0 < vad.offset <= vad.onset < 1:

@@ -126,10 +126,14 @@ class Vad:
     #: A file at least this long is a long recording: its speech is found by `long_method` and
     #: what Whisper left out of it is decoded again (`recheck_seconds`). 0: every file.
     long_seconds: float = 120.0
-    #: The VAD of a long recording: silero (with the merge below: 2x faster end to end than pyannote
-    #: on a long file on the CPU, WER 9.2 % against 8.45 % over six long recordings, both with the
-    #: recheck; docs/performance.md) or pyannote.
-    long_method: str = "silero"
+    #: The VAD of a long recording: pyannote (at `long_step_seconds`: as fast as faster-whisper's
+    #: batched loop and 2x the whisperx loop on the CPU, never less accurate than the loop on the
+    #: long recordings measured) or silero (another 15 % faster, but up to 3 WER points worse on
+    #: some; docs/performance.md#one-long-recording).
+    long_method: str = "pyannote"
+    #: pyannote's step for a long recording: 2.5 s (half its 5 s window) makes its VAD ~5x cheaper,
+    #: the half of a long job's time it was on the CPU; the recheck wins back what it misses.
+    long_step_seconds: float = 2.5
     #: Silero: a pause this long ends a speech stretch (faster-whisper's default, 2 s, joins whole
     #: sentences past Whisper's window, which then cuts them where no pause is; words were lost).
     min_silence_seconds: float = 0.3

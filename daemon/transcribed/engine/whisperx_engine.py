@@ -94,8 +94,6 @@ class WhisperXEngine:
         self.multilingual = bool(pipe.model.model.is_multilingual)
         segmentation = self.segmentation()
         if segmentation is not None:
-            # pyannote checks step <= window only when it builds the Inference; keep that rule.
-            segmentation.step = min(float(self.config.vad.step_seconds), float(segmentation.duration))
             self.vad_batch = BatchGovernor(int(segmentation.batch_size), self.config.oom.probe_after_jobs)
         elif self.config.vad.step_seconds != Vad.step_seconds:
             log.warning("engine.vad_step_ignored", reason="vad.step_seconds applies to pyannote only")
@@ -189,6 +187,10 @@ class WhisperXEngine:
         if self._silero is not None and method == "silero":
             return self._silero.find(samples)
         segmentation = self.segmentation()
+        if segmentation is not None:  # pyannote checks step <= window only when it builds the Inference
+            vad = self.config.vad
+            step = vad.long_step_seconds if self.is_long(samples) else vad.step_seconds
+            segmentation.step = min(float(step), float(segmentation.duration))
         if self.vad_batch is not None and segmentation is not None:
             segmentation.batch_size = self.vad_batch.current
         vad = self._vad
