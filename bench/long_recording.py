@@ -69,7 +69,7 @@ def _compare(args: argparse.Namespace) -> int:
 
     base = bench_sections(args.model, *(override(change) for change in args.base))
     config = checked(base)
-    print(f"settings: {describe(config, engine_settings(config))}; vad.long_method {config.vad.long_method}, "
+    print(f"settings: {describe(config, engine_settings(config))}; vad.long_method {config.vad.long_vad}, "
           f"vad.recheck_seconds {config.vad.recheck_seconds}")
     with scratch_dir(args.keep) as scratch:
         root = Path(scratch)

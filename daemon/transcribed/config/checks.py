@@ -181,7 +181,7 @@ def _check_vad(vad: Vad) -> None:
         raise ConfigError(f"vad.method: expected one of {', '.join(VAD_METHODS)}, got {vad.method!r}")
     if not 0 < vad.offset <= vad.onset < 1:
         raise ConfigError("vad.onset, vad.offset: expected 0 < offset <= onset < 1")
-    if vad.long_method not in VAD_METHODS:
+    if vad.long_method is not None and vad.long_method not in VAD_METHODS:
         raise ConfigError(f"vad.long_method: expected one of {', '.join(VAD_METHODS)}, "
                           f"got {vad.long_method!r}")
     for key, value in (("vad.long_seconds", vad.long_seconds), ("vad.recheck_seconds", vad.recheck_seconds),

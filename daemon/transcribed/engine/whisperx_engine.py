@@ -82,7 +82,7 @@ class WhisperXEngine:
         disable_pyannote_telemetry()
         torch.set_num_threads(self.settings.cpu_threads)
         arguments = load_model_arguments(self.config, self.settings)
-        methods = {self.config.vad.method, self.config.vad.long_method}
+        methods = {self.config.vad.method, self.config.vad.long_vad}
         if "silero" in methods:
             self._silero = SileroSpeech(self.config.vad)
         if "pyannote" not in methods:
@@ -183,7 +183,7 @@ class WhisperXEngine:
         return len(samples) >= self.config.vad.long_seconds * SAMPLE_RATE
 
     def _find_speech(self, samples: np.ndarray) -> list[SpeechChunk]:
-        method = self.config.vad.long_method if self.is_long(samples) else self.config.vad.method
+        method = self.config.vad.long_vad if self.is_long(samples) else self.config.vad.method
         if self._silero is not None and method == "silero":
             return self._silero.find(samples)
         segmentation = self.segmentation()
