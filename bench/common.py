@@ -87,7 +87,7 @@ class Item:
 
 def corpus_items(language: str | None = "en", max_seconds: float | None = None) -> list[Item]:
     """Single-speaker corpus clips (one language, or all with None), in manifest order."""
-    return [Item(c.path, c.duration_s, c.language, _reference(c.path.name, c.reference), c.set_name)
+    return [Item(c.path, c.duration_s, c.language, spoken_reference(c.path.name, c.reference), c.set_name)
             for c in clips(language=language, max_duration=max_seconds)]
 
 
@@ -125,7 +125,7 @@ def warmup_and_chunks(folder: Path | None, files: int, max_seconds: float | None
     return items[0], [timed[i::chunks] for i in range(chunks) if timed[i::chunks]]
 
 
-def _reference(name: str, text: str) -> str:
+def spoken_reference(name: str, text: str) -> str:
     # The sonnets long-form reference numbers its sonnets "1", "II", "III" (corpus README):
     # read out as one, two, three, which is what a transcript says.
     if name.startswith("en_librivox_shakespeare_sonnets"):
@@ -174,7 +174,12 @@ def merged(*layers: Sections | None) -> Sections:
 
 
 def override(text: str) -> Sections:
-    """`section.key=value` (the value read as YAML: true, 2.5, pyannote) as config sections."""
+    """`section.key=value` (the value read as YAML: true, 2.5, pyannote) as config sections;
+    several joined by spaces make one variant (`vad.long_method=pyannote vad.step_seconds=2.5`)."""
+    return merged(*(_one_override(part) for part in text.split()))
+
+
+def _one_override(text: str) -> Sections:
     key, sep, value = text.partition("=")
     section, dot, name = key.strip().partition(".")
     if not sep or not dot or not name:

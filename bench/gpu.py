@@ -17,12 +17,19 @@ per chunk; speed, ratios against the baseline and the plain loop, WER, peak RSS 
 - short clips of up to 8 s (`--short-files`, 40): packing, batching, `vad.method: silero`;
   target 1.5x the plain loop.
 
+Then issue 24's comparison (bench/long_recording.py): one long recording at a time (`dev`, the
+clips looped for `--long-minutes`, and `heldout`, shuffled with pauses and a noise floor) through
+the plain whisperx loop, faster-whisper's BatchedInferencePipeline loop and the daemon end to
+end; targets 2.0x the whisperx loop, at least faster-whisper's loop, WER within 0.3 points.
+
 Without a GPU it says so, and why, and measures the CPU (so the script is tested everywhere).
 With the bundled tiny.en on a GPU the defaults take a few minutes (well under 10).
 
     .venv/bin/python bench/gpu.py                          # every model on disk, the English corpus
     .venv/bin/python bench/gpu.py --models tiny.en,large-v3 --download
     .venv/bin/python bench/gpu.py --max-seconds 60 --compare-files 10 --short-files 10   # a quick run
+    .venv/bin/python bench/gpu.py --max-seconds 30 --compare-files 0 --short-files 0 --long-minutes 2.5 \
+        --long-recordings dev --compare-runs 1                # the long comparison alone, quickly (CPU too)
 
 Peak GPU memory is sampled every 20 ms from the driver's free-memory figure (torch's own
 counters miss CTranslate2, which allocates outside torch), minus what was in use before the
@@ -118,7 +125,8 @@ def main(argv: list[str] | None = None) -> int:
     compared = [_compare(args, model, "long", ["overlap", "batching", "vad.method"], args.compare_files,
                          30.0, 1.4) if args.compare_files else 0,
                 _compare(args, model, "short", ["packing", "batching", "vad.method"], args.short_files,
-                         8.0, 1.5) if args.short_files else 0]
+                         8.0, 1.5) if args.short_files else 0,
+                _long(args, model) if args.long_minutes else 0]
     return 1 if any(r.error for r in runs) or any(compared) else 0
 
 
@@ -135,6 +143,19 @@ def _compare(args: argparse.Namespace, model: str | None, name: str, switches: l
     argv += ["--save", str(args.json.with_suffix(f".compare-{name}.json"))] if args.json else []
     print(f"\nComparison, {name} files (bench/compare.py {' '.join(argv)}):", flush=True)
     return compare.main(argv)
+
+
+def _long(args: argparse.Namespace, model: str | None) -> int:
+    """One long recording through the loops and the daemon (long_recording.py)."""
+    import long_recording
+
+    argv = ["--recordings", args.long_recordings, "--minutes", str(args.long_minutes), "--runs",
+            str(args.compare_runs), "--strict", "--base", f"model.device={args.device}",
+            "--base", f"model.download_dir={args.download_dir}"]
+    argv += ["--model", model] if model else []
+    argv += ["--save", str(args.json.with_suffix(".long-recording.json"))] if args.json else []
+    print(f"\nOne long recording (bench/long_recording.py {' '.join(argv)}):", flush=True)
+    return long_recording.main(argv)
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -154,6 +175,10 @@ def _parser() -> argparse.ArgumentParser:
     parser.add_argument("--short-files", type=int, default=40,
                         help="timed clips of up to 8 s in the short-file comparison (0: none)")
     parser.add_argument("--compare-runs", type=int, default=2, help="runs of each chunk in the comparisons")
+    parser.add_argument("--long-minutes", type=float, default=8.5,
+                        help="the looped long recording's length in the long-recording comparison (0: none)")
+    parser.add_argument("--long-recordings", default="dev,heldout",
+                        help="the long recordings compared (long_recording.py --recordings)")
     return parser
 
 

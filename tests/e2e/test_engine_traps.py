@@ -5,6 +5,7 @@ from __future__ import annotations
 import dataclasses
 from typing import Any
 
+import numpy as np
 import pytest
 
 from tests.support.corpus import clip, word_error_rate
@@ -75,11 +76,18 @@ def test_a_failed_job_does_not_leave_its_language_to_the_next_file() -> None:
     assert word_error_rate(clip(ENGLISH).reference, text, "en") < 0.3, text  # English, not Russian
 
 
-def test_the_vad_step_comes_from_the_config() -> None:
-    """vad.step_seconds reaches pyannote's segmentation window (a private attribute, checked here)."""
-    config = dataclasses.replace(Config(), vad=Vad(step_seconds=2.5))
+def test_the_vad_step_comes_from_the_config_and_a_long_recording_has_its_own() -> None:
+    """vad.step_seconds, and vad.long_step_seconds for a long recording, reach pyannote's
+    segmentation window (a private attribute, checked here) call by call."""
+    config = dataclasses.replace(Config(), vad=Vad(step_seconds=2.5, long_step_seconds=5.0, long_seconds=30.0))
     settings = choose(config.model, Hardware(cpu_count=2), bundled_tiny_en(), "bundled")
     engine = WhisperXEngine(config, settings)
     engine.load()
-    assert engine.segmentation().step == 2.5
+    samples = decode(clip(ENGLISH).path).samples
+    assert len(samples) < 30 * 16_000
+    steps = []
+    for recording in (samples, np.tile(samples, 30 * 16_000 // len(samples) + 1), samples):
+        assert engine.find_speech(recording)
+        steps.append(engine.segmentation().step)
+    assert steps == [2.5, 5.0, 2.5]
     assert _transcribe(engine, ENGLISH)["segments"]

@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 
 REPO = Path(__file__).resolve().parents[2]
-SCRIPTS = ["compare", "plain", "accuracy", "latency", "memory", "soak", "gpu", "long_recording"]
+SCRIPTS = ["compare", "plain", "accuracy", "latency", "memory", "soak", "gpu", "long_recording", "fw_batched"]
 
 
 def _bench(script: str, *args: str, timeout: float = 60) -> subprocess.CompletedProcess[str]:

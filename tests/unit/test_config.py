@@ -100,9 +100,22 @@ def test_outbox_inside_inbox_is_refused() -> None:
         {"folders": {"inbox": "/srv/in", "outbox": "/srv/in/out"}})
 
 
+@pytest.mark.parametrize(("vad", "message"), [
+    ({"long_method": "webrtc"}, "vad.long_method: expected one of pyannote, silero, got 'webrtc'"),
+    ({"long_seconds": -1}, "vad.long_seconds: expected 0 or more, got -1"),
+    ({"recheck_seconds": -0.5}, "vad.recheck_seconds: expected 0 or more, got -0.5"),
+    ({"pad_seconds": -0.1}, "vad.pad_seconds: expected 0 or more, got -0.1"),
+    ({"min_silence_seconds": 0}, "vad.min_silence_seconds: expected a number above 0 and at most 30.0, got 0"),
+])
+def test_the_long_recording_keys_are_checked_with_the_key_named(vad: dict[str, object], message: str) -> None:
+    assert message in _error({"vad": vad})
+
+
 def test_a_vad_step_beyond_the_window_is_refused() -> None:
     """pyannote's window is 5 s: a longer step would skip audio."""
     assert "vad.step_seconds: expected a number above 0 and at most 5" in _error({"vad": {"step_seconds": 6}})
+    assert "vad.long_step_seconds: expected a number above 0 and at most 5" in _error(
+        {"vad": {"long_step_seconds": 0}})
 
 
 def test_unknown_output_format_is_refused() -> None:

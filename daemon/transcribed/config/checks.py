@@ -46,6 +46,8 @@ LIBRARY_FORMATS = ("srt", "vtt")
 VAD_WINDOW_SECONDS = 5
 #: The voice activity detectors the engine can run (engine/whisperx_engine.py, engine/silero.py).
 VAD_METHODS = ("pyannote", "silero")
+#: Silero's pause that ends a stretch: longer than a chunk would join nothing less than a chunk.
+MAX_SILERO_SILENCE_SECONDS = 30.0
 #: The consumer's idle heartbeat is every 5 s: a shorter staleness limit would flap.
 MIN_STALE_AFTER_SECONDS = 10
 #: packing: the least silence between two packed files (less was measured to read one file in the
@@ -170,13 +172,25 @@ def _check_durations(config: Config) -> None:
 
 
 def _check_vad(vad: Vad) -> None:
-    if not 0 < vad.step_seconds <= VAD_WINDOW_SECONDS:
-        raise ConfigError(f"vad.step_seconds: expected a number above 0 and at most {VAD_WINDOW_SECONDS} "
-                          f"(the VAD window's length), got {vad.step_seconds}")
+    steps = (("vad.step_seconds", vad.step_seconds), ("vad.long_step_seconds", vad.long_step_seconds))
+    for key, step in steps:
+        if not 0 < step <= VAD_WINDOW_SECONDS:
+            raise ConfigError(f"{key}: expected a number above 0 and at most {VAD_WINDOW_SECONDS} "
+                              f"(the VAD window's length), got {step}")
     if vad.method not in VAD_METHODS:
         raise ConfigError(f"vad.method: expected one of {', '.join(VAD_METHODS)}, got {vad.method!r}")
     if not 0 < vad.offset <= vad.onset < 1:
         raise ConfigError("vad.onset, vad.offset: expected 0 < offset <= onset < 1")
+    if vad.long_method is not None and vad.long_method not in VAD_METHODS:
+        raise ConfigError(f"vad.long_method: expected one of {', '.join(VAD_METHODS)}, "
+                          f"got {vad.long_method!r}")
+    for key, value in (("vad.long_seconds", vad.long_seconds), ("vad.recheck_seconds", vad.recheck_seconds),
+                       ("vad.pad_seconds", vad.pad_seconds)):
+        if value < 0:
+            raise ConfigError(f"{key}: expected 0 or more, got {value}")
+    if not 0 < vad.min_silence_seconds <= MAX_SILERO_SILENCE_SECONDS:
+        raise ConfigError(f"vad.min_silence_seconds: expected a number above 0 and at most "
+                          f"{MAX_SILERO_SILENCE_SECONDS}, got {vad.min_silence_seconds}")
 
 
 def _check_batching_and_overlap(config: Config) -> None:

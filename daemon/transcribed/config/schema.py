@@ -123,6 +123,30 @@ class Vad:
     #: VAD ~2.5x cheaper and CPU jobs 1.15-1.5x faster, for +0.3-0.4 WER points on the corpus
     #: (bench/compare.py --switch): a speed switch, not the default.
     step_seconds: float = 0.5
+    #: A file at least this long is a long recording: its speech is found by `long_method` and
+    #: what Whisper left out of it is decoded again (`recheck_seconds`). 0: every file.
+    long_seconds: float = 120.0
+    #: The VAD of a long recording; null: `method`'s. pyannote (at `long_step_seconds`: as fast as
+    #: faster-whisper's batched loop and 2x the whisperx loop on the CPU, never less accurate than
+    #: the loop on the long recordings measured) or silero (another 15 % faster, but up to 3 WER
+    #: points worse on some; docs/performance.md#one-long-recording).
+    long_method: str | None = None
+    #: pyannote's step for a long recording: 2.5 s (half its 5 s window) makes its VAD ~5x cheaper,
+    #: the half of a long job's time it was on the CPU; the recheck wins back what it misses.
+    long_step_seconds: float = 2.5
+    #: Silero: a pause this long ends a speech stretch (faster-whisper's default, 2 s, joins whole
+    #: sentences past Whisper's window, which then cuts them where no pause is; words were lost).
+    min_silence_seconds: float = 0.3
+    #: Silero: speech padding added either side of each stretch (faster-whisper's default: 0.4).
+    pad_seconds: float = 0.2
+    #: Long recordings: this much VAD speech in which no decoded word starts (found by aligning the
+    #: decoded tokens to the audio) is decoded again on its own, its text put in place. 0: off.
+    recheck_seconds: float = 2.0
+
+    @property
+    def long_vad(self) -> str:
+        """The VAD of a long recording: `long_method`, else `method`."""
+        return self.long_method or self.method
 
 
 @dataclass(frozen=True)

@@ -4,6 +4,8 @@ base.py            the Engine Protocol (the seam), Request, Transcript and the s
 whisperx_engine.py the real engine: a resident WhisperX pipeline (CTranslate2 Whisper + a VAD)
 fake.py            FakeEngine: deterministic text, scriptable failures, for fast tests and demos
 decoding.py        batched Whisper decoding of speech chunks, as whisperx does it, and what it leaves out
+chunks.py          files' speech chunks decoded in batches, one transcript per file; long ones rechecked
+recheck.py         a long recording's speech that no decoded word starts in, decoded again and put in place
 packing.py         short files laid into one 30 s window: which share a window, and where each goes
 shared_window.py   a packed window encoded once, each piece decoded from it
 audio_windows.py   the samples one call reads, cut from a file's speech chunks

@@ -36,6 +36,9 @@ class SpeechChunk(_SpeechChunkCore, total=False):
     #: How much of it the VAD marked as speech (a chunk joins stretches and the gaps between
     #: them); absent where the VAD does not say.
     speech_seconds: float
+    #: The VAD's own speech stretches inside it, (start, end) in seconds from the file's start;
+    #: the recheck reads them (engine/recheck.py). Absent where the VAD does not say.
+    stretches: list[tuple[float, float]]
 
 
 class _SegmentCore(TypedDict):

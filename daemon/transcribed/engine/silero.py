@@ -8,7 +8,10 @@ while the chunk stays within `vad.chunk_seconds`.
 
 Thresholds map onto the config's: `vad.onset` is Silero's speech threshold and `vad.offset` its
 silence threshold (`neg_threshold`); a stretch longer than a chunk is split by Silero itself at
-its last pause (`max_speech_duration_s`).
+its last pause (`max_speech_duration_s`). `vad.min_silence_seconds` (0.3) is the pause that ends
+a stretch: faster-whisper's own 2 s joined sentences into stretches longer than a chunk, which
+Silero then cut where there was no pause, mid-word; the chunk merge joins the short stretches
+again, each kept in the chunk (`stretches`) for the recheck. `vad.pad_seconds` (0.2) pads each.
 
 Long audio is read in pieces of `PIECE_SECONDS`: `get_speech_timestamps` copies the whole audio
 twice (padded, then with 64 samples of context per window) and its ONNX batches add more; on a
@@ -36,7 +39,9 @@ class SileroSpeech:
 
         self.chunk_seconds = settings.chunk_seconds
         self.options = VadOptions(threshold=settings.onset, neg_threshold=settings.offset,
-                                  max_speech_duration_s=settings.chunk_seconds)
+                                  max_speech_duration_s=settings.chunk_seconds,
+                                  min_silence_duration_ms=round(settings.min_silence_seconds * 1000),
+                                  speech_pad_ms=round(settings.pad_seconds * 1000))
         get_vad_model()  # load the ONNX session now, at start, not on the first file
 
     def find(self, samples: np.ndarray) -> list[SpeechChunk]:
@@ -61,7 +66,9 @@ def merge_into_chunks(stretches: list[tuple[float, float]], chunk_seconds: float
         if chunks and end - chunks[-1]["start"] <= chunk_seconds:
             chunks[-1]["end"] = round(end, 3)
             chunks[-1]["speech_seconds"] = round(chunks[-1].get("speech_seconds", 0.0) + end - start, 3)
+            chunks[-1].setdefault("stretches", []).append((round(start, 3), round(end, 3)))
         else:
             chunks.append(SpeechChunk(start=round(start, 3), end=round(end, 3),
-                                      speech_seconds=round(end - start, 3)))
+                                      speech_seconds=round(end - start, 3),
+                                      stretches=[(round(start, 3), round(end, 3))]))
     return chunks

@@ -34,11 +34,13 @@ from ..config.models import ModelChoice
 from ..errors import GpuLost
 from . import packing
 from .audio_windows import speech_inside, speech_window
-from .base import EngineSettings, Progress, Request, SpeechChunk, SpeechOf, Transcript, segment_of
+from .base import EngineSettings, Progress, Request, SpeechChunk, SpeechOf, Transcript
 from .catalogue import Catalogue
+from .chunks import decode_chunks
 from .environment import disable_pyannote_telemetry, keep_libraries_offline_and_private
 from .hardware import CPU_BATCH_SIZE
 from .oom import BatchGovernor
+from .recheck import Batching, Tally
 from .shared_window import Silences, transcribe_windows
 from .silero import SileroSpeech
 from .whisperx_setup import load_model_arguments
@@ -80,8 +82,10 @@ class WhisperXEngine:
         disable_pyannote_telemetry()
         torch.set_num_threads(self.settings.cpu_threads)
         arguments = load_model_arguments(self.config, self.settings)
-        if self.config.vad.method == "silero":
+        methods = {self.config.vad.method, self.config.vad.long_vad}
+        if "silero" in methods:
             self._silero = SileroSpeech(self.config.vad)
+        if "pyannote" not in methods:
             arguments["vad_model"] = self._silero  # whisperx then loads no pyannote model
         with logs.prints_as_logs("whisperx"):
             pipe = whisperx.load_model(**arguments)
@@ -90,8 +94,6 @@ class WhisperXEngine:
         self.multilingual = bool(pipe.model.model.is_multilingual)
         segmentation = self.segmentation()
         if segmentation is not None:
-            # pyannote checks step <= window only when it builds the Inference; keep that rule.
-            segmentation.step = min(float(self.config.vad.step_seconds), float(segmentation.duration))
             self.vad_batch = BatchGovernor(int(segmentation.batch_size), self.config.oom.probe_after_jobs)
         elif self.config.vad.step_seconds != Vad.step_seconds:
             log.warning("engine.vad_step_ignored", reason="vad.step_seconds applies to pyannote only")
@@ -176,10 +178,19 @@ class WhisperXEngine:
         with self._vad_lock:
             return self._find_speech(samples)
 
+    def is_long(self, samples: np.ndarray) -> bool:
+        """A long recording (`vad.long_seconds`): its own VAD, and the recheck."""
+        return len(samples) >= self.config.vad.long_seconds * SAMPLE_RATE
+
     def _find_speech(self, samples: np.ndarray) -> list[SpeechChunk]:
-        if self._silero is not None:
+        method = self.config.vad.long_vad if self.is_long(samples) else self.config.vad.method
+        if self._silero is not None and method == "silero":
             return self._silero.find(samples)
         segmentation = self.segmentation()
+        if segmentation is not None:  # pyannote checks step <= window only when it builds the Inference
+            vad = self.config.vad
+            step = vad.long_step_seconds if self.is_long(samples) else vad.step_seconds
+            segmentation.step = min(float(step), float(segmentation.duration))
         if self.vad_batch is not None and segmentation is not None:
             segmentation.batch_size = self.vad_batch.current
         vad = self._vad
@@ -193,7 +204,9 @@ class WhisperXEngine:
             raise
         if self.vad_batch is not None:
             self.vad_batch.succeeded()
-        return [SpeechChunk(start=c["start"], end=c["end"], speech_seconds=_speech_in(c)) for c in chunks]
+        return [SpeechChunk(start=c["start"], end=c["end"], speech_seconds=_speech_in(c),
+                            stretches=[(float(a), float(b)) for a, b in c.get("segments", [])])
+                for c in chunks]
 
     def language_of(self, samples: np.ndarray, speech: list[SpeechChunk],
                     request: Request) -> tuple[str, float | None]:
@@ -227,33 +240,17 @@ class WhisperXEngine:
         and the speech the VAD found under it (engine/decoding.py: whisperx's own call, plus the
         no-speech probability, the temperature fallback and the previous-text prompt).
         """
-        from .decoding import ChunkDecoder, batches, decode_in_order
+        from .decoding import ChunkDecoder
 
-        chunks = [(index, item.samples, chunk) for index, item in enumerate(items)
-                  for chunk in item.speech]
-        results = [Transcript(segments=[], language=request.language) for _ in items]
-        if not chunks:
-            return results
-
-        def features_of(i: int) -> np.ndarray:
-            _index, samples, c = chunks[i]
-            return decoder.features(samples[int(c["start"] * SAMPLE_RATE): int(c["end"] * SAMPLE_RATE)],
-                                    pipe)
-
-        def done(i: int, out: Any) -> None:
-            index, _samples, chunk = chunks[i]
-            results[index]["segments"].append(segment_of(chunk, out))
-            progress(100.0 * sum(len(r["segments"]) for r in results) / len(chunks))
-
+        # A translation's English words cannot be aligned to the spoken language's audio.
+        gap = self.config.vad.recheck_seconds if request.task == "transcribe" else 0.0
+        tally = Tally()
         with self._job_options(request) as pipe, logs.prints_as_logs("whisperx"):
             decoder = ChunkDecoder(pipe, request.decoding)
-            if request.decoding.condition_on_previous_text:
-                decode_in_order(decoder, features_of, [index for index, _s, _c in chunks], done)
-            else:
-                for batch in batches(len(chunks), batch_size):
-                    outs = decoder.decode(np.stack([features_of(i) for i in batch]))
-                    for i, out in zip(batch, outs, strict=True):
-                        done(i, out)
+            results = decode_chunks(decoder, pipe, items, [self.is_long(item.samples) for item in items],
+                                    Batching(batch_size, gap), progress, request.language, tally)
+        if tally.regions:
+            log.info("engine.rechecked", regions=tally.regions, seconds=round(tally.seconds, 1))
         return results
 
     def transcribe_packed(self, items: list[SpeechOf], request: Request, batch_size: int,
