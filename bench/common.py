@@ -22,7 +22,7 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
-from typing import Any
+from typing import IO, Any
 
 import yaml
 
@@ -391,3 +391,17 @@ def scratch_dir(keep: Path | None) -> contextlib.AbstractContextManager[str]:
         keep.mkdir(parents=True, exist_ok=True)
         return contextlib.nullcontext(str(keep))
     return tempfile.TemporaryDirectory(prefix="transcribed-bench-")
+
+
+def close_child(process: subprocess.Popen[str], log: IO[str]) -> None:
+    """End a serving child (a loop reading paths): its stdin closed, a minute to exit, then
+    killed; its log closed."""
+    if process.stdin is not None:
+        process.stdin.close()
+    try:
+        process.wait(timeout=60)
+    finally:
+        if process.poll() is None:
+            process.kill()
+            process.wait()
+        log.close()

@@ -20,7 +20,8 @@ import sys
 import time
 from pathlib import Path
 
-from common import LIBRARY_ENV, Folders, Item, Sections, engine_settings, gpu_mib, proc_status_mib
+from common import (LIBRARY_ENV, Folders, Item, Sections, close_child, engine_settings, gpu_mib,
+                    proc_status_mib)
 from harness import Done
 
 from transcribed.config import load_config
@@ -78,15 +79,7 @@ class FwBatchedWay:
     def close(self) -> None:
         if self.process is None:
             return
-        if self.process.stdin is not None:
-            self.process.stdin.close()
-        try:
-            self.process.wait(timeout=60)
-        finally:
-            if self.process.poll() is None:
-                self.process.kill()
-                self.process.wait()
-            self.log.close()
+        close_child(self.process, self.log)
 
 
 def _serve(config_path: Path, batch: int) -> int:

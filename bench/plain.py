@@ -30,7 +30,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from common import LIBRARY_ENV, SAMPLE_RATE, engine_settings, proc_status_mib, text_of
+from common import LIBRARY_ENV, SAMPLE_RATE, close_child, engine_settings, proc_status_mib, text_of
 
 from transcribed.config import Config, load_config
 from transcribed.engine.base import EngineSettings
@@ -75,15 +75,7 @@ class PlainLoop:
         return proc_status_mib(self.process.pid, "VmHWM")
 
     def close(self) -> None:
-        if self.process.stdin is not None:
-            self.process.stdin.close()
-        try:
-            self.process.wait(timeout=60)
-        finally:
-            if self.process.poll() is None:
-                self.process.kill()
-                self.process.wait()
-            self.log.close()
+        close_child(self.process, self.log)
 
 
 def load_pipeline(config: Config, settings: EngineSettings) -> Any:
