@@ -1,14 +1,16 @@
 """The configuration: what the keys are and their defaults (`schema`), what one job, route or
-library may set (`per_file`) and its rules (`job_checks`), notifications (`notify`), what is kept
-and for how long (`retention`), several models and their budget (`models`), quiet hours
-(`schedule`), words files (`vocabulary`), reading a YAML file into them and printing it back
-(`load`), and the rules between values (`checks`).
+library may set (`per_file`) and its rules (`job_checks`), the engine's sections (`engine`: how
+speech is found, files share model calls, work is prepared ahead, out of memory is met),
+notifications (`notify`), what is kept and for how long (`retention`), several models and their
+budget (`models`), quiet hours (`schedule`), words files (`vocabulary`), reading a YAML file into
+them and printing it back (`load`), and the rules between values (`checks`).
 
 Callers import from here, e.g. `from transcribed.config import Config, load_config`: which of the
 modules holds a name is this package's business.
 """
 
 from .checks import check_values, parse_listen
+from .engine import Batching, Oom, Overlap, Packing, Vad
 from .job_checks import check_job_options
 from .load import load_config, parse_config, parse_options, render_yaml, resolve_paths, to_plain
 from .notify import Notify
@@ -23,7 +25,6 @@ from .schema import (
     KNOWN_FORMATS,
     Align,
     Audio,
-    Batching,
     Config,
     Daemon,
     Diarize,
@@ -35,11 +36,7 @@ from .schema import (
     Log,
     Metrics,
     Model,
-    Oom,
     Outputs,
-    Overlap,
-    Packing,
-    Vad,
     Watch,
 )
 

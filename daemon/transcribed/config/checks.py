@@ -11,6 +11,7 @@ import os
 import urllib.parse
 
 from ..errors import ConfigError
+from .engine import Vad
 from .job_checks import (
     check_decoding,
     check_formats,
@@ -37,7 +38,6 @@ from .schema import (
     Hooks,
     Input,
     Metrics,
-    Vad,
 )
 
 #: The formats a library may write beside its media (subtitles a media server reads).
