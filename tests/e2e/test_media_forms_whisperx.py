@@ -15,7 +15,6 @@ speech the voice activity step found, not a random test aligner's guess.
 from __future__ import annotations
 
 import json
-import shutil
 from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
@@ -24,7 +23,7 @@ import pytest
 
 from tests.support.corpus import clip, word_error_rate
 from tests.support.daemon import DaemonProcess, Folders, wait_until
-from tests.support.media_forms import BY_NAME, FORMS, SPEECH_CLIP, Matrix, sidecar_text
+from tests.support.media_forms import BY_NAME, FORMS, SPEECH_CLIP, Matrix, drop_every_form
 
 pytestmark = [pytest.mark.e2e, pytest.mark.usefixtures("corpus")]
 
@@ -58,12 +57,7 @@ def transcribed(media_matrix: Matrix, tmp_path_factory: pytest.TempPathFactory) 
     folders = Folders(tmp_path_factory.mktemp("media-forms-e2e") / "t")
     folders.write_config(packing={"enabled": False}, align={"enabled": False})
     with DaemonProcess(folders.config) as daemon:
-        for name, path in media_matrix.built.items():
-            sidecar = sidecar_text(BY_NAME[name])
-            if sidecar is not None:
-                (folders.inbox / f"{path.name}.yaml").write_text(sidecar, encoding="utf-8")
-            shutil.copy(path, folders.inbox / path.name)
-        names = [path.name for path in media_matrix.built.values()]
+        names = drop_every_form(media_matrix, folders.inbox)
         wait_until(lambda: all((folders.done / n).exists() or (folders.failed / n).exists() for n in names),
                    900, "every form in done/ or failed/")
         assert daemon.stop() == 0

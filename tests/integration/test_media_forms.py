@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import json
 import re
-import shutil
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -30,7 +29,7 @@ from tests.support.media_forms import (
     OFFSET_TOLERANCE,
     Form,
     Matrix,
-    sidecar_text,
+    drop_every_form,
     speech_position,
 )
 from transcribed.transcription.audio import decode
@@ -96,12 +95,7 @@ def daemon_run(media_matrix: Matrix, tmp_path_factory: pytest.TempPathFactory) -
     folders = Folders(tmp_path_factory.mktemp("media-forms-daemon") / "t")
     folders.write_config(packing={"enabled": False})
     with DaemonProcess(folders.config, engine="fake") as daemon:
-        for name, path in media_matrix.built.items():
-            sidecar = sidecar_text(BY_NAME[name])
-            if sidecar is not None:
-                (folders.inbox / f"{path.name}.yaml").write_text(sidecar, encoding="utf-8")
-            shutil.copy(path, folders.inbox / path.name)
-        names = [path.name for path in media_matrix.built.values()]
+        names = drop_every_form(media_matrix, folders.inbox)
         wait_until(lambda: daemon.count("inbox.ignored") or all(
             (folders.done / n).exists() or (folders.failed / n).exists() for n in names),
             300, "every form in done/ or failed/ (or one ignored)")

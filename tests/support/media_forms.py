@@ -16,6 +16,9 @@ input snippets: media_form.py; building, the built matrix and `speech_position`:
 
 from __future__ import annotations
 
+import shutil
+from pathlib import Path
+
 from .media_build import Matrix, build_matrix, speech_position
 from .media_form import Form
 from .media_forms_audio import AUDIO_FORMS
@@ -45,3 +48,14 @@ def sidecar_text(form: Form) -> str | None:
     if isinstance(form.track, tuple):
         return f"audio_track: [{', '.join(form.track)}]\n"
     return f"audio_track: {form.track}\n"
+
+
+def drop_every_form(matrix: Matrix, inbox: Path) -> list[str]:
+    """Copy every built form into `inbox` (its sidecar first where its job needs an audio_track);
+    the names dropped."""
+    for name, path in matrix.built.items():
+        sidecar = sidecar_text(BY_NAME[name])
+        if sidecar is not None:
+            (inbox / f"{path.name}.yaml").write_text(sidecar, encoding="utf-8")
+        shutil.copy(path, inbox / path.name)
+    return [path.name for path in matrix.built.values()]
