@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import ctypes
 import os
+import random
 import shutil
 import signal
 import socket
@@ -52,12 +53,51 @@ def port_open(port: int) -> bool:
         return sock.connect_ex(("127.0.0.1", port)) == 0
 
 
+#: SeaweedFS's gRPC port for each of its ports, unless told otherwise.
+GRPC_OFFSET = 10000
+#: The lowest port picked for a server (below it: well-known and registered services).
+LOWEST_PICKED_PORT = 10000
+#: Ports are picked at random in the range, not in order: tests running at once rarely meet.
+_RANDOM = random.SystemRandom()
+
+
 def low_free_port() -> int:
-    """A free port below 55000, so that SeaweedFS's gRPC port (+10000) is a valid port too."""
+    """A free port whose +10000 (SeaweedFS's gRPC port for it) is free too, both below the
+    kernel's ephemeral range: a port picked from that range (as `free_port` picks) can be taken by
+    any outgoing connection between the pick and the bind, and weed's own master, volume and filer
+    connect to each other before its S3 gateway binds (once seen: "bind: address already in use")."""
+    top = _ephemeral_low() - GRPC_OFFSET
+    if top <= LOWEST_PICKED_PORT:  # an ephemeral range configured low: nothing lies below it
+        return _free_pair_anywhere()
+    for _ in range(1000):
+        port = _RANDOM.randrange(LOWEST_PICKED_PORT, top)
+        if _bindable(port) and _bindable(port + GRPC_OFFSET):
+            return port
+    raise AssertionError(f"no free port pair below {top + GRPC_OFFSET} after 1000 tries")
+
+
+def _free_pair_anywhere() -> int:
     while True:
         port = free_port()
-        if port < 55000 and not port_open(port + 10000):
+        if port < 65535 - GRPC_OFFSET and _bindable(port + GRPC_OFFSET):
             return port
+
+
+def _ephemeral_low() -> int:
+    """The first port the kernel hands out to outgoing connections (32768 unless configured)."""
+    try:
+        return int(Path("/proc/sys/net/ipv4/ip_local_port_range").read_text().split()[0])
+    except (OSError, ValueError, IndexError):
+        return 32768
+
+
+def _bindable(port: int) -> bool:
+    with socket.socket() as probe:
+        try:
+            probe.bind(("127.0.0.1", port))
+        except OSError:
+            return False
+    return True
 
 
 @dataclass
@@ -153,10 +193,10 @@ class SeaweedS3(_Server):
     def command(self) -> list[str]:
         p = self.ports
         return [binary("weed"), "server", "-ip=127.0.0.1", "-ip.bind=127.0.0.1", f"-dir={self.root / 'data'}",
-                f"-master.port={p['master']}", f"-master.port.grpc={p['master'] + 10000}",
-                f"-volume.port={p['volume']}", f"-volume.port.grpc={p['volume'] + 10000}",
-                f"-filer.port={p['filer']}", f"-filer.port.grpc={p['filer'] + 10000}",
-                "-s3", f"-s3.port={self.s3_port}", f"-s3.port.grpc={self.s3_port + 10000}",
+                f"-master.port={p['master']}", f"-master.port.grpc={p['master'] + GRPC_OFFSET}",
+                f"-volume.port={p['volume']}", f"-volume.port.grpc={p['volume'] + GRPC_OFFSET}",
+                f"-filer.port={p['filer']}", f"-filer.port.grpc={p['filer'] + GRPC_OFFSET}",
+                "-s3", f"-s3.port={self.s3_port}", f"-s3.port.grpc={self.s3_port + GRPC_OFFSET}",
                 "-s3.port.iceberg=0", "-s3.port.lance=0", "-master.telemetry=false",
                 "-master.volumeSizeLimitMB=64", "-volume.max=50"]
 
