@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from tests.support.consumer import make_config, make_consumer
-from tests.support.daemon import DaemonProcess, Folders, wait_until
+from tests.support.daemon import DaemonProcess, Folders, status_records, wait_until
 from tests.support.media import write_tone_wav
 from transcribed.config import Config
 from transcribed.consumer.loop import Consumer
@@ -136,10 +136,9 @@ def test_a_daemon_states_its_budget_switches_models_and_says_which_are_loaded(fo
             shutil.move(folders.root / name, folders.inbox / name)
         running.wait_for("job.done", file="chosen.wav")
         running.wait_for("job.failed", file="refused.wav")
-        status = folders.state / "status"
-        record = wait_until(lambda: next((r for p in status.glob("*.json")
-                                          if (r := json.loads(p.read_text())).get("models", {}).get("switches") == 2),
-                                         None), 30, "the status file to name the loaded model")
+        record = wait_until(lambda: next((r for r in status_records(folders.state)
+                                          if r.get("models", {}).get("switches") == 2), None),
+                            30, "the status file to name the loaded model")
     assert budget["budget_from"] == "models.memory_budget" and set(budget["models"]) == {"tiny.en", "large-v3", "base"}
     assert switched["evicted"] == ["tiny.en"] and switched["seconds"] >= 0.3
     film = json.loads((folders.outbox / "films" / "film.json").read_text())["transcribed"]

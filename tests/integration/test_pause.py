@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from tests.support.consumer import make_config, make_consumer
-from tests.support.daemon import DaemonProcess, Folders, wait_until
+from tests.support.daemon import DaemonProcess, Folders, status_records, wait_until
 from tests.support.media import write_tone_wav
 from tests.support.net import free_port, http_get, metric_value
 from transcribed.consumer.gate import Gate
@@ -42,8 +42,7 @@ def drop(folders: Folders, name: str, seconds: float = 1.0) -> Path:
 
 
 def records(folders: Folders) -> list[dict[str, Any]]:
-    folder = folders.state / "status"
-    return [json.loads(p.read_text()) for p in sorted(folder.glob("*.json"))] if folder.is_dir() else []
+    return status_records(folders.state)
 
 
 

@@ -24,7 +24,7 @@ import pytest
 
 from tests.conftest import IN_CI
 from tests.support.corpus import corpus_dir
-from tests.support.daemon import DaemonProcess, Folders, wait_until
+from tests.support.daemon import DaemonProcess, Folders, status_records, wait_until
 from tests.support.share import SshfsMount, SshServer, host_daemon, missing_tools, run_as_host
 
 SHORT = "cmu_sphinx/cards_001.wav"  # 1.1 s
@@ -222,8 +222,7 @@ def test_a_pause_from_a_third_host_holds_both_hosts_until_it_resumes_them(share:
 
 def _paused_and_counting(share: Share) -> list[int]:
     """Per daemon whose status file on the server says paused: the files it counts as waiting."""
-    folder = share.folder / "state" / "status"
-    records = [json.loads(p.read_text()) for p in sorted(folder.glob("*.json"))] if folder.is_dir() else []
+    records = status_records(share.folder / "state")
     return [int(r.get("queue_length") or 0) for r in records if r.get("paused")]
 
 

@@ -32,6 +32,13 @@ def wait_until(predicate: Callable[[], Any], timeout: float, what: str, interval
         time.sleep(interval)
 
 
+def status_records(state: Path) -> list[dict[str, Any]]:
+    """Every daemon's status file in the state folder `state` (state/status/<worker>.json),
+    parsed, in name order; none when the folder is not there yet."""
+    folder = state / "status"
+    return [json.loads(p.read_text()) for p in sorted(folder.glob("*.json"))] if folder.is_dir() else []
+
+
 @dataclass
 class Folders:
     """A daemon's folder set and config file under one temp directory."""
