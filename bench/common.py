@@ -372,6 +372,13 @@ def yes(flag: bool) -> str:
     return "yes" if flag else "NO"
 
 
+def commit() -> str:
+    """The short hash of the checkout the benchmark runs ("unknown" outside git)."""
+    result = subprocess.run(["git", "-C", str(REPO), "rev-parse", "--short", "HEAD"], capture_output=True,
+                            text=True, check=False)
+    return result.stdout.strip() or "unknown"
+
+
 def machine() -> str:
     """CPU model, usable CPUs and RAM, in one line."""
     model = "unknown CPU"

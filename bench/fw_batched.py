@@ -3,7 +3,9 @@ loaded once (`WhisperModel`, the model folder, device, compute type and threads 
 engine would use: `common.engine_settings`), then `BatchedInferencePipeline.transcribe` per file
 with faster-whisper's defaults (its Silero VAD, batch 8 unless `--batch`, the config's beam
 size, the language the engine would load the model with), the audio decoded by
-`faster_whisper.decode_audio`.
+`faster_whisper.decode_audio`. The model is built on the main thread, as a user's script does;
+with `on_a_thread` on a thread of its own, as the daemon builds its models (engine/openmp.py:
+CTranslate2 then decodes about twice as fast on the CPU), the best this loop can do.
 
 `FwBatchedWay` is the harness's way (harness.py) running it as a child process; run as a script
 (`python bench/fw_batched.py --config FILE`) it is that child: it answers one JSON line when
@@ -25,6 +27,7 @@ from common import (LIBRARY_ENV, Folders, Item, Sections, close_child, engine_se
 from harness import Done
 
 from transcribed.config import load_config
+from transcribed.engine.openmp import built_on_a_thread
 from transcribed.engine.whisperx_setup import load_model_arguments
 
 #: faster-whisper's own default batch size for `BatchedInferencePipeline.transcribe`.
@@ -36,8 +39,10 @@ class FwBatchedWay:
 
     kind = "fw-batched"
 
-    def __init__(self, name: str, root: Path, sections: Sections, batch: int = DEFAULT_BATCH) -> None:
+    def __init__(self, name: str, root: Path, sections: Sections, batch: int = DEFAULT_BATCH,
+                 on_a_thread: bool = False) -> None:
         self.name, self.root, self.sections, self.batch = name, root, sections, batch
+        self.on_a_thread = on_a_thread
         self.process: subprocess.Popen[str] | None = None
         self.gpu_peak: float | None = None
 
@@ -46,7 +51,8 @@ class FwBatchedWay:
         folders.write_config(**self.sections)
         self.log = open(self.root / "fw-batched.log", "w")  # noqa: SIM115 (closed in close)
         self.process = subprocess.Popen(
-            [sys.executable, __file__, "--config", str(folders.config), "--batch", str(self.batch)],
+            [sys.executable, __file__, "--config", str(folders.config), "--batch", str(self.batch),
+             *(["--on-a-thread"] if self.on_a_thread else [])],
             stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=self.log, text=True,
             env={**os.environ, **LIBRARY_ENV})
         self._answer()
@@ -82,7 +88,7 @@ class FwBatchedWay:
         close_child(self.process, self.log)
 
 
-def _serve(config_path: Path, batch: int) -> int:
+def _serve(config_path: Path, batch: int, on_a_thread: bool) -> int:
     """The child: load, answer, then one answer per path read."""
     answers = os.fdopen(os.dup(1), "w", buffering=1)
     os.dup2(2, 1)  # whatever the libraries print goes to the log, not into the answers
@@ -92,8 +98,12 @@ def _serve(config_path: Path, batch: int) -> int:
     config = load_config(config_path)
     settings = engine_settings(config)
     language = load_model_arguments(config, settings)["language"]
-    model = WhisperModel(settings.model_path, device=settings.device, device_index=settings.device_index,
-                         compute_type=settings.compute_type, cpu_threads=settings.cpu_threads)
+
+    def build() -> WhisperModel:
+        return WhisperModel(settings.model_path, device=settings.device, device_index=settings.device_index,
+                            compute_type=settings.compute_type, cpu_threads=settings.cpu_threads)
+
+    model = built_on_a_thread(build) if on_a_thread else build()
     pipe = BatchedInferencePipeline(model)
     answers.write(json.dumps({"load_s": time.perf_counter() - started}) + "\n")
     for line in sys.stdin:
@@ -113,5 +123,6 @@ if __name__ == "__main__":
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--config", type=Path, required=True)
     parser.add_argument("--batch", type=int, default=DEFAULT_BATCH)
+    parser.add_argument("--on-a-thread", action="store_true", help="build the model on a thread of its own")
     args = parser.parse_args()
-    sys.exit(_serve(args.config, args.batch))
+    sys.exit(_serve(args.config, args.batch, args.on_a_thread))

@@ -15,12 +15,11 @@ from __future__ import annotations
 import argparse
 import json
 import shutil
-import subprocess
 import sys
 import time
 from pathlib import Path
 
-from common import (bench_sections, corpus_items, machine, median, merged, print_table,
+from common import (bench_sections, commit, corpus_items, machine, median, merged, print_table,
                     require_corpus, running_daemon, scratch_dir)
 
 MIB = 1024**2
@@ -30,10 +29,8 @@ def main(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     require_corpus()
     clips = [item for item in corpus_items("en", max_seconds=12.0) if item.seconds >= 5.0][:2]
-    commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True,
-                            check=False).stdout.strip()
     print(f"machine: {machine()}")
-    print(f"commit {commit}, {time.strftime('%Y-%m-%d')}; model {args.model}, engine {args.engine}; "
+    print(f"commit {commit()}, {time.strftime('%Y-%m-%d')}; model {args.model}, engine {args.engine}; "
           f"idle_unload_seconds {args.idle}; clips {', '.join(c.path.name for c in clips)}")
     sections = merged(bench_sections(args.model), {"model": {"idle_unload_seconds": args.idle}})
     rows = []

@@ -32,7 +32,6 @@ import argparse
 import itertools
 import json
 import shutil
-import subprocess
 import sys
 import threading
 import time
@@ -40,7 +39,7 @@ from pathlib import Path
 
 import numpy as np
 
-from common import (REPO, SAMPLE_RATE, Item, Sections, bench_sections, checked, corpus_items, corpus_wer,
+from common import (SAMPLE_RATE, Item, Sections, bench_sections, checked, commit, corpus_items, corpus_wer,
                     describe, engine_settings, machine, merged, override, parser, print_table, proc_status_mib,
                     require_corpus, running_daemon, scratch_dir, spoken_reference, text_of, yes)
 from tests.support.long_recordings import shuffled
@@ -52,11 +51,13 @@ from transcribed.transcription.audio import decode
 #: and its WER at most the whisperx loop's plus this many points.
 TARGETS = {"whisperx loop": 2.0, "faster-whisper batched": 1.0}
 MAX_WER_POINTS = 0.3
+#: faster-whisper's loop with its model built on a thread of its own (`--fw-on-a-thread`).
+FW_ON_A_THREAD = "faster-whisper batched, model built on a thread"
 def main(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     require_corpus()
     print(f"machine: {machine()}")
-    print(f"commit: {_commit()}, {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}")
+    print(f"commit: {commit()}, {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}")
     if args.minutes is None:
         args.minutes = 20.0 if args.memory else 8.5
     return _memory(args) if args.memory else _compare(args)
@@ -80,10 +81,14 @@ def _compare(args: argparse.Namespace) -> int:
         ways: list[Way] = [DaemonWay("daemon", root / "daemon", base),
                            PlainWay("whisperx loop", root / "plain", base),
                            FwBatchedWay("faster-whisper batched", root / "fw", base, args.fw_batch)]
+        if args.fw_on_a_thread:
+            ways.append(FwBatchedWay(FW_ON_A_THREAD, root / "fw-thread", base, args.fw_batch,
+                                     on_a_thread=True))
         ways += [DaemonWay(f"daemon, {change}", root / f"daemon-{n}", merged(base, override(change)))
                  for n, change in enumerate(args.set)]
         measured = compare(ways, warmup, [[item] for item in recordings], args.runs)
-    met = report(measured, ["whisperx loop", "faster-whisper batched"], TARGETS)
+    met = report(measured, ["whisperx loop", "faster-whisper batched",
+                            *([FW_ON_A_THREAD] if args.fw_on_a_thread else [])], TARGETS)
     rows = []
     for item in recordings:
         loop = 100 * corpus_wer([(item, measured.done["whisperx loop"][item.path].text)])
@@ -115,12 +120,6 @@ def _build_shuffled(path: Path, seed: int, name: str) -> Item:
     recording = shuffled(seed)
     references = [spoken_reference(p.clip.path.name, p.clip.reference) for p in recording.placed]
     return Item(write_wav(path, recording.samples), recording.seconds, "en", " ".join(references), name)
-
-
-def _commit() -> str:
-    result = subprocess.run(["git", "-C", str(REPO), "rev-parse", "--short", "HEAD"], capture_output=True,
-                            text=True, check=False)
-    return result.stdout.strip() or "unknown"
 
 
 def _memory(args: argparse.Namespace) -> int:
@@ -209,6 +208,8 @@ def _parser() -> argparse.ArgumentParser:
     result.add_argument("--base", action="append", default=[], metavar="SECTION.KEY=VALUE",
                         help="compared: an override for every way (e.g. model.device=cuda)")
     result.add_argument("--fw-batch", type=int, default=8, help="faster-whisper's loop: its batch size")
+    result.add_argument("--fw-on-a-thread", action="store_true",
+                        help="also faster-whisper's loop with its model built on a thread of its own")
     result.add_argument("--strict", action="store_true", help="exit 1 when a target is missed")
     result.add_argument("--save", type=Path, help="compared: every way's walls and texts as JSON")
     result.add_argument("--env", action="append", default=None,

@@ -16,13 +16,12 @@ the daemon's own events (model.switched, job.started, job.done).
 from __future__ import annotations
 
 import shutil
-import subprocess
 import sys
 import time
 from pathlib import Path
 from typing import Any
 
-from common import (REPO, bench_sections, corpus_items, event_time, machine, median, merged, parser,
+from common import (REPO, bench_sections, commit, corpus_items, event_time, machine, median, merged, parser,
                     print_table, require_corpus, running_daemon, scratch_dir, spread)
 
 #: Each mode: its name, models.max_wait_seconds, and whether the budget holds both models.
@@ -35,11 +34,9 @@ def main(argv: list[str] | None = None) -> int:
     other = args.other or str(_multilingual_base())
     clips = spread([c for c in corpus_items("en", max_seconds=args.max_seconds) if c.seconds >= 2.0],
                    2 * args.pairs)
-    commit = subprocess.run(["git", "-C", str(REPO), "rev-parse", "--short", "HEAD"], capture_output=True,
-                            text=True, check=False).stdout.strip()
     audio = sum(c.seconds for c in clips)
     print(f"machine: {machine()}")
-    print(f"commit {commit}, {time.strftime('%Y-%m-%d')}; tiny.en and {other}; budget {args.budget} for "
+    print(f"commit {commit()}, {time.strftime('%Y-%m-%d')}; tiny.en and {other}; budget {args.budget} for "
           f"one; {len(clips)} clips ({audio:.0f} s of audio), alternating")
     rows = []
     for name, max_wait, both in MODES:

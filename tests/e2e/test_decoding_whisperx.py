@@ -16,7 +16,7 @@ from tests.support.corpus import clip, word_error_rate
 from tests.support.models import bundled_tiny_en, multilingual_base
 from transcribed.config import Config, Model
 from transcribed.engine.base import Request
-from transcribed.engine.decoding import Thresholds
+from transcribed.engine.decoding import Thresholds, encoder_output
 from transcribed.engine.hardware import Hardware, choose
 from transcribed.engine.whisperx_engine import WhisperXEngine
 from transcribed.transcription.audio import decode
@@ -73,6 +73,21 @@ class _Counting:
     def generate(self, *args: Any, **kwargs: Any) -> Any:
         self.temperatures.append(kwargs.get("sampling_temperature", 0.0) if kwargs.get("beam_size") == 1 else 0.0)
         return self._real.generate(*args, **kwargs)
+
+
+def test_windows_encoded_one_at_a_time_on_the_cpu_are_the_batchs_numbers(tiny: WhisperXEngine) -> None:
+    """encoder_output encodes window by window on the CPU (faster there): the same numbers as
+    one call for the whole batch, so the text cannot change with it."""
+    import ctranslate2
+
+    samples = np.concatenate([decode(clip(name).path).samples for name in JOINED])
+    pipe = tiny.pipeline
+    windows = [samples[start:start + 480_000] for start in (0, 160_000, 320_000)]
+    features = np.stack([np.asarray(pipe.preprocess({"inputs": w})["inputs"], dtype=np.float32)
+                         for w in windows])
+    one_call = np.asarray(pipe.model.model.encode(ctranslate2.StorageView.from_array(features), to_cpu=True))
+    assert pipe.model.model.device == "cpu"
+    assert np.array_equal(encoder_output(pipe.model, features), one_call)
 
 
 def test_a_failing_chunk_is_decoded_again_hotter(tiny: WhisperXEngine, tmp_path: Path) -> None:

@@ -9,7 +9,9 @@ tests stay fast. Verified traps handled here (see ../shared/WHISPERX.md):
 - after a failed job the pipeline keeps the language it detected: each call sets and restores
   the tokenizer itself (`_job_options`);
 - pyannote 4 sends telemetry on every VAD call unless PYANNOTE_METRICS_ENABLED=false, which is
-  set before pyannote is first imported.
+  set before pyannote is first imported;
+- a CTranslate2 model built on a thread that lives on decodes at half speed on the CPU (libgomp
+  stops spinning): every model is built on a thread of its own (openmp.py).
 
 Out of memory: the consumer (transcription/pipeline.py) halves the Whisper batch size and calls
 `free_memory`: torch's empty_cache does not touch CTranslate2's own CUDA cache, so the models are
@@ -40,6 +42,7 @@ from .chunks import decode_chunks
 from .environment import disable_pyannote_telemetry, keep_libraries_offline_and_private
 from .hardware import CPU_BATCH_SIZE
 from .oom import BatchGovernor
+from .openmp import built_on_a_thread
 from .recheck import Batching, Tally
 from .shared_window import Silences, transcribe_windows
 from .silero import SileroSpeech
@@ -88,7 +91,7 @@ class WhisperXEngine:
         if "pyannote" not in methods:
             arguments["vad_model"] = self._silero  # whisperx then loads no pyannote model
         with logs.prints_as_logs("whisperx"):
-            pipe = whisperx.load_model(**arguments)
+            pipe = built_on_a_thread(lambda: whisperx.load_model(**arguments))
         self._vad = pipe.vad_model
         self._keep(self.catalogue.default, pipe)
         self.multilingual = bool(pipe.model.model.is_multilingual)
@@ -125,7 +128,7 @@ class WhisperXEngine:
         arguments = {**load_model_arguments(self.config, self.catalogue.settings_for(model)),
                      "vad_model": self._vad}
         with logs.prints_as_logs("whisperx"):
-            pipe = whisperx.load_model(**arguments)
+            pipe = built_on_a_thread(lambda: whisperx.load_model(**arguments))
         self._keep(model, pipe)
         gc.collect()
         gc.freeze()  # as `load`: the per-file gc.collect() does not walk its objects

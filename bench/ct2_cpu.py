@@ -1,0 +1,127 @@
+"""CTranslate2 on the CPU: the two things the engine does for its speed there, each on and off
+in one run (engine/openmp.py, engine/decoding.py's `encoder_output`).
+
+- **Where the model is built**: a child process per way builds the Whisper model on its main
+  thread (as a user's script does) or on a thread of its own (as the engine does), then decodes
+  the same 30 s windows of corpus speech (beam 5, batch 4: the daemon's CPU defaults) from their
+  encoder output, timed per window.
+- **Encoding per window**: the same windows encoded as one batch and one window at a time (the
+  same numbers: checked here too), timed per window.
+
+    .venv/bin/python bench/ct2_cpu.py            # tiny.en, 8 windows, least of 3 rounds; ~1 min
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import subprocess
+import sys
+import time
+from collections.abc import Callable
+from typing import Any
+
+import numpy as np
+
+from common import (LIBRARY_ENV, bench_sections, checked, commit, corpus_items, engine_settings, machine,
+                    print_table, require_corpus)
+
+WINDOW = 480_000  # 30 s at 16 kHz
+BATCH = 4
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--windows", type=int, default=8)
+    parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--child", choices=["main", "thread"], help=argparse.SUPPRESS)
+    args = parser.parse_args(argv)
+    if args.child:
+        return _child(args.child == "thread", args.windows, args.rounds)
+    require_corpus()
+    print(f"machine: {machine()}")
+    print(f"commit: {commit()}, {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}; "
+          f"{args.windows} windows of corpus speech, batch {BATCH}, least of {args.rounds} rounds")
+    results = {way: _run_child(way, args) for way in ("main", "thread")}
+    main_thread, own_thread = results["main"], results["thread"]
+    print()
+    print_table(["ms per 30 s window", "built on the main thread", "built on a thread of its own", "ratio"], [
+        ["decode (beam 5) from encoder output", main_thread["decode_ms"], own_thread["decode_ms"],
+         round(main_thread["decode_ms"] / own_thread["decode_ms"], 2)],
+        [f"encode, batch {BATCH} in one call", main_thread["encode_batch_ms"], own_thread["encode_batch_ms"],
+         round(main_thread["encode_batch_ms"] / own_thread["encode_batch_ms"], 2)],
+        ["encode, one window per call", main_thread["encode_window_ms"], own_thread["encode_window_ms"],
+         round(main_thread["encode_window_ms"] / own_thread["encode_window_ms"], 2)],
+    ])
+    print(f"encoding per window / in one batch call (model built on a thread of its own): "
+          f"{own_thread['encode_window_ms'] / own_thread['encode_batch_ms']:.2f}; "
+          f"the same numbers: {own_thread['same_numbers']}; the same decoded tokens on both ways: "
+          f"{main_thread['tokens'] == own_thread['tokens']}")
+    return 0
+
+
+def _run_child(way: str, args: argparse.Namespace) -> dict[str, Any]:
+    command = [sys.executable, __file__, "--child", way, "--windows", str(args.windows),
+               "--rounds", str(args.rounds)]
+    done = subprocess.run(command, capture_output=True, text=True, check=True,
+                          env={**os.environ, **LIBRARY_ENV})
+    return json.loads(done.stdout.strip().splitlines()[-1])
+
+
+def _child(on_a_thread: bool, count: int, rounds: int) -> int:
+    import ctranslate2
+    from faster_whisper import WhisperModel
+    from faster_whisper.tokenizer import Tokenizer
+
+    from transcribed.engine.decoding import encoder_output
+    from transcribed.engine.openmp import built_on_a_thread
+    from transcribed.transcription.audio import decode
+
+    settings = engine_settings(checked(bench_sections(None)))
+
+    def build() -> WhisperModel:
+        return WhisperModel(settings.model_path, device="cpu", compute_type=settings.compute_type,
+                            cpu_threads=settings.cpu_threads)
+
+    model = built_on_a_thread(build) if on_a_thread else build()
+    speech = np.concatenate([decode(item.path).samples for item in corpus_items("en", max_seconds=40.0)])
+    windows = [speech[i * WINDOW:(i + 1) * WINDOW] for i in range(count)]
+    features = np.stack([model.feature_extractor(w)[:, :3000] for w in windows]).astype(np.float32)
+    tokenizer = Tokenizer(model.hf_tokenizer, model.model.is_multilingual, task="transcribe", language="en")
+    prompt = [*tokenizer.sot_sequence, tokenizer.no_timestamps]
+
+    def encode_batches() -> np.ndarray:
+        return np.concatenate([np.asarray(model.model.encode(ctranslate2.StorageView.from_array(
+            np.ascontiguousarray(features[i:i + BATCH])), to_cpu=True)) for i in range(0, count, BATCH)])
+
+    encoded = encode_batches()
+
+    def decode_batches() -> list[list[int]]:
+        tokens = []
+        for i in range(0, count, BATCH):
+            batch = ctranslate2.StorageView.from_array(np.ascontiguousarray(encoded[i:i + BATCH]))
+            results = model.model.generate(batch, [prompt] * len(encoded[i:i + BATCH]), beam_size=5)
+            tokens += [r.sequences_ids[0] for r in results]
+        return tokens
+
+    def least_ms(run: Callable[[], object]) -> float:
+        best = min(_seconds(run) for _ in range(rounds))
+        return round(1000 * best / count, 1)
+
+    result = {"decode_ms": least_ms(decode_batches), "encode_batch_ms": least_ms(encode_batches),
+              "encode_window_ms": least_ms(lambda: encoder_output(model, features)),
+              "same_numbers": bool(np.array_equal(encoder_output(model, features), encoded)),
+              "tokens": decode_batches()}
+    print(json.dumps(result))
+    return 0
+
+
+def _seconds(run: Callable[[], object]) -> float:
+    started = time.perf_counter()
+    run()
+    return time.perf_counter() - started
+
+
+if __name__ == "__main__":
+    sys.exit(main())

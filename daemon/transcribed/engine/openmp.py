@@ -1,0 +1,42 @@
+"""Models built on a thread of their own, so that CTranslate2's OpenMP threads keep spinning.
+
+CTranslate2 runs a model on its own worker thread, whose OpenMP team does the work; building a
+model (its weights converted to int8) runs an OpenMP team on the *building* thread too. libgomp
+counts every thread of every team that is still alive, and once that count is above the CPUs
+the process may use it stops spinning between parallel regions and sleeps instead, so each of
+the decoder's thousands of small steps waits for threads to wake. A model built on the main
+thread (which lives on, and so does its team) therefore decodes at about half speed on the CPU;
+built on a thread that ends, its team ends with it. Measured (2 CPUs, tiny.en int8, beam 5,
+batch 4): 340 ms per 30 s window built on the calling thread, 133 ms built on a thread of its own
+(bench/long_recording.py shows it on faster-whisper's own loop; docs/performance.md).
+"""
+
+from __future__ import annotations
+
+import contextvars
+import threading
+from collections.abc import Callable
+from typing import TypeVar
+
+T = TypeVar("T")
+
+
+def built_on_a_thread(build: Callable[[], T]) -> T:
+    """`build()` run on a short-lived thread of its own, in the caller's context (so that its
+    prints are caught as the caller's are: logs.prints_as_logs); its result, or its exception."""
+    context = contextvars.copy_context()
+    result: list[T] = []
+    failure: list[BaseException] = []
+
+    def run() -> None:
+        try:
+            result.append(context.run(build))
+        except BaseException as exc:  # noqa: BLE001 - re-raised on the caller's thread below
+            failure.append(exc)
+
+    thread = threading.Thread(target=run, name="model-build")
+    thread.start()
+    thread.join()
+    if failure:
+        raise failure[0]
+    return result[0]
