@@ -16,6 +16,11 @@ loop, at least as fast as faster-whisper's loop, WER at most the loop's + 0.3 po
 
     .venv/bin/python bench/long_recording.py                             # dev + heldout, 2 runs
     .venv/bin/python bench/long_recording.py --recordings dev --runs 1 --set vad.long_method=pyannote
+    .venv/bin/python bench/long_recording.py --fw-on-a-thread   # + faster-whisper's loop at its best
+
+`--fw-on-a-thread` adds faster-whisper's loop with its model built on a thread of its own, as the
+engine builds its models (engine/openmp.py): on the CPU its decoder is then about twice as fast
+as in a script that builds the model on its main thread.
 
 **Memory** (`--memory`): a recording of `--minutes` (the clips looped) given to a fresh daemon
 once per variant: the default, and each `--env` setting (e.g. PYTHONPATH=DIR/daemon: another
