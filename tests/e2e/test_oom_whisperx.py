@@ -110,7 +110,11 @@ def unfaulted_text(engine: WhisperXEngine, recording: Path, batch_size: int) -> 
 
 
 class OOMProxy:
-    """Stands in for the CTranslate2 Whisper model; raises its CUDA OOM for batches above `limit`."""
+    """Stands in for the CTranslate2 Whisper model on a GPU; raises its CUDA OOM for batches above
+    `limit`. It says it is on a GPU, so that the engine encodes a batch in one call as it does
+    there (on the CPU it encodes window by window: engine/decoding.py)."""
+
+    device = "cuda"
 
     def __init__(self, real, limit: int) -> None:
         self._real, self.limit, self.calls = real, limit, []
