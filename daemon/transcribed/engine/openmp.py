@@ -6,9 +6,9 @@ counts every thread of every team that is still alive, and once that count is ab
 the process may use it stops spinning between parallel regions and sleeps instead, so each of
 the decoder's thousands of small steps waits for threads to wake. A model built on the main
 thread (which lives on, and so does its team) therefore decodes at about half speed on the CPU;
-built on a thread that ends, its team ends with it. Measured (2 CPUs, tiny.en int8, beam 5,
-batch 4): 340 ms per 30 s window built on the calling thread, 133 ms built on a thread of its own
-(bench/long_recording.py shows it on faster-whisper's own loop; docs/performance.md).
+built on a thread that ends, its team ends with it. Measured by bench/ct2_cpu.py (2 CPUs,
+tiny.en int8, beam 5, batch 4): 414 ms per 30 s window decoded with the model built on the main
+thread, 157 ms built on a thread of its own, the same tokens (docs/performance.md).
 """
 
 from __future__ import annotations
