@@ -14,6 +14,13 @@ from typing import Any
 STORAGE_ERRNOS = {errno.ENOSPC: "full", errno.EDQUOT: "quota_exceeded", errno.EROFS: "read_only"}
 
 
+#: What a read answers when the storage under a file fails rather than the file: an I/O error, a
+#: share's server away or unreachable, a stale handle. The same read may work a moment later.
+READ_FAULT_ERRNOS = frozenset({errno.EIO, errno.ENOTCONN, errno.ESTALE, errno.ETIMEDOUT, errno.EHOSTDOWN,
+                               errno.EHOSTUNREACH, errno.ECONNABORTED, errno.ECONNRESET, errno.ENETDOWN,
+                               errno.ENETUNREACH, errno.ENETRESET})
+
+
 class TranscribedError(Exception):
     """Base class for all transcribed errors."""
 
@@ -29,6 +36,26 @@ class BadInput(TranscribedError):
         super().__init__(message)
         #: A stable, machine-readable reason: empty, not_audio, no_audio_stream, truncated, unreadable.
         self.kind = kind
+
+
+class ReadFault(TranscribedError, OSError):
+    """Reading the file failed in the storage under it (an I/O error, a share's server away), not
+    in the file: never BadInput, which fails a file at once. The consumer waits while the job's
+    folder cannot be reached, else retries it as any other error, the attempt counted: a disk that
+    keeps failing the read ends as `poison` after `jobs.max_attempts`, with this message. An
+    OSError with the same errno, so every `except OSError` that handled the read before still does."""
+
+    def __init__(self, cause: OSError) -> None:
+        super().__init__(cause.errno, f"cannot read the file: {cause.strerror} (the storage under it "
+                         "failed, not the file: tried again)", cause.filename)
+
+
+def unreadable(cause: OSError) -> ReadFault | BadInput:
+    """What an OSError from reading a job's file means: a ReadFault when the storage failed
+    (`READ_FAULT_ERRNOS`), else the file cannot be read as it is (a permission, a name too long)."""
+    if cause.errno in READ_FAULT_ERRNOS:
+        return ReadFault(cause)
+    return BadInput("unreadable", f"cannot read the file: {cause.strerror}")
 
 
 class OutOfMemory(TranscribedError):

@@ -26,6 +26,8 @@ from tests.conftest import IN_CI
 from tests.support.corpus import corpus_dir
 from tests.support.daemon import DaemonProcess, Folders, status_records, wait_until
 from tests.support.share import SshfsMount, SshServer, host_daemon, missing_tools, run_as_host
+from transcribed.errors import READ_FAULT_ERRNOS, ReadFault
+from transcribed.transcription.audio import decode
 
 SHORT = "cmu_sphinx/cards_001.wav"  # 1.1 s
 RESULTS = (".json", ".log.jsonl", ".srt", ".txt", ".vtt")
@@ -325,6 +327,29 @@ def _nothing_beneath_the_mount_point(share: Share) -> list[str]:
     local = share.mounts["hostA"].mountpoint
     return [str(p.relative_to(local)) for p in local.rglob("*") if p.is_file()
             and (p.suffix == ".wav" or p.relative_to(local).parts[0] in ("outbox", "done", "failed"))]
+
+
+def test_a_file_read_while_the_server_is_away_is_not_the_files_fault(share: Share) -> None:
+    """A file on the mount read while sshd is down: the read fails in the storage (EIO, ENOTCONN),
+    which is a ReadFault (the job is tried again) and not BadInput (failed at once). A clean-clone
+    CI run once read a file just as the server came back and failed it as unreadable. Once the
+    server is back the same file decodes."""
+    share.deliver(["memo.wav"])
+    path = share.mount("hostA").mountpoint / "inbox" / "memo.wav"
+    wait_until(path.exists, 10, "the file on the mount")
+    share.server.stop()
+    with pytest.raises(ReadFault) as raised:
+        decode(path)
+    assert raised.value.errno in READ_FAULT_ERRNOS
+    share.server.start()
+    wait_until(lambda: _decodes(path), 30, "the file to decode once the server is back")
+
+
+def _decodes(path: Path) -> bool:
+    try:
+        return decode(path).seconds > 1.0
+    except ReadFault:
+        return False
 
 
 def test_a_mount_that_disappears_mid_job_loses_nothing(share: Share) -> None:

@@ -8,7 +8,7 @@ import pytest
 
 from transcribed.config import Jobs
 from transcribed.consumer.outcome import Action, decide
-from transcribed.errors import BadInput, GpuLost, OutOfMemory, StageFailed, StorageFault
+from transcribed.errors import BadInput, GpuLost, OutOfMemory, ReadFault, StageFailed, StorageFault, unreadable
 
 JOBS = Jobs(max_attempts=3, retry_delay_seconds=2.0)
 KEPT = {".json": Path("out/x.json")}
@@ -33,6 +33,8 @@ TABLE = [
     (RuntimeError("a bug"), 1, Action.RETRY, None, 2.0),
     (OSError(28, "No space left on device"), 2, Action.RETRY, None, 4.0),  # not a write of ours
     (RuntimeError("a bug"), 3, Action.FAIL, "poison", None),
+    (ReadFault(OSError(5, "Input/output error")), 1, Action.RETRY, None, 2.0),  # the storage, not the file
+    (ReadFault(OSError(107, "Transport endpoint is not connected")), 3, Action.FAIL, "poison", None),
     (_refused(28), 1, Action.WAIT_FOR_STORAGE, "full", None),
     (_refused(122), 3, Action.WAIT_FOR_STORAGE, "quota_exceeded", None),  # EDQUOT
     (_refused(30), 9, Action.WAIT_FOR_STORAGE, "read_only", None),
@@ -83,3 +85,13 @@ def test_a_full_disk_is_never_the_files_fault_whatever_the_count_and_wherever_th
             outcome = decide(_refused(28), attempts, JOBS, reachable=reachable)
             assert outcome.action is Action.WAIT_FOR_STORAGE
             assert outcome.message.endswith("the file is not to blame")
+
+
+@pytest.mark.parametrize(("errno_", "kind"), [(5, ReadFault), (107, ReadFault), (116, ReadFault), (110, ReadFault),
+                                              (13, BadInput), (36, BadInput)])
+def test_a_read_is_the_files_fault_only_when_the_storage_did_not_fail(errno_: int, kind: type) -> None:
+    """EIO, ENOTCONN, ESTALE, ETIMEDOUT: the storage under the file (a share's server away);
+    EACCES, ENAMETOOLONG: the file as it is."""
+    error = unreadable(OSError(errno_, "strerror"))
+    assert isinstance(error, kind)
+    assert "cannot read the file: strerror" in str(error)

@@ -40,7 +40,7 @@ from typing import Any, BinaryIO
 import numpy as np
 
 from ..config import Input
-from ..errors import BadInput
+from ..errors import READ_FAULT_ERRNOS, BadInput, ReadFault, unreadable
 from .declared import stream_length, stream_offset, wav_data_seconds
 from .tracks import Track, TrackSetting, choose_track, stream_of
 from .untrusted import NO_LINKS, LinkPolicy, open_regular
@@ -96,7 +96,7 @@ def decode(path: Path, accept_truncated: bool = False, max_seconds: float | None
             file.seek(0)
             samples = _decode_samples(file, path, probed.estimate, max_seconds, probed.track.number)
     except OSError as exc:
-        raise BadInput("unreadable", f"cannot read the file: {exc.strerror}") from None
+        raise unreadable(exc) from None
     audio = Audio(samples, declared, track=probed.track, offset_seconds=probed.offset)
     if declared and audio.seconds < declared - _tolerance(declared):
         if not accept_truncated:
@@ -127,7 +127,7 @@ def declared_seconds(path: Path, links: LinkPolicy = NO_LINKS) -> float | None:
         with open_regular(path, links) as file:
             return _probe(file, path, "auto").estimate
     except OSError as exc:
-        raise BadInput("unreadable", f"cannot read the file: {exc.strerror}") from None
+        raise unreadable(exc) from None
 
 
 @dataclass(frozen=True)
@@ -169,7 +169,8 @@ def _probe(file: BinaryIO, path: Path, track: TrackSetting) -> _Probed:
     except BadInput:
         raise
     except (av.error.FFmpegError, ValueError, IndexError, RuntimeError, OSError) as exc:
-        raise BadInput("not_audio", f"not a readable audio or video file: {_last_line(exc, path)}") from None
+        raise _read_fault(exc) or BadInput("not_audio", f"not a readable audio or video file: "
+                                                        f"{_last_line(exc, path)}") from None
 
 
 def max_audio_seconds(setting: float | str) -> tuple[float, str]:
@@ -221,6 +222,18 @@ def _cgroup_limit_files(root: Path) -> list[Path]:
     return [*files, root / "memory.max", root / "memory" / "memory.limit_in_bytes"]
 
 
+def _read_fault(exc: Exception) -> ReadFault | None:
+    """The file's own read failing in the storage under it (a Python OSError from the file object
+    FFmpeg reads through, re-raised by PyAV), not FFmpeg finding the bytes wrong: a ReadFault."""
+    import av
+
+    if isinstance(exc, av.error.FFmpegError) or not isinstance(exc, OSError):
+        return None
+    if exc.errno in READ_FAULT_ERRNOS:
+        return ReadFault(exc)
+    return None
+
+
 def _too_long(what: str, limit: float) -> BadInput:
     return BadInput("too_long", f"the file is too long: {what}, more than input.max_audio_seconds "
                     f"({limit:g} s, which bounds the memory one job may take); it was not decoded "
@@ -236,7 +249,8 @@ def _decode_samples(file: BinaryIO, path: Path, declared: float | None,
     except PermissionError as exc:
         raise BadInput("unreadable", f"cannot read the file: {exc.strerror}") from None
     except (av.error.FFmpegError, ValueError, IndexError, RuntimeError, OSError) as exc:
-        raise BadInput("not_audio", f"the audio cannot be decoded: {_last_line(exc, path)}") from None
+        raise _read_fault(exc) or BadInput("not_audio", f"the audio cannot be decoded: "
+                                                        f"{_last_line(exc, path)}") from None
 
 
 def _decode_into_array(file: BinaryIO, declared: float | None, max_seconds: float | None,

@@ -21,7 +21,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import BinaryIO
 
-from ..errors import BadInput
+from ..errors import BadInput, unreadable
 
 #: The report's kind for a link, FIFO, socket, device node or folder where a file was expected.
 NOT_A_REGULAR_FILE = "not_a_regular_file"
@@ -92,7 +92,7 @@ def open_regular(path: Path, policy: LinkPolicy = NO_LINKS) -> BinaryIO:
             what = "a symbolic link" if exc.errno != errno.ENXIO else "a socket"
             raise BadInput(NOT_A_REGULAR_FILE, f"the file became {what} before it was opened; "
                            "it was not read") from None
-        raise BadInput("unreadable", f"cannot read the file: {exc.strerror}") from None
+        raise unreadable(exc) from None
     try:
         mode = os.fstat(fd).st_mode
         if not stat.S_ISREG(mode):
