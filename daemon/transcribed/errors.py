@@ -50,12 +50,15 @@ class ReadFault(TranscribedError, OSError):
                          "failed, not the file: tried again)", cause.filename)
 
 
+def read_fault(cause: OSError) -> ReadFault | None:
+    """`cause` as a ReadFault when the storage under the file failed (`READ_FAULT_ERRNOS`), else None."""
+    return ReadFault(cause) if cause.errno in READ_FAULT_ERRNOS else None
+
+
 def unreadable(cause: OSError) -> ReadFault | BadInput:
-    """What an OSError from reading a job's file means: a ReadFault when the storage failed
-    (`READ_FAULT_ERRNOS`), else the file cannot be read as it is (a permission, a name too long)."""
-    if cause.errno in READ_FAULT_ERRNOS:
-        return ReadFault(cause)
-    return BadInput("unreadable", f"cannot read the file: {cause.strerror}")
+    """What an OSError from reading a job's file means: a ReadFault when the storage failed, else
+    the file cannot be read as it is (a permission, a name too long)."""
+    return read_fault(cause) or BadInput("unreadable", f"cannot read the file: {cause.strerror}")
 
 
 class OutOfMemory(TranscribedError):

@@ -40,7 +40,7 @@ from typing import Any, BinaryIO
 import numpy as np
 
 from ..config import Input
-from ..errors import READ_FAULT_ERRNOS, BadInput, ReadFault, unreadable
+from ..errors import BadInput, ReadFault, read_fault, unreadable
 from .declared import stream_length, stream_offset, wav_data_seconds
 from .tracks import Track, TrackSetting, choose_track, stream_of
 from .untrusted import NO_LINKS, LinkPolicy, open_regular
@@ -165,7 +165,7 @@ def _probe(file: BinaryIO, path: Path, track: TrackSetting) -> _Probed:
                 declared = meant
         return _Probed(chosen, declared, declared if declared is not None else whole, offset)
     except PermissionError as exc:
-        raise BadInput("unreadable", f"cannot read the file: {exc.strerror}") from None
+        raise unreadable(exc) from None
     except BadInput:
         raise
     except (av.error.FFmpegError, ValueError, IndexError, RuntimeError, OSError) as exc:
@@ -229,9 +229,7 @@ def _read_fault(exc: Exception) -> ReadFault | None:
 
     if isinstance(exc, av.error.FFmpegError) or not isinstance(exc, OSError):
         return None
-    if exc.errno in READ_FAULT_ERRNOS:
-        return ReadFault(exc)
-    return None
+    return read_fault(exc)
 
 
 def _too_long(what: str, limit: float) -> BadInput:
@@ -247,7 +245,7 @@ def _decode_samples(file: BinaryIO, path: Path, declared: float | None,
     try:
         return _decode_into_array(file, declared, max_seconds, stream)
     except PermissionError as exc:
-        raise BadInput("unreadable", f"cannot read the file: {exc.strerror}") from None
+        raise unreadable(exc) from None
     except (av.error.FFmpegError, ValueError, IndexError, RuntimeError, OSError) as exc:
         raise _read_fault(exc) or BadInput("not_audio", f"the audio cannot be decoded: "
                                                         f"{_last_line(exc, path)}") from None

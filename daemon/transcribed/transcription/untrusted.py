@@ -85,8 +85,6 @@ def open_regular(path: Path, policy: LinkPolicy = NO_LINKS) -> BinaryIO:
         fd = os.open(target, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC)
     except FileNotFoundError:
         raise
-    except PermissionError as exc:
-        raise BadInput("unreadable", f"cannot read the file: {exc.strerror}") from None
     except OSError as exc:
         if exc.errno in (errno.ELOOP, errno.ENXIO, errno.EMLINK):
             what = "a symbolic link" if exc.errno != errno.ENXIO else "a socket"
