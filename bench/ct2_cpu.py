@@ -5,10 +5,13 @@ in one run (engine/openmp.py, engine/decoding.py's `encoder_output`).
   thread (as a user's script does) or on a thread of its own (as the engine does), then decodes
   the same 30 s windows of corpus speech (beam 5, batch 4: the daemon's CPU defaults) from their
   encoder output, timed per window.
-- **Encoding per window**: the same windows encoded as one batch and one window at a time (the
-  same numbers: checked here too), timed per window.
+- **Windows per call**: the same windows encoded, decoded and aligned (the recheck's
+  teacher-forced pass, engine/recheck.py) one, two and four to a CTranslate2 call, timed per
+  window, on the model built on a thread of its own; whether the numbers, tokens and alignments
+  are the same at each size is printed with them.
 
-    .venv/bin/python bench/ct2_cpu.py            # tiny.en, 8 windows, least of 3 rounds; ~1 min
+    .venv/bin/python bench/ct2_cpu.py            # tiny.en, 8 windows, least of 3 rounds; ~2 min
+    .venv/bin/python bench/ct2_cpu.py --model-path PATH   # another CTranslate2 Whisper model
 """
 
 from __future__ import annotations
@@ -29,20 +32,24 @@ from common import (LIBRARY_ENV, bench_sections, checked, commit, corpus_items, 
 
 WINDOW = 480_000  # 30 s at 16 kHz
 BATCH = 4
+#: Windows per CTranslate2 call, each timed.
+SIZES = (1, 2, 4)
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--windows", type=int, default=8)
     parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--model-path", help="a CTranslate2 Whisper model folder (default: the config's, tiny.en)")
     parser.add_argument("--child", choices=["main", "thread"], help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     if args.child:
-        return _child(args.child == "thread", args.windows, args.rounds)
+        return _child(args.child == "thread", args.windows, args.rounds, args.model_path)
     require_corpus()
     print(f"machine: {machine()}")
     print(f"commit: {commit()}, {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}; "
-          f"{args.windows} windows of corpus speech, batch {BATCH}, least of {args.rounds} rounds")
+          f"{args.windows} windows of corpus speech, batch {BATCH}, least of {args.rounds} rounds; "
+          f"model {args.model_path or 'the config default'}")
     results = {way: _run_child(way, args) for way in ("main", "thread")}
     main_thread, own_thread = results["main"], results["thread"]
     print()
@@ -58,18 +65,26 @@ def main(argv: list[str] | None = None) -> int:
           f"{own_thread['encode_window_ms'] / own_thread['encode_batch_ms']:.2f}; "
           f"the same numbers: {own_thread['same_numbers']}; the same decoded tokens on both ways: "
           f"{main_thread['tokens'] == own_thread['tokens']}")
+    print()
+    per_call = own_thread["per_call"]
+    print_table(["windows per call (built on a thread of its own)", *(f"{n}: ms per window" for n in SIZES),
+                 f"x{BATCH} / x1", f"x{BATCH} / x2", "the same result at every size"], [
+        [work, *(per_call[work][str(n)] for n in SIZES),
+         round(per_call[work][str(BATCH)] / per_call[work]["1"], 2),
+         round(per_call[work][str(BATCH)] / per_call[work]["2"], 2), per_call[work]["same"]]
+        for work in ("encode", "decode", "align")])
     return 0
 
 
 def _run_child(way: str, args: argparse.Namespace) -> dict[str, Any]:
     command = [sys.executable, __file__, "--child", way, "--windows", str(args.windows),
-               "--rounds", str(args.rounds)]
+               "--rounds", str(args.rounds), *(["--model-path", args.model_path] if args.model_path else [])]
     done = subprocess.run(command, capture_output=True, text=True, check=True,
                           env={**os.environ, **LIBRARY_ENV})
     return json.loads(done.stdout.strip().splitlines()[-1])
 
 
-def _child(on_a_thread: bool, count: int, rounds: int) -> int:
+def _child(on_a_thread: bool, count: int, rounds: int, model_path: str | None) -> int:
     import ctranslate2
     from faster_whisper import WhisperModel
     from faster_whisper.tokenizer import Tokenizer
@@ -81,7 +96,7 @@ def _child(on_a_thread: bool, count: int, rounds: int) -> int:
     settings = engine_settings(checked(bench_sections(None)))
 
     def build() -> WhisperModel:
-        return WhisperModel(settings.model_path, device="cpu", compute_type=settings.compute_type,
+        return WhisperModel(model_path or settings.model_path, device="cpu", compute_type=settings.compute_type,
                             cpu_threads=settings.cpu_threads)
 
     model = built_on_a_thread(build) if on_a_thread else build()
@@ -113,8 +128,50 @@ def _child(on_a_thread: bool, count: int, rounds: int) -> int:
               "encode_window_ms": least_ms(lambda: encoder_output(model, features)),
               "same_numbers": bool(np.array_equal(encoder_output(model, features), encoded)),
               "tokens": decode_batches()}
+    if on_a_thread:
+        result["per_call"] = _per_call(model, tokenizer, prompt, features, encoded, least_ms)
     print(json.dumps(result))
     return 0
+
+
+def _per_call(model: Any, tokenizer: Any, prompt: list[int], features: np.ndarray, encoded: np.ndarray,
+              least_ms: Callable[[Callable[[], object]], float]) -> dict[str, dict[str, Any]]:
+    """Encode, decode and align the windows `size` to a call, for each of SIZES."""
+    import ctranslate2
+
+    def view(array: np.ndarray) -> Any:
+        return ctranslate2.StorageView.from_array(np.ascontiguousarray(array))
+
+    def calls(size: int, one: Callable[[slice], list[Any]]) -> list[Any]:
+        return [out for start in range(0, len(features), size) for out in one(slice(start, start + size))]
+
+    def encode(part: slice) -> list[Any]:
+        return list(np.asarray(model.model.encode(view(features[part]), to_cpu=True)))
+
+    def decode(part: slice) -> list[Any]:
+        results = model.model.generate(view(encoded[part]), [prompt] * len(encoded[part]), beam_size=5)
+        return [r.sequences_ids[0] for r in results]
+
+    tokens = calls(BATCH, decode)
+    texts = [[t for t in row if t < tokenizer.eot] for row in tokens]
+
+    def align(part: slice) -> list[Any]:
+        rows = texts[part]
+        results = model.model.align(view(encoded[part]), tokenizer.sot_sequence, rows, [3000] * len(rows))
+        return [r.alignments for r in results]
+
+    figures: dict[str, dict[str, Any]] = {}
+    for work, one in (("encode", encode), ("decode", decode), ("align", align)):
+        outputs = {size: calls(size, one) for size in SIZES}
+        same = all(_equal(outputs[size], outputs[SIZES[0]]) for size in SIZES)
+        figures[work] = {**{str(size): least_ms(lambda size=size, one=one: calls(size, one)) for size in SIZES},
+                         "same": same}
+    return figures
+
+
+def _equal(first: list[Any], second: list[Any]) -> bool:
+    return all(np.array_equal(a, b) if isinstance(a, np.ndarray) else a == b
+               for a, b in zip(first, second, strict=True))
 
 
 def _seconds(run: Callable[[], object]) -> float:

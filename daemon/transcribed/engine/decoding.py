@@ -31,6 +31,13 @@ from ..config.schema import Model
 #: A decode at or above this temperature does not prompt the next chunk (faster-whisper's
 #: `prompt_reset_on_temperature`).
 PROMPT_RESET_TEMPERATURE = 0.5
+#: Windows per CTranslate2 call on the CPU, by work: a window's result does not depend on the
+#: others in its call (the same encoder output and tokens; the recheck's alignment within a frame
+#: or two), and a batch's attention matrices and beams outgrow the caches. bench/ct2_cpu.py,
+#: ms per window at 1/2/4 per call: tiny.en encode 170/181/227, decode 174/148/175, align
+#: 47/56/69; base encode 382/402/465, decode 348/370/413, align 62/77/82 (docs/performance.md).
+#: On a GPU a batch is one call.
+CPU_WINDOWS_PER_CALL = {"encode": 1, "decode": 2, "align": 1}
 
 
 @dataclass(frozen=True)
@@ -114,10 +121,18 @@ class ChunkDecoder:
 
     def _decode(self, inputs: np.ndarray, prompts: list[list[int]],
                 to_model: Callable[[np.ndarray], Any]) -> list[Decoded]:
-        results = self._generate(to_model(inputs), prompts, 0.0)
+        results = self._generate_in_calls(inputs, prompts, 0.0, to_model)
         if not self.rules.temperature_fallback:
             return results
         return self._fall_back(inputs, prompts, results, to_model)
+
+    def _generate_in_calls(self, inputs: np.ndarray, prompts: list[list[int]], temperature: float,
+                           to_model: Callable[[np.ndarray], Any]) -> list[Decoded]:
+        """`_generate` over the batch, `windows_per_call` windows to a call."""
+        size = windows_per_call(self.model, "decode", len(inputs))
+        return [result for part in batches(len(inputs), size)
+                for result in self._generate(to_model(inputs[part.start:part.stop]),
+                                             prompts[part.start:part.stop], temperature)]
 
     def _fall_back(self, inputs: np.ndarray, prompts: list[list[int]], first: list[Decoded],
                    to_model: Callable[[np.ndarray], Any]) -> list[Decoded]:
@@ -128,8 +143,8 @@ class ChunkDecoder:
         for temperature in tuple(self.options.temperatures)[1:]:
             if not failing:
                 break
-            again = self._generate(to_model(inputs[failing]), [prompts[i] for i in failing],
-                                   float(temperature))
+            again = self._generate_in_calls(inputs[failing], [prompts[i] for i in failing],
+                                            float(temperature), to_model)
             for i, result in zip(failing, again, strict=True):
                 tries[i].append(result)
             failing = [i for i, r in zip(failing, again, strict=True) if r.needs_fallback(self.rules)]
@@ -180,16 +195,21 @@ def _best(tries: list[Decoded], rules: Thresholds) -> Decoded:
     return max(compact or tries, key=lambda t: t.avg_logprob)
 
 
+def windows_per_call(model: Any, work: str, count: int) -> int:
+    """How many of `count` windows faster-whisper's `model` gets in one call for `work` (encode,
+    decode, align): CPU_WINDOWS_PER_CALL on the CPU, all of them elsewhere."""
+    if model.model.device == "cpu":
+        return CPU_WINDOWS_PER_CALL[work]
+    return max(1, count)
+
+
 def encoder_output(model: Any, features: np.ndarray) -> np.ndarray:
     """faster-whisper's `model`'s encoder output for a batch of windows (batch x mels x frames ->
     batch x frames x width), copied to the host: it depends on the model alone, not on a job.
-
-    On the CPU one window at a time: a window's output does not depend on the others in its
-    batch (the same numbers, tested), and a batch's attention matrices (1500 x 1500 per head and
-    window) outgrow the caches: ~15 % less time per window at batch 4 (docs/performance.md)."""
+    On the CPU one window at a time (`windows_per_call`; the same numbers, tested)."""
     import ctranslate2
 
-    per_call = 1 if model.model.device == "cpu" else max(1, len(features))
+    per_call = windows_per_call(model, "encode", len(features))
     outputs = [np.asarray(model.model.encode(ctranslate2.StorageView.from_array(
         np.ascontiguousarray(features[start:start + per_call], dtype=np.float32)), to_cpu=True))
         for start in range(0, len(features), per_call)]

@@ -22,7 +22,7 @@ from dataclasses import dataclass, replace
 
 import numpy as np
 
-from .decoding import ChunkDecoder, Decoded, batches
+from .decoding import ChunkDecoder, Decoded, batches, windows_per_call
 
 #: whisperx works on 16 kHz mono.
 SAMPLE_RATE = 16_000
@@ -121,7 +121,8 @@ def assemble(start: float, end: float, out: Decoded, words: Sequence[Word], regi
 def aligned_words(decoder: ChunkDecoder, encoded: np.ndarray, outs: Sequence[Decoded],
                   seconds: Sequence[float], wanted: Sequence[bool]) -> list[list[Word]]:
     """Per chunk (those `wanted` with text), its words and when each starts, from one
-    teacher-forced pass over the encoder output already computed."""
+    teacher-forced pass over the encoder output already computed (on the CPU one window per call:
+    `windows_per_call`)."""
     import ctranslate2
 
     tokenizer = decoder.tokenizer
@@ -130,9 +131,11 @@ def aligned_words(decoder: ChunkDecoder, encoded: np.ndarray, outs: Sequence[Dec
     if not rows:
         return words
     frames = [max(1, min(WINDOW_MEL_FRAMES, round(seconds[i] * MEL_FRAMES_PER_SECOND))) for i in rows]
-    results = decoder.model.model.align(
-        ctranslate2.StorageView.from_array(np.ascontiguousarray(encoded[rows])), tokenizer.sot_sequence,
-        [list(outs[i].tokens) for i in rows], frames)
+    results = [result for part in batches(len(rows), windows_per_call(decoder.model, "align", len(rows)))
+               for result in decoder.model.model.align(
+                   ctranslate2.StorageView.from_array(np.ascontiguousarray(encoded[rows[part.start:part.stop]])),
+                   tokenizer.sot_sequence, [list(outs[i].tokens) for i in rows[part.start:part.stop]],
+                   frames[part.start:part.stop])]
     for i, result in zip(rows, results, strict=True):
         texts, pieces = tokenizer.split_to_word_tokens([*outs[i].tokens, tokenizer.eot])
         if len(pieces) <= 1:

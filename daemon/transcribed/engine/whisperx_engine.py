@@ -98,6 +98,10 @@ class WhisperXEngine:
         segmentation = self.segmentation()
         if segmentation is not None:
             self.vad_batch = BatchGovernor(int(segmentation.batch_size), self.config.oom.probe_after_jobs)
+            from .pyannote_cpu import lstm_in_bfloat16  # imports torch: after the libraries' settings
+
+            if lstm_in_bfloat16(segmentation.model):
+                log.info("engine.vad_lstm_bfloat16", reason="this CPU computes bfloat16 natively")
         elif self.config.vad.step_seconds != Vad.step_seconds:
             log.warning("engine.vad_step_ignored", reason="vad.step_seconds applies to pyannote only")
         logs.quiet_libraries()
