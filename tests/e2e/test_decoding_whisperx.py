@@ -15,9 +15,11 @@ from tests.support import bait
 from tests.support.corpus import clip, word_error_rate
 from tests.support.models import bundled_tiny_en, multilingual_base
 from transcribed.config import Config, Model
+from transcribed.engine import decoding
 from transcribed.engine.base import Request
-from transcribed.engine.decoding import Thresholds, encoder_output
+from transcribed.engine.decoding import ChunkDecoder, Thresholds, encoder_output
 from transcribed.engine.hardware import Hardware, choose
+from transcribed.engine.recheck import aligned_words
 from transcribed.engine.whisperx_engine import WhisperXEngine
 from transcribed.transcription.audio import decode
 
@@ -88,6 +90,48 @@ def test_windows_encoded_one_at_a_time_on_the_cpu_are_the_batchs_numbers(tiny: W
     one_call = np.asarray(pipe.model.model.encode(ctranslate2.StorageView.from_array(features), to_cpu=True))
     assert pipe.model.model.device == "cpu"
     assert np.array_equal(encoder_output(pipe.model, features), one_call)
+
+
+def _four_windows(tiny: WhisperXEngine) -> tuple[ChunkDecoder, np.ndarray]:
+    samples = np.concatenate([decode(clip(name).path).samples for name in JOINED])
+    pipe = tiny.pipeline
+    decoder = ChunkDecoder(pipe, Thresholds())
+    windows = [samples[start:start + 480_000] for start in (0, 120_000, 240_000, 360_000)]
+    return decoder, decoder.encode(np.stack([decoder.features(w, pipe) for w in windows]))
+
+
+def test_windows_decoded_two_to_a_call_on_the_cpu_are_the_batchs_tokens(
+        tiny: WhisperXEngine, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A batch of four is decoded in two calls of two on the CPU (faster there): the tokens and
+    figures of one call for all four."""
+    decoder, encoded = _four_windows(tiny)
+    model = tiny.pipeline.model
+    counting = model.model = _Counting(model.model)
+    try:
+        in_pairs = decoder.decode_encoded(encoded)
+        pairs_calls = len(counting.temperatures)
+        monkeypatch.setitem(decoding.CPU_WINDOWS_PER_CALL, "decode", 4)
+        in_one = decoder.decode_encoded(encoded)
+    finally:
+        model.model = counting._real
+    assert pairs_calls == 2 and len(counting.temperatures) == 3
+    assert in_pairs == in_one and all(out.tokens for out in in_one)
+
+
+def test_words_aligned_one_window_to_a_call_start_where_the_batchs_do(
+        tiny: WhisperXEngine, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The recheck's alignment, one window per call on the CPU: the same words, each starting
+    within 0.1 s of where one call for the batch puts it (its token padding moves a frame or two),
+    far inside the 2 s of unworded speech the recheck looks for."""
+    decoder, encoded = _four_windows(tiny)
+    outs = decoder.decode_encoded(encoded)
+    seconds, wanted = [30.0] * 4, [True] * 4
+    one_by_one = aligned_words(decoder, encoded, outs, seconds, wanted)
+    monkeypatch.setitem(decoding.CPU_WINDOWS_PER_CALL, "align", 4)
+    batched = aligned_words(decoder, encoded, outs, seconds, wanted)
+    for mine, theirs in zip(one_by_one, batched, strict=True):
+        assert [word for word, _at in mine] == [word for word, _at in theirs] and mine
+        assert max(abs(a - b) for (_w, a), (_v, b) in zip(mine, theirs, strict=True)) <= 0.1
 
 
 def test_a_failing_chunk_is_decoded_again_hotter(tiny: WhisperXEngine, tmp_path: Path) -> None:

@@ -97,10 +97,12 @@ class WhisperXEngine:
         self.multilingual = bool(pipe.model.model.is_multilingual)
         segmentation = self.segmentation()
         if segmentation is not None:
-            self.vad_batch = BatchGovernor(int(segmentation.batch_size), self.config.oom.probe_after_jobs)
-            from .pyannote_cpu import lstm_in_bfloat16  # imports torch: after the libraries' settings
+            from . import pyannote_cpu  # imports torch: after the libraries' settings
 
-            if lstm_in_bfloat16(segmentation.model):
+            on_cpu = self.settings.device == "cpu"
+            ceiling = pyannote_cpu.CPU_BATCH if on_cpu else int(segmentation.batch_size)
+            self.vad_batch = BatchGovernor(ceiling, self.config.oom.probe_after_jobs)
+            if pyannote_cpu.lstm_in_bfloat16(segmentation.model):
                 log.info("engine.vad_lstm_bfloat16", reason="this CPU computes bfloat16 natively")
         elif self.config.vad.step_seconds != Vad.step_seconds:
             log.warning("engine.vad_step_ignored", reason="vad.step_seconds applies to pyannote only")
