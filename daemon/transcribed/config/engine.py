@@ -32,10 +32,10 @@ class Vad:
     #: A file at least this long is a long recording: its speech is found by `long_method` and
     #: what Whisper left out of it is decoded again (`recheck_seconds`). 0: every file.
     long_seconds: float = 120.0
-    #: The VAD of a long recording; null: `method`'s. pyannote (at `long_step_seconds`: as fast as
-    #: faster-whisper's batched loop and 2x the whisperx loop on the CPU, never less accurate than
-    #: the loop on the long recordings measured) or silero (another 15 % faster, but up to 3 WER
-    #: points worse on some; docs/performance.md#one-long-recording).
+    #: The VAD of a long recording; null: `method`'s. pyannote (at `long_step_seconds`: 1.2x
+    #: faster-whisper's batched loop and 2.4x the whisperx loop on the CPU, never less accurate
+    #: than the loop on the long recordings measured) or silero (faster still: 15 % before
+    #: pyannote's CPU changes; up to 3 WER points worse on some; docs/performance.md#one-long-recording).
     long_method: str | None = None
     #: pyannote's step for a long recording: 2.5 s (half its 5 s window) makes its VAD ~5x cheaper,
     #: the half of a long job's time it was on the CPU; the recheck wins back what it misses.
