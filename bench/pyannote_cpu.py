@@ -1,8 +1,10 @@
-"""pyannote's VAD on the CPU: what engine/pyannote_cpu.py changes, each way in one run.
+"""pyannote's VAD on the CPU: its batch size (the engine's CPU_VAD_BATCH_SIZE, engine/hardware.py)
+and its LSTM in bfloat16 (tried, not kept: docs/performance.md), each way in one run.
 
 The engine finds a long recording's speech (tests/support/long_recordings.py's shuffled
 recording, seed 1: `heldout` of bench/long_recording.py) with pyannote's LSTM in float32 or in
-bfloat16 (where the CPU computes it natively) and 8 or 32 windows per batch (whisperx's size),
+bfloat16 (where the CPU computes it natively: AVX512-BF16 or AMX; the SincNet front stays
+float32) and 8 or 32 windows per batch (whisperx's size),
 the least of `--rounds` each (the ways in turn, round by round), and compares each way's speech
 with float32 at 32 (seconds that are speech in one and not the other).
 
@@ -31,7 +33,6 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--rounds", type=int, default=3)
     args = parser.parse_args(argv)
     require_corpus()
-    from transcribed.engine.pyannote_cpu import Bfloat16Lstm, native_bfloat16
     from transcribed.engine.whisperx_engine import WhisperXEngine
 
     config = checked(bench_sections(None))
@@ -39,12 +40,12 @@ def main(argv: list[str] | None = None) -> int:
     engine.load()
     recording = shuffled(1)
     model = engine.segmentation().model
-    float32_lstm = model.lstm.lstm if isinstance(model.lstm, Bfloat16Lstm) else model.lstm
+    float32_lstm = model.lstm
     print(f"machine: {machine()}")
     print(f"commit: {commit()}, {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}; a "
           f"{recording.seconds / 60:.1f}-min recording (long: its 5 s windows every "
           f"{config.vad.long_step_seconds} s), least of {args.rounds} rounds; bfloat16 native: {native_bfloat16()}")
-    lstms = {"float32": float32_lstm, **({"bfloat16": Bfloat16Lstm(float32_lstm)} if native_bfloat16() else {})}
+    lstms = {"float32": float32_lstm, **({"bfloat16": _bfloat16_lstm(float32_lstm)} if native_bfloat16() else {})}
     ways = [(name, size) for name in lstms for size in SIZES]
     timed: dict[tuple[str, int], tuple[float, list[Any]]] = {way: (float("inf"), []) for way in ways}
     for _ in range(args.rounds):
@@ -61,6 +62,33 @@ def main(argv: list[str] | None = None) -> int:
     print_table(["way", "VAD s", "x float32 batch 32", "chunks", "speech s",
                  "speech s not the same as float32 batch 32's"], rows)
     return 0
+
+
+def native_bfloat16() -> bool:
+    """Whether this CPU computes bfloat16 in hardware (AVX512-BF16 or AMX tiles)."""
+    import torch
+
+    try:
+        return bool(torch.cpu._is_avx512_bf16_supported() or torch.cpu._is_amx_tile_supported())
+    except AttributeError:  # a torch without these probes
+        return False
+
+
+def _bfloat16_lstm(lstm: Any) -> Any:
+    """`lstm` run under CPU autocast to bfloat16, its output handed on as float32."""
+    import torch
+
+    class Bfloat16Lstm(torch.nn.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            self.lstm = lstm
+
+        def forward(self, inputs: torch.Tensor) -> tuple[torch.Tensor, Any]:
+            with torch.autocast("cpu", dtype=torch.bfloat16):
+                outputs, state = self.lstm(inputs)
+            return outputs.float(), state
+
+    return Bfloat16Lstm()
 
 
 def _timed(engine: Any, samples: Any, size: int) -> tuple[float, list[Any]]:

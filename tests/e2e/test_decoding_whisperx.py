@@ -93,8 +93,13 @@ def test_windows_encoded_one_at_a_time_on_the_cpu_are_the_batchs_numbers(tiny: W
 
 
 def _four_windows(tiny: WhisperXEngine) -> tuple[ChunkDecoder, np.ndarray]:
+    """A decoder for English on tiny.en's pipeline (its tokenizer as a job sets it), and four
+    overlapping 30 s windows of speech encoded."""
+    from faster_whisper.tokenizer import Tokenizer
+
     samples = np.concatenate([decode(clip(name).path).samples for name in JOINED])
     pipe = tiny.pipeline
+    pipe.tokenizer = Tokenizer(pipe.model.hf_tokenizer, False, task="transcribe", language="en")
     decoder = ChunkDecoder(pipe, Thresholds())
     windows = [samples[start:start + 480_000] for start in (0, 120_000, 240_000, 360_000)]
     return decoder, decoder.encode(np.stack([decoder.features(w, pipe) for w in windows]))

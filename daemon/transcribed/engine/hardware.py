@@ -21,6 +21,9 @@ GIB = 1024**3
 #: The user's guide: batch 16 on a GPU, 4 on the CPU.
 GPU_BATCH_SIZE = 16
 CPU_BATCH_SIZE = 4
+#: pyannote's 5 s windows per segmentation batch on the CPU (whisperx's 32 is a GPU's size): 8
+#: takes ~0.8x the time there, with the same speech (bench/pyannote_cpu.py).
+CPU_VAD_BATCH_SIZE = 8
 #: Memory one batch item needs, as a share of the float16 weights, plus a floor. A rough
 #: measure (encoder activations and the beam's key/value caches of one 30 s window); the CUDA
 #: out-of-memory back-off corrects it at run time.

@@ -40,7 +40,7 @@ from .base import EngineSettings, Progress, Request, SpeechChunk, SpeechOf, Tran
 from .catalogue import Catalogue
 from .chunks import decode_chunks
 from .environment import disable_pyannote_telemetry, keep_libraries_offline_and_private
-from .hardware import CPU_BATCH_SIZE
+from .hardware import CPU_BATCH_SIZE, CPU_VAD_BATCH_SIZE
 from .oom import BatchGovernor
 from .openmp import built_on_a_thread
 from .recheck import Batching, Tally
@@ -97,13 +97,9 @@ class WhisperXEngine:
         self.multilingual = bool(pipe.model.model.is_multilingual)
         segmentation = self.segmentation()
         if segmentation is not None:
-            from . import pyannote_cpu  # imports torch: after the libraries' settings
-
             on_cpu = self.settings.device == "cpu"
-            ceiling = pyannote_cpu.CPU_BATCH if on_cpu else int(segmentation.batch_size)
+            ceiling = CPU_VAD_BATCH_SIZE if on_cpu else int(segmentation.batch_size)
             self.vad_batch = BatchGovernor(ceiling, self.config.oom.probe_after_jobs)
-            if pyannote_cpu.lstm_in_bfloat16(segmentation.model):
-                log.info("engine.vad_lstm_bfloat16", reason="this CPU computes bfloat16 natively")
         elif self.config.vad.step_seconds != Vad.step_seconds:
             log.warning("engine.vad_step_ignored", reason="vad.step_seconds applies to pyannote only")
         logs.quiet_libraries()
