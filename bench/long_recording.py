@@ -17,6 +17,7 @@ loop, at least as fast as faster-whisper's loop, WER at most the loop's + 0.3 po
     .venv/bin/python bench/long_recording.py                             # dev + heldout, 2 runs
     .venv/bin/python bench/long_recording.py --recordings dev --runs 1 --set vad.long_method=pyannote
     .venv/bin/python bench/long_recording.py --fw-on-a-thread   # + faster-whisper's loop at its best
+    .venv/bin/python bench/long_recording.py --env PYTHONPATH=/tmp/old/daemon   # + another commit's daemon
 
 `--fw-on-a-thread` adds faster-whisper's loop with its model built on a thread of its own, as the
 engine builds its models (engine/openmp.py): on the CPU its decoder is then about twice as fast
@@ -91,6 +92,8 @@ def _compare(args: argparse.Namespace) -> int:
                                      on_a_thread=True))
         ways += [DaemonWay(f"daemon, {change}", root / f"daemon-{n}", merged(base, override(change)))
                  for n, change in enumerate(args.set)]
+        ways += [DaemonWay(f"daemon, {env}", root / f"daemon-env-{n}", base, env=dict([env.split("=", 1)]))
+                 for n, env in enumerate(args.env or [])]
         measured = compare(ways, warmup, [[item] for item in recordings], args.runs)
     met = report(measured, ["whisperx loop", "faster-whisper batched",
                             *([FW_ON_A_THREAD] if args.fw_on_a_thread else [])], TARGETS)
@@ -218,8 +221,9 @@ def _parser() -> argparse.ArgumentParser:
     result.add_argument("--strict", action="store_true", help="exit 1 when a target is missed")
     result.add_argument("--save", type=Path, help="compared: every way's walls and texts as JSON")
     result.add_argument("--env", action="append", default=None,
-                        help="memory: a variant, NAME=VALUE in the daemon's environment (repeatable; "
-                             "default MALLOC_ARENA_MAX=2)")
+                        help="a variant, NAME=VALUE in the daemon's environment (repeatable; e.g. "
+                             "PYTHONPATH=DIR/daemon: another commit's code; --memory's default "
+                             "MALLOC_ARENA_MAX=2)")
     result.add_argument("--set", action="append", default=[], metavar="SECTION.KEY=VALUE",
                         help="a variant: a daemon with this config override (repeatable)")
     return result
