@@ -32,8 +32,8 @@ class Vad:
     #: A file at least this long is a long recording: its speech is found by `long_method` and
     #: what Whisper left out of it is decoded again (`recheck_seconds`). 0: every file.
     long_seconds: float = 120.0
-    #: The VAD of a long recording; null: `method`'s. pyannote (at `long_step_seconds`: 1.2x
-    #: faster-whisper's batched loop and 2.4x the whisperx loop on the CPU, never less accurate
+    #: The VAD of a long recording; null: `method`'s. pyannote (at `long_step_seconds`: 1.03-1.2x
+    #: faster-whisper's batched loop and 2.1-2.5x the whisperx loop on the CPU, never less accurate
     #: than the loop on the long recordings measured) or silero (faster still: 15 % before
     #: pyannote's CPU changes; up to 3 WER points worse on some; docs/performance.md#one-long-recording).
     long_method: str | None = None
