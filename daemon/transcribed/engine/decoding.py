@@ -128,11 +128,9 @@ class ChunkDecoder:
 
     def _generate_in_calls(self, inputs: np.ndarray, prompts: list[list[int]], temperature: float,
                            to_model: Callable[[np.ndarray], Any]) -> list[Decoded]:
-        """`_generate` over the batch, `windows_per_call` windows to a call."""
-        size = windows_per_call(self.model, "decode", len(inputs))
-        return [result for part in batches(len(inputs), size)
-                for result in self._generate(to_model(inputs[part.start:part.stop]),
-                                             prompts[part.start:part.stop], temperature)]
+        """`_generate` over the batch, in `calls`."""
+        return [result for part in calls(self.model, "decode", len(inputs))
+                for result in self._generate(to_model(inputs[part]), prompts[part], temperature)]
 
     def _fall_back(self, inputs: np.ndarray, prompts: list[list[int]], first: list[Decoded],
                    to_model: Callable[[np.ndarray], Any]) -> list[Decoded]:
@@ -195,24 +193,23 @@ def _best(tries: list[Decoded], rules: Thresholds) -> Decoded:
     return max(compact or tries, key=lambda t: t.avg_logprob)
 
 
-def windows_per_call(model: Any, work: str, count: int) -> int:
-    """How many of `count` windows faster-whisper's `model` gets in one call for `work` (encode,
-    decode, align): CPU_WINDOWS_PER_CALL on the CPU, all of them elsewhere."""
-    if model.model.device == "cpu":
-        return CPU_WINDOWS_PER_CALL[work]
-    return max(1, count)
+def calls(model: Any, work: str, count: int) -> Iterator[slice]:
+    """The slices of `count` windows that faster-whisper's `model` gets one call each for `work`
+    (encode, decode, align): CPU_WINDOWS_PER_CALL windows on the CPU, all of them elsewhere."""
+    size = CPU_WINDOWS_PER_CALL[work] if model.model.device == "cpu" else max(1, count)
+    for start in range(0, count, size):
+        yield slice(start, start + size)
 
 
 def encoder_output(model: Any, features: np.ndarray) -> np.ndarray:
     """faster-whisper's `model`'s encoder output for a batch of windows (batch x mels x frames ->
     batch x frames x width), copied to the host: it depends on the model alone, not on a job.
-    On the CPU one window at a time (`windows_per_call`; the same numbers, tested)."""
+    On the CPU one window at a time (`calls`; the same numbers, tested)."""
     import ctranslate2
 
-    per_call = windows_per_call(model, "encode", len(features))
     outputs = [np.asarray(model.model.encode(ctranslate2.StorageView.from_array(
-        np.ascontiguousarray(features[start:start + per_call], dtype=np.float32)), to_cpu=True))
-        for start in range(0, len(features), per_call)]
+        np.ascontiguousarray(features[part], dtype=np.float32)), to_cpu=True))
+        for part in calls(model, "encode", len(features))]
     return outputs[0] if len(outputs) == 1 else np.concatenate(outputs)
 
 

@@ -22,7 +22,7 @@ from dataclasses import dataclass, replace
 
 import numpy as np
 
-from .decoding import ChunkDecoder, Decoded, batches, windows_per_call
+from .decoding import ChunkDecoder, Decoded, batches, calls
 
 #: whisperx works on 16 kHz mono.
 SAMPLE_RATE = 16_000
@@ -122,7 +122,7 @@ def aligned_words(decoder: ChunkDecoder, encoded: np.ndarray, outs: Sequence[Dec
                   seconds: Sequence[float], wanted: Sequence[bool]) -> list[list[Word]]:
     """Per chunk (those `wanted` with text), its words and when each starts, from one
     teacher-forced pass over the encoder output already computed (on the CPU one window per call:
-    `windows_per_call`)."""
+    `calls`)."""
     import ctranslate2
 
     tokenizer = decoder.tokenizer
@@ -131,11 +131,12 @@ def aligned_words(decoder: ChunkDecoder, encoded: np.ndarray, outs: Sequence[Dec
     if not rows:
         return words
     frames = [max(1, min(WINDOW_MEL_FRAMES, round(seconds[i] * MEL_FRAMES_PER_SECOND))) for i in rows]
-    results = [result for part in batches(len(rows), windows_per_call(decoder.model, "align", len(rows)))
-               for result in decoder.model.model.align(
-                   ctranslate2.StorageView.from_array(np.ascontiguousarray(encoded[rows[part.start:part.stop]])),
-                   tokenizer.sot_sequence, [list(outs[i].tokens) for i in rows[part.start:part.stop]],
-                   frames[part.start:part.stop])]
+    results = []
+    for part in calls(decoder.model, "align", len(rows)):
+        chosen = rows[part]
+        results += decoder.model.model.align(
+            ctranslate2.StorageView.from_array(np.ascontiguousarray(encoded[chosen])), tokenizer.sot_sequence,
+            [list(outs[i].tokens) for i in chosen], frames[part])
     for i, result in zip(rows, results, strict=True):
         texts, pieces = tokenizer.split_to_word_tokens([*outs[i].tokens, tokenizer.eot])
         if len(pieces) <= 1:
