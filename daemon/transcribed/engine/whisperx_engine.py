@@ -97,8 +97,7 @@ class WhisperXEngine:
         self.multilingual = bool(pipe.model.model.is_multilingual)
         segmentation = self.segmentation()
         if segmentation is not None:
-            on_cpu = self.settings.device == "cpu"
-            ceiling = CPU_VAD_BATCH_SIZE if on_cpu else int(segmentation.batch_size)
+            ceiling = CPU_VAD_BATCH_SIZE if self.settings.device == "cpu" else int(segmentation.batch_size)
             self.vad_batch = BatchGovernor(ceiling, self.config.oom.probe_after_jobs)
         elif self.config.vad.step_seconds != Vad.step_seconds:
             log.warning("engine.vad_step_ignored", reason="vad.step_seconds applies to pyannote only")
