@@ -9,6 +9,12 @@ in one run (engine/openmp.py, engine/decoding.py's `encoder_output`).
   teacher-forced pass, engine/recheck.py) one, two and four to a CTranslate2 call, timed per
   window, on the model built on a thread of its own; whether the numbers, tokens and alignments
   are the same at each size is printed with them.
+- **The CPU's threads**: the model built with one thread per call and two workers (a child of
+  its own), the windows encoded and decoded one to a call, one call at a time and two at once,
+  against the engine's way (both threads in one call). One thread's time over two threads' says
+  how well a call uses the second core; two calls at once are what splitting the cores between
+  two pieces of work (the VAD of the next part beside the transcription, two decoders) could get
+  at best (docs/performance.md, one long recording).
 
     .venv/bin/python bench/ct2_cpu.py            # tiny.en, 8 windows, least of 3 rounds; ~2 min
     .venv/bin/python bench/ct2_cpu.py --model-path PATH   # another CTranslate2 Whisper model
@@ -41,8 +47,10 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--windows", type=int, default=8)
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--model-path", help="a CTranslate2 Whisper model folder (default: the config's, tiny.en)")
-    parser.add_argument("--child", choices=["main", "thread"], help=argparse.SUPPRESS)
+    parser.add_argument("--child", choices=["main", "thread", "workers"], help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
+    if args.child == "workers":
+        return _workers_child(args.windows, args.rounds, args.model_path)
     if args.child:
         return _child(args.child == "thread", args.windows, args.rounds, args.model_path)
     require_corpus()
@@ -50,8 +58,8 @@ def main(argv: list[str] | None = None) -> int:
     print(f"commit: {commit()}, {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}; "
           f"{args.windows} windows of corpus speech, batch {BATCH}, least of {args.rounds} rounds; "
           f"model {args.model_path or 'the config default'}")
-    results = {way: _run_child(way, args) for way in ("main", "thread")}
-    main_thread, own_thread = results["main"], results["thread"]
+    results = {way: _run_child(way, args) for way in ("main", "thread", "workers")}
+    main_thread, own_thread, workers = results["main"], results["thread"], results["workers"]
     print()
     print_table(["ms per 30 s window", "built on the main thread", "built on a thread of its own", "ratio"], [
         ["decode (beam 5) from encoder output", main_thread["decode_ms"], own_thread["decode_ms"],
@@ -73,6 +81,14 @@ def main(argv: list[str] | None = None) -> int:
          round(per_call[work][str(BATCH)] / per_call[work]["1"], 2),
          round(per_call[work][str(BATCH)] / per_call[work]["2"], 2), per_call[work]["same"]]
         for work in ("encode", "decode", "align")])
+    print()
+    print_table(["ms per window, one window per call", "2 threads (the engine)", "1 thread",
+                 "1 thread / 2 threads", "two 1-thread calls at once", "two at once / 2 threads",
+                 "the same result"], [
+        [work, per_call[work]["1"], workers[work]["one"], round(workers[work]["one"] / per_call[work]["1"], 2),
+         workers[work]["two"], round(workers[work]["two"] / per_call[work]["1"], 2),
+         workers[work]["same"] and (work != "decode" or workers["tokens"] == own_thread["tokens"])]
+        for work in ("encode", "decode")])
     return 0
 
 
@@ -91,7 +107,6 @@ def _child(on_a_thread: bool, count: int, rounds: int, model_path: str | None) -
 
     from transcribed.engine.decoding import encoder_output
     from transcribed.engine.openmp import built_on_a_thread
-    from transcribed.transcription.audio import decode
 
     settings = engine_settings(checked(bench_sections(None)))
 
@@ -100,9 +115,7 @@ def _child(on_a_thread: bool, count: int, rounds: int, model_path: str | None) -
                             cpu_threads=settings.cpu_threads)
 
     model = built_on_a_thread(build) if on_a_thread else build()
-    speech = np.concatenate([decode(item.path).samples for item in corpus_items("en", max_seconds=40.0)])
-    windows = [speech[i * WINDOW:(i + 1) * WINDOW] for i in range(count)]
-    features = np.stack([model.feature_extractor(w)[:, :3000] for w in windows]).astype(np.float32)
+    features = _features(model, count)
     tokenizer = Tokenizer(model.hf_tokenizer, model.model.is_multilingual, task="transcribe", language="en")
     prompt = [*tokenizer.sot_sequence, tokenizer.no_timestamps]
 
@@ -132,6 +145,60 @@ def _child(on_a_thread: bool, count: int, rounds: int, model_path: str | None) -
         result["per_call"] = _per_call(model, tokenizer, prompt, features, encoded, least_ms)
     print(json.dumps(result))
     return 0
+
+
+def _workers_child(count: int, rounds: int, model_path: str | None) -> int:
+    """Encode and decode on a model of one thread per call and two workers: one call at a time,
+    then two at once (CTranslate2 runs each call on a free worker; it lets go of the GIL)."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    import ctranslate2
+    from faster_whisper import WhisperModel
+    from faster_whisper.tokenizer import Tokenizer
+
+    from transcribed.engine.openmp import built_on_a_thread
+
+    settings = engine_settings(checked(bench_sections(None)))
+    model = built_on_a_thread(lambda: WhisperModel(
+        model_path or settings.model_path, device="cpu", compute_type=settings.compute_type, cpu_threads=1,
+        num_workers=2))
+    features = _features(model, count)
+    tokenizer = Tokenizer(model.hf_tokenizer, model.model.is_multilingual, task="transcribe", language="en")
+    prompt = [*tokenizer.sot_sequence, tokenizer.no_timestamps]
+
+    def encode(i: int) -> np.ndarray:
+        return np.asarray(model.model.encode(ctranslate2.StorageView.from_array(
+            np.ascontiguousarray(features[i:i + 1])), to_cpu=True))[0]
+
+    encoded = np.stack([encode(i) for i in range(count)])
+
+    def decode(i: int) -> list[int]:
+        view = ctranslate2.StorageView.from_array(np.ascontiguousarray(encoded[i:i + 1]))
+        return model.model.generate(view, [prompt], beam_size=5)[0].sequences_ids[0]
+
+    figures: dict[str, Any] = {}
+    with ThreadPoolExecutor(2) as pool:
+        for work, one in (("encode", encode), ("decode", decode)):
+            alone = [one(i) for i in range(count)]
+            together = list(pool.map(one, range(count)))
+            figures[work] = {
+                "one": round(1000 * min(_seconds(lambda one=one: [one(i) for i in range(count)])
+                                        for _ in range(rounds)) / count, 1),
+                "two": round(1000 * min(_seconds(lambda one=one: list(pool.map(one, range(count))))
+                                        for _ in range(rounds)) / count, 1),
+                "same": _equal(alone, together)}
+        figures["tokens"] = [decode(i) for i in range(count)]
+    print(json.dumps(figures))
+    return 0
+
+
+def _features(model: Any, count: int) -> np.ndarray:
+    """`count` 30 s windows of corpus speech, as the model's mel features."""
+    from transcribed.transcription.audio import decode
+
+    speech = np.concatenate([decode(item.path).samples for item in corpus_items("en", max_seconds=40.0)])
+    windows = [speech[i * WINDOW:(i + 1) * WINDOW] for i in range(count)]
+    return np.stack([model.feature_extractor(w)[:, :3000] for w in windows]).astype(np.float32)
 
 
 def _per_call(model: Any, tokenizer: Any, prompt: list[int], features: np.ndarray, encoded: np.ndarray,
