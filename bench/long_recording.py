@@ -80,7 +80,7 @@ def _compare(args: argparse.Namespace) -> int:
           f"vad.recheck_seconds {config.vad.recheck_seconds}")
     with scratch_dir(args.keep) as scratch:
         root = Path(scratch)
-        recordings = [_recording(root, name, args.minutes) for name in args.recordings.split(",")]
+        recordings = [recording_named(root, name, args.minutes) for name in args.recordings.split(",")]
         for item in recordings:
             print(f"recording {item.set_name}: {item.seconds / 60:.1f} min", flush=True)
         warmup = corpus_items("en", max_seconds=20.0)[0]
@@ -115,7 +115,7 @@ def _compare(args: argparse.Namespace) -> int:
     return 0 if met or not args.strict else 1
 
 
-def _recording(root: Path, name: str, minutes: float) -> Item:
+def recording_named(root: Path, name: str, minutes: float) -> Item:
     """`dev` (the clips looped for `minutes`) or `heldout`/`sN` (shuffled by seed N; heldout: 1)."""
     if name == "dev":
         return _build_recording(root / f"dev-{minutes:g}min.wav", minutes, "dev")

@@ -15,7 +15,7 @@ import pytest
 
 REPO = Path(__file__).resolve().parents[2]
 SCRIPTS = ["compare", "plain", "accuracy", "latency", "memory", "soak", "gpu", "long_recording", "fw_batched",
-           "ct2_cpu", "pyannote_cpu"]
+           "ct2_cpu", "pyannote_cpu", "long_chunks"]
 
 
 def _bench(script: str, *args: str, timeout: float = 60) -> subprocess.CompletedProcess[str]:
