@@ -61,7 +61,7 @@ def main(argv: list[str] | None = None) -> int:
     for limit in (float(size) for size in args.pieces.split(",")):
         ways[f"pieces of {limit:g} s"] = _pieces_way(engine, limit, None)
         ways[f"pieces of {limit:g} s, packed"] = _pieces_way(engine, limit, gap)
-    with scratch_dir(False) as scratch:
+    with scratch_dir(None) as scratch:
         items = [recording_named(Path(scratch), name, args.minutes) for name in args.recordings.split(",")]
         best = {(item.set_name, way): result for item in items
                 for way, result in _interleaved(engine, item, ways, args.rounds).items()}
