@@ -29,7 +29,7 @@ from pathlib import Path
 from typing import Any
 
 from common import (SAMPLE_RATE, Item, bench_sections, checked, commit, corpus_wer, engine_settings, machine,
-                    print_table, require_corpus, scratch_dir)
+                    print_table, require_corpus, scratch_dir, text_of)
 from long_recording import recording_named
 
 #: Pieces that may share one window (`packing.max_files` for short files; 4 by default).
@@ -65,10 +65,10 @@ def main(argv: list[str] | None = None) -> int:
         items = [recording_named(Path(scratch), name, args.minutes) for name in args.recordings.split(",")]
         best = {(item.set_name, way): result for item in items
                 for way, result in _interleaved(engine, item, ways, args.rounds).items()}
+    engines = sum(best[item.set_name, "the engine's way"][0] for item in items)
     rows = []
     for way in ways:
         seconds = sum(best[item.set_name, way][0] for item in items)
-        engines = sum(best[item.set_name, "the engine's way"][0] for item in items)
         rows.append([way, *(best[item.set_name, way][1] for item in items), round(seconds, 2),
                      round(engines / seconds, 3), *(best[item.set_name, way][2] for item in items)])
     print()
@@ -104,7 +104,7 @@ def _engines_way(engine: Any) -> Callable[[Any, Any], tuple[str, int]]:
     def run(samples: Any, speech: Any) -> tuple[str, int]:
         request = Request(language="en")
         transcript = engine.transcribe_speech([SpeechOf(samples, speech)], request, BATCH, _quiet)[0]
-        return _text(transcript), len(speech)
+        return text_of(transcript), len(speech)
 
     return run
 
@@ -113,41 +113,27 @@ def _pieces_way(engine: Any, limit: float, gap: float | None) -> Callable[[Any, 
     """Pieces of at most `limit` s, each decoded alone (gap None) or packed `gap` s apart."""
     from transcribed.engine import packing
     from transcribed.engine.base import Request, SpeechChunk, SpeechOf
+    from transcribed.engine.silero import merge_into_chunks
 
     request = Request(language="en")
 
     def run(samples: Any, speech: Any) -> tuple[str, int]:
-        pieces = _merged([stretch for chunk in speech for stretch in chunk["stretches"]], limit)
-        items = [SpeechOf(samples[int(start * SAMPLE_RATE):int(end * SAMPLE_RATE)],
-                          [SpeechChunk(start=0.0, end=end - start)]) for start, end in pieces]
+        # The stretches joined while a piece spans at most `limit` s, as the engine joins them at 30 s.
+        pieces = merge_into_chunks([stretch for chunk in speech for stretch in chunk["stretches"]], limit)
+        items = [SpeechOf(samples[int(piece["start"] * SAMPLE_RATE):int(piece["end"] * SAMPLE_RATE)],
+                          [SpeechChunk(start=0.0, end=piece["end"] - piece["start"])]) for piece in pieces]
         if gap is None:
             alone_each = engine.transcribe_speech(items, request, BATCH, _quiet)
-            return " ".join(_text(t) for t in alone_each), len(items)
+            return " ".join(text_of(t) for t in alone_each), len(items)
         transcripts = engine.transcribe_packed(items, request, BATCH, _quiet, gap, MAX_PIECES)
         alone = [i for i, transcript in enumerate(transcripts) if transcript is None]
         rest = engine.transcribe_speech([items[i] for i in alone], request, BATCH, _quiet)
         for i, transcript in zip(alone, rest, strict=True):
             transcripts[i] = transcript
         windows = len(packing.layout([item.speech for item in items], gap, MAX_PIECES)) + len(alone)
-        return " ".join(_text(t) for t in transcripts if t is not None), windows
+        return " ".join(text_of(t) for t in transcripts if t is not None), windows
 
     return run
-
-
-def _merged(stretches: list[tuple[float, float]], limit: float) -> list[tuple[float, float]]:
-    """Consecutive stretches joined, the pauses between kept, while a piece spans at most `limit` s
-    (whisperx's merge_chunks, as the engine's way does it at 30 s)."""
-    pieces: list[tuple[float, float]] = []
-    for start, end in stretches:
-        if pieces and end - pieces[-1][0] <= limit:
-            pieces[-1] = (pieces[-1][0], end)
-        else:
-            pieces.append((start, end))
-    return pieces
-
-
-def _text(transcript: Any) -> str:
-    return " ".join(s.get("text", "").strip() for s in transcript["segments"]).strip()
 
 
 def _quiet(_percent: float) -> None:
